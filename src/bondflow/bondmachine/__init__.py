@@ -1,0 +1,1 @@
+"""bondmachine stage of the bondflow flow."""

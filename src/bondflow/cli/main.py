@@ -1,0 +1,54 @@
+"""Entry point of the ``bondflow`` command: dispatches to subcommands, maps errors to one line + exit code."""
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import pkgutil
+import sys
+from typing import Sequence
+
+from .. import __version__
+from ..errors import BondflowError
+
+__all__ = ["main", "build_parser"]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="bondflow", description="Quantized neural networks -> competing FPGA architectures, verified and compared.")
+    p.add_argument("--version", action="version", version=f"bondflow {__version__}")
+    p.add_argument("-v", "--verbose", action="store_true", help="log progress to stderr")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+    from .. import cli as pkg
+    # Each subcommand lives in cli/cmd_<name>.py and exposes register(subparsers).
+    for mod in sorted(m.name for m in pkgutil.iter_modules(pkg.__path__) if m.name.startswith("cmd_")):
+        importlib.import_module(f"{pkg.__name__}.{mod}").register(sub)
+    return p
+
+
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as e:  # argparse already printed a one-line usage error
+        return int(e.code or 0)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(message)s")
+    try:
+        rc = args.func(args)
+        return int(rc or 0)
+    except BondflowError as e:
+        print(f"bondflow: error: {e}", file=sys.stderr)
+        return e.exit_code
+    except KeyboardInterrupt:
+        print("bondflow: interrupted", file=sys.stderr)
+        return 130
+    except OSError as e:  # disk full, permissions: still one line
+        print(f"bondflow: error: {e.strerror or e} ({getattr(e, 'filename', '') or ''})", file=sys.stderr)
+        return 20
+
+
+if __name__ == "__main__":
+    sys.exit(main())

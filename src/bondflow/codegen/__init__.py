@@ -1,0 +1,1 @@
+"""codegen stage of the bondflow flow."""

@@ -1,0 +1,1 @@
+"""deploy stage of the bondflow flow."""

@@ -1,0 +1,115 @@
+"""Exception hierarchy: every failure a user can cause or meet is one of these, with a one-line message."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+__all__ = [
+    "BondflowError", "UnsupportedOpError", "QuantizationError", "GraphValidationError",
+    "ConfigError", "TemplateRenderError", "ToolNotFoundError", "ToolFailedError",
+    "SimulationMismatch", "SimulationError", "MissingDependencyError", "ModelLoadError",
+    "DesignError", "OutputExistsError",
+]
+
+
+class BondflowError(Exception):
+    """Base of all bondflow errors; the CLI prints ``str(err)`` on one line and exits ``exit_code``."""
+
+    exit_code = 1
+
+
+class ModelLoadError(BondflowError):
+    """The model file is missing, unreadable, or not a model."""
+
+    exit_code = 2
+
+
+class UnsupportedOpError(BondflowError):
+    """A layer or op that bondflow (or one architecture) cannot express."""
+
+    exit_code = 3
+
+    def __init__(self, op: str, node: str, supported: Sequence[str], where: str = "bondflow") -> None:
+        self.op, self.node, self.supported = op, node, tuple(supported)
+        super().__init__(
+            f"layer '{node}' of type '{op}' is not supported by {where}; supported: {', '.join(sorted(self.supported))}"
+        )
+
+
+class QuantizationError(BondflowError):
+    """A value or type that cannot be represented as asked (overflow, bad precision, NaN)."""
+
+    exit_code = 4
+
+
+class GraphValidationError(BondflowError):
+    """The graph is malformed (cycle, dangling input, shape or type mismatch)."""
+
+    exit_code = 5
+
+
+class ConfigError(BondflowError):
+    """An option or argument has a wrong value."""
+
+    exit_code = 6
+
+
+class TemplateRenderError(BondflowError):
+    """A generator template failed to render: a bug in the generator."""
+
+    exit_code = 7
+
+
+class ToolNotFoundError(BondflowError):
+    """An external tool is not installed."""
+
+    exit_code = 8
+
+    def __init__(self, tool: str, install_hint: str) -> None:
+        self.tool = tool
+        super().__init__(f"tool '{tool}' must be installed, not missing; install it with: {install_hint}")
+
+
+class ToolFailedError(BondflowError):
+    """An external tool exited non-zero (or panicked, or timed out)."""
+
+    exit_code = 9
+
+    def __init__(self, tool: str, rc: int, log: Path | None, stderr_tail: str, cmd: Sequence[str] = ()) -> None:
+        self.tool, self.rc, self.log, self.stderr_tail, self.cmd = tool, rc, log, stderr_tail, tuple(cmd)
+        tail = " | ".join(line.strip() for line in stderr_tail.strip().splitlines()[-3:] if line.strip())
+        where = f" (log: {log})" if log else ""
+        super().__init__(f"{tool} must exit 0, not {rc}{where}: {tail}")
+
+
+class SimulationMismatch(BondflowError):
+    """RTL outputs differ from the golden model."""
+
+    exit_code = 10
+
+
+class SimulationError(BondflowError):
+    """A simulation could not run to completion (compile error, timeout)."""
+
+    exit_code = 11
+
+
+class MissingDependencyError(BondflowError):
+    """An optional Python package is not installed."""
+
+    exit_code = 12
+
+    def __init__(self, package: str, purpose: str) -> None:
+        super().__init__(f"python package '{package}' is required for {purpose}, not installed; run `make setup`")
+
+
+class DesignError(BondflowError):
+    """A design directory is missing its manifest or is inconsistent."""
+
+    exit_code = 13
+
+
+class OutputExistsError(BondflowError):
+    """An output path exists and --force was not given."""
+
+    exit_code = 14

@@ -1,0 +1,167 @@
+"""The computational graph: a validated, content-addressed DAG of typed ops over networkx."""
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator
+
+import networkx as nx
+
+from ..errors import GraphValidationError
+from .ops import Dense, Op, op_from_dict
+from .types import FixedType
+
+__all__ = ["Graph", "TensorSpec", "FORMAT_VERSION"]
+
+FORMAT_VERSION = 1
+
+
+@dataclass(frozen=True)
+class TensorSpec:
+    """A named 1-D tensor (per sample) of ``size`` values of fixed-point ``type``."""
+
+    name: str
+    size: int
+    type: FixedType
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "size": self.size, "type": str(self.type)}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "TensorSpec":
+        return cls(d["name"], int(d["size"]), FixedType.parse(d["type"]))
+
+
+@dataclass(frozen=True, eq=False)
+class Graph:
+    """A model as one input tensor, ops in topological order and one output (the last op).
+
+    Frozen: passes return new graphs. ``digest()`` covers every number and type, not the metadata.
+    """
+
+    name: str
+    input: TensorSpec
+    ops: tuple[Op, ...]
+    meta: dict[str, Any] = field(default_factory=dict)  # source path/digest, labels: not in the digest
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "ops", tuple(self.ops))
+        self.validate()
+
+    # -- structure ------------------------------------------------------------------------------
+    def to_networkx(self) -> nx.DiGraph:
+        g = nx.DiGraph()
+        g.add_node(self.input.name, op=None)
+        for op in self.ops:
+            if op.name in g:
+                raise GraphValidationError(f"node names must be unique, not repeated '{op.name}'")
+            g.add_node(op.name, op=op)
+        for op in self.ops:
+            if op.input not in g:
+                raise GraphValidationError(f"op '{op.name}' reads '{op.input}', which must be a node, not dangling")
+            g.add_edge(op.input, op.name)
+        return g
+
+    def validate(self) -> None:
+        """Raise GraphValidationError unless the graph is a single chain-free DAG with consistent shapes."""
+        if not self.ops:
+            raise GraphValidationError("a graph must have at least one op, not none")
+        if self.input.size < 1:
+            raise GraphValidationError(f"input size must be >= 1, not {self.input.size}")
+        g = self.to_networkx()
+        if not nx.is_directed_acyclic_graph(g):
+            cycle = nx.find_cycle(g)
+            raise GraphValidationError(f"graph must be acyclic, not contain the cycle {cycle}")
+        order = {n: i for i, n in enumerate([self.input.name] + [o.name for o in self.ops])}
+        for op in self.ops:
+            if order[op.input] >= order[op.name]:
+                raise GraphValidationError(f"ops must be in topological order: '{op.name}' comes before its input")
+        sinks = [n for n in g if g.out_degree(n) == 0]
+        if sinks != [self.ops[-1].name]:
+            raise GraphValidationError(f"graph must have one output (the last op), not {sinks}")
+        self.sizes()  # shape inference raises on mismatch
+
+    def sizes(self) -> dict[str, int]:
+        """Features per sample of every tensor, by node name."""
+        sizes = {self.input.name: self.input.size}
+        for op in self.ops:
+            sizes[op.name] = op.out_features(sizes[op.input])
+        return sizes
+
+    def types(self) -> dict[str, FixedType]:
+        t = {self.input.name: self.input.type}
+        t.update({op.name: op.result_type for op in self.ops})
+        return t
+
+    @property
+    def output(self) -> TensorSpec:
+        last = self.ops[-1]
+        return TensorSpec(last.name, self.sizes()[last.name], last.result_type)
+
+    def __iter__(self) -> Iterator[Op]:
+        return iter(self.ops)
+
+    def op(self, name: str) -> Op:
+        for o in self.ops:
+            if o.name == name:
+                return o
+        raise KeyError(name)
+
+    def dense_layers(self) -> list[Dense]:
+        return [o for o in self.ops if isinstance(o, Dense)]
+
+    def macs(self) -> int:
+        return sum(o.macs() for o in self.ops)
+
+    def params(self) -> int:
+        return sum(o.params() for o in self.ops)
+
+    # -- serialization -------------------------------------------------------------------------------
+    def to_dict(self, with_meta: bool = True) -> dict[str, Any]:
+        d: dict[str, Any] = {"format": "bondflow-graph", "version": FORMAT_VERSION, "name": self.name,
+                             "input": self.input.to_dict(), "ops": [o.to_dict() for o in self.ops]}
+        if with_meta:
+            d["meta"] = self.meta
+        return d
+
+    def to_json(self, indent: int | None = None) -> str:
+        d = self.to_dict()
+        d["digest"] = self.digest()
+        return json.dumps(d, indent=indent, sort_keys=False)
+
+    def digest(self) -> str:
+        """SHA-256 over the canonical JSON of everything that determines behaviour (not ``meta``)."""
+        canon = json.dumps(self.to_dict(with_meta=False), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(canon.encode()).hexdigest()
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "Graph":
+        if d.get("format") != "bondflow-graph":
+            raise GraphValidationError(f"graph JSON must have format 'bondflow-graph', not {d.get('format')!r}")
+        if d.get("version") != FORMAT_VERSION:
+            raise GraphValidationError(f"graph JSON version must be {FORMAT_VERSION}, not {d.get('version')!r}")
+        try:
+            g = cls(name=d["name"], input=TensorSpec.from_dict(d["input"]),
+                    ops=tuple(op_from_dict(o) for o in d["ops"]), meta=dict(d.get("meta", {})))
+        except (KeyError, TypeError) as e:
+            raise GraphValidationError(f"graph JSON must have all fields, not miss {e}") from None
+        if "digest" in d and d["digest"] != g.digest():
+            raise GraphValidationError(f"graph digest must be {d['digest'][:12]}, not {g.digest()[:12]} (file was edited)")
+        return g
+
+    @classmethod
+    def from_json(cls, text: str) -> "Graph":
+        try:
+            return cls.from_dict(json.loads(text))
+        except json.JSONDecodeError as e:
+            raise GraphValidationError(f"graph file must be JSON, not invalid at line {e.lineno}: {e.msg}") from None
+
+    def save(self, path: Path | str) -> Path:
+        from ..fsutil import atomic_write_text
+        return atomic_write_text(Path(path), self.to_json(indent=1))
+
+    @classmethod
+    def load(cls, path: Path | str) -> "Graph":
+        return cls.from_json(Path(path).read_text())

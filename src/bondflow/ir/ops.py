@@ -1,0 +1,164 @@
+"""The IR's operations: frozen records of integer constants and the fixed-point type of every value."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import numpy as np
+
+from ..errors import GraphValidationError, QuantizationError
+from .types import FixedType
+
+__all__ = ["Op", "Dense", "Activation", "Softmax", "Sigmoid", "Flatten", "OP_KINDS", "frozen_array"]
+
+
+def frozen_array(a: Any) -> np.ndarray:
+    """A read-only int64 copy, so constants held by frozen ops cannot be mutated behind their digest."""
+    arr = np.array(a, dtype=np.int64, copy=True)
+    arr.setflags(write=False)
+    return arr
+
+
+@dataclass(frozen=True, eq=False)
+class Op:
+    """Base of all ops: a named node reading one tensor and producing one tensor of ``result_type``."""
+
+    name: str
+    input: str
+    result_type: FixedType
+    kind: ClassVar[str] = "op"
+
+    def out_features(self, in_features: int) -> int:
+        return in_features
+
+    def macs(self) -> int:
+        return 0
+
+    def params(self) -> int:
+        return 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": self.kind, "name": self.name, "input": self.input, "result_type": str(self.result_type)}
+
+
+@dataclass(frozen=True, eq=False)
+class Dense(Op):
+    """``y = requant(bias + x @ W)``: products exact, sums in ``accum_type`` in input order (as hls4ml)."""
+
+    weight: np.ndarray = field(default_factory=lambda: frozen_array(np.zeros((1, 1))))  # raw, [n_in, n_out]
+    weight_type: FixedType = FixedType(8, 1)
+    bias: np.ndarray = field(default_factory=lambda: frozen_array(np.zeros(1)))  # raw, [n_out]
+    bias_type: FixedType = FixedType(8, 1)
+    accum_type: FixedType = FixedType(32, 16)
+    kind: ClassVar[str] = "dense"
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "weight", frozen_array(self.weight))
+        object.__setattr__(self, "bias", frozen_array(self.bias))
+        if self.weight.ndim != 2:
+            raise GraphValidationError(f"dense '{self.name}' weight must be 2-D [n_in, n_out], not shape {self.weight.shape}")
+        if self.bias.shape != (self.weight.shape[1],):
+            raise GraphValidationError(
+                f"dense '{self.name}' bias must have shape ({self.weight.shape[1]},), not {self.bias.shape}")
+        for what, arr, t in (("weight", self.weight, self.weight_type), ("bias", self.bias, self.bias_type)):
+            if arr.size and (arr.min() < t.min_raw or arr.max() > t.max_raw):
+                bad = float(t.to_float(arr.max() if arr.max() > t.max_raw else arr.min()))
+                raise QuantizationError(
+                    f"dense '{self.name}' {what}s must fit {t} (range {t.min_value}..{t.max_value}), not {bad}")
+
+    @property
+    def n_in(self) -> int:
+        return int(self.weight.shape[0])
+
+    @property
+    def n_out(self) -> int:
+        return int(self.weight.shape[1])
+
+    def out_features(self, in_features: int) -> int:
+        if in_features != self.n_in:
+            raise GraphValidationError(f"dense '{self.name}' expects {self.n_in} inputs, not {in_features}")
+        return self.n_out
+
+    def macs(self) -> int:
+        return int(self.weight.size)
+
+    def nonzero(self) -> int:
+        return int(np.count_nonzero(self.weight))
+
+    def params(self) -> int:
+        return int(self.weight.size + self.bias.size)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = super().to_dict()
+        d.update(weight=self.weight.tolist(), weight_type=str(self.weight_type), bias=self.bias.tolist(),
+                 bias_type=str(self.bias_type), accum_type=str(self.accum_type))
+        return d
+
+
+@dataclass(frozen=True, eq=False)
+class Activation(Op):
+    """Element-wise ``relu`` (``max(x, 0)``) or ``linear``, then a cast to ``result_type``."""
+
+    function: str = "linear"
+    kind: ClassVar[str] = "activation"
+    FUNCTIONS: ClassVar[tuple[str, ...]] = ("linear", "relu")
+
+    def __post_init__(self) -> None:
+        if self.function not in self.FUNCTIONS:
+            raise GraphValidationError(f"activation '{self.name}' must be one of {self.FUNCTIONS}, not {self.function!r}")
+
+    def to_dict(self) -> dict[str, Any]:
+        d = super().to_dict()
+        d["function"] = self.function
+        return d
+
+
+@dataclass(frozen=True, eq=False)
+class Softmax(Op):
+    """hls4ml's table-based softmax (``latency`` implementation) with its exp and inverse tables."""
+
+    table_size: int = 1024
+    exp_table_type: FixedType = FixedType(18, 8, rounding="RND", overflow="SAT")
+    inv_table_type: FixedType = FixedType(18, 8, rounding="RND", overflow="SAT")
+    kind: ClassVar[str] = "softmax"
+
+    def to_dict(self) -> dict[str, Any]:
+        d = super().to_dict()
+        d.update(table_size=self.table_size, exp_table_type=str(self.exp_table_type),
+                 inv_table_type=str(self.inv_table_type))
+        return d
+
+
+@dataclass(frozen=True, eq=False)
+class Sigmoid(Op):
+    """hls4ml's table-based sigmoid: inputs in [-8, 8) index a ``table_size`` table."""
+
+    table_size: int = 1024
+    table_type: FixedType = FixedType(18, 8)
+    kind: ClassVar[str] = "sigmoid"
+
+    def to_dict(self) -> dict[str, Any]:
+        d = super().to_dict()
+        d.update(table_size=self.table_size, table_type=str(self.table_type))
+        return d
+
+
+@dataclass(frozen=True, eq=False)
+class Flatten(Op):
+    """Reshape to one dimension; values and type unchanged (samples are already flat)."""
+
+    kind: ClassVar[str] = "flatten"
+
+
+OP_KINDS: dict[str, type[Op]] = {c.kind: c for c in (Dense, Activation, Softmax, Sigmoid, Flatten)}
+_TYPE_FIELDS = ("result_type", "weight_type", "bias_type", "accum_type", "exp_table_type", "inv_table_type", "table_type")
+
+
+def op_from_dict(d: dict[str, Any]) -> Op:
+    """Inverse of ``Op.to_dict``."""
+    try:
+        cls = OP_KINDS[d["kind"]]
+    except KeyError:
+        raise GraphValidationError(f"op kind must be one of {sorted(OP_KINDS)}, not {d.get('kind')!r}") from None
+    kwargs = {k: (FixedType.parse(v) if k in _TYPE_FIELDS else v) for k, v in d.items() if k != "kind"}
+    return cls(**kwargs)

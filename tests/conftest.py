@@ -1,0 +1,26 @@
+"""Shared fixtures: per-test output dirs, tool checks; --require-tools turns a missing installable tool into a failure."""
+from __future__ import annotations
+
+import pytest
+
+from bondflow.tools import has_tool
+
+# Tools `make setup` installs on every machine: under --require-tools their absence fails the test.
+INSTALLABLE = {"iverilog", "verilator", "yosys", "nextpnr-ecp5", "nextpnr-ice40", "ecppack", "icepack", "g++"}
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--require-tools", action="store_true",
+                     help="fail (not skip) when a tool that make setup installs is missing")
+
+
+@pytest.fixture
+def need_tool(request: pytest.FixtureRequest):
+    """Call need_tool('yosys'): skips without it, or fails under --require-tools for installable tools."""
+    def check(name: str) -> None:
+        if has_tool(name):
+            return
+        if request.config.getoption("--require-tools") and name in INSTALLABLE:
+            pytest.fail(f"tool {name} must be installed by make setup, not missing")
+        pytest.skip(f"{name} not installed")
+    return check
