@@ -1,0 +1,46 @@
+"""Architecture registry: every generator is ``generate(graph, **options) -> Design`` behind one name."""
+from __future__ import annotations
+
+import importlib
+from typing import Any, Callable
+
+from ..design import Design
+from ..errors import ConfigError
+from ..ir.graph import Graph
+
+__all__ = ["register_arch", "generate", "architectures", "ARCH_MODULES"]
+
+Generator = Callable[..., Design]
+_REGISTRY: dict[str, Generator] = {}
+
+#: Where each architecture's generator lives; imported on first use (keeps heavy deps lazy).
+ARCH_MODULES: dict[str, str] = {
+    "reference": "bondflow.codegen.reference_core",
+    "dataflow": "bondflow.codegen.dataflow.generator",
+    "hls4ml": "bondflow.codegen.hls4ml.generator",
+    "bondmachine": "bondflow.bondmachine.generator",
+    "moldable": "bondflow.bondmachine.moldable.generator",
+}
+
+
+def register_arch(name: str) -> Callable[[Generator], Generator]:
+    def deco(fn: Generator) -> Generator:
+        _REGISTRY[name] = fn
+        return fn
+    return deco
+
+
+def architectures() -> list[str]:
+    return sorted(ARCH_MODULES)
+
+
+def generate(graph: Graph, arch: str, **options: Any) -> Design:
+    """Generate architecture ``arch`` for ``graph``; unknown names list the known ones."""
+    if arch not in ARCH_MODULES:
+        raise ConfigError(f"architecture must be one of {', '.join(architectures())}, not {arch!r}")
+    if arch not in _REGISTRY:
+        try:
+            importlib.import_module(ARCH_MODULES[arch])
+        except ModuleNotFoundError as e:
+            raise ConfigError(f"architecture '{arch}' must be available in this build, not missing ({e.name})") from None
+    return _REGISTRY[arch](graph, **options)
