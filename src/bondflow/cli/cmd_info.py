@@ -1,0 +1,57 @@
+"""`bondflow info MODEL|DESIGN_DIR`: per-layer table of a model, or the summary of a generated design."""
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from ..ir.graph import Graph
+from ..ir.ops import Dense
+from .table import format_table
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("info", help="show a model's layers (types, params, pruning, MACs) or a design's summary")
+    p.add_argument("path", help="model file (.h5/.keras/.onnx/.json) or design directory")
+    p.add_argument("--default-precision", help="precision for float layers, e.g. 'fixed<16,6>'")
+    p.add_argument("--input-precision", help="precision of the inputs, e.g. 'fixed<8,3,RND_CONV,SAT>'")
+    p.add_argument("--trust-model", action="store_true", help="allow Lambda layers (executes code from the file)")
+    p.set_defaults(func=run)
+
+
+def graph_table(g: Graph) -> str:
+    sizes = g.sizes()
+    rows: list[tuple[object, ...]] = [(g.input.name, "input", f"({g.input.size},)", "-", "-", str(g.input.type), 0, "-", 0)]
+    for op in g.ops:
+        if isinstance(op, Dense):
+            nz = op.nonzero()
+            rows.append((op.name, "dense", f"({op.n_in},{op.n_out})", str(op.weight_type), str(op.bias_type),
+                         str(op.result_type), op.params(), f"{nz}/{op.weight.size} ({100 * nz / op.weight.size:.0f}%)", op.macs()))
+        else:
+            kind = getattr(op, "function", op.kind)
+            rows.append((op.name, kind, f"({sizes[op.name]},)", "-", "-", str(op.result_type), op.params(), "-", 0))
+    nz_total = sum(o.nonzero() for o in g.dense_layers())
+    w_total = sum(o.weight.size for o in g.dense_layers())
+    rows.append(("total", "", "", "", "", "", g.params(), f"{nz_total}/{w_total}", g.macs()))
+    return format_table(("layer", "type", "shape", "weight", "bias", "result", "params", "non-zero weights", "MACs"), rows)
+
+
+def run(args: argparse.Namespace) -> int:
+    path = Path(args.path)
+    if path.is_dir() and (path / "design.json").is_file():
+        from ..design import Design
+        d = Design.load(path)
+        try:
+            from ..design_info import describe  # architectures may add richer summaries
+            print(describe(d))
+        except ImportError:
+            m = d.manifest()
+            print(f"design {path}: arch {d.arch}, top {d.top}, {len(d.rtl_files)} RTL files, graph {d.graph_digest[:12]}")
+            print(json.dumps({k: m[k] for k in ("latency_cycles", "ii_cycles", "info")}, indent=1, default=str))
+        return 0
+    from .. import load_model
+    g = load_model(path, default_precision=args.default_precision, input_precision=args.input_precision,
+                   trust_model=args.trust_model)
+    print(f"model {path} -> graph '{g.name}' digest {g.digest()[:16]}")
+    print(graph_table(g))
+    return 0

@@ -1,0 +1,209 @@
+"""ONNX / QONNX frontend: qonnx cleanup, then Quant/MatMul/Gemm/Add/Relu/... chains into a Graph."""
+from __future__ import annotations
+
+import hashlib
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import MissingDependencyError, ModelLoadError, QuantizationError, UnsupportedOpError
+from ..ir.graph import Graph, TensorSpec
+from ..ir.ops import Activation, Dense, Flatten, Op, Sigmoid, Softmax
+from ..ir.types import FixedType
+from ..render_names import unique_name
+from .onnx_export import NAME_KEY, TYPE_KEY
+from .quant import DEFAULT_INPUT_PRECISION, accum_type_for, exact_raw
+
+__all__ = ["load_onnx", "SUPPORTED_ONNX_OPS"]
+
+SUPPORTED_ONNX_OPS = ("Quant", "MatMul", "Gemm", "Add", "Relu", "Softmax", "Sigmoid", "Flatten", "Reshape", "Identity")
+_ROUNDING = {"ROUND": "RND_CONV", "FLOOR": "TRN", "ROUND_TO_ZERO": "TRN_ZERO", "HALF_UP": "RND", "HALF_DOWN": "RND_MIN_INF"}
+
+
+def _quant_type(node: Any, consts: dict[str, np.ndarray]) -> FixedType:
+    """A Quant node's FixedType: exact from bondflow metadata, else from its scale/zeropt/bitwidth."""
+    for p in node.metadata_props:
+        if p.key == TYPE_KEY:
+            return FixedType.parse(p.value)
+    try:
+        scale, zp, bw = (float(np.asarray(consts[i]).reshape(-1)[0]) for i in node.input[1:4])
+    except KeyError:
+        raise UnsupportedOpError("Quant with dynamic scale", node.name, SUPPORTED_ONNX_OPS) from None
+    attrs = {a.name: a for a in node.attribute}
+    signed = bool(attrs["signed"].i) if "signed" in attrs else True
+    narrow = bool(attrs["narrow"].i) if "narrow" in attrs else False
+    rmode = attrs["rounding_mode"].s.decode() if "rounding_mode" in attrs else "ROUND"
+    frac = -math.log2(scale) if scale > 0 else float("nan")
+    if zp != 0 or not float(frac).is_integer() or not float(bw).is_integer():
+        raise QuantizationError(f"Quant '{node.name}' must have a power-of-two scale, zero zero-point and integer bit width"
+                                f" (fixed point), not scale={scale}, zeropt={zp}, bitwidth={bw}")
+    if rmode not in _ROUNDING:
+        raise QuantizationError(f"Quant '{node.name}' rounding_mode must be one of {sorted(_ROUNDING)}, not {rmode}")
+    width = int(bw)
+    return FixedType(width, width - int(frac), signed=signed, rounding=_ROUNDING[rmode],
+                     overflow="SAT_SYM" if narrow and signed else "SAT")
+
+
+def _node_name(node: Any, names: set[str]) -> str:
+    """bondflow's own name for the op when the file carries it, else the ONNX node name, made unique and safe."""
+    for p in node.metadata_props:
+        if p.key == NAME_KEY:
+            return unique_name(p.value, names)
+    return _node_name(node, names)
+
+
+def load_onnx(path: Path, default_precision: str | None = None, input_precision: str | None = None, **_: Any) -> Graph:
+    """Read an ONNX/QONNX MLP (Brevitas/QONNX exports, bondflow's own export, or float ONNX with a default precision)."""
+    try:
+        import onnx
+        from onnx import numpy_helper
+        from qonnx.core.modelwrapper import ModelWrapper
+        from qonnx.util.cleanup import cleanup_model
+    except ImportError as e:
+        raise MissingDependencyError(e.name or "onnx/qonnx", "reading ONNX models") from None
+    try:
+        proto = onnx.load(str(path))
+        onnx.checker.check_model(proto)
+    except Exception as e:  # protobuf DecodeError, ValidationError, ...
+        raise ModelLoadError(f"{path} must be a valid ONNX model, not fail with {type(e).__name__}: {str(e).splitlines()[0][:160] if str(e) else ''}") from None
+    try:
+        model = cleanup_model(ModelWrapper(proto))
+    except Exception as e:
+        raise ModelLoadError(f"{path} must pass qonnx cleanup, not fail with {type(e).__name__}: {str(e)[:160]}") from None
+    g = model.graph
+    consts: dict[str, np.ndarray] = {i.name: numpy_helper.to_array(i) for i in g.initializer}
+    if len(g.input) != 1 or len(g.output) != 1:
+        raise UnsupportedOpError("multi-input/output ONNX graph", g.name, ["single input, single output MLP"])
+    in_name = g.input[0].name
+    dims = [d.dim_value for d in g.input[0].type.tensor_type.shape.dim]
+    n_in = int(np.prod([d for d in dims[1:] if d])) if len(dims) > 1 else int(dims[0])
+    default = FixedType.parse(default_precision) if default_precision else None
+    names: set[str] = set()
+    ops: list[Op] = []
+    const_q: dict[str, tuple[np.ndarray, FixedType]] = {}
+    state: dict[str, Any] = {"cur": None, "type": None, "dense": None, "act": None}
+    inp: TensorSpec | None = None
+    data = {in_name}
+
+    def need_default(what: str, node: str) -> FixedType:
+        if default is None:
+            raise QuantizationError(f"node '{node}' has float {what}: a default precision must be given (--default-precision), not none")
+        return default
+
+    def weight(name: str, node: str) -> tuple[np.ndarray, FixedType]:
+        if name in const_q:
+            vals, t = const_q[name]
+        elif name in consts:
+            t = need_default("weights", node)
+            vals = t.to_float(t.quantize(consts[name]))
+        else:
+            raise UnsupportedOpError("MatMul of two dynamic tensors", node, SUPPORTED_ONNX_OPS)
+        return np.asarray(vals, dtype=np.float64), t
+
+    def finish_dense(result: FixedType | None) -> None:
+        d = state["dense"]
+        if d is None:
+            return
+        w, wt, b, bt, name, acc_meta = d
+        if b is None:
+            bt = bt or wt
+            b = np.zeros(w.shape[1])
+        acc = acc_meta or accum_type_for(state["type"], wt, bt, w.shape[0])
+        op = Dense(name=name, input=state["cur"], result_type=result or acc,
+                   weight=exact_raw(w, wt, f"node '{name}' weights"), weight_type=wt,
+                   bias=exact_raw(b, bt, f"node '{name}' biases"), bias_type=bt, accum_type=acc)
+        ops.append(op)
+        state.update(cur=op.name, type=op.result_type, dense=None)
+
+    def finish_act(result: FixedType | None, node: str) -> None:
+        kind, name = state["act"]
+        rt = result or need_default("activation output", node)
+        cls_args = dict(name=name, input=state["cur"], result_type=rt)
+        op: Op = (Activation(function=kind, **cls_args) if kind in ("relu", "linear")
+                  else Softmax(**cls_args) if kind == "softmax" else Sigmoid(**cls_args))
+        ops.append(op)
+        state.update(cur=op.name, type=rt, act=None)
+
+    for node in g.node:
+        t = node.op_type
+        if t == "Quant" and node.input[0] not in data:  # quantized constant (weights/bias)
+            qt = _quant_type(node, consts)
+            if node.input[0] not in consts:
+                raise UnsupportedOpError("Quant of a computed constant", node.name, SUPPORTED_ONNX_OPS)
+            const_q[node.output[0]] = (qt.to_float(qt.quantize(consts[node.input[0]])), qt)
+            continue
+        if not any(i in data for i in node.input):
+            raise UnsupportedOpError(t, node.name, SUPPORTED_ONNX_OPS, "bondflow's ONNX frontend (constant subgraph)")
+        data.update(node.output)
+        if t == "Quant":
+            qt = _quant_type(node, consts)
+            if inp is None and not ops and state["dense"] is None:
+                in_label = next((p.value for p in proto.metadata_props if p.key == "bondflow.input_name"), "input")
+                inp = TensorSpec(unique_name(in_label, names), n_in, qt)
+                state.update(cur=inp.name, type=qt)
+            elif state["dense"] is not None:
+                finish_dense(qt)
+            elif state["act"] is not None:
+                finish_act(qt, node.name)
+            else:
+                state["act"] = ("linear", unique_name(node.output[0], names))
+                finish_act(qt, node.name)
+            continue
+        if inp is None:  # float ONNX: the input type comes from the user
+            inp = TensorSpec(unique_name("input", names), n_in, FixedType.parse(input_precision or (default_precision and str(default)) or DEFAULT_INPUT_PRECISION))
+            state.update(cur=inp.name, type=inp.type)
+        if t in ("MatMul", "Gemm"):
+            finish_dense(None)
+            if state["act"]:
+                finish_act(None, node.name)
+            attrs = {a.name: a for a in node.attribute}
+            w, wt = weight(node.input[1], node.name)
+            if t == "Gemm":
+                if attrs.get("transA") and attrs["transA"].i:
+                    raise UnsupportedOpError("Gemm transA=1", node.name, SUPPORTED_ONNX_OPS)
+                if attrs.get("transB") and attrs["transB"].i:
+                    w = w.T
+                for a in ("alpha", "beta"):
+                    if a in attrs and attrs[a].f != 1.0:
+                        raise UnsupportedOpError(f"Gemm {a}={attrs[a].f}", node.name, SUPPORTED_ONNX_OPS)
+            b, bt = (weight(node.input[2], node.name) if t == "Gemm" and len(node.input) > 2 else (None, None))
+            acc_meta = next((FixedType.parse(p.value) for p in node.metadata_props if p.key == TYPE_KEY), None)
+            state["dense"] = [w, wt, b, bt, _node_name(node, names), acc_meta]
+        elif t == "Add":
+            d = state["dense"]
+            const_in = [i for i in node.input if i not in data]
+            if d is None or d[2] is not None or len(const_in) != 1:
+                raise UnsupportedOpError("Add (other than a bias after MatMul)", node.name, SUPPORTED_ONNX_OPS)
+            d[2], d[3] = weight(const_in[0], node.name)
+            d[2] = d[2].reshape(-1)
+            for p in node.metadata_props:
+                if p.key == TYPE_KEY:
+                    d[5] = FixedType.parse(p.value)
+        elif t in ("Relu", "Softmax", "Sigmoid", "Identity"):
+            finish_dense(None)
+            if state["act"]:
+                finish_act(None, node.name)
+            kind = {"Relu": "relu", "Softmax": "softmax", "Sigmoid": "sigmoid", "Identity": "linear"}[t]
+            state["act"] = (kind, _node_name(node, names))
+        elif t in ("Flatten", "Reshape"):
+            finish_dense(None)
+            if state["act"]:
+                finish_act(None, node.name)
+            name = _node_name(node, names)
+            ops.append(Flatten(name=name, input=state["cur"], result_type=state["type"]))
+            state["cur"] = name
+        else:
+            raise UnsupportedOpError(t, node.name or node.output[0], SUPPORTED_ONNX_OPS)
+    finish_dense(None)
+    if state["act"]:
+        finish_act(None, "output")
+    if inp is None or not ops:
+        raise ModelLoadError(f"{path} must contain at least one supported layer, not none")
+    meta = {"source": str(path), "source_sha256": hashlib.sha256(Path(path).read_bytes()).hexdigest(), "source_format": "onnx"}
+    for p in proto.metadata_props:
+        if p.key.startswith("bondflow.meta.") and p.key[14:] not in ("source", "source_sha256", "source_format"):
+            meta[p.key[14:]] = p.value
+    name = next((p.value for p in proto.metadata_props if p.key == "bondflow.graph_name"), None) or g.name or "model"
+    return Graph(name=unique_name(name, set()), input=inp, ops=tuple(ops), meta=meta)

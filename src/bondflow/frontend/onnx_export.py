@@ -1,0 +1,87 @@
+"""Graph -> QONNX: Quant nodes around MatMul/Add/Relu, with each value's exact bondflow type in node metadata."""
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import MissingDependencyError, UnsupportedOpError
+from ..ir.graph import Graph
+from ..ir.ops import Activation, Dense, Flatten, Sigmoid, Softmax
+from ..ir.types import FixedType, Rounding
+
+__all__ = ["graph_to_onnx", "graph_to_onnx_bytes", "export_onnx", "QONNX_DOMAIN", "TYPE_KEY"]
+
+QONNX_DOMAIN = "qonnx.custom_op.general"
+NAME_KEY = "bondflow.name"  # node metadata: the op's name in the bondflow graph
+TYPE_KEY = "bondflow.type"  # node metadata: the exact FixedType (Quant cannot express WRAP or every rounding)
+_ROUNDING_NAME = {Rounding.RND_CONV: "ROUND", Rounding.TRN: "FLOOR", Rounding.TRN_ZERO: "ROUND_TO_ZERO",
+                  Rounding.RND: "HALF_UP", Rounding.RND_INF: "ROUND", Rounding.RND_ZERO: "ROUND_TO_ZERO",
+                  Rounding.RND_MIN_INF: "HALF_DOWN"}
+
+
+def graph_to_onnx(graph: Graph):
+    """Build the ModelProto (opset 13 + the QONNX domain)."""
+    try:
+        import onnx
+        from onnx import TensorProto, helper, numpy_helper
+    except ImportError:
+        raise MissingDependencyError("onnx", "ONNX export") from None
+    nodes, inits = [], []
+
+    def const(name: str, value: np.ndarray) -> str:
+        inits.append(numpy_helper.from_array(np.asarray(value, dtype=np.float32), name))
+        return name
+
+    def quant(src: str, dst: str, t: FixedType) -> None:
+        s = const(f"{dst}_scale", np.array(2.0 ** -t.frac_bits))
+        z = const(f"{dst}_zeropt", np.array(0.0))
+        b = const(f"{dst}_bitwidth", np.array(float(t.width)))
+        n = helper.make_node("Quant", [src, s, z, b], [dst], name=dst, domain=QONNX_DOMAIN,
+                             signed=int(t.signed), narrow=0, rounding_mode=_ROUNDING_NAME[t.rounding])
+        n.metadata_props.add(key=TYPE_KEY, value=str(t))
+        nodes.append(n)
+
+    x0 = "global_in"
+    quant(x0, graph.input.name, graph.input.type)
+    for op in graph.ops:
+        if isinstance(op, Dense):
+            w = op.weight_type.to_float(op.weight)
+            b = op.bias_type.to_float(op.bias)
+            quant(const(f"{op.name}_W_f", w), f"{op.name}_W", op.weight_type)
+            quant(const(f"{op.name}_b_f", b), f"{op.name}_b", op.bias_type)
+            nodes.append(helper.make_node("MatMul", [op.input, f"{op.name}_W"], [f"{op.name}_mm"], name=f"{op.name}_mm"))
+            nodes.append(helper.make_node("Add", [f"{op.name}_mm", f"{op.name}_b"], [f"{op.name}_acc"], name=f"{op.name}_add"))
+            nodes[-1].metadata_props.add(key=TYPE_KEY, value=str(op.accum_type))
+            nodes[-2].metadata_props.add(key=NAME_KEY, value=op.name)
+            quant(f"{op.name}_acc", op.name, op.result_type)
+        elif isinstance(op, (Activation, Softmax, Sigmoid, Flatten)):
+            kind = {"relu": "Relu", "linear": "Identity"}.get(getattr(op, "function", ""), None) or \
+                {Softmax: "Softmax", Sigmoid: "Sigmoid", Flatten: "Flatten"}.get(type(op), "Identity")
+            nodes.append(helper.make_node(kind, [op.input], [f"{op.name}_pre"], name=f"{op.name}_{kind.lower()}"))
+            nodes[-1].metadata_props.add(key=NAME_KEY, value=op.name)
+            quant(f"{op.name}_pre", op.name, op.result_type)
+        else:
+            raise UnsupportedOpError(op.kind, op.name, ["dense", "activation", "softmax", "sigmoid", "flatten"], "ONNX export")
+    out = graph.ops[-1].name
+    g = helper.make_graph(nodes, graph.name,
+                          [helper.make_tensor_value_info(x0, TensorProto.FLOAT, [1, graph.input.size])],
+                          [helper.make_tensor_value_info(out, TensorProto.FLOAT, [1, graph.output.size])], inits)
+    model = helper.make_model(g, producer_name="bondflow", opset_imports=[helper.make_opsetid("", 13), helper.make_opsetid(QONNX_DOMAIN, 1)])
+    model.ir_version = 8
+    model.metadata_props.add(key="bondflow.graph_digest", value=graph.digest())
+    model.metadata_props.add(key="bondflow.graph_name", value=graph.name)
+    model.metadata_props.add(key="bondflow.input_name", value=graph.input.name)
+    for k, v in graph.meta.items():
+        if isinstance(v, str):
+            model.metadata_props.add(key=f"bondflow.meta.{k}", value=v)
+    onnx.checker.check_model(model)
+    return model
+
+
+def graph_to_onnx_bytes(graph: Graph) -> bytes:
+    return graph_to_onnx(graph).SerializeToString()
+
+
+def export_onnx(graph: Graph, path) -> None:
+    from pathlib import Path
+    from ..fsutil import atomic_write_bytes
+    atomic_write_bytes(Path(path), graph_to_onnx_bytes(graph))

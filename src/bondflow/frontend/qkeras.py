@@ -1,0 +1,235 @@
+"""QKeras / Keras-2 frontend: reads .h5, .keras and SavedModel files through tf_keras into a Graph."""
+from __future__ import annotations
+
+import hashlib
+import json
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .._compat import import_tensorflow
+from ..errors import ModelLoadError, QuantizationError, UnsupportedOpError
+from ..ir.graph import Graph, TensorSpec
+from ..ir.ops import Activation, Dense, Flatten, Op, Sigmoid, Softmax
+from ..ir.types import FixedType
+from ..render_names import unique_name
+from .quant import DEFAULT_INPUT_PRECISION, accum_type_for, exact_raw, qkeras_type, sidecar_options
+
+__all__ = ["load_keras", "SUPPORTED_LAYERS"]
+
+SUPPORTED_LAYERS = ("InputLayer", "Dense", "QDense", "Activation", "QActivation", "ReLU", "BatchNormalization",
+                    "Dropout", "Flatten", "Softmax")
+_IGNORED = ("InputLayer", "Dropout")
+_UNSAFE = ("Lambda", "TFOpLambda")
+
+
+def _model_config(path: Path) -> dict[str, Any] | None:
+    """The model's JSON config read without building it, so unsafe layers are refused before any code runs."""
+    try:
+        if path.suffix.lower() in (".h5", ".hdf5"):
+            import h5py
+            with h5py.File(path, "r") as f:
+                raw = f.attrs.get("model_config")
+                if raw is None:
+                    raise ModelLoadError(f"{path} must contain a Keras model config, not only weights")
+                return json.loads(raw.decode() if isinstance(raw, bytes) else raw)
+        if path.suffix.lower() == ".keras":
+            with zipfile.ZipFile(path) as z:
+                return json.loads(z.read("config.json"))
+    except (OSError, KeyError, zipfile.BadZipFile, json.JSONDecodeError) as e:
+        raise ModelLoadError(f"{path} must be a readable Keras model, not corrupt ({type(e).__name__}: {e})") from None
+    return None
+
+
+def _walk_layers(cfg: Any) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    if isinstance(cfg, dict):
+        if "class_name" in cfg and "config" in cfg:
+            out.append(cfg)
+        for v in cfg.values():
+            out.extend(_walk_layers(v))
+    elif isinstance(cfg, list):
+        for v in cfg:
+            out.extend(_walk_layers(v))
+    return out
+
+
+def _refuse_unsafe(cfg: dict[str, Any] | None, trust_model: bool) -> None:
+    if cfg is None or trust_model:
+        return
+    for layer in _walk_layers(cfg):
+        if layer["class_name"] in _UNSAFE:
+            name = layer["config"].get("name", "?") if isinstance(layer["config"], dict) else "?"
+            raise UnsupportedOpError(layer["class_name"], name, SUPPORTED_LAYERS,
+                                     "bondflow (it would execute code from the model file; pass --trust-model to load it anyway)")
+
+
+def _read_model(path: Path, trust_model: bool):
+    cfg = _model_config(path)
+    _refuse_unsafe(cfg, trust_model)
+    tf_keras = import_tensorflow()
+    try:
+        from qkeras.utils import _add_supported_quantized_objects
+    except ImportError:
+        from ..errors import MissingDependencyError
+        raise MissingDependencyError("qkeras", "reading QKeras models") from None
+    co: dict[str, Any] = {}
+    _add_supported_quantized_objects(co)
+    try:
+        return tf_keras.models.load_model(str(path), custom_objects=co, compile=False)
+    except Exception as e:  # tf_keras raises many types for unreadable files
+        msg = str(e).splitlines()[0][:200] if str(e) else type(e).__name__
+        raise ModelLoadError(f"{path} must be a loadable Keras model, not fail with {type(e).__name__}: {msg}") from None
+
+
+def _quantizer(layer: Any, attr: str) -> tuple[str, dict[str, Any]] | None:
+    q = getattr(layer, attr, None)
+    if q is None:
+        return None
+    if hasattr(q, "get_config"):
+        return type(q).__name__, q.get_config()
+    return getattr(q, "__name__", str(q)), {}
+
+
+def _activation_from_quantizer(layer: Any) -> tuple[str, dict[str, Any]]:
+    q = getattr(layer, "quantizer", None) or getattr(layer, "activation", None)
+    if hasattr(q, "get_config"):
+        return type(q).__name__, q.get_config()
+    return getattr(q, "__name__", str(q)), {}
+
+
+def load_keras(path: Path, default_precision: str | None = None, input_precision: str | None = None,
+               trust_model: bool = False) -> Graph:
+    """Read a QKeras/Keras-2 MLP.
+
+    Types: QKeras quantizers map as hls4ml maps them; plain Dense weights and activations without a
+    quantizer use ``default_precision`` (required for such layers); Dense results are the exact
+    accumulator type, so the following activation's quantizer does the only rounding, as in QKeras.
+    """
+    path = Path(path)
+    side = sidecar_options(path)
+    input_precision = input_precision or side.get("input_precision") or default_precision or DEFAULT_INPUT_PRECISION
+    default_precision = default_precision or side.get("default_precision")
+    model = _read_model(path, trust_model)
+    in_shape = model.input_shape
+    if isinstance(in_shape, list) or in_shape is None:
+        raise UnsupportedOpError("multi-input model", model.name, ["single-input Sequential/functional MLP"])
+    n_in = int(np.prod([d for d in in_shape[1:] if d is not None]))
+    in_type = FixedType.parse(input_precision)
+    names: set[str] = set()
+    inp = TensorSpec(unique_name("input", names), n_in, in_type)
+    ops: list[Op] = []
+    cur, cur_type = inp.name, in_type
+
+    def default(what: str, lname: str) -> FixedType:
+        if not default_precision:
+            raise QuantizationError(
+                f"layer '{lname}' has float {what}: a default precision must be given (--default-precision fixed<16,6>), not none")
+        return FixedType.parse(default_precision)
+
+    def add_activation(fn: str, lname: str, rtype: FixedType) -> None:
+        nonlocal cur, cur_type
+        name = unique_name(lname, names)
+        if fn in ("relu", "linear"):
+            ops.append(Activation(name=name, input=cur, result_type=rtype, function=fn))
+        elif fn == "softmax":
+            ops.append(Softmax(name=name, input=cur, result_type=rtype))
+        elif fn == "sigmoid":
+            ops.append(Sigmoid(name=name, input=cur, result_type=rtype))
+        else:
+            raise UnsupportedOpError(f"activation {fn}", lname, ["relu", "linear", "softmax", "sigmoid"])
+        cur, cur_type = name, rtype
+
+    layers = [l for l in model.layers if type(l).__name__ not in _IGNORED]
+    for idx, layer in enumerate(layers):
+        cls = type(layer).__name__
+        lname = layer.name
+        if cls in ("Dense", "QDense"):
+            w, b = (layer.get_weights() + [None])[:2]
+            if not getattr(layer, "use_bias", True) or b is None:
+                b = np.zeros(w.shape[1])
+            if cls == "QDense":
+                kq, bq = _quantizer(layer, "kernel_quantizer_internal"), _quantizer(layer, "bias_quantizer_internal")
+                if kq is None:
+                    raise QuantizationError(f"layer '{lname}': QDense must have a kernel_quantizer, not none")
+                wt = qkeras_type(*kq, lname)
+                wq = np.asarray(layer.kernel_quantizer_internal(w))
+                bt = qkeras_type(*bq, lname) if bq else default("bias", lname)
+                bqv = np.asarray(layer.bias_quantizer_internal(b)) if bq else bt.to_float(bt.quantize(b))
+            else:
+                wt = bt = default("weights", lname)
+                wq, bqv = wt.to_float(wt.quantize(w)), bt.to_float(bt.quantize(b))
+            # Fold a following BatchNormalization into this layer (as hls4ml's optimizer does).
+            nxt = layers[idx + 1] if idx + 1 < len(layers) else None
+            if nxt is not None and type(nxt).__name__ == "BatchNormalization":
+                wq, bqv = _fold_bn(nxt, wq, bqv)
+                wq, bqv = wt.to_float(wt.quantize(wq)), bt.to_float(bt.quantize(bqv))
+            w_raw = exact_raw(wq, wt, f"layer '{lname}' weights")
+            b_raw = exact_raw(bqv, bt, f"layer '{lname}' biases")
+            acc = accum_type_for(cur_type, wt, bt, w.shape[0])
+            name = unique_name(lname, names)
+            ops.append(Dense(name=name, input=cur, result_type=acc, weight=w_raw, weight_type=wt,
+                             bias=b_raw, bias_type=bt, accum_type=acc))
+            cur, cur_type = name, acc
+            act = _quantizer(layer, "activation")
+            if act is not None:
+                _apply_activation(act, lname + "_act", add_activation, default)
+        elif cls == "BatchNormalization":
+            prev = type(layers[idx - 1]).__name__ if idx else None
+            if prev not in ("Dense", "QDense"):
+                raise UnsupportedOpError(cls, lname, SUPPORTED_LAYERS, "bondflow unless it directly follows a Dense layer")
+        elif cls == "QActivation":
+            _apply_activation(_activation_from_quantizer(layer), lname, add_activation, default)
+        elif cls == "Activation":
+            _apply_activation((getattr(layer.activation, "__name__", str(layer.activation)), {}), lname, add_activation, default)
+        elif cls == "ReLU":
+            add_activation("relu", lname, default("activation", lname))
+        elif cls == "Softmax":
+            add_activation("softmax", lname, default("activation", lname))
+        elif cls == "Flatten":
+            name = unique_name(lname, names)
+            ops.append(Flatten(name=name, input=cur, result_type=cur_type))
+            cur = name
+        else:
+            raise UnsupportedOpError(cls, lname, SUPPORTED_LAYERS)
+    meta = {"source": str(path), "source_sha256": _sha256(path), "source_format": "keras",
+            "input_precision": str(in_type)}
+    return Graph(name=_safe(model.name), input=inp, ops=tuple(ops), meta=meta)
+
+
+def _apply_activation(act: tuple[str, dict[str, Any]], lname: str, add, default) -> None:
+    fn, cfg = act
+    if fn in ("quantized_relu", "quantized_bits"):
+        add("relu" if fn == "quantized_relu" else "linear", lname, qkeras_type(fn, cfg, lname))
+    elif fn in ("relu", "softmax", "sigmoid"):
+        add(fn, lname, default("activation", lname))
+    elif fn == "linear":
+        return
+    else:
+        raise UnsupportedOpError(f"activation {fn}", lname, ["relu", "linear", "softmax", "sigmoid", "quantized_relu", "quantized_bits"])
+
+
+def _fold_bn(bn: Any, w: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    cfg = bn.get_config()
+    weights = bn.get_weights()
+    i = 0
+    gamma = weights[i] if cfg.get("scale", True) else np.ones(w.shape[1])
+    i += 1 if cfg.get("scale", True) else 0
+    beta = weights[i] if cfg.get("center", True) else np.zeros(w.shape[1])
+    i += 1 if cfg.get("center", True) else 0
+    mean, var = weights[i], weights[i + 1]
+    s = gamma / np.sqrt(var + cfg.get("epsilon", 1e-3))
+    return w * s[None, :], (b - mean) * s + beta
+
+
+def _sha256(path: Path) -> str:
+    if path.is_dir():
+        return ""
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _safe(name: str) -> str:
+    from ..codegen.render import sanitize
+    return sanitize(name)

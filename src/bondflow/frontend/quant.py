@@ -1,0 +1,71 @@
+"""Mapping of QKeras quantizers and user precisions to FixedType, exactly as hls4ml 1.3 maps them."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import QuantizationError
+from ..ir.types import FixedType
+
+__all__ = ["qkeras_type", "exact_raw", "accum_type_for", "sidecar_options", "DEFAULT_INPUT_PRECISION"]
+
+#: hls4ml's default precision, rounded and saturated because inputs come from floats.
+DEFAULT_INPUT_PRECISION = "fixed<16,6,RND_CONV,SAT>"
+
+
+def qkeras_type(class_name: str, config: dict[str, Any], layer: str) -> FixedType:
+    """quantized_bits(b, i) -> fixed<b, i+1, RND_CONV, SAT>; quantized_relu(b, i) -> ufixed<b, i, RND_CONV, SAT>."""
+    if class_name not in ("quantized_bits", "quantized_relu"):
+        raise QuantizationError(f"layer '{layer}': quantizer must be quantized_bits or quantized_relu, not {class_name}")
+    bits = int(config["bits"])
+    integer = int(config.get("integer", 0) or 0)
+    alpha = config.get("alpha")
+    if alpha not in (None, 1, 1.0, "1"):
+        raise QuantizationError(f"layer '{layer}': {class_name} alpha must be 1 or None, not {alpha!r} (scaled quantizers are not fixed point)")
+    if class_name == "quantized_relu":
+        if float(config.get("negative_slope", 0.0) or 0.0) != 0.0:
+            raise QuantizationError(f"layer '{layer}': quantized_relu negative_slope must be 0, not {config['negative_slope']}")
+        return FixedType(bits, integer, signed=False, rounding="RND_CONV", overflow="SAT")
+    keep_negative = bool(config.get("keep_negative", True))
+    if int(config.get("symmetric", 0) or 0):
+        raise QuantizationError(f"layer '{layer}': quantized_bits symmetric must be 0, not 1 (not an ap_fixed range)")
+    return FixedType(bits, integer + (1 if keep_negative else 0), signed=keep_negative, rounding="RND_CONV", overflow="SAT")
+
+
+def exact_raw(values: np.ndarray, t: FixedType, what: str) -> np.ndarray:
+    """Raw integers of values that must already lie on ``t``'s grid (quantized weights)."""
+    v = np.asarray(values, dtype=np.float64)
+    if not np.all(np.isfinite(v)):
+        raise QuantizationError(f"{what} must be finite, not NaN/inf")
+    scaled = np.ldexp(v, t.frac_bits)
+    raw = np.round(scaled)
+    if np.any(np.abs(scaled - raw) > 1e-6):
+        raise QuantizationError(f"{what} must lie on the grid of {t}, not e.g. {v.flat[int(np.argmax(np.abs(scaled - raw)))]}")
+    raw = raw.astype(np.int64)
+    if raw.size and (raw.min() < t.min_raw or raw.max() > t.max_raw):
+        bad = v.flat[int(np.argmax(np.abs(v)))]
+        raise QuantizationError(f"{what} must fit {t} (range {t.min_value}..{t.max_value}), not {bad}")
+    return raw
+
+
+def accum_type_for(x: FixedType, w: FixedType, b: FixedType, n_in: int) -> FixedType:
+    """The exact accumulator: no product or sum (bias included) can round or overflow."""
+    frac = max(x.frac_bits + w.frac_bits, b.frac_bits)
+    prod_int = x.int_bits + w.int_bits + (0 if (x.signed or w.signed) else 0)
+    signed = x.signed or w.signed or b.signed
+    int_bits = max(prod_int, b.int_bits) + max(n_in, 1).bit_length() + 1
+    return FixedType(int_bits + frac, int_bits, signed=signed)
+
+
+def sidecar_options(model_path: Path) -> dict[str, Any]:
+    """Options saved next to a model as ``<model>.bondflow.json`` (e.g. input_precision)."""
+    side = model_path.with_name(model_path.name + ".bondflow.json")
+    if not side.is_file():
+        return {}
+    try:
+        return dict(json.loads(side.read_text()))
+    except (json.JSONDecodeError, TypeError, ValueError):
+        raise QuantizationError(f"{side} must be a JSON object, not invalid") from None
