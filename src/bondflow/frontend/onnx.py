@@ -14,7 +14,7 @@ from ..ir.ops import Activation, Dense, Flatten, Op, Sigmoid, Softmax
 from ..ir.types import FixedType
 from ..render_names import unique_name
 from .onnx_export import NAME_KEY, TYPE_KEY
-from .quant import DEFAULT_INPUT_PRECISION, accum_type_for, exact_raw
+from .quant import DEFAULT_INPUT_PRECISION, accum_type_for, exact_raw, quantize_checked
 
 __all__ = ["load_onnx", "SUPPORTED_ONNX_OPS"]
 
@@ -97,7 +97,7 @@ def load_onnx(path: Path, default_precision: str | None = None, input_precision:
             vals, t = const_q[name]
         elif name in consts:
             t = need_default("weights", node)
-            vals = t.to_float(t.quantize(consts[name]))
+            vals = quantize_checked(consts[name], t, f"node '{node}' constants")
         else:
             raise UnsupportedOpError("MatMul of two dynamic tensors", node, SUPPORTED_ONNX_OPS)
         return np.asarray(vals, dtype=np.float64), t

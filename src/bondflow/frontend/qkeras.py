@@ -15,7 +15,7 @@ from ..ir.graph import Graph, TensorSpec
 from ..ir.ops import Activation, Dense, Flatten, Op, Sigmoid, Softmax
 from ..ir.types import FixedType
 from ..render_names import unique_name
-from .quant import DEFAULT_INPUT_PRECISION, accum_type_for, exact_raw, qkeras_type, sidecar_options
+from .quant import DEFAULT_INPUT_PRECISION, accum_type_for, exact_raw, qkeras_type, quantize_checked, sidecar_options
 
 __all__ = ["load_keras", "SUPPORTED_LAYERS"]
 
@@ -157,15 +157,17 @@ def load_keras(path: Path, default_precision: str | None = None, input_precision
                 wt = qkeras_type(*kq, lname)
                 wq = np.asarray(layer.kernel_quantizer_internal(w))
                 bt = qkeras_type(*bq, lname) if bq else default("bias", lname)
-                bqv = np.asarray(layer.bias_quantizer_internal(b)) if bq else bt.to_float(bt.quantize(b))
+                bqv = np.asarray(layer.bias_quantizer_internal(b)) if bq else quantize_checked(b, bt, f"layer '{lname}' biases")
             else:
                 wt = bt = default("weights", lname)
-                wq, bqv = wt.to_float(wt.quantize(w)), bt.to_float(bt.quantize(b))
+                wq = quantize_checked(w, wt, f"layer '{lname}' weights")
+                bqv = quantize_checked(b, bt, f"layer '{lname}' biases")
             # Fold a following BatchNormalization into this layer (as hls4ml's optimizer does).
             nxt = layers[idx + 1] if idx + 1 < len(layers) else None
             if nxt is not None and type(nxt).__name__ == "BatchNormalization":
                 wq, bqv = _fold_bn(nxt, wq, bqv)
-                wq, bqv = wt.to_float(wt.quantize(wq)), bt.to_float(bt.quantize(bqv))
+                wq = quantize_checked(wq, wt, f"layer '{lname}' weights after folding {nxt.name}")
+                bqv = quantize_checked(bqv, bt, f"layer '{lname}' biases after folding {nxt.name}")
             w_raw = exact_raw(wq, wt, f"layer '{lname}' weights")
             b_raw = exact_raw(bqv, bt, f"layer '{lname}' biases")
             acc = accum_type_for(cur_type, wt, bt, w.shape[0])

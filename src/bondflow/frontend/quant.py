@@ -10,7 +10,7 @@ import numpy as np
 from ..errors import QuantizationError
 from ..ir.types import FixedType
 
-__all__ = ["qkeras_type", "exact_raw", "accum_type_for", "sidecar_options", "DEFAULT_INPUT_PRECISION"]
+__all__ = ["qkeras_type", "exact_raw", "quantize_checked", "accum_type_for", "sidecar_options", "DEFAULT_INPUT_PRECISION"]
 
 #: hls4ml's default precision, rounded and saturated because inputs come from floats.
 DEFAULT_INPUT_PRECISION = "fixed<16,6,RND_CONV,SAT>"
@@ -49,6 +49,18 @@ def exact_raw(values: np.ndarray, t: FixedType, what: str) -> np.ndarray:
         bad = v.flat[int(np.argmax(np.abs(v)))]
         raise QuantizationError(f"{what} must fit {t} (range {t.min_value}..{t.max_value}), not {bad}")
     return raw
+
+
+def quantize_checked(values: np.ndarray, t: FixedType, what: str) -> np.ndarray:
+    """Float constants -> values on ``t``'s grid; a value beyond the type's range is an error, never wrapped."""
+    v = np.asarray(values, dtype=np.float64)
+    if not np.all(np.isfinite(v)):
+        raise QuantizationError(f"{what} must be finite, not NaN/inf")
+    half = t.lsb / 2
+    bad = (v < t.min_value - half) | (v > t.max_value + half)
+    if np.any(bad):
+        raise QuantizationError(f"{what} must fit {t} (range {t.min_value}..{t.max_value}), not {v[bad].flat[0]}")
+    return t.to_float(t.quantize(v))
 
 
 def accum_type_for(x: FixedType, w: FixedType, b: FixedType, n_in: int) -> FixedType:

@@ -67,7 +67,7 @@ def _dense(op: Dense, x: np.ndarray, xt: FixedType) -> np.ndarray:
     if exact_sum:
         # Wrapping adds are modular, so one exact sum then one cast equals hls4ml's cast after every add.
         shift = acc_t.frac_bits - prod_frac
-        total = acc + ((x @ op.weight) << shift)
+        total = acc + (_exact_matmul(x, op.weight, need) << shift)
         return op.result_type.requantize(acc_t.requantize(total, acc_t.frac_bits), acc_t.frac_bits)
     for i in range(op.n_in):  # hls4ml's accumulation order: input by input, cast after every add
         prod = x[:, i:i + 1] * op.weight[i][None, :]
@@ -76,6 +76,13 @@ def _dense(op: Dense, x: np.ndarray, xt: FixedType) -> np.ndarray:
         prod_aligned = (prod << shift) if shift > 0 else prod
         acc = acc_t.requantize(aligned + prod_aligned, max(acc_t.frac_bits, prod_frac))
     return op.result_type.requantize(acc, acc_t.frac_bits)
+
+
+def _exact_matmul(x: np.ndarray, w: np.ndarray, bits: int) -> np.ndarray:
+    """Integer x @ w; through float64 BLAS when every partial sum fits the 53-bit mantissa (exact, ~10x faster)."""
+    if bits <= 52:
+        return (x.astype(np.float64) @ w.astype(np.float64)).astype(np.int64)
+    return x @ w
 
 
 def _activation(op: Activation, x: np.ndarray, xt: FixedType) -> np.ndarray:

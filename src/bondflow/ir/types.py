@@ -173,7 +173,8 @@ class FixedType:
             return np.clip(q, lo, hi)
         if o is Overflow.SAT_ZERO:
             return np.where((q < lo) | (q > hi), 0, q).astype(np.int64)
-        sym_lo = -hi if self.signed else lo
+        # ap_fixed treats the most negative value itself as underflow under SAT_SYM (-> -max), except at 1 bit.
+        sym_lo = -hi if self.signed and self.width > 1 else lo
         return np.clip(q, sym_lo, hi)
 
     def to_float(self, raw: np.ndarray) -> np.ndarray:
