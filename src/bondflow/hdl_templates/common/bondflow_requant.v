@@ -5,6 +5,7 @@
 //   RELU:     1 applies max(x, 0) first (hls4ml's relu is this cast of the clipped value)
 // Purely combinational; the same semantics as bondflow.ir.types.FixedType.requantize.
 // Part of bondflow's static RTL library; do not edit generated copies.
+`timescale 1ns/1ps
 `default_nettype none
 module bondflow_requant #(
     parameter integer IN_W = 16,

@@ -1,0 +1,154 @@
+"""Fully parallel RTL for Dense(+activation) layers: constant multipliers, pipelined adder trees, exact casts."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..errors import UnsupportedOpError
+from ..ir.ops import Activation, Dense
+from ..ir.types import FixedType, Overflow, Rounding
+from .render import render, vlog_literal
+
+__all__ = ["LayerRTL", "dense_layer", "activation_layer", "requant_params", "LEVELS_PER_STAGE"]
+
+#: Adder-tree levels between pipeline registers (three levels sum eight terms per cycle).
+LEVELS_PER_STAGE = 3
+_ROUND_CODE = {r: i for i, r in enumerate(Rounding)}
+_OVF_CODE = {o: i for i, o in enumerate(Overflow)}
+
+
+@dataclass(frozen=True)
+class LayerRTL:
+    """One generated pipeline stage: its module name, Verilog text, latency and I/O widths."""
+
+    module: str
+    text: str
+    latency: int
+    n_in: int
+    in_width: int
+    n_out: int
+    out_width: int
+    multipliers: int
+
+
+def requant_params(src: FixedType, dst: FixedType, relu: bool) -> str:
+    return (f"#(.IN_W({src.width}), .IN_FRAC({src.frac_bits}), .IN_SIGNED({int(src.signed)}), .OUT_W({dst.width}), "
+            f".OUT_FRAC({dst.frac_bits}), .OUT_SIGNED({int(dst.signed)}), .ROUND({_ROUND_CODE[dst.rounding]}), "
+            f".OVERFLOW({_OVF_CODE[dst.overflow]}), .RELU({int(relu)}))")
+
+
+def _term(p: str, pw: int, aw: int, shift: int) -> str:
+    """Product ``p`` aligned to the accumulator grid and sign-extended (or wrapped) to ``aw`` bits."""
+    zeros = f", {shift}'d0" if shift else ""
+    if aw >= pw + shift:
+        ext = aw - pw - shift
+        sign = f"{{{ext}{{{p}[{pw - 1}]}}}}, " if ext else ""
+        return f"{{{sign}{p}{zeros}}}"
+    return f"{{{p}[{aw - shift - 1}:0]{zeros}}}"
+
+
+def dense_layer(module: str, op: Dense, x_type: FixedType, act: Activation | None, hdr: str) -> LayerRTL:
+    """Dense with its exact accumulator, then its result cast, then an optional fused activation cast."""
+    acc = op.accum_type
+    prod_frac = x_type.frac_bits + op.weight_type.frac_bits
+    shift = acc.frac_bits - prod_frac
+    if shift < 0 or acc.overflow is not Overflow.WRAP:
+        raise UnsupportedOpError("dense with a rounding or saturating accumulator", op.name,
+                                 ["dense whose accumulator keeps every product bit and wraps"], "the RTL generator")
+    xw, ww, aw = x_type.width, op.weight_type.width, acc.width
+    ew = xw + (0 if x_type.signed else 1)  # signed view of x
+    pw = ew + ww  # exact product width
+    decls: list[str] = []
+    assigns: list[str] = []
+    regs: list[str] = []
+    insts: list[str] = []
+    for i in range(op.n_in):
+        decls.append(f"wire signed [{pw - 1}:0] xe_{i};")
+        src = f"x[{i * xw + xw - 1}:{i * xw}]"
+        ext = f"x[{i * xw + xw - 1}]" if x_type.signed else "1'b0"
+        assigns.append(f"assign xe_{i} = {{{{{pw - xw}{{{ext}}}}}, {src}}};")
+    # Stage 1: one registered constant multiplier per non-zero weight (pruned weights cost nothing).
+    leaves: list[list[str]] = [[] for _ in range(op.n_out)]
+    n_mult = 0
+    for j in range(op.n_out):
+        for i in range(op.n_in):
+            w = int(op.weight[i, j])
+            if w == 0:
+                continue
+            n_mult += 1
+            p = f"p_{i}_{j}"
+            if aw < pw + shift:  # the wrapping accumulator keeps only the product's low bits
+                decls.append(f"/* verilator lint_off UNUSEDSIGNAL */ reg signed [{pw - 1}:0] {p}; /* verilator lint_on UNUSEDSIGNAL */")
+            else:
+                decls.append(f"reg signed [{pw - 1}:0] {p};")
+            regs.append(f"{p} <= xe_{i} * $signed({vlog_literal(w, pw)});")
+            leaves[j].append(_term(p, pw, aw, shift))
+        bias = int(acc.requantize(np.array([op.bias[j]]), op.bias_type.frac_bits)[0])
+        if bias != 0:
+            leaves[j].append(vlog_literal(bias, aw))
+    # Adder trees, registered every LEVELS_PER_STAGE levels; every output gets the same number of stages.
+    def levels(n: int) -> int:
+        return max(n - 1, 0).bit_length()
+    stages = max((levels(len(t)) + LEVELS_PER_STAGE - 1) // LEVELS_PER_STAGE for t in leaves) if leaves else 0
+    sums: list[str] = []
+    for j in range(op.n_out):
+        terms = leaves[j] or [f"{aw}'d0"]
+        for s in range(stages):
+            for lvl in range(LEVELS_PER_STAGE):
+                if len(terms) == 1:
+                    break
+                nxt = []
+                for k in range(0, len(terms) - 1, 2):
+                    name = f"s{j}_{s}_{lvl}_{k // 2}"
+                    decls.append(f"wire [{aw - 1}:0] {name};")
+                    assigns.append(f"assign {name} = {terms[k]} + {terms[k + 1]};")
+                    nxt.append(name)
+                if len(terms) % 2:
+                    nxt.append(terms[-1])
+                terms = nxt
+            regged = []
+            for k, t in enumerate(terms):
+                name = f"r{j}_{s}_{k}"
+                decls.append(f"reg [{aw - 1}:0] {name};")
+                regs.append(f"{name} <= {t};")
+                regged.append(name)
+            terms = regged
+        sums.append(terms[0])
+    # Casts: accumulator -> dense result type -> activation type, then the output register.
+    y_type = act.result_type if act else op.result_type
+    yw = y_type.width
+    for j in range(op.n_out):
+        decls.append(f"wire [{aw - 1}:0] acc_{j};")
+        assigns.append(f"assign acc_{j} = {sums[j]};")
+        decls.append(f"wire [{op.result_type.width - 1}:0] d_{j};")
+        insts.append(f"bondflow_requant {requant_params(acc, op.result_type, False)} u_rq_{j} (.x(acc_{j}), .y(d_{j}));")
+        if act:
+            decls.append(f"wire [{yw - 1}:0] a_{j};")
+            insts.append(f"bondflow_requant {requant_params(op.result_type, act.result_type, act.function == 'relu')} "
+                         f"u_act_{j} (.x(d_{j}), .y(a_{j}));")
+        decls.append(f"reg [{yw - 1}:0] y_{j};")
+        regs.append(f"y_{j} <= {'a' if act else 'd'}_{j};")
+        assigns.append(f"assign y[{j * yw + yw - 1}:{j * yw}] = y_{j};")
+    latency = 1 + stages + 1
+    text = render("layers/dense_layer.v.j2", header=hdr, module=module, n_in=op.n_in, n_out=op.n_out, x_w=xw,
+                  y_w=yw, n_mult=n_mult, act=(act.function if act else None), latency=latency, x_type=str(x_type),
+                  w_type=str(op.weight_type), acc_type=str(acc), y_type=str(y_type), decls=decls, assigns=assigns,
+                  regs=regs, insts=insts)
+    return LayerRTL(module, text, latency, op.n_in, xw, op.n_out, yw, n_mult)
+
+
+def activation_layer(module: str, op: Activation, x_type: FixedType, n: int, hdr: str) -> LayerRTL:
+    """A standalone element-wise cast (ReLU or linear), registered."""
+    decls, assigns, regs, insts = [], [], [], []
+    xw, yw = x_type.width, op.result_type.width
+    for j in range(n):
+        decls += [f"wire [{yw - 1}:0] a_{j};", f"reg [{yw - 1}:0] y_{j};"]
+        insts.append(f"bondflow_requant {requant_params(x_type, op.result_type, op.function == 'relu')} "
+                     f"u_act_{j} (.x(x[{j * xw + xw - 1}:{j * xw}]), .y(a_{j}));")
+        regs.append(f"y_{j} <= a_{j};")
+        assigns.append(f"assign y[{j * yw + yw - 1}:{j * yw}] = y_{j};")
+    text = render("layers/dense_layer.v.j2", header=hdr, module=module, n_in=n, n_out=n, x_w=xw, y_w=yw, n_mult=0,
+                  act=op.function, latency=1, x_type=str(x_type), w_type="-", acc_type="-", y_type=str(op.result_type),
+                  decls=decls, assigns=assigns, regs=regs, insts=insts)
+    return LayerRTL(module, text, 1, n, xw, n, yw, 0)

@@ -1,0 +1,79 @@
+"""Assemble fully parallel layer pipelines into a core behind the common shell, as a Design."""
+from __future__ import annotations
+
+from typing import Any
+
+from .. import __version__
+from ..design import Design
+from ..errors import UnsupportedOpError
+from ..ir.graph import Graph
+from ..ir.ops import Activation, Dense, Flatten
+from .layers import LayerRTL, activation_layer, dense_layer
+from .render import header, render, sanitize, static_rtl
+from .shell import TLAST_PER_SAMPLE, interface_for, render_shell
+
+__all__ = ["pipeline_layers", "pipeline_design", "SHELL_LATENCY"]
+
+#: Cycles the shell and adapter add: input register, adapter FIFO write, output register.
+SHELL_LATENCY = 3
+
+
+def pipeline_layers(graph: Graph, arch: str, hdr: str) -> list[LayerRTL]:
+    """One LayerRTL per Dense (with its following activation fused) or standalone activation."""
+    layers: list[LayerRTL] = []
+    ops = list(graph.ops)
+    cur_type, cur_n = graph.input.type, graph.input.size
+    i = 0
+    while i < len(ops):
+        op = ops[i]
+        name = f"bondflow_{arch}_{sanitize(op.name)}"
+        if isinstance(op, Dense):
+            nxt = ops[i + 1] if i + 1 < len(ops) else None
+            act = nxt if isinstance(nxt, Activation) and nxt.input == op.name else None
+            layers.append(dense_layer(name, op, cur_type, act, hdr))
+            cur_type = (act or op).result_type
+            cur_n = op.n_out
+            i += 2 if act else 1
+        elif isinstance(op, Activation):
+            layers.append(activation_layer(name, op, cur_type, cur_n, hdr))
+            cur_type = op.result_type
+            i += 1
+        elif isinstance(op, Flatten) and op.result_type == cur_type:
+            i += 1  # samples are already flat
+        else:
+            raise UnsupportedOpError(op.kind, op.name, ["dense", "activation (relu, linear)", "flatten"], f"the {arch} generator")
+    return layers
+
+
+def pipeline_design(graph: Graph, arch: str, options: dict[str, Any], tlast_mode: int = TLAST_PER_SAMPLE,
+                    in_tdata_bits: int | None = None, out_tdata_bits: int | None = None,
+                    description: str = "") -> Design:
+    digest = graph.digest()
+    hdr = header(arch, digest)
+    layers = pipeline_layers(graph, arch, hdr)
+    core = f"bondflow_{arch}_core"
+    stages, prev, prev_bits = [], "in_data", graph.input.size * graph.input.type.width
+    for k, layer in enumerate(layers):
+        out = f"l{k}_y"
+        stages.append({"module": layer.module, "inp": prev, "out": out, "out_bits": layer.n_out * layer.out_width})
+        prev = out
+    latency = sum(layer.latency for layer in layers)
+    iface = interface_for(graph, in_tdata_bits, out_tdata_bits)
+    core_text = render("layers/core.v.j2", header=hdr, module=core, description=description or f"{arch} pipeline of {len(layers)} layers",
+                       in_bits=prev_bits, out_bits=stages[-1]["out_bits"], stages=stages, latency=latency)
+    files = {f"rtl/{layer.module}.v": layer.text for layer in layers}
+    files.update({"rtl/bondflow_requant.v": static_rtl("bondflow_requant.v"),
+                  "rtl/bondflow_pipe_adapter.v": static_rtl("bondflow_pipe_adapter.v"),
+                  f"rtl/{core}.v": core_text,
+                  "rtl/bondflow_top.v": render_shell(core, iface, digest, arch, tlast_mode),
+                  "graph.json": graph.to_json(indent=1)})
+    rtl = ["rtl/bondflow_requant.v", "rtl/bondflow_pipe_adapter.v"] + [f"rtl/{l.module}.v" for l in layers] + \
+          [f"rtl/{core}.v", "rtl/bondflow_top.v"]
+    shell_latency = SHELL_LATENCY + (iface.input.beats - 1)
+    info = {"layers": [{"module": l.module, "latency": l.latency, "multipliers": l.multipliers,
+                        "n_in": l.n_in, "n_out": l.n_out} for l in layers],
+            "multipliers": sum(l.multipliers for l in layers), "core_latency": latency, "tlast_mode": tlast_mode}
+    ii = max(iface.input.beats, iface.output.beats)
+    return Design(arch=arch, top="bondflow_top", language="verilog", files=files, interface=iface,
+                  graph_digest=digest, rtl_files=tuple(rtl), latency_cycles=latency + shell_latency, ii_cycles=ii,
+                  options=options, info=info, generator_version=__version__)

@@ -1,0 +1,26 @@
+"""The common AXI-Stream shell (module ``bondflow_top``) around any core, and the design Interface."""
+from __future__ import annotations
+
+from ..design import Interface
+from ..ir.graph import Graph
+from ..stream import StreamFormat
+from .render import header, render
+
+__all__ = ["render_shell", "interface_for", "TLAST_PER_SAMPLE", "TLAST_PER_BATCH"]
+
+TLAST_PER_SAMPLE = 0  # TLAST on the last beat of every output sample (default)
+TLAST_PER_BATCH = 1  # TLAST on the output sample whose input ended with TLAST: one DMA transfer per batch
+
+
+def interface_for(graph: Graph, in_tdata_bits: int | None = None, out_tdata_bits: int | None = None) -> Interface:
+    """Stream formats of a graph's input and output (default: one beat per sample)."""
+    i, o = graph.input, graph.output
+    return Interface(StreamFormat.for_tensor(i.size, i.type.width, i.type.signed, in_tdata_bits),
+                     StreamFormat.for_tensor(o.size, o.type.width, o.type.signed, out_tdata_bits),
+                     str(i.type), str(o.type))
+
+
+def render_shell(core_module: str, iface: Interface, graph_digest: str, arch: str, tlast_mode: int = TLAST_PER_SAMPLE) -> str:
+    """Verilog of ``bondflow_top`` wrapping ``core_module`` (which has the core interface of docs/interface.md)."""
+    return render("shell/axis_shell.v.j2", header=header(arch, graph_digest), core=core_module,
+                  inp=iface.input, out=iface.output, tlast_mode=tlast_mode)

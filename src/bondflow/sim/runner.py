@@ -1,0 +1,197 @@
+"""Run a design's RTL in cocotb (Icarus or Verilator) against its reference model: build once, test many."""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+import sys
+import time
+from contextlib import redirect_stdout
+from dataclasses import asdict, dataclass, field
+from io import StringIO
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..design import Design
+from ..errors import DesignError, SimulationError, SimulationMismatch, ToolNotFoundError
+from ..fsutil import atomic_write_text
+from ..tools import TOOLS, find_tool, tool_version
+from .vectors import TestVectors, make_vectors
+
+__all__ = ["SimResult", "simulate", "SIMULATORS"]
+
+SIMULATORS = {"icarus": "iverilog", "verilator": "verilator"}
+
+
+@dataclass(frozen=True)
+class SimResult:
+    """What one simulation run measured; ``passed`` is False on any mismatch or error."""
+
+    design_digest: str
+    arch: str
+    simulator: str
+    simulator_version: str
+    passed: bool
+    vectors: int
+    mismatches: int
+    first_mismatches: list[dict[str, Any]] = field(default_factory=list)
+    latency_cycles: int | None = None
+    ii_cycles: float | None = None
+    expected_latency_cycles: int | None = None
+    expected_ii_cycles: int | None = None
+    cycles: int | None = None
+    cycles_per_second: float | None = None
+    wall_seconds: float = 0.0
+    build_seconds: float = 0.0
+    reference: str = "golden"
+    seed: int = 0
+    backpressure: bool = True
+    error: str | None = None
+    log: str | None = None
+    waves: str | None = None
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=1)
+
+    def summary(self) -> str:
+        lines = [f"{'PASS' if self.passed else 'FAIL'}: {self.arch} on {self.simulator} ({self.simulator_version})",
+                 f"  vectors {self.vectors}, mismatches {self.mismatches}, reference {self.reference}, "
+                 f"back-pressure {'on' if self.backpressure else 'off'}, seed {self.seed}",
+                 f"  latency {self.latency_cycles} cycles (expected {self.expected_latency_cycles}), "
+                 f"II {self.ii_cycles} (expected {self.expected_ii_cycles})",
+                 f"  {self.cycles} cycles simulated, {self.cycles_per_second or 0:,.0f} cycles/s, "
+                 f"wall {self.wall_seconds:.2f} s (build {self.build_seconds:.2f} s)"]
+        for m in self.first_mismatches:
+            lines.append(f"  mismatch #{m['index']}: input {m['input']} expected {m['expected']} got {m['got']}")
+        if self.error:
+            lines.append(f"  error: {self.error}")
+        if self.waves:
+            lines.append(f"  waves: {self.waves}")
+        return "\n".join(lines)
+
+
+def _compile_error(log: str, sim: str) -> str:
+    """The first compiler diagnostic with its file:line, from an Icarus or Verilator build log."""
+    for line in log.splitlines():
+        if sim == "verilator" and line.startswith("%Error"):
+            return line.strip()
+        if sim == "icarus" and re.search(r"\.s?v:\d+:", line) and ("error" in line.lower() or "syntax" in line.lower()):
+            return line.strip()
+    tail = [l for l in log.splitlines() if l.strip()][-3:]
+    return " | ".join(tail) or "no compiler output"
+
+
+def _build(design: Design, root: Path, sim: str, waves: bool) -> tuple[Path, float]:
+    """Compile once per (design digest, simulator, waves); a later call reuses the build."""
+    from cocotb_tools.runner import get_runner
+
+    key = hashlib.sha256(f"{design.digest()}:{sim}:{waves}".encode()).hexdigest()[:16]
+    build_dir = root / f"build-{sim}-{key}"
+    stamp = build_dir / ".bondflow-built"
+    if stamp.exists():
+        return build_dir, 0.0
+    src_dir = root / "src"
+    src_dir.mkdir(parents=True, exist_ok=True)
+    sources = []
+    for rel in design.rtl_files:
+        p = src_dir / Path(rel).name
+        p.write_text(design.files[rel])
+        sources.append(p)
+    extra = list(design.options.get("verilator_args", [])) if sim == "verilator" else []
+    if sim == "verilator" and waves:
+        extra.append("--trace-fst")
+    runner = get_runner(sim)
+    log = root / f"build-{sim}.log"
+    t0 = time.monotonic()
+    try:
+        with redirect_stdout(StringIO()):
+            runner.build(sources=sources, hdl_toplevel=design.top, build_dir=build_dir, always=True,
+                         waves=waves, build_args=extra, log_file=log, timescale=("1ns", "1ps"))
+    except (RuntimeError, SystemExit, Exception) as e:  # cocotb raises RuntimeError on a failed compile
+        text = log.read_text() if log.exists() else str(e)
+        raise SimulationError(f"RTL must compile with {sim}, not fail: {_compile_error(text, sim)} (log: {log})") from None
+    stamp.write_text("ok")
+    return build_dir, time.monotonic() - t0
+
+
+def simulate(design: Design | str | Path, vectors: int | TestVectors = 1000, simulator: str = "icarus", seed: int = 0,
+             waves: bool = False, backpressure: bool = True, timeout_cycles: int | None = None,
+             workdir: str | Path | None = None, data: np.ndarray | None = None, check: bool = False) -> SimResult:
+    """Simulate ``design`` on ``vectors`` (a count or TestVectors) and compare bit-exactly with its reference.
+
+    Raises SimulationError when the RTL does not compile or the simulator cannot run; a mismatch is
+    reported in the result (``passed`` False), or raised as SimulationMismatch when ``check`` is True.
+    """
+    if simulator not in SIMULATORS:
+        raise SimulationError(f"simulator must be one of {sorted(SIMULATORS)}, not {simulator!r}")
+    tool = SIMULATORS[simulator]
+    if find_tool(tool) is None:
+        raise ToolNotFoundError(tool, TOOLS[tool].install)
+    design_dir = None
+    if not isinstance(design, Design):
+        design_dir = Path(design)
+        design = Design.load(design_dir)
+    if design.language != "verilog" or design.interface is None:
+        raise DesignError(f"design must have Verilog RTL behind the stream shell to simulate, not '{design.language}' ({design.arch})")
+    graph = design.graph()
+    ref_name = str(design.info.get("reference", "golden"))
+    tv = vectors if isinstance(vectors, TestVectors) else make_vectors(graph, int(vectors), seed, data, ref_name)
+    if tv.graph_digest != graph.digest():
+        raise DesignError(f"test vectors must be for graph {graph.digest()[:12]}, not {tv.graph_digest[:12]}")
+    root = Path(workdir) if workdir else (design_dir / "sim" if design_dir else Path.cwd() / "sim_build" / design.digest()[:12])
+    root.mkdir(parents=True, exist_ok=True)
+    t0 = time.monotonic()
+    # The venv's bin must be on PATH: cocotb looks up `verilator` and `iverilog` there.
+    os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
+    build_dir, build_s = _build(design, root, simulator, waves)
+    run_dir = root / f"run-{simulator}-{seed}"
+    shutil.rmtree(run_dir, ignore_errors=True)
+    run_dir.mkdir(parents=True)
+    vec_path = tv.save(run_dir / "vectors.npz")
+    res_path = run_dir / "tb_result.json"
+    lat = design.latency_cycles or 100
+    timeout = timeout_cycles or max(10_000, 50 * lat + 20 * len(tv) * max(design.ii_cycles or 1, 1))
+    cfg = {"vectors": str(vec_path), "result": str(res_path), "input": design.interface.input.to_dict(),
+           "output": design.interface.output.to_dict(), "seed": seed, "backpressure": backpressure,
+           "timeout_cycles": timeout, "tlast_mode": design.info.get("tlast_mode", 0)}
+    cfg_path = run_dir / "config.json"
+    cfg_path.write_text(json.dumps(cfg))
+    from cocotb_tools.runner import get_runner
+    runner = get_runner(simulator)
+    log = run_dir / "sim.log"
+    try:
+        with redirect_stdout(StringIO()):
+            runner.test(test_module="bondflow.sim.tb.axis_tb", hdl_toplevel=design.top, hdl_toplevel_lang="verilog", build_dir=build_dir,
+                        test_dir=run_dir, extra_env={"BONDFLOW_SIM_CONFIG": str(cfg_path), "COCOTB_RANDOM_SEED": str(seed)},
+                        waves=waves, log_file=log, results_xml=str(run_dir / "results.xml"), timescale=("1ns", "1ps"))
+    except (RuntimeError, SystemExit) as e:
+        if not res_path.exists():
+            raise SimulationError(f"{simulator} must run the testbench, not fail: {e} (log: {log})") from None
+    if not res_path.exists():
+        raise SimulationError(f"testbench must write its result, not end without one (log: {log})")
+    r = json.loads(res_path.read_text())
+    wall = time.monotonic() - t0
+    wave = None
+    if waves:
+        found = sorted([*run_dir.rglob("*.fst"), *run_dir.rglob("*.vcd"), *build_dir.rglob("*.fst"), *build_dir.rglob("*.vcd")])
+        wave = str(found[0]) if found else None
+    cycles = r.get("cycles")
+    passed = r.get("error") is None and r["mismatches"] == 0
+    result = SimResult(design_digest=design.digest(), arch=design.arch, simulator=simulator,
+                       simulator_version=tool_version(tool) or "unknown", passed=passed, vectors=r["n"],
+                       mismatches=r["mismatches"], first_mismatches=r["first_mismatches"],
+                       latency_cycles=r.get("latency_cycles"), ii_cycles=r.get("ii_cycles"),
+                       expected_latency_cycles=design.latency_cycles, expected_ii_cycles=design.ii_cycles,
+                       cycles=cycles, cycles_per_second=(r["total_cycles"] / r["wall_seconds"]) if r.get("wall_seconds") else None,
+                       wall_seconds=wall, build_seconds=build_s, reference=tv.reference, seed=seed,
+                       backpressure=backpressure, error=r.get("error"), log=str(log), waves=wave)
+    if design_dir is not None:
+        atomic_write_text(design_dir / "sim_result.json", result.to_json())
+    if check and not passed:
+        raise SimulationMismatch(f"RTL must match the {tv.reference} model, not differ on {result.mismatches} of {result.vectors} vectors"
+                                 + (f" ({result.error})" if result.error else ""))
+    return result

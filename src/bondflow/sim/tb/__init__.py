@@ -1,0 +1,1 @@
+"""cocotb testbenches (run inside the simulator by the runner)."""
