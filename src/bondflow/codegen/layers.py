@@ -63,7 +63,10 @@ def dense_layer(module: str, op: Dense, x_type: FixedType, act: Activation | Non
     assigns: list[str] = []
     regs: list[str] = []
     insts: list[str] = []
+    used = np.any(op.weight != 0, axis=1)  # inputs whose weights are all pruned need no wires
     for i in range(op.n_in):
+        if not used[i]:
+            continue
         decls.append(f"wire signed [{pw - 1}:0] xe_{i};")
         src = f"x[{i * xw + xw - 1}:{i * xw}]"
         ext = f"x[{i * xw + xw - 1}]" if x_type.signed else "1'b0"
@@ -134,7 +137,7 @@ def dense_layer(module: str, op: Dense, x_type: FixedType, act: Activation | Non
     text = render("layers/dense_layer.v.j2", header=hdr, module=module, n_in=op.n_in, n_out=op.n_out, x_w=xw,
                   y_w=yw, n_mult=n_mult, act=(act.function if act else None), latency=latency, x_type=str(x_type),
                   w_type=str(op.weight_type), acc_type=str(acc), y_type=str(y_type), decls=decls, assigns=assigns,
-                  regs=regs, insts=insts)
+                  regs=regs, insts=insts, x_partly_unused=not bool(np.all(used)))
     return LayerRTL(module, text, latency, op.n_in, xw, op.n_out, yw, n_mult)
 
 
@@ -150,5 +153,5 @@ def activation_layer(module: str, op: Activation, x_type: FixedType, n: int, hdr
         assigns.append(f"assign y[{j * yw + yw - 1}:{j * yw}] = y_{j};")
     text = render("layers/dense_layer.v.j2", header=hdr, module=module, n_in=n, n_out=n, x_w=xw, y_w=yw, n_mult=0,
                   act=op.function, latency=1, x_type=str(x_type), w_type="-", acc_type="-", y_type=str(op.result_type),
-                  decls=decls, assigns=assigns, regs=regs, insts=insts)
+                  decls=decls, assigns=assigns, regs=regs, insts=insts, x_partly_unused=False)
     return LayerRTL(module, text, 1, n, xw, n, yw, 0)

@@ -1,0 +1,66 @@
+"""`bondflow generate MODEL --arch NAME -o DIR`: generate one architecture's design directory, linted."""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from ..errors import ConfigError
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    from ..codegen.base import architectures
+    p = sub.add_parser("generate", help="generate an architecture for a model")
+    p.add_argument("model", help="model file or graph JSON")
+    p.add_argument("--arch", required=True, choices=architectures(), metavar="ARCH",
+                   help=f"one of {', '.join(architectures())}")
+    p.add_argument("-o", "--output", required=True, help="design directory to create")
+    p.add_argument("--force", action="store_true", help="replace an existing output directory")
+    p.add_argument("--reuse-factor", type=int, default=None, help="multiplier reuse (dataflow, hls4ml)")
+    p.add_argument("--strategy", choices=["latency", "resource"], default=None, help="hls4ml strategy")
+    p.add_argument("--stream-width", type=int, default=None, help="TDATA bits of the streams (default: one beat per sample)")
+    p.add_argument("--tlast", choices=["sample", "batch"], default="sample",
+                   help="TLAST on every output sample, or only where the input batch ended (DMA batches)")
+    p.add_argument("--opt", action="append", default=[], metavar="KEY=VALUE", help="architecture option")
+    p.add_argument("--default-precision")
+    p.add_argument("--input-precision")
+    p.add_argument("--no-lint", action="store_true", help="skip the Verilator lint of generated RTL")
+    p.set_defaults(func=run)
+
+
+def _options(args: argparse.Namespace) -> dict[str, Any]:
+    opts: dict[str, Any] = {}
+    for kv in args.opt:
+        if "=" not in kv:
+            raise ConfigError(f"--opt must be KEY=VALUE, not {kv!r}")
+        k, v = kv.split("=", 1)
+        opts[k.strip().replace("-", "_")] = int(v) if v.lstrip("-").isdigit() else v
+    if args.reuse_factor is not None:
+        if args.reuse_factor < 1:
+            raise ConfigError(f"--reuse-factor must be >= 1, not {args.reuse_factor}")
+        opts["reuse_factor"] = args.reuse_factor
+    if args.strategy:
+        opts["strategy"] = args.strategy
+    if args.stream_width is not None:
+        opts["stream_width"] = args.stream_width
+    if args.tlast == "batch":
+        opts["tlast_mode"] = 1
+    return opts
+
+
+def run(args: argparse.Namespace) -> int:
+    from .. import load_model
+    from ..codegen.base import generate
+    out = Path(args.output)
+    if out.exists() and not args.force:
+        from ..errors import OutputExistsError
+        raise OutputExistsError(f"output directory must not exist (or pass --force), not exist: {out}")
+    g = load_model(args.model, default_precision=args.default_precision, input_precision=args.input_precision)
+    design = generate(g, args.arch, **_options(args))
+    if design.language == "verilog" and not args.no_lint:
+        from ..sim.lint import lint
+        lint(design)
+    design.write(out, force=args.force)
+    lat = f", latency {design.latency_cycles} cycles, II {design.ii_cycles}" if design.latency_cycles else ""
+    print(f"wrote {out}: {design.arch} design for '{g.name}', {len(design.files)} files{lat}; digest {design.digest()[:16]}")
+    return 0

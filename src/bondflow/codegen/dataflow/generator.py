@@ -1,0 +1,28 @@
+"""Architecture "dataflow": every layer fully parallel (reuse factor 1), pipelined, bit-exact with hls4ml."""
+from __future__ import annotations
+
+from typing import Any
+
+from ...design import Design
+from ...errors import ConfigError
+from ...ir.graph import Graph
+from ..base import register_arch
+from ..pipeline import pipeline_design
+
+__all__ = ["generate_dataflow"]
+
+
+@register_arch("dataflow")
+def generate_dataflow(graph: Graph, reuse_factor: int = 1, tlast_mode: int = 0, stream_width: int | None = None,
+                      **options: Any) -> Design:
+    """Generate the pipeline; ``reuse_factor`` > 1 shares multipliers (see reuse.py)."""
+    if options:
+        raise ConfigError(f"dataflow options must be among reuse_factor, tlast_mode, stream_width, not {sorted(options)}")
+    if not isinstance(reuse_factor, int) or reuse_factor < 1:
+        raise ConfigError(f"reuse factor must be an integer >= 1, not {reuse_factor!r}")
+    opts = {"reuse_factor": reuse_factor, "tlast_mode": tlast_mode, "stream_width": stream_width}
+    if reuse_factor > 1:
+        from .reuse import reuse_design
+        return reuse_design(graph, reuse_factor, opts, tlast_mode, stream_width)
+    return pipeline_design(graph, "dataflow", opts, tlast_mode=tlast_mode, in_tdata_bits=stream_width,
+                           out_tdata_bits=None, description="hls4ml-style fully parallel pipeline (reuse factor 1)")
