@@ -1,0 +1,118 @@
+"""The cocotb harness on the reference core: both simulators, 1000 vectors, back-pressure, latency/II, and failure."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+import bondflow
+from bondflow.design import Design
+from bondflow.errors import DesignError, SimulationError, SimulationMismatch
+from bondflow.sim.lint import lint
+from bondflow.sim.runner import simulate
+
+from simgraphs import one_layer
+
+pytestmark = pytest.mark.sim
+
+
+@pytest.fixture(scope="module")
+def ref_dir(tmp_path_factory, ref_graph):
+    d = bondflow.generate(ref_graph, "reference")
+    return d.write(tmp_path_factory.mktemp("ref") / "design")
+
+
+@pytest.mark.parametrize("sim", ["icarus", "verilator"])
+def test_reference_core_passes(ref_dir, sim, need_tool) -> None:
+    need_tool("iverilog" if sim == "icarus" else "verilator")
+    r = simulate(ref_dir, 1000, simulator=sim, seed=3)
+    assert r.passed, r.summary()
+    assert r.vectors == 1000 and r.mismatches == 0 and r.backpressure
+    # Known depth: products, adder stage, output register (3) + input register, FIFO, output register (3).
+    assert r.latency_cycles == r.expected_latency_cycles == 6
+    assert r.ii_cycles == 1.0
+    saved = json.loads((ref_dir / "sim_result.json").read_text())
+    assert saved["passed"] and saved["simulator"] == sim
+
+
+def test_reference_core_is_lint_clean(ref_dir, need_tool) -> None:
+    need_tool("verilator")
+    assert lint(ref_dir).clean
+
+
+def _mutated(ref_dir, tmp_path, old: str, new: str):
+    d = Design.load(ref_dir)
+    rel = "rtl/bondflow_reference_fc.v"
+    assert old in d.files[rel]
+    files = dict(d.files)
+    files[rel] = d.files[rel].replace(old, new, 1)
+    m = Design(arch=d.arch, top=d.top, language=d.language, files=files, interface=d.interface,
+               graph_digest=d.graph_digest, rtl_files=d.rtl_files, latency_cycles=d.latency_cycles,
+               ii_cycles=d.ii_cycles, options=d.options, info=d.info)
+    return m.write(tmp_path / "mutant")
+
+
+def test_flipped_weight_bit_is_caught(ref_dir, tmp_path, need_tool) -> None:
+    """The harness must be able to fail: one weight literal changed by one bit is reported as mismatches."""
+    need_tool("iverilog")
+    text = Design.load(ref_dir).files["rtl/bondflow_reference_fc.v"]
+    import re
+    lit = re.search(r"\$signed\((\d+)'h([0-9a-f]+)\)", text)
+    width, val = int(lit.group(1)), int(lit.group(2), 16)
+    flipped = f"$signed({width}'h{val ^ 1:x})"
+    mutant = _mutated(ref_dir, tmp_path, lit.group(0), flipped)
+    r = simulate(mutant, 300, simulator="icarus")
+    assert not r.passed and r.mismatches > 0
+    assert len(r.first_mismatches) == min(10, r.mismatches)
+    with pytest.raises(SimulationMismatch, match="must match"):
+        simulate(mutant, 300, simulator="icarus", check=True)
+    cli = subprocess.run([sys.executable, "-m", "bondflow.cli.main", "sim", str(mutant), "--vectors", "100"],
+                         capture_output=True, text=True)
+    assert cli.returncode != 0 and "FAIL" in cli.stdout and "Traceback" not in cli.stderr
+
+
+def test_no_manifest(tmp_path) -> None:
+    with pytest.raises(DesignError, match="design.json"):
+        simulate(tmp_path, 10)
+
+
+def test_syntax_error_reports_file_and_line(ref_dir, tmp_path, need_tool) -> None:
+    need_tool("iverilog")
+    mutant = _mutated(ref_dir, tmp_path, "always @(posedge clk) begin", "always @(posedge clk) begin oops;")
+    with pytest.raises(SimulationError, match=r"bondflow_reference_fc\.v:\d+"):
+        simulate(mutant, 10, simulator="icarus")
+
+
+def test_hang_is_a_timeout(ref_dir, tmp_path, need_tool) -> None:
+    """A core that never produces output must end with a clear timeout, not run forever."""
+    need_tool("iverilog")
+    d = Design.load(ref_dir)
+    files = dict(d.files)
+    files["rtl/bondflow_reference_core.v"] = files["rtl/bondflow_reference_core.v"].replace(
+        ".pipe_out_valid(vpipe[2])", ".pipe_out_valid(1'b0)")
+    m = Design(arch=d.arch, top=d.top, language=d.language, files=files, interface=d.interface, graph_digest=d.graph_digest,
+               rtl_files=d.rtl_files, latency_cycles=d.latency_cycles, ii_cycles=d.ii_cycles, info=d.info)
+    r = simulate(m.write(tmp_path / "hang"), 20, simulator="icarus", timeout_cycles=500)
+    assert not r.passed and "timeout" in (r.error or "")
+
+
+def test_multi_beat_stream_and_batch_tlast(tmp_path, need_tool) -> None:
+    """A narrow bus (several beats per sample) and per-batch TLAST keep results exact; II equals the beat count."""
+    need_tool("iverilog")
+    g = one_layer(seed=4, n_in=7, n_out=5, relu=False)
+    d = bondflow.generate(g, "dataflow", stream_width=16, tlast_mode=1)
+    assert d.interface.input.beats == 4
+    lint(d)
+    r = simulate(d.write(tmp_path / "narrow"), 400, simulator="icarus", seed=9)
+    assert r.passed, r.summary()
+    assert r.latency_cycles == d.latency_cycles and r.ii_cycles == 4.0
+
+
+def test_waves_are_opt_in(ref_dir, tmp_path, need_tool) -> None:
+    need_tool("iverilog")
+    r = simulate(ref_dir, 20, simulator="icarus", waves=True, workdir=tmp_path / "w")
+    assert r.passed and r.waves and r.waves.endswith((".vcd", ".fst"))  # cocotb 2's Icarus runner writes FST
+    from pathlib import Path
+    assert Path(r.waves).stat().st_size > 0
