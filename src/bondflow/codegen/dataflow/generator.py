@@ -13,15 +13,16 @@ __all__ = ["generate_dataflow"]
 
 
 @register_arch("dataflow")
-def generate_dataflow(graph: Graph, reuse_factor: int = 1, tlast_mode: int = 0, stream_width: int | None = None,
+def generate_dataflow(graph: Graph, reuse_factor: "int | dict[str, int]" = 1, tlast_mode: int = 0, stream_width: int | None = None,
                       **options: Any) -> Design:
     """Generate the pipeline; ``reuse_factor`` > 1 shares multipliers (see reuse.py)."""
     if options:
         raise ConfigError(f"dataflow options must be among reuse_factor, tlast_mode, stream_width, not {sorted(options)}")
-    if not isinstance(reuse_factor, int) or reuse_factor < 1:
-        raise ConfigError(f"reuse factor must be an integer >= 1, not {reuse_factor!r}")
+    values = list(reuse_factor.values()) if isinstance(reuse_factor, dict) else [reuse_factor]
+    if not all(isinstance(v, int) and v >= 1 for v in values):
+        raise ConfigError(f"reuse factor must be an integer >= 1 (or a layer -> integer mapping), not {reuse_factor!r}")
     opts = {"reuse_factor": reuse_factor, "tlast_mode": tlast_mode, "stream_width": stream_width}
-    if reuse_factor > 1:
+    if max(values) > 1:
         from .reuse import reuse_design
         return reuse_design(graph, reuse_factor, opts, tlast_mode, stream_width)
     return pipeline_design(graph, "dataflow", opts, tlast_mode=tlast_mode, in_tdata_bits=stream_width,

@@ -1,0 +1,136 @@
+"""Dataflow layers with reuse factor R > 1: shared multipliers time-multiplexed over R cycles (as hls4ml's RF)."""
+from __future__ import annotations
+
+from typing import Any
+
+from ... import __version__
+from ...design import Design
+from ...errors import UnsupportedOpError
+from ...ir.graph import Graph
+from ...ir.ops import Activation, Dense, Flatten
+from ...ir.types import FixedType, Overflow
+from ..hls4ml.generator import check_reuse_factor, per_layer_reuse
+from ..layers import LayerRTL, _term, requant_params
+from ..render import clog2, header, render, sanitize, static_rtl, vlog_literal
+from ..shell import interface_for, render_shell
+
+__all__ = ["reuse_design", "reuse_layer", "REUSE_SHELL_LATENCY"]
+
+#: The shell's input and output registers (no adapter FIFO: these layers handshake themselves).
+REUSE_SHELL_LATENCY = 2
+
+
+def reuse_layer(module: str, op: Dense, x_type: FixedType, act: Activation | None, rf: int, hdr: str) -> LayerRTL:
+    acc = op.accum_type
+    prod_frac = x_type.frac_bits + op.weight_type.frac_bits
+    shift = acc.frac_bits - prod_frac
+    if shift < 0 or acc.overflow is not Overflow.WRAP:
+        raise UnsupportedOpError("dense with a rounding or saturating accumulator", op.name,
+                                 ["dense whose accumulator keeps every product bit and wraps"], "the RTL generator")
+    n_in, n_out = op.n_in, op.n_out
+    xw, ww, aw = x_type.width, op.weight_type.width, acc.width
+    ew = xw + (0 if x_type.signed else 1)
+    pw = ew + ww
+    n_mult = (n_in * n_out) // rf
+    kw = clog2(rf)
+    decls, assigns, comb, regs, insts = [], [], [], [], []
+    for m in range(n_mult):
+        decls += [f"reg [{xw - 1}:0] xs_{m};", f"reg signed [{ww - 1}:0] ws_{m};", f"wire signed [{pw - 1}:0] xe_{m};",
+                  f"wire signed [{pw - 1}:0] p_{m};"]
+        ext = f"xs_{m}[{xw - 1}]" if x_type.signed else "1'b0"
+        assigns += [f"assign xe_{m} = {{{{{pw - xw}{{{ext}}}}}, xs_{m}}};",
+                    f"assign p_{m} = xe_{m} * {{{{{pw - ww}{{ws_{m}[{ww - 1}]}}}}, ws_{m}}};"]
+        cases_x, cases_w = [], []
+        for k in range(rf):
+            p = k * n_mult + m
+            i, j = divmod(p, n_out)
+            cases_x.append(f"{kw}'d{k}: xs_{m} = xr[{i * xw + xw - 1}:{i * xw}];")
+            cases_w.append(f"{kw}'d{k}: ws_{m} = {vlog_literal(int(op.weight[i, j]), ww)};")
+        comb.append("always @(*) begin\n        case (k)\n            " + "\n            ".join(cases_x) +
+                    f"\n            default: xs_{m} = {xw}'d0;\n        endcase\n    end")
+        comb.append("always @(*) begin\n        case (k)\n            " + "\n            ".join(cases_w) +
+                    f"\n            default: ws_{m} = {ww}'d0;\n        endcase\n    end")
+    if aw < pw + shift:
+        decls.insert(0, "/* verilator lint_off UNUSEDSIGNAL */")
+        decls.append("/* verilator lint_on UNUSEDSIGNAL */")
+    y_type = act.result_type if act else op.result_type
+    yw = y_type.width
+    for j in range(n_out):
+        decls += [f"reg [{aw - 1}:0] acc_{j};", f"reg [{aw - 1}:0] add_{j};", f"wire [{aw - 1}:0] sum_{j};",
+                  f"wire [{op.result_type.width - 1}:0] d_{j};", f"reg [{yw - 1}:0] y_{j};"]
+        cases = []
+        for k in range(rf):
+            ms = [m for m in range(n_mult) if (k * n_mult + m) % n_out == j]
+            expr = " + ".join(_term(f"p_{m}", pw, aw, shift) for m in ms) or f"{aw}'d0"
+            cases.append(f"{kw}'d{k}: add_{j} = {expr};")
+        comb.append("always @(*) begin\n        case (k)\n            " + "\n            ".join(cases) +
+                    f"\n            default: add_{j} = {aw}'d0;\n        endcase\n    end")
+        bias = int(acc.requantize(op.bias[j:j + 1], op.bias_type.frac_bits)[0])
+        assigns.append(f"assign sum_{j} = acc_{j} + add_{j};")
+        regs.append(f"if (accept) acc_{j} <= {vlog_literal(bias, aw)}; else if (advance) acc_{j} <= sum_{j};")
+        insts.append(f"bondflow_requant {requant_params(acc, op.result_type, False)} u_rq_{j} (.x(sum_{j}), .y(d_{j}));")
+        if act:
+            decls.append(f"wire [{yw - 1}:0] a_{j};")
+            insts.append(f"bondflow_requant {requant_params(op.result_type, act.result_type, act.function == 'relu')} "
+                         f"u_act_{j} (.x(d_{j}), .y(a_{j}));")
+        regs.append(f"if (finish) y_{j} <= {'a' if act else 'd'}_{j};")
+        assigns.append(f"assign out_data[{j * yw + yw - 1}:{j * yw}] = y_{j};")
+    text = render("layers/reuse_layer.v.j2", header=hdr, module=module, n_in=n_in, n_out=n_out, x_w=xw, y_w=yw,
+                  rf=rf, kw=kw, n_mult=n_mult, act=(act.function if act else None), x_type=str(x_type),
+                  w_type=str(op.weight_type), acc_type=str(acc), y_type=str(y_type), decls=decls, assigns=assigns,
+                  comb=comb, regs=regs, insts=insts)
+    # One cycle to register the input, then R multiply-accumulate cycles ending in the output register.
+    return LayerRTL(module, text, rf + 1, n_in, xw, n_out, yw, n_mult)
+
+
+def reuse_design(graph: Graph, reuse_factor: "int | dict[str, int]", options: dict[str, Any], tlast_mode: int,
+                 stream_width: int | None) -> Design:
+    check_reuse_factor(graph, reuse_factor)  # the same valid set as hls4ml, so both compare like for like
+    rfs = per_layer_reuse(graph, reuse_factor)
+    digest = graph.digest()
+    hdr = header("dataflow", digest)
+    layers: list[LayerRTL] = []
+    ops = list(graph.ops)
+    cur = graph.input.type
+    i = 0
+    while i < len(ops):
+        op = ops[i]
+        if isinstance(op, Dense):
+            nxt = ops[i + 1] if i + 1 < len(ops) else None
+            act = nxt if isinstance(nxt, Activation) and nxt.input == op.name else None
+            layers.append(reuse_layer(f"bondflow_dataflow_{sanitize(op.name)}", op, cur, act, rfs[op.name], hdr))
+            cur = (act or op).result_type
+            i += 2 if act else 1
+        elif isinstance(op, Flatten) and op.result_type == cur:
+            i += 1
+        else:
+            raise UnsupportedOpError(op.kind, op.name, ["dense (+ activation)", "flatten"], "the dataflow generator at reuse factor > 1")
+    core = "bondflow_dataflow_core"
+    lines = [hdr, f"// {core}: {len(layers)} time-multiplexed layers chained by valid/ready handshakes.",
+             "`timescale 1ns/1ps", "`default_nettype none", f"module {core} (", "    input  wire clk,", "    input  wire rst_n,",
+             f"    input  wire [{graph.input.size * graph.input.type.width - 1}:0] in_data,", "    input  wire in_valid,",
+             "    output wire in_ready,", f"    output wire [{layers[-1].n_out * layers[-1].out_width - 1}:0] out_data,",
+             "    output wire out_valid,", "    input  wire out_ready", ");"]
+    prev_d, prev_v, prev_r = "in_data", "in_valid", "in_ready"
+    for k, l in enumerate(layers):
+        last = k == len(layers) - 1
+        d, v, r = ("out_data", "out_valid", "out_ready") if last else (f"l{k}_d", f"l{k}_v", f"l{k}_r")
+        if not last:
+            lines += [f"    wire [{l.n_out * l.out_width - 1}:0] {d};", f"    wire {v}, {r};"]
+        lines.append(f"    {l.module} u_l{k} (.clk(clk), .rst_n(rst_n), .in_data({prev_d}), .in_valid({prev_v}), "
+                     f".in_ready({prev_r}), .out_data({d}), .out_valid({v}), .out_ready({r}));")
+        prev_d, prev_v, prev_r = d, v, r
+    lines += ["endmodule", "`default_nettype wire", ""]
+    iface = interface_for(graph, stream_width, None)
+    files = {f"rtl/{l.module}.v": l.text for l in layers}
+    files.update({"rtl/bondflow_requant.v": static_rtl("bondflow_requant.v"), f"rtl/{core}.v": "\n".join(lines),
+                  "rtl/bondflow_top.v": render_shell(core, iface, digest, "dataflow", tlast_mode),
+                  "graph.json": graph.to_json(indent=1)})
+    rtl = ["rtl/bondflow_requant.v"] + [f"rtl/{l.module}.v" for l in layers] + [f"rtl/{core}.v", "rtl/bondflow_top.v"]
+    ii = max(list(rfs.values()) + [iface.input.beats, iface.output.beats])
+    info = {"layers": [{"module": l.module, "reuse_factor": l.latency - 1, "multipliers": l.multipliers} for l in layers],
+            "multipliers": sum(l.multipliers for l in layers), "tlast_mode": tlast_mode}
+    latency = sum(l.latency for l in layers) + REUSE_SHELL_LATENCY + iface.input.beats - 1
+    return Design(arch="dataflow", top="bondflow_top", language="verilog", files=files, interface=iface,
+                  graph_digest=digest, rtl_files=tuple(rtl), latency_cycles=latency, ii_cycles=ii,
+                  options={**options, "reuse_factor": rfs}, info=info, generator_version=__version__)

@@ -1,0 +1,201 @@
+"""Architecture "hls4ml": build an hls4ml project whose every precision is the Graph's, compile its C simulation."""
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ... import __version__
+from ..._compat import alias_keras_to_tf_keras, import_tensorflow
+from ...design import Design
+from ...errors import ConfigError, MissingDependencyError, ToolFailedError, ToolNotFoundError, UnsupportedOpError
+from ...ir.graph import Graph
+from ...ir.ops import Activation, Dense, Flatten
+from ...tools import find_tool
+from ..base import register_arch
+from ..render import sanitize
+
+__all__ = ["generate_hls4ml", "HlsProject", "build_project", "valid_reuse_factors", "closest_valid_reuse", "per_layer_reuse", "BOARDS"]
+
+BOARDS = ("pynq-z2", "zcu102", "alveo-u50", "alveo-u250", "alveo-u280")
+INPUT_LAYER = "bondflow_input"  # hls4ml reserves the name 'input'
+_TEXT_SUFFIXES = {".h", ".cpp", ".hpp", ".tcl", ".txt", ".sh", ".py", ".json", ".yml", ".cfg", ".ini", ""}
+
+
+def valid_reuse_factors(n_in: int, n_out: int) -> list[int]:
+    """Reuse factors hls4ml 1.3 accepts for a Dense layer (its FPGA backend's rule)."""
+    out = []
+    for rf in range(1, n_in * n_out + 1):
+        mult_limit = -(-(n_in * n_out) // min(n_in, rf))
+        ok = (mult_limit % n_out == 0 or rf >= n_in) and (rf % n_in == 0 or rf < n_in) and (n_in * n_out) % rf == 0
+        if ok:
+            out.append(rf)
+    return out
+
+
+def per_layer_reuse(graph: Graph, rf: "int | dict[str, int]") -> dict[str, int]:
+    """One reuse factor for every Dense layer, or a mapping layer -> factor (missing layers get 1)."""
+    if isinstance(rf, dict):
+        unknown = set(rf) - {o.name for o in graph.dense_layers()}
+        if unknown:
+            raise ConfigError(f"reuse factors must name dense layers {[o.name for o in graph.dense_layers()]}, not {sorted(unknown)}")
+        return {o.name: int(rf.get(o.name, 1)) for o in graph.dense_layers()}
+    return {o.name: int(rf) for o in graph.dense_layers()}
+
+
+def closest_valid_reuse(graph: Graph, target: int) -> dict[str, int]:
+    """Per layer, the valid reuse factor closest to ``target`` (what hls4ml itself would pick)."""
+    out = {}
+    for op in graph.dense_layers():
+        valid = valid_reuse_factors(op.n_in, op.n_out)
+        out[op.name] = min(valid, key=lambda v: (abs(v - target), v))
+    return out
+
+
+def check_reuse_factor(graph: Graph, rf: "int | dict[str, int]") -> None:
+    rfs = per_layer_reuse(graph, rf)
+    for op in graph.dense_layers():
+        valid = valid_reuse_factors(op.n_in, op.n_out)
+        rf = rfs[op.name]
+        if rf not in valid:
+            raise ConfigError(f"reuse factor for layer '{op.name}' ({op.n_in}x{op.n_out}) must be one of "
+                              f"{valid[:12]}{'...' if len(valid) > 12 else ''}, not {rf}")
+
+
+def keras_model_of(graph: Graph):
+    """A tf_keras model with the graph's exact (dequantized) weights; hls4ml reads it, the Graph sets precisions."""
+    tfk = import_tensorflow()
+    layers = [tfk.layers.InputLayer(input_shape=(graph.input.size,), name=INPUT_LAYER)]
+    for op in graph.ops:
+        if isinstance(op, Dense):
+            layers.append(tfk.layers.Dense(op.n_out, name=op.name))
+        elif isinstance(op, Activation):
+            layers.append(tfk.layers.Activation(op.function, name=op.name))
+        elif isinstance(op, Flatten):
+            continue
+        else:
+            raise UnsupportedOpError(op.kind, op.name, ["dense", "activation", "flatten"], "the hls4ml generator")
+    model = tfk.Sequential(layers, name=graph.name)
+    for op in graph.dense_layers():
+        model.get_layer(op.name).set_weights([op.weight_type.to_float(op.weight).astype(np.float64),
+                                              op.bias_type.to_float(op.bias).astype(np.float64)])
+    return model
+
+
+def hls_config(graph: Graph, model, reuse_factor: "int | dict[str, int]", strategy: str) -> dict[str, Any]:
+    """hls4ml config (granularity 'name') with every precision taken from the Graph."""
+    alias_keras_to_tf_keras()
+    import hls4ml
+    cfg = hls4ml.utils.config_from_keras_model(model, granularity="name", backend="Vitis")
+    rfs = per_layer_reuse(graph, reuse_factor)
+    cfg["Model"]["ReuseFactor"] = max(rfs.values())
+    cfg["Model"]["Strategy"] = strategy.capitalize()
+    layers = cfg["LayerName"]
+    layers.setdefault(INPUT_LAYER, {})["Precision"] = {"result": graph.input.type.to_ap()}
+    for op in graph.ops:
+        lc = layers.setdefault(op.name, {})
+        lc["ReuseFactor"] = rfs.get(op.name, 1)
+        if isinstance(op, Dense):
+            lc["Precision"] = {"weight": op.weight_type.to_ap(), "bias": op.bias_type.to_ap(),
+                               "result": op.result_type.to_ap(), "accum": op.accum_type.to_ap()}
+            lc["Strategy"] = strategy.capitalize()
+            # Keras Dense without activation gets a linear activation layer in hls4ml: keep it an identity.
+            layers.setdefault(f"{op.name}_linear", {})["Precision"] = {"result": op.result_type.to_ap()}
+        elif isinstance(op, Activation):
+            lc["Precision"] = {"result": op.result_type.to_ap()}
+    return cfg
+
+
+class HlsProject:
+    """A written and compiled hls4ml project; ``predict_raw`` runs its C simulation."""
+
+    def __init__(self, graph: Graph, hls_model: Any, out_dir: Path, config: dict[str, Any]) -> None:
+        self.graph, self.hls_model, self.out_dir, self.config = graph, hls_model, out_dir, config
+
+    def predict_raw(self, x_raw: np.ndarray) -> np.ndarray:
+        """Raw inputs -> raw outputs through hls4ml's bit-accurate C++ (exact: inputs are on the input grid)."""
+        x = np.ascontiguousarray(self.graph.input.type.to_float(np.asarray(x_raw)), dtype=np.float64)
+        y = np.asarray(self.hls_model.predict(x), dtype=np.float64).reshape(len(x), -1)
+        t = self.graph.output.type
+        raw = np.ldexp(y, t.frac_bits)
+        if not np.all(raw == np.round(raw)):
+            raise ToolFailedError("hls4ml predict", 1, None, "outputs are not on the output type's grid")
+        return raw.astype(np.int64)
+
+
+def build_project(graph: Graph, out_dir: Path, reuse_factor: "int | dict[str, int]" = 1, strategy: str = "latency",
+                  board: str | None = None, part: str = "xc7z020clg400-1", clock_period: float = 5.0) -> HlsProject:
+    """Convert, write and compile (g++) the hls4ml project in ``out_dir``."""
+    if strategy not in ("latency", "resource"):
+        raise ConfigError(f"strategy must be 'latency' or 'resource', not {strategy!r}")
+    if board is not None and board not in BOARDS:
+        raise ConfigError(f"board must be one of {', '.join(BOARDS)}, not {board!r}")
+    check_reuse_factor(graph, reuse_factor)
+    if find_tool("g++") is None:
+        raise ToolNotFoundError("g++", "apt-get install g++")
+    model = keras_model_of(graph)
+    cfg = hls_config(graph, model, reuse_factor, strategy)
+    alias_keras_to_tf_keras()
+    try:
+        import hls4ml
+    except ImportError:
+        raise MissingDependencyError("hls4ml", "the hls4ml architecture") from None
+    kw: dict[str, Any] = dict(hls_config=cfg, output_dir=str(out_dir), project_name="myproject",
+                              io_type="io_parallel", clock_period=clock_period)
+    if board:
+        kw.update(backend="VivadoAccelerator", board=board)
+    else:
+        kw.update(backend="Vitis", part=part)
+    try:
+        hls_model = hls4ml.converters.convert_from_keras_model(model, **kw)
+        hls_model.compile()
+    except Exception as e:  # hls4ml raises bare Exceptions; name what failed
+        raise ToolFailedError("hls4ml", 1, out_dir, f"{type(e).__name__}: {e}") from None
+    return HlsProject(graph, hls_model, out_dir, cfg)
+
+
+@register_arch("hls4ml")
+def generate_hls4ml(graph: Graph, reuse_factor: "int | dict[str, int]" = 1, strategy: str = "latency", board: str | None = None,
+                    synth: bool = False, vectors: int = 1000, seed: int = 0, **options: Any) -> Design:
+    """The hls4ml project (text files), its config, and C-simulation outputs on the standard test vectors."""
+    if options:
+        raise ConfigError(f"hls4ml options must be among reuse_factor, strategy, board, synth, vectors, not {sorted(options)}")
+    from ...sim.vectors import make_vectors
+    tmp = Path(tempfile.mkdtemp(prefix="bondflow-hls4ml-"))
+    try:
+        t0 = time.monotonic()
+        prj = build_project(graph, tmp / "prj", reuse_factor, strategy, board)
+        build_s = time.monotonic() - t0
+        tv = make_vectors(graph, vectors, seed)
+        t1 = time.monotonic()
+        y = prj.predict_raw(tv.inputs)
+        csim_s = time.monotonic() - t1
+        files = {"graph.json": graph.to_json(indent=1), "hls4ml_config.json": json.dumps(prj.config, indent=1, default=str),
+                 "csim.json": json.dumps({"inputs": tv.inputs.tolist(), "outputs": y.tolist(), "seed": seed})}
+        for p in sorted((tmp / "prj").rglob("*")):
+            if p.is_file() and p.suffix in _TEXT_SUFFIXES and p.stat().st_size < 2_000_000:
+                try:
+                    files[f"hls4ml_prj/{p.relative_to(tmp / 'prj')}"] = p.read_text()
+                except UnicodeDecodeError:
+                    continue
+        mismatches = int(np.count_nonzero(np.any(y != tv.expected, axis=1)))
+        info: dict[str, Any] = {"csim_vectors": len(tv), "csim_mismatches_vs_golden": mismatches,
+                                "compile_seconds": round(build_s, 2), "csim_seconds": round(csim_s, 3),
+                                "hls4ml_version": __import__("hls4ml").__version__}
+        if synth:
+            hls = find_tool("vitis_hls") or find_tool("vivado_hls")
+            if hls is None:
+                raise ToolNotFoundError("vitis_hls", "AMD Vitis HLS (vendor download); the project in hls4ml_prj/ "
+                                        "can be synthesized later with `vitis_hls -f build_prj.tcl`")
+            prj.hls_model.build(csim=False, synth=True)
+            info["hls_report"] = __import__("hls4ml").report.parse_vivado_report(str(tmp / "prj"))
+        return Design(arch="hls4ml", top="myproject", language="hls-c++", files=files, interface=None,
+                      graph_digest=graph.digest(), options={"reuse_factor": reuse_factor, "strategy": strategy,
+                                                            "board": board}, info=info, generator_version=__version__)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
