@@ -8,7 +8,7 @@ __all__ = [
     "BondflowError", "UnsupportedOpError", "QuantizationError", "GraphValidationError",
     "ConfigError", "TemplateRenderError", "ToolNotFoundError", "ToolFailedError",
     "SimulationMismatch", "SimulationError", "MissingDependencyError", "ModelLoadError",
-    "DesignError", "OutputExistsError",
+    "DesignError", "OutputExistsError", "DoesNotFitError",
 ]
 
 
@@ -113,3 +113,9 @@ class OutputExistsError(BondflowError):
     """An output path exists and --force was not given."""
 
     exit_code = 14
+
+
+class DoesNotFitError(BondflowError):
+    """A design needs more resources than the target has."""
+
+    exit_code = 15

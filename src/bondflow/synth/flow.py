@@ -1,0 +1,157 @@
+"""Synthesis flow: yosys (+ nextpnr and a real bitstream for Lattice), Vivado scripts; cached by digest."""
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..codegen.render import header, render
+from ..design import Design
+from ..errors import DesignError, DoesNotFitError, ToolNotFoundError
+from ..fsutil import atomic_write_text
+from ..tools import tool_version
+from .nextpnr import place_and_route
+from .targets import Target, get_target
+from .vivado import has_vivado, run_vivado, write_vivado_scripts
+from .yosys import synthesize_yosys
+
+__all__ = ["SynthReport", "synthesize", "LFSR_BITS"]
+
+LFSR_BITS = 32
+
+
+@dataclass(frozen=True)
+class SynthReport:
+    """Resources, timing and artifacts of one synthesis of one design on one target."""
+
+    design_digest: str
+    arch: str
+    target: str
+    family: str
+    tool: str
+    tool_versions: dict[str, str]
+    lut: int
+    ff: int
+    dsp: int
+    bram: int
+    cells: dict[str, int]
+    utilization_pct: dict[str, float]
+    clock_mhz: float
+    fmax_mhz: float | None = None
+    timing_met: bool | None = None
+    placed: bool = False
+    bitstream: str | None = None
+    bitstream_bytes: int | None = None
+    vivado_scripts: list[str] = field(default_factory=list)
+    logs: dict[str, str] = field(default_factory=dict)
+    wall_seconds: float = 0.0
+    cached: bool = False
+    note: str = ""
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=1)
+
+    def summary(self) -> str:
+        s = [f"{self.arch} on {self.target} ({self.tool}{', cached' if self.cached else ''}): LUT {self.lut}, FF {self.ff}, "
+             f"DSP {self.dsp}, BRAM {self.bram}  ({', '.join(f'{k} {v:.1f}%' for k, v in self.utilization_pct.items())})"]
+        if self.fmax_mhz is not None:
+            s.append(f"  fmax {self.fmax_mhz:.1f} MHz vs {self.clock_mhz:g} MHz target: {'met' if self.timing_met else 'NOT met'}")
+        if self.bitstream:
+            s.append(f"  bitstream {self.bitstream} ({self.bitstream_bytes:,} bytes)")
+        if self.vivado_scripts:
+            s.append(f"  Vivado scripts: {', '.join(self.vivado_scripts)}")
+        if self.note:
+            s.append(f"  note: {self.note}")
+        s.append(f"  wall {self.wall_seconds:.1f} s")
+        return "\n".join(s)
+
+
+def _harness(design: Design) -> str:
+    """The pin-light LFSR harness used for place and route (see hdl_templates/synth/bitstream_top.v.j2)."""
+    iface = design.interface
+    in_bits, out_bits = iface.input.tdata_bits, iface.output.tdata_bits
+    assigns = [f"assign tdata[{i}] = lfsr[{i % LFSR_BITS}] ^ lfsr[{(7 * i + 3) % LFSR_BITS}];" for i in range(in_bits)]
+    return render("synth/bitstream_top.v.j2", header=header(design.arch, design.graph_digest), lfsr_bits=LFSR_BITS,
+                  in_bits=in_bits, out_bits=out_bits, in_assigns=assigns)
+
+
+def synthesize(design: Design | str | Path, target: str, clock_mhz: float | None = None, bitstream: bool = False,
+               out: str | Path | None = None, vivado: bool = False, force: bool = False) -> SynthReport:
+    """Synthesize ``design`` for ``target``; results are cached under ``<out>/<key>/`` (default: the design dir's synth/)."""
+    t: Target = get_target(target)
+    design_dir = None
+    if not isinstance(design, Design):
+        design_dir = Path(design)
+        design = Design.load(design_dir)
+    if design.language != "verilog":
+        raise DesignError(f"design must be Verilog to synthesize with yosys, not '{design.language}' ({design.arch}); "
+                          "hls4ml projects need Vitis HLS (bondflow generate --arch hls4ml --synth)")
+    clock = float(clock_mhz or t.clock_mhz)
+    tools = ["yosys"] + ([f"nextpnr-{t.flow}", "ecppack" if t.flow == "ecp5" else "icepack"] if bitstream and t.flow != "xilinx" else [])
+    versions = {n: tool_version(n) or "missing" for n in tools}
+    key = hashlib.sha256(json.dumps([design.digest(), t.name, clock, bitstream, versions], sort_keys=True).encode()).hexdigest()[:16]
+    root = Path(out) if out else (design_dir / "synth" if design_dir else Path("synth_build"))
+    work = root / f"{t.name}-{key}"
+    cached = work / "synth_report.json"
+    if cached.exists() and not force and not vivado:
+        d = json.loads(cached.read_text())
+        d["cached"] = True
+        return SynthReport(**d)
+    if bitstream and t.flow == "xilinx" and not vivado:
+        raise ToolNotFoundError("vivado", f"AMD Vivado; Xilinx bitstreams need it (use --vivado), target {t.name} gets yosys estimates without it")
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    t0 = time.monotonic()
+    src_dir = work / "rtl"
+    src_dir.mkdir()
+    sources = []
+    for rel in design.rtl_files:
+        p = src_dir / Path(rel).name
+        p.write_text(design.files[rel])
+        sources.append(p)
+    top = design.top
+    note = ""
+    place = bitstream and t.flow in ("ecp5", "ice40")
+    if place:
+        h = src_dir / "bondflow_bitstream_top.v"
+        h.write_text(_harness(design))
+        sources.append(h)
+        top = "bondflow_bitstream_top"
+        note = f"placed with a pin-light harness ({LFSR_BITS}-bit LFSR inputs, XOR-folded outputs) included in the counts"
+    res, cells, netlist, ylog = synthesize_yosys(sources, top, t, work / "yosys")
+    pct = {k: round(100.0 * res[k] / cap, 2) for k, cap in (("lut", t.luts), ("ff", t.ffs), ("dsp", t.dsps), ("bram", t.brams)) if cap}
+    over = {k: v for k, v in pct.items() if v > 100}
+    report: dict[str, Any] = dict(design_digest=design.digest(), arch=design.arch, target=t.name, family=t.family,
+                                  tool="yosys" + ("+nextpnr" if place else ""), tool_versions=versions, lut=res["lut"],
+                                  ff=res["ff"], dsp=res["dsp"], bram=res["bram"], cells=cells, utilization_pct=pct,
+                                  clock_mhz=clock, logs={"yosys": str(ylog)}, note=note)
+    if over and place:  # refuse before a long place and route
+        k, v = next(iter(over.items()))
+        raise DoesNotFitError(f"design must fit {t.name}, not need {res[k]} {k.upper()} of {getattr(t, k + 's')} ({v - 100:.0f}% over)")
+    if place:
+        pnr = place_and_route(work / "yosys" / "netlist.json", t, clock, work / "yosys")
+        report.update(fmax_mhz=pnr["fmax_mhz"], timing_met=(pnr["fmax_mhz"] or 0) >= clock, placed=True,
+                      bitstream=pnr["bitstream"], bitstream_bytes=pnr["bitstream_bytes"])
+        report["logs"]["nextpnr"] = pnr["log"]
+    if t.flow == "xilinx":
+        rtl_names = [f"rtl/{Path(r).name}" for r in design.rtl_files]
+        scripts = write_vivado_scripts(rtl_names, t, clock, work, design.digest())
+        report["vivado_scripts"] = [str(s) for s in scripts]
+        if vivado:
+            if not has_vivado():
+                raise ToolNotFoundError("vivado", f"AMD Vivado; the scripts are written: cd {work} && vivado -mode batch -source ooc.tcl")
+            v = run_vivado(scripts[0], work)
+            report.update(tool="vivado", lut=v["resources"]["lut"], ff=v["resources"]["ff"], dsp=v["resources"]["dsp"],
+                          bram=v["resources"]["bram"], timing_met=v["timing_met"])
+            report["logs"]["vivado"] = v["log"]
+        elif not report["note"]:
+            report["note"] = f"yosys estimates; run Vivado with: cd {work} && vivado -mode batch -source ooc.tcl"
+    report["wall_seconds"] = round(time.monotonic() - t0, 2)
+    atomic_write_text(cached, json.dumps(report, indent=1))
+    if design_dir is not None:
+        atomic_write_text(design_dir / "synth_report.json", json.dumps(report, indent=1))
+    return SynthReport(**report)

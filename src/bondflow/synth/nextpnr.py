@@ -1,0 +1,36 @@
+"""nextpnr place and route (ECP5, iCE40) and ecppack / icepack bitstreams; fmax from the JSON report."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from ..tools import run_tool
+from .targets import Target
+
+__all__ = ["place_and_route", "BITSTREAM_MAGIC"]
+
+#: First bytes of a real bitstream: ECP5 .bit files open with a 0xFF 0x00 comment preamble; iCE40 .bin with its sync word.
+BITSTREAM_MAGIC = {"ecp5": b"\xff\x00", "ice40": b"\x7e\xaa\x99\x7e"}
+
+
+def place_and_route(netlist: Path, target: Target, clock_mhz: float, work: Path, seed: int = 1) -> dict[str, Any]:
+    """P&R the yosys JSON netlist (relative paths: YoWASP sees only ``work``); return fmax, utilisation, bitstream."""
+    report = "pnr_report.json"
+    common = ["--json", netlist.name, "--report", report, "--freq", f"{clock_mhz:g}", "--seed", str(seed)]
+    if target.flow == "ecp5":
+        args = [f"--{target.part}", "--package", target.package, "--textcfg", "design.config",
+                "--lpf-allow-unconstrained"] + common
+        run_tool("nextpnr-ecp5", args, cwd=work, log=work / "nextpnr.log", timeout=7200)
+        bit = work / "design.bit"
+        run_tool("ecppack", ["design.config", bit.name], cwd=work, log=work / "ecppack.log", timeout=600)
+    else:
+        args = [f"--{target.part}", "--package", target.package, "--asc", "design.asc", "--pcf-allow-unconstrained"] + common
+        run_tool("nextpnr-ice40", args, cwd=work, log=work / "nextpnr.log", timeout=7200)
+        bit = work / "design.bin"
+        run_tool("icepack", ["design.asc", bit.name], cwd=work, log=work / "icepack.log", timeout=600)
+    rep = json.loads((work / report).read_text())
+    fmax = {k: v.get("achieved") for k, v in rep.get("fmax", {}).items()}
+    util = {k: {"used": v.get("used"), "available": v.get("available")} for k, v in rep.get("utilization", {}).items()}
+    return {"fmax_mhz": min(fmax.values()) if fmax else None, "fmax_by_clock": fmax, "utilization": util,
+            "bitstream": str(bit), "bitstream_bytes": bit.stat().st_size, "log": str(work / "nextpnr.log")}
