@@ -125,10 +125,16 @@ def synthesize(design: Design | str | Path, target: str, clock_mhz: float | None
     res, cells, netlist, ylog = synthesize_yosys(sources, top, t, work / "yosys")
     pct = {k: round(100.0 * res[k] / cap, 2) for k, cap in (("lut", t.luts), ("ff", t.ffs), ("dsp", t.dsps), ("bram", t.brams)) if cap}
     over = {k: v for k, v in pct.items() if v > 100}
+    if set(over) == {"dsp"}:  # more constant multipliers than DSP blocks: build them from LUTs, as vendor tools do
+        res, cells, netlist, ylog = synthesize_yosys(sources, top, t, work / "yosys", nodsp=True)
+        pct = {k: round(100.0 * res[k] / cap, 2) for k, cap in (("lut", t.luts), ("ff", t.ffs), ("dsp", t.dsps), ("bram", t.brams)) if cap}
+        over = {k: v for k, v in pct.items() if v > 100}
+        note = (note + "; " if note else "") + f"multipliers in LUTs (they need more than the {t.dsps} DSP blocks)"
     report: dict[str, Any] = dict(design_digest=design.digest(), arch=design.arch, target=t.name, family=t.family,
                                   tool="yosys" + ("+nextpnr" if place else ""), tool_versions=versions, lut=res["lut"],
                                   ff=res["ff"], dsp=res["dsp"], bram=res["bram"], cells=cells, utilization_pct=pct,
                                   clock_mhz=clock, logs={"yosys": str(ylog)}, note=note)
+    
     if over and place:  # refuse before a long place and route
         k, v = next(iter(over.items()))
         raise DoesNotFitError(f"design must fit {t.name}, not need {res[k]} {k.upper()} of {getattr(t, k + 's')} ({v - 100:.0f}% over)")

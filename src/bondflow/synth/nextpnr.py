@@ -10,8 +10,8 @@ from .targets import Target
 
 __all__ = ["place_and_route", "BITSTREAM_MAGIC"]
 
-#: First bytes of a real bitstream: ECP5 .bit files open with a 0xFF 0x00 comment preamble; iCE40 .bin with its sync word.
-BITSTREAM_MAGIC = {"ecp5": b"\xff\x00", "ice40": b"\x7e\xaa\x99\x7e"}
+#: Sync words inside the first bytes of a real bitstream (after the comment preamble 0xFF 0x00 ... 0x00 0xFF).
+BITSTREAM_MAGIC = {"ecp5": b"\xff\xff\xbd\xb3", "ice40": b"\x7e\xaa\x99\x7e"}
 
 
 def place_and_route(netlist: Path, target: Target, clock_mhz: float, work: Path, seed: int = 1) -> dict[str, Any]:

@@ -34,7 +34,7 @@ def count_resources(cells: dict[str, int], flow: str) -> dict[str, int]:
     return out
 
 
-def synthesize_yosys(sources: list[Path], top: str, target: Target, work: Path) -> tuple[dict[str, int], dict[str, int], Path, Path]:
+def synthesize_yosys(sources: list[Path], top: str, target: Target, work: Path, nodsp: bool = False) -> tuple[dict[str, int], dict[str, int], Path, Path]:
     """Run yosys; return (resources, raw cell counts, netlist JSON path, log path)."""
     work.mkdir(parents=True, exist_ok=True)
     # YoWASP's WebAssembly yosys sees only its working directory: copy sources in, use relative paths.
@@ -53,6 +53,8 @@ def synthesize_yosys(sources: list[Path], top: str, target: Target, work: Path) 
         synth = f"synth_ecp5 -top {top} -json netlist.json"
     else:
         synth = f"synth_ice40 -top {top} -json netlist.json"
+    if nodsp:
+        synth += " -nodsp"
     script = f"{reads}; {synth}; tee -q -o stat.json stat -json"
     log = work / "yosys.log"
     run_tool("yosys", ["-q", "-l", "yosys.log", "-p", script], cwd=work, log=work / "yosys.run.log", timeout=3600)
