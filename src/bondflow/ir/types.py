@@ -7,7 +7,12 @@ from enum import Enum
 
 import numpy as np
 
-from ..errors import QuantizationError
+try:
+    from ..errors import QuantizationError
+except ImportError:  # copied verbatim into a deploy bundle, where only numpy exists
+
+    class QuantizationError(ValueError):  # type: ignore[no-redef]
+        """A value or type that cannot be represented as asked."""
 
 __all__ = ["Rounding", "Overflow", "FixedType", "MAX_WIDTH"]
 

@@ -3,10 +3,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import re
 import shutil
 import sys
+import tempfile
 import time
 from contextlib import redirect_stdout
 from dataclasses import asdict, dataclass, field
@@ -22,9 +24,12 @@ from ..fsutil import atomic_write_text
 from ..tools import TOOLS, find_tool, tool_version
 from .vectors import TestVectors, make_vectors
 
-__all__ = ["SimResult", "simulate", "SIMULATORS"]
+__all__ = ["SimResult", "simulate", "stream_bytes", "SIMULATORS"]
 
 SIMULATORS = {"icarus": "iverilog", "verilator": "verilator"}
+# cocotb's runners log every command at INFO under their class names; keep bondflow's output to results.
+for _name in ("Icarus", "Verilator"):
+    logging.getLogger(_name).setLevel(logging.WARNING)
 
 
 @dataclass(frozen=True)
@@ -200,3 +205,38 @@ def simulate(design: Design | str | Path, vectors: int | TestVectors = 1000, sim
         raise SimulationMismatch(f"RTL must match the {tv.reference} model, not differ on {result.mismatches} of {result.vectors} vectors"
                                  + (f" ({result.error})" if result.error else ""))
     return result
+
+
+def stream_bytes(design_dir: str | Path, data: bytes, out_bytes: int, simulator: str = "icarus",
+                 timeout_cycles: int = 200_000) -> list[bytes]:
+    """Send ``data`` as one input frame through the design's RTL; return the output frames (TLAST-delimited)."""
+    design_dir = Path(design_dir)
+    design = Design.load(design_dir)
+    tool = SIMULATORS[simulator]
+    if find_tool(tool) is None:
+        raise ToolNotFoundError(tool, TOOLS[tool].install)
+    root = design_dir / "sim"
+    os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
+    build_dir, _ = _build(design, root, simulator, False)
+    run_dir = Path(tempfile.mkdtemp(prefix="stream-", dir=root))
+    try:
+        (run_dir / "in.bin").write_bytes(data)
+        cfg = {"input": str(run_dir / "in.bin"), "out_bytes": out_bytes, "timeout_cycles": timeout_cycles,
+               "result": str(run_dir / "out.json")}
+        (run_dir / "cfg.json").write_text(json.dumps(cfg))
+        from cocotb_tools.runner import get_runner
+        try:
+            with redirect_stdout(StringIO()):
+                get_runner(simulator).test(test_module="bondflow.sim.tb.stream_tb", hdl_toplevel=design.top,
+                                           hdl_toplevel_lang="verilog", build_dir=build_dir, test_dir=run_dir,
+                                           extra_env={"BONDFLOW_STREAM_CONFIG": str(run_dir / "cfg.json")},
+                                           log_file=run_dir / "sim.log", results_xml=str(run_dir / "results.xml"),
+                                           timescale=("1ns", "1ps"))
+        except (RuntimeError, SystemExit) as e:
+            raise SimulationError(f"{simulator} must run the stream replay, not fail: {e}") from None
+        r = json.loads((run_dir / "out.json").read_text())
+        if r["error"]:
+            raise SimulationError(f"the design must return {out_bytes} bytes, not time out: {r['error']}")
+        return [bytes.fromhex(f) for f in r["frames"]]
+    finally:
+        shutil.rmtree(run_dir, ignore_errors=True)
