@@ -1,0 +1,71 @@
+"""`bondflow compare MODEL --arch a,b --target T -o report/`: every architecture through every step, one report."""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("compare", help="generate, verify and synthesize several architectures; write a report")
+    p.add_argument("model")
+    p.add_argument("--arch", default="dataflow,hls4ml",
+                   help="comma list; NAME or NAME:rf=R (e.g. dataflow,dataflow:rf=4,hls4ml,bondmachine)")
+    p.add_argument("--target", default="xc7z020")
+    p.add_argument("-o", "--output", required=True)
+    p.add_argument("--vectors", type=int, default=500)
+    p.add_argument("--simulator", choices=["icarus", "verilator"], default="icarus")
+    p.add_argument("--data", help="npz with x_test (and y_test) for accuracy; default: the example's data.npz next to the model")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from .. import load_model
+    from ..codegen.base import architectures
+    from ..compare.flow import compare
+    from ..compare.report import write_report
+    from ..errors import ConfigError
+    from ..synth.targets import get_target
+    get_target(args.target)
+    archs: dict[str, dict] = {}
+    for item in filter(None, (a.strip() for a in args.arch.split(","))):
+        name, _, opt = item.partition(":")
+        if name not in architectures():
+            raise ConfigError(f"architecture must be one of {', '.join(architectures())}, not {name!r}")
+        opts = {}
+        if opt:
+            k, _, v = opt.partition("=")
+            if k != "rf" or not v.isdigit():
+                raise ConfigError(f"architecture option must be rf=N, not {opt!r}")
+            opts["reuse_factor"] = int(v)
+        archs[item] = (name, opts)
+    g = load_model(args.model)
+    if any(o.get("reuse_factor") for _, o in archs.values()):
+        from ..codegen.hls4ml.generator import closest_valid_reuse
+        for key, (name, o) in archs.items():
+            if "reuse_factor" in o:
+                o["reuse_factor"] = closest_valid_reuse(g, o["reuse_factor"])
+    data_path = Path(args.data) if args.data else Path(args.model).with_name("data.npz")
+    x = y = None
+    if data_path.exists():
+        d = np.load(data_path)
+        x, y = d["x_test"], d.get("y_test")
+    # Several entries may use one generator with different options: run each under its own label.
+    from ..compare import flow as fl
+    results = []
+    out = Path(args.output)
+    for label, (name, opts) in archs.items():
+        r = fl.run_arch(g, name, opts, args.target, out / label.replace(":", "_").replace("=", ""), args.vectors,
+                        args.simulator, x, y, lambda m: print(m, file=sys.stderr, flush=True), label=label)
+        results.append(r)
+    import json
+    from dataclasses import asdict
+    from ..fsutil import atomic_write_text
+    atomic_write_text(out / "results.json", json.dumps({"graph": g.name, "graph_digest": g.digest(), "target": args.target,
+                                                        "results": [asdict(r) for r in results]}, indent=1, default=str))
+    md, html = write_report(results, out, g.name, args.target)
+    print(md.read_text())
+    print(f"report: {html}")
+    return 0 if all(r.status == "ok" for r in results) else 1

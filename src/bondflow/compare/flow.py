@@ -1,0 +1,122 @@
+"""The comparison flow: per architecture, generate -> lint -> simulate -> synthesize, checkpointed and resumable."""
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from ..errors import BondflowError
+from ..fsutil import atomic_write_text
+from ..ir.graph import Graph
+
+__all__ = ["ArchResult", "compare", "STEPS"]
+
+STEPS = ("generate", "lint", "simulate", "synthesize")
+
+
+@dataclass
+class ArchResult:
+    """Everything measured for one architecture (or the error that stopped it)."""
+
+    arch: str
+    options: dict[str, Any]
+    label: str = ""
+    status: str = "ok"
+    error: str | None = None
+    failed_step: str | None = None
+    design_digest: str | None = None
+    bit_exact: bool | None = None
+    vectors: int | None = None
+    mismatches: int | None = None
+    latency_cycles: float | None = None
+    ii_cycles: float | None = None
+    lut: int | None = None
+    ff: int | None = None
+    dsp: int | None = None
+    bram: int | None = None
+    fmax_mhz: float | None = None
+    accuracy: float | None = None
+    step_seconds: dict[str, float] = field(default_factory=dict)
+    resumed: list[str] = field(default_factory=list)
+
+
+def _step(work: Path, name: str, key: str, fn: Callable[[], dict[str, Any]], res: ArchResult) -> dict[str, Any]:
+    """Run ``fn`` unless a checkpoint with the same key exists; checkpoints are written atomically."""
+    ck = work / f"{name}.json"
+    if ck.exists():
+        data = json.loads(ck.read_text())
+        if data.get("_key") == key:
+            res.resumed.append(name)
+            res.step_seconds[name] = data.get("_seconds", 0.0)
+            return data
+    t0 = time.monotonic()
+    data = fn()
+    data["_key"], data["_seconds"] = key, round(time.monotonic() - t0, 2)
+    atomic_write_text(ck, json.dumps(data, default=str))
+    res.step_seconds[name] = data["_seconds"]
+    return data
+
+
+def run_arch(graph: Graph, arch: str, options: dict[str, Any], target: str, out: Path, vectors: int,
+             simulator: str, data: np.ndarray | None, labels: np.ndarray | None, progress: Callable[[str], None],
+             label: str = "") -> ArchResult:
+    from ..codegen.base import generate
+    from ..design import Design
+    res = ArchResult(arch=arch, options=options, label=label or arch)
+    work = out / arch
+    work.mkdir(parents=True, exist_ok=True)
+    step = "generate"
+    try:
+        progress(f"[{arch}] generate")
+
+        def gen() -> dict[str, Any]:
+            d = generate(graph, arch, **options)
+            d.write(work / "design", force=True)
+            return {"digest": d.digest()}
+        g = _step(work, "generate", graph.digest() + json.dumps(options, sort_keys=True, default=str), gen, res)
+        res.design_digest = g["digest"]
+        design = Design.load(work / "design")
+        if design.language == "verilog":
+            step = "lint"
+            progress(f"[{arch}] lint")
+            from ..sim.lint import lint
+            _step(work, "lint", res.design_digest, lambda: {"clean": lint(design).clean}, res)
+            step = "simulate"
+            progress(f"[{arch}] simulate ({simulator}, {vectors} vectors)")
+            from ..sim.runner import simulate
+            s = _step(work, "simulate", f"{res.design_digest}:{simulator}:{vectors}",
+                      lambda: json.loads(simulate(work / "design", vectors, simulator=simulator, data=data).to_json()), res)
+            res.bit_exact, res.vectors, res.mismatches = s["passed"], s["vectors"], s["mismatches"]
+            res.latency_cycles, res.ii_cycles = s["latency_cycles"], s["ii_cycles"]
+            step = "synthesize"
+            progress(f"[{arch}] synthesize ({target})")
+            from ..synth.flow import synthesize
+            r = _step(work, "synthesize", f"{res.design_digest}:{target}",
+                      lambda: json.loads(synthesize(work / "design", target, out=work / "synth").to_json()), res)
+            res.lut, res.ff, res.dsp, res.bram, res.fmax_mhz = r["lut"], r["ff"], r["dsp"], r["bram"], r["fmax_mhz"]
+        else:  # hls4ml: bit-exactness from its C simulation; no vendor-free RTL
+            res.bit_exact = design.info.get("csim_mismatches_vs_golden") == 0
+            res.vectors = design.info.get("csim_vectors")
+            res.mismatches = design.info.get("csim_mismatches_vs_golden")
+        if data is not None and labels is not None and res.bit_exact:
+            # A bit-exact design computes the golden model's outputs; its accuracy is the golden model's.
+            from ..ir import reference
+            y = reference.run(graph, data)
+            res.accuracy = float(np.mean(y.argmax(1) == labels)) if y.shape[1] > 1 else float(-np.mean((y[:, 0] - labels) ** 2))
+    except BondflowError as e:
+        res.status, res.error, res.failed_step = "failed", str(e), step
+    return res
+
+
+def compare(graph: Graph, archs: dict[str, dict[str, Any]], target: str, out: Path, vectors: int = 500,
+            simulator: str = "icarus", data: np.ndarray | None = None, labels: np.ndarray | None = None,
+            progress: Callable[[str], None] = print) -> list[ArchResult]:
+    out.mkdir(parents=True, exist_ok=True)
+    results = [run_arch(graph, a, o, target, out, vectors, simulator, data, labels, progress) for a, o in archs.items()]
+    atomic_write_text(out / "results.json", json.dumps({"graph": graph.name, "graph_digest": graph.digest(),
+                                                        "target": target, "results": [asdict(r) for r in results]}, indent=1))
+    return results

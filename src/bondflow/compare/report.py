@@ -1,0 +1,83 @@
+"""Comparison report: markdown and self-contained HTML (tables, latency-vs-LUT plot with the Pareto front)."""
+from __future__ import annotations
+
+import base64
+import html
+import io
+from pathlib import Path
+
+from ..fsutil import atomic_write_text
+from .flow import ArchResult
+
+__all__ = ["write_report", "pareto"]
+
+COLUMNS = ("arch", "status", "bit_exact", "vectors", "latency_cycles", "ii_cycles", "lut", "ff", "dsp", "bram", "accuracy")
+
+
+def pareto(results: list[ArchResult]) -> set[str]:
+    """Labels of designs no other design beats on both latency and LUTs."""
+    pts = [(r.latency_cycles, r.lut, _label(r)) for r in results if r.latency_cycles is not None and r.lut is not None]
+    return {lab for lat, lut, lab in pts if not any(l2 <= lat and u2 <= lut and (l2, u2) != (lat, lut) for l2, u2, _ in pts)}
+
+
+def _label(r: ArchResult) -> str:
+    return r.label or r.arch
+
+
+def _plot(results: list[ArchResult], front: set[str]) -> str | None:
+    pts = [(r.lut, r.latency_cycles, _label(r)) for r in results if r.latency_cycles is not None and r.lut is not None]
+    if not pts:
+        return None
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for lut, lat, lab in pts:
+        ax.scatter(lut, lat, s=60, color="tab:red" if lab in front else "tab:blue")
+        ax.annotate(lab, (lut, lat), textcoords="offset points", xytext=(5, 5))
+    fr = sorted((lut, lat) for lut, lat, lab in pts if lab in front)
+    if len(fr) > 1:
+        ax.plot(*zip(*fr), "--", color="tab:red", label="Pareto front")
+        ax.legend()
+    ax.set_xlabel("LUTs (yosys)")
+    ax.set_ylabel("latency (cycles, RTL simulation)")
+    ax.grid(alpha=0.3)
+    buf = io.BytesIO()
+    fig.tight_layout()
+    fig.savefig(buf, format="png", dpi=100)
+    plt.close(fig)
+    return base64.b64encode(buf.getvalue()).decode()
+
+
+def _cell(v: object) -> str:
+    if isinstance(v, float):
+        return f"{v:.3g}"
+    return "-" if v is None else str(v)
+
+
+def write_report(results: list[ArchResult], out: Path, title: str, target: str) -> tuple[Path, Path]:
+    front = pareto(results)
+    rows = [[_label(r)] + [_cell(getattr(r, c)) for c in COLUMNS[1:]] for r in results]
+    md = [f"# bondflow comparison: {title} on {target}", "", "| " + " | ".join(COLUMNS) + " |",
+          "|" + "---|" * len(COLUMNS)] + ["| " + " | ".join(row) + " |" for row in rows]
+    md += ["", f"Pareto front (latency vs LUTs): {', '.join(sorted(front)) or '-'}", ""]
+    for r in results:
+        if r.error:
+            md.append(f"- **{_label(r)}** failed in {r.failed_step}: {r.error}")
+        md.append(f"- {_label(r)} step seconds: {r.step_seconds}" + (f" (resumed: {', '.join(r.resumed)})" if r.resumed else ""))
+    md_path = atomic_write_text(out / "report.md", "\n".join(md) + "\n")
+    img = _plot(results, front)
+    th = "".join(f"<th>{html.escape(c)}</th>" for c in COLUMNS)
+    trs = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>" for row in rows)
+    errs = "".join(f"<li><b>{html.escape(_label(r))}</b> failed in {r.failed_step}: {html.escape(r.error or '')}</li>"
+                   for r in results if r.error)
+    page = (f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
+            "<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}td,th{border:1px solid #999;"
+            "padding:4px 8px}</style></head><body>"
+            f"<h1>bondflow comparison: {html.escape(title)} on {html.escape(target)}</h1>"
+            f"<table id='results'><tr>{th}</tr>{trs}</table>"
+            f"<p>Pareto front (latency vs LUTs): {html.escape(', '.join(sorted(front)) or '-')}</p>"
+            + (f"<img id='pareto' alt='latency vs LUTs' src='data:image/png;base64,{img}'>" if img else "")
+            + (f"<h2>Failures</h2><ul>{errs}</ul>" if errs else "") + "</body></html>")
+    html_path = atomic_write_text(out / "report.html", page)
+    return md_path, html_path

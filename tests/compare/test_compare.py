@@ -1,0 +1,53 @@
+"""`bondflow compare`: report numbers equal the step results; a rerun resumes; a failing architecture is reported."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = [pytest.mark.sim, pytest.mark.synth]
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+
+
+def run(out: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "bondflow.cli.main", "compare", str(EXAMPLES / "iris" / "model.h5"),
+                           "--arch", "dataflow,dataflow:rf=4,bondmachine", "--vectors", "200", "-o", str(out)],
+                          capture_output=True, text=True)
+
+
+def test_compare_report_resume_and_failure(tmp_path, need_tool) -> None:
+    need_tool("iverilog")
+    need_tool("yosys")
+    out = tmp_path / "report"
+    r = run(out)
+    assert r.returncode == 1, r.stderr  # bondmachine cannot run here: the others still complete
+    res = {x["label"]: x for x in json.loads((out / "results.json").read_text())["results"]}
+    assert res["bondmachine"]["status"] == "failed" and "neuralbond" in res["bondmachine"]["error"]
+    for label in ("dataflow", "dataflow:rf=4"):
+        x = res[label]
+        step_dir = out / label.replace(":", "_").replace("=", "") / label.split(":")[0]
+        sim = json.loads((step_dir / "simulate.json").read_text())
+        syn = json.loads((step_dir / "synthesize.json").read_text())
+        assert x["status"] == "ok" and x["bit_exact"] is True
+        assert (x["latency_cycles"], x["ii_cycles"], x["vectors"]) == (sim["latency_cycles"], sim["ii_cycles"], sim["vectors"])
+        assert (x["lut"], x["ff"], x["dsp"]) == (syn["lut"], syn["ff"], syn["dsp"])
+        assert f"| {label} | ok | True | 200 | {x['latency_cycles']} |" in (out / "report.md").read_text()
+    page = (out / "report.html").read_text()
+    assert "<table id='results'>" in page and "data:image/png;base64," in page
+    # A rerun resumes every finished step and gives identical results.
+    r2 = run(out)
+    res2 = {x["label"]: x for x in json.loads((out / "results.json").read_text())["results"]}
+    assert set(res2["dataflow"]["resumed"]) == {"generate", "lint", "simulate", "synthesize"}
+    for label in ("dataflow", "dataflow:rf=4"):
+        for k in ("latency_cycles", "ii_cycles", "lut", "ff", "dsp", "bit_exact"):
+            assert res2[label][k] == res[label][k]
+
+
+def test_unknown_arch_and_target(tmp_path) -> None:
+    for extra, msg in ((["--arch", "nope"], "architecture must be one of"), (["--target", "nope"], "target must be one of")):
+        r = subprocess.run([sys.executable, "-m", "bondflow.cli.main", "compare", str(EXAMPLES / "iris" / "model.h5"),
+                            "-o", str(tmp_path / "x"), *extra], capture_output=True, text=True)
+        assert r.returncode != 0 and msg in r.stderr and "Traceback" not in r.stderr
