@@ -77,7 +77,9 @@ class ToolFailedError(BondflowError):
 
     def __init__(self, tool: str, rc: int, log: Path | None, stderr_tail: str, cmd: Sequence[str] = ()) -> None:
         self.tool, self.rc, self.log, self.stderr_tail, self.cmd = tool, rc, log, stderr_tail, tuple(cmd)
-        tail = " | ".join(line.strip() for line in stderr_tail.strip().splitlines()[-3:] if line.strip())
+        lines = [line.strip() for line in stderr_tail.strip().splitlines() if line.strip()]
+        errs = [line for line in lines if "error" in line.lower() and not line.lower().startswith("0 warnings")]
+        tail = errs[0] if errs else " | ".join(lines[-3:])
         where = f" (log: {log})" if log else ""
         super().__init__(f"{tool} must exit 0, not {rc}{where}: {tail}")
 
