@@ -3,7 +3,7 @@ PY := .venv/bin/python
 BONDFLOW := .venv/bin/bondflow
 export PATH := $(CURDIR)/.venv/bin:$(PATH)
 
-.PHONY: setup demo test bench lint clean
+.PHONY: setup demo test bench fuzz clean
 
 setup:
 	@bash scripts/setup.sh
@@ -19,3 +19,6 @@ bench: setup
 
 clean:
 	rm -rf build out .pytest_cache
+
+fuzz: setup
+	FUZZ_EXAMPLES=10000 $(PY) -m pytest -q tests/failures/test_fuzz.py

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from ..design import Interface
+from ..errors import ConfigError
 from ..ir.graph import Graph
 from ..stream import StreamFormat
 from .render import header, render
@@ -15,9 +16,12 @@ TLAST_PER_BATCH = 1  # TLAST on the output sample whose input ended with TLAST: 
 def interface_for(graph: Graph, in_tdata_bits: int | None = None, out_tdata_bits: int | None = None) -> Interface:
     """Stream formats of a graph's input and output (default: one beat per sample)."""
     i, o = graph.input, graph.output
-    return Interface(StreamFormat.for_tensor(i.size, i.type.width, i.type.signed, in_tdata_bits),
-                     StreamFormat.for_tensor(o.size, o.type.width, o.type.signed, out_tdata_bits),
-                     str(i.type), str(o.type))
+    try:
+        return Interface(StreamFormat.for_tensor(i.size, i.type.width, i.type.signed, in_tdata_bits),
+                         StreamFormat.for_tensor(o.size, o.type.width, o.type.signed, out_tdata_bits),
+                         str(i.type), str(o.type))
+    except ValueError as e:  # stream.py is numpy-only (it ships in deploy bundles): map to our error type
+        raise ConfigError(f"stream width: {e}") from None
 
 
 def render_shell(core_module: str, iface: Interface, graph_digest: str, arch: str, tlast_mode: int = TLAST_PER_SAMPLE) -> str:

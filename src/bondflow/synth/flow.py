@@ -103,6 +103,10 @@ def synthesize(design: Design | str | Path, target: str, clock_mhz: float | None
         return SynthReport(**d)
     if bitstream and t.flow == "xilinx" and not vivado:
         raise ToolNotFoundError("vivado", f"AMD Vivado; Xilinx bitstreams need it (use --vivado), target {t.name} gets yosys estimates without it")
+    mults = int(design.info.get("multipliers", 0) or 0)
+    if mults > t.luts + t.dsps:  # every multiplier needs a DSP or at least one LUT: refuse before a long run
+        raise DoesNotFitError(f"design must fit {t.name}, not need at least {mults} multipliers "
+                              f"(the part has {t.luts} LUTs and {t.dsps} DSPs); use a reuse factor or a larger part")
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
     t0 = time.monotonic()
