@@ -1,1 +1,1 @@
-"""bondmachine stage of the bondflow flow."""
+"""BondMachine-style architectures: the real toolchain driver (blocked here) and bondflow's moldable network."""

@@ -10,7 +10,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("compare", help="generate, verify and synthesize several architectures; write a report")
     p.add_argument("model")
     p.add_argument("--arch", default="dataflow,hls4ml",
-                   help="comma list; NAME or NAME:rf=R (e.g. dataflow,dataflow:rf=4,hls4ml,bondmachine)")
+                   help="comma list; NAME, NAME:rf=R or moldable:cores=N (e.g. dataflow,dataflow:rf=4,moldable:cores=4,hls4ml)")
     p.add_argument("--target", default="xc7z020")
     p.add_argument("-o", "--output", required=True)
     p.add_argument("--vectors", type=int, default=500)
@@ -37,9 +37,9 @@ def run(args: argparse.Namespace) -> int:
         opts = {}
         if opt:
             k, _, v = opt.partition("=")
-            if k != "rf" or not v.isdigit():
-                raise ConfigError(f"architecture option must be rf=N, not {opt!r}")
-            opts["reuse_factor"] = int(v)
+            if k not in ("rf", "cores") or not v.isdigit():
+                raise ConfigError(f"architecture option must be rf=N or cores=N, not {opt!r}")
+            opts["reuse_factor" if k == "rf" else "cores"] = int(v)
         archs[item] = (name, opts)
     g = load_model(args.model)
     if any(o.get("reuse_factor") for _, o in archs.values()):

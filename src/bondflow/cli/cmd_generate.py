@@ -16,6 +16,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("-o", "--output", required=True, help="design directory to create")
     p.add_argument("--force", action="store_true", help="replace an existing output directory")
     p.add_argument("--reuse-factor", type=int, default=None, help="multiplier reuse (dataflow, hls4ml)")
+    p.add_argument("--cores", default=None, help="moldable: processors per layer, one number or a comma list")
     p.add_argument("--strategy", choices=["latency", "resource"], default=None, help="hls4ml strategy")
     p.add_argument("--stream-width", type=int, default=None, help="TDATA bits of the streams (default: one beat per sample)")
     p.add_argument("--tlast", choices=["sample", "batch"], default="sample",
@@ -38,6 +39,12 @@ def _options(args: argparse.Namespace) -> dict[str, Any]:
         if args.reuse_factor < 1:
             raise ConfigError(f"--reuse-factor must be >= 1, not {args.reuse_factor}")
         opts["reuse_factor"] = args.reuse_factor
+    if args.cores:
+        try:
+            vals = [int(v) for v in args.cores.split(",")]
+        except ValueError:
+            raise ConfigError(f"--cores must be a number or a comma list of numbers, not {args.cores!r}") from None
+        opts["cores"] = vals[0] if len(vals) == 1 else vals
     if args.strategy:
         opts["strategy"] = args.strategy
     if args.stream_width is not None:

@@ -1,0 +1,115 @@
+"""Architecture "moldable": render the mapped processor network to Verilog behind the common shell."""
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from ... import __version__
+from ...codegen.base import register_arch
+from ...codegen.layers import _term, requant_params
+from ...codegen.render import clog2, header, render, sanitize, static_rtl, vlog_literal
+from ...codegen.shell import interface_for, render_shell
+from ...design import Design
+from ...errors import ConfigError
+from ...ir.graph import Graph
+from .program import OPCODES, Layer, map_network
+
+__all__ = ["generate_moldable", "MOLDABLE_SHELL_LATENCY"]
+
+#: Shell input and output registers around the layer chain.
+MOLDABLE_SHELL_LATENCY = 2
+
+
+def _core_text(layer: Layer, core, module: str, hdr: str) -> str:
+    d, x_t = layer.dense, layer.x_type
+    acc = d.accum_type
+    ops = core.opcodes
+    opw = clog2(len(ops))
+    code = {o: i for i, o in enumerate(ops)}
+    pw = x_t.width + (0 if x_t.signed else 1) + d.weight_type.width
+    shift = acc.frac_bits - (x_t.frac_bits + d.weight_type.frac_bits)
+    aw_idx, nw, pcw = clog2(d.n_in), clog2(len(core.neurons)), clog2(len(core.program) + 1)
+    rom = [f"{pcw}'d{k}: begin op = {opw}'d{code[i.op]}; a = {aw_idx}'d{i.a}; w = $signed({vlog_literal(i.w, d.weight_type.width)}); "
+           f"n = {nw}'d{i.n}; end  // {i.op}" for k, i in enumerate(core.program)]
+    used = sorted({i.a for i in core.program if i.op != "BIASO"})
+    xw = x_t.width
+    xmux = [f"{aw_idx}'d{a}: xa = x[{a * xw + xw - 1}:{a * xw}];" for a in used]
+    bias = acc.requantize(d.bias, d.bias_type.frac_bits)
+    biasrom = [f"{nw}'d{s}: bias = {vlog_literal(int(bias[j]), acc.width)};" for s, j in enumerate(core.neurons)]
+
+    def any_of(names: list[str]) -> str:
+        hits = [f"op == {opw}'d{code[o]}" for o in names if o in code]
+        return " || ".join(hits) if hits else "1'b0"
+    act = layer.act
+    y_t = (act or d).result_type
+    return render("moldable/core.v.j2", header=hdr, module=module, neurons=core.neurons, layer=layer.name, opcodes=ops,
+                  plen=len(core.program), acc_type=str(acc), n_in=d.n_in, x_w=xw, slots=len(core.neurons), y_w=y_t.width,
+                  pcw=pcw, opw=opw, aw_idx=aw_idx, w_w=d.weight_type.width, nw=nw, rom=rom, xmux=xmux, biasrom=biasrom,
+                  acc_w=acc.width, pw=pw, shift=shift, x_signed=x_t.signed, term=_term("p", pw, acc.width, shift),
+                  uses_bias=any_of(["MACB", "MACBO", "BIASO"]), no_product=any_of(["BIASO"]),
+                  writes_out=any_of(["MACO", "MACBO", "BIASO"]), r_w=d.result_type.width,
+                  rq_dense=requant_params(acc, d.result_type, False),
+                  rq_act=requant_params(d.result_type, act.result_type, act.function == "relu") if act else None)
+
+
+@register_arch("moldable")
+def generate_moldable(graph: Graph, cores: int | list[int] = 1, tlast_mode: int = 0, stream_width: int | None = None,
+                      **options: Any) -> Design:
+    """``cores``: processors per layer (one number for all layers, or a list) - the area/latency knob."""
+    if options:
+        raise ConfigError(f"moldable options must be among cores, tlast_mode, stream_width, not {sorted(options)}")
+    net = map_network(graph, cores)
+    digest = graph.digest()
+    hdr = header("moldable", digest)
+    files: dict[str, str] = {}
+    layer_modules = []
+    for k, layer in enumerate(net.layers):
+        y_t = (layer.act or layer.dense).result_type
+        core_info, assemble = [], []
+        for c, core in enumerate(layer.cores):
+            mod = f"bondflow_moldable_{sanitize(layer.name)}_c{c}"
+            files[f"rtl/{mod}.v"] = _core_text(layer, core, mod, hdr)
+            core_info.append({"module": mod, "slots": len(core.neurons)})
+            for s, j in enumerate(core.neurons):
+                yw = y_t.width
+                assemble.append(f"assign assembled[{j * yw + yw - 1}:{j * yw}] = y_{c}[{s * yw + yw - 1}:{s * yw}];")
+        lmod = f"bondflow_moldable_{sanitize(layer.name)}"
+        files[f"rtl/{lmod}.v"] = render("moldable/layer.v.j2", header=hdr, module=lmod, layer=layer.name, cores=core_info,
+                                        cycles=layer.cycles, n_in=layer.dense.n_in, x_w=layer.x_type.width,
+                                        n_out=layer.dense.n_out, y_w=y_t.width, assemble=assemble)
+        layer_modules.append((lmod, layer))
+    core_mod = "bondflow_moldable_core"
+    lines = [hdr.rstrip(), f"// {core_mod}: {len(net.layers)} layers of moldable processors, chained by valid/ready bonds.",
+             "`timescale 1ns/1ps", "`default_nettype none", f"module {core_mod} (", "    input  wire clk,", "    input  wire rst_n",
+             f"    , input  wire [{graph.input.size * graph.input.type.width - 1}:0] in_data,", "    input  wire in_valid,",
+             "    output wire in_ready,", f"    output wire [{graph.output.size * graph.output.type.width - 1}:0] out_data,",
+             "    output wire out_valid,", "    input  wire out_ready", ");"]
+    prev = ("in_data", "in_valid", "in_ready")
+    for k, (lmod, layer) in enumerate(layer_modules):
+        last = k == len(layer_modules) - 1
+        y_t = (layer.act or layer.dense).result_type
+        cur = ("out_data", "out_valid", "out_ready") if last else (f"b{k}_d", f"b{k}_v", f"b{k}_r")
+        if not last:
+            lines += [f"    wire [{layer.dense.n_out * y_t.width - 1}:0] {cur[0]};", f"    wire {cur[1]}, {cur[2]};"]
+        lines.append(f"    {lmod} u_{k} (.clk(clk), .rst_n(rst_n), .in_data({prev[0]}), .in_valid({prev[1]}), .in_ready({prev[2]}), "
+                     f".out_data({cur[0]}), .out_valid({cur[1]}), .out_ready({cur[2]}));")
+        prev = cur
+    lines += ["endmodule", "`default_nettype wire", ""]
+    files[f"rtl/{core_mod}.v"] = "\n".join(lines).replace("input  wire rst_n\n    , input", "input  wire rst_n,\n    input")
+    iface = interface_for(graph, stream_width, None)
+    files["rtl/bondflow_top.v"] = render_shell(core_mod, iface, digest, "moldable", tlast_mode)
+    files["rtl/bondflow_requant.v"] = static_rtl("bondflow_requant.v")
+    files["moldable.json"] = json.dumps(net.to_json_dict(), indent=1)
+    files["graph.json"] = graph.to_json(indent=1)
+    rtl = ["rtl/bondflow_requant.v"] + sorted(f for f in files if f.startswith("rtl/bondflow_moldable_") and "_c" in f.rsplit("/", 1)[1]) \
+        + [f"rtl/{m}.v" for m, _ in layer_modules] + [f"rtl/{core_mod}.v", "rtl/bondflow_top.v"]
+    rtl = list(dict.fromkeys(rtl))
+    info = {"cores": sum(len(l.cores) for l in net.layers), "cores_per_layer": [len(l.cores) for l in net.layers],
+            "program_cycles": [l.cycles for l in net.layers], "isa_latency": net.latency, "isa_ii": net.ii,
+            "opcodes": sorted({o for l in net.layers for c in l.cores for o in c.opcodes}), "tlast_mode": tlast_mode,
+            "multipliers": sum(len(l.cores) for l in net.layers)}
+    return Design(arch="moldable", top="bondflow_top", language="verilog", files=files, interface=iface, graph_digest=digest,
+                  rtl_files=tuple(rtl), latency_cycles=net.latency + MOLDABLE_SHELL_LATENCY + iface.input.beats - 1,
+                  ii_cycles=max(net.ii, iface.input.beats, iface.output.beats),
+                  options={"cores": cores, "tlast_mode": tlast_mode, "stream_width": stream_width}, info=info,
+                  generator_version=__version__)

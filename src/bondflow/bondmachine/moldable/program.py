@@ -1,0 +1,177 @@
+"""Mapping neurons to cores, the per-core programs, the architecture JSON, and the instruction-level simulator."""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+
+from ...errors import ConfigError, UnsupportedOpError
+from ...ir.graph import Graph
+from ...ir.ops import Activation, Dense, Flatten
+from ...ir.types import FixedType, Overflow
+
+__all__ = ["Instr", "Core", "Layer", "Network", "map_network", "simulate_isa", "OPCODES", "LAYER_OVERHEAD"]
+
+#: The instruction set; each core's decoder holds only the opcodes its program uses.
+OPCODES = {
+    "MAC": "acc <- acc + x[a] * w",
+    "MACB": "acc <- bias[n] + x[a] * w",
+    "MACO": "y[n] <- cast(acc + x[a] * w)",
+    "MACBO": "y[n] <- cast(bias[n] + x[a] * w)",
+    "BIASO": "y[n] <- cast(bias[n])",
+}
+#: Cycles a layer adds around its longest program: start (input latched) and completion (outputs copied).
+LAYER_OVERHEAD = 2
+
+
+@dataclass(frozen=True)
+class Instr:
+    op: str
+    a: int  # input index
+    w: int  # weight (raw)
+    n: int  # local output slot
+
+
+@dataclass
+class Core:
+    name: str
+    layer: int
+    neurons: list[int]  # global output indices, in local slot order
+    program: list[Instr] = field(default_factory=list)
+
+    @property
+    def opcodes(self) -> list[str]:
+        return sorted({i.op for i in self.program}, key=list(OPCODES).index)
+
+
+@dataclass
+class Layer:
+    name: str
+    dense: Dense
+    act: Activation | None
+    x_type: FixedType
+    cores: list[Core]
+
+    @property
+    def cycles(self) -> int:
+        return max(len(c.program) for c in self.cores)
+
+
+@dataclass
+class Network:
+    layers: list[Layer]
+
+    def to_json_dict(self) -> dict[str, Any]:
+        """The architecture description (in the spirit of bondmachine.json; documented in docs/moldable.md)."""
+        return {"format": "bondflow-moldable", "version": 1, "opcodes": OPCODES, "layers": [
+            {"name": l.name, "n_in": l.dense.n_in, "n_out": l.dense.n_out, "x_type": str(l.x_type),
+             "weight_type": str(l.dense.weight_type), "accum_type": str(l.dense.accum_type),
+             "result_type": str((l.act or l.dense).result_type), "cycles": l.cycles,
+             "cores": [{"name": c.name, "neurons": c.neurons, "opcodes": c.opcodes, "program_length": len(c.program),
+                        "program": [asdict(i) for i in c.program]} for c in l.cores]} for l in self.layers],
+            "bonds": [{"from": f"{self.layers[k].name}.out", "to": f"{self.layers[k + 1].name}.in", "protocol": "valid/ready"}
+                      for k in range(len(self.layers) - 1)]}
+
+    @property
+    def latency(self) -> int:
+        return sum(l.cycles + LAYER_OVERHEAD for l in self.layers)
+
+    @property
+    def ii(self) -> int:
+        return max(l.cycles + 1 for l in self.layers)  # a layer restarts the cycle after it finished
+
+
+def _program(d: Dense, neurons: list[int]) -> list[Instr]:
+    prog: list[Instr] = []
+    for slot, j in enumerate(neurons):
+        nz = [i for i in range(d.n_in) if d.weight[i, j] != 0]  # pruned weights cost no cycle
+        if not nz:
+            prog.append(Instr("BIASO", 0, 0, slot))
+            continue
+        for k, i in enumerate(nz):
+            first, last = k == 0, k == len(nz) - 1
+            op = "MACBO" if first and last else "MACB" if first else "MACO" if last else "MAC"
+            prog.append(Instr(op, i, int(d.weight[i, j]), slot))
+    return prog
+
+
+def map_network(graph: Graph, cores_per_layer: int | list[int] = 1) -> Network:
+    """Split each Dense(+activation) layer's neurons over its cores, balancing multiply-accumulates."""
+    layers: list[Layer] = []
+    ops = list(graph.ops)
+    cur = graph.input.type
+    i = 0
+    while i < len(ops):
+        op = ops[i]
+        if isinstance(op, Flatten) and op.result_type == cur:
+            i += 1
+            continue
+        if not isinstance(op, Dense):
+            raise UnsupportedOpError(op.kind, op.name, ["dense (+ relu/linear)", "flatten"], "the moldable generator")
+        acc = op.accum_type
+        if acc.frac_bits < cur.frac_bits + op.weight_type.frac_bits or acc.overflow is not Overflow.WRAP:
+            raise UnsupportedOpError("dense with a rounding or saturating accumulator", op.name,
+                                     ["exact wrapping accumulator"], "the moldable generator")
+        nxt = ops[i + 1] if i + 1 < len(ops) else None
+        act = nxt if isinstance(nxt, Activation) and nxt.input == op.name else None
+        k = len(layers)
+        if isinstance(cores_per_layer, list):
+            if k >= len(cores_per_layer):
+                raise ConfigError(f"cores per layer must list one value per dense layer, not only {len(cores_per_layer)}")
+            n_cores = cores_per_layer[k]
+        else:  # one number: at most that many cores per layer, never more than the layer's neurons
+            n_cores = min(cores_per_layer, op.n_out) if isinstance(cores_per_layer, int) and cores_per_layer >= 1 else cores_per_layer
+        if not isinstance(n_cores, int) or not 1 <= n_cores <= op.n_out:
+            raise ConfigError(f"cores for layer '{op.name}' must be in 1..{op.n_out} (its neurons), not {n_cores}")
+        load = [(max(int(np.count_nonzero(op.weight[:, j])), 1), j) for j in range(op.n_out)]
+        bins: list[list[int]] = [[] for _ in range(n_cores)]
+        work = [0] * n_cores
+        for w, j in sorted(load, reverse=True):  # longest first onto the least loaded core
+            c = work.index(min(work))
+            bins[c].append(j)
+            work[c] += w
+        cores = [Core(f"l{k}c{c}", k, sorted(b)) for c, b in enumerate(bins)]
+        for c in cores:
+            c.program = _program(op, c.neurons)
+        layers.append(Layer(op.name, op, act, cur, cores))
+        cur = (act or op).result_type
+        i += 2 if act else 1
+    if cores_per_layer and isinstance(cores_per_layer, list) and len(cores_per_layer) != len(layers):
+        raise ConfigError(f"cores per layer must list {len(layers)} values, not {len(cores_per_layer)}")
+    return Network(layers)
+
+
+def simulate_isa(net: Network, x_raw: np.ndarray) -> tuple[np.ndarray, dict[str, int]]:
+    """Execute every core's program, instruction by instruction, on each sample; return outputs and cycle counts."""
+    x = np.asarray(x_raw, dtype=np.int64)
+    cycles = {"latency": 0, "ii": 0}
+    for layer in net.layers:
+        d, acc_t = layer.dense, layer.dense.accum_type
+        shift = acc_t.frac_bits - (layer.x_type.frac_bits + d.weight_type.frac_bits)
+        bias = acc_t.requantize(d.bias, d.bias_type.frac_bits)
+        y = np.zeros((len(x), d.n_out), dtype=np.int64)
+        out_t = (layer.act or d).result_type
+        for core in layer.cores:
+            acc = np.zeros(len(x), dtype=np.int64)
+            for ins in core.program:  # one instruction per cycle
+                j = core.neurons[ins.n]
+                prod = (x[:, ins.a] * ins.w) << shift
+                if ins.op == "BIASO":
+                    total = np.full(len(x), bias[j])
+                elif ins.op in ("MACB", "MACBO"):
+                    total = bias[j] + prod
+                else:
+                    total = acc + prod
+                acc = acc_t.requantize(total, acc_t.frac_bits)  # wraps like the RTL register
+                if ins.op in ("MACO", "MACBO", "BIASO"):
+                    v = d.result_type.requantize(acc, acc_t.frac_bits)
+                    if layer.act is not None:
+                        src = d.result_type
+                        v = layer.act.result_type.requantize(np.maximum(v, 0) if layer.act.function == "relu" else v, src.frac_bits)
+                    y[:, j] = v
+        x = y
+        cycles["latency"] += layer.cycles + LAYER_OVERHEAD
+        cycles["ii"] = max(cycles["ii"], layer.cycles + 1)
+        _ = out_t
+    return x, cycles
