@@ -36,6 +36,10 @@ GOBIN_DIR="$(go env GOPATH 2>/dev/null || echo "$HOME/go")/bin"
 if command -v go >/dev/null; then
   for tool in neuralbond basm bondmachine bmnumbers; do
     if [ ! -x "$GOBIN_DIR/$tool" ] && [ ! -f ".bm-install-failed-$BM_VERSION" ]; then
+      if [ -n "${BM_SRC:-}" ]; then  # a local BondMachine checkout, for machines whose Go proxy refuses the module
+        (cd "$BM_SRC" && CGO_ENABLED=0 go install "./cmd/$tool") || { echo "setup: warning: building $tool from $BM_SRC failed"; break; }
+        continue
+      fi
       if ! out=$(CGO_ENABLED=0 timeout 120 go install "github.com/BondMachineHQ/BondMachine/cmd/$tool@$BM_VERSION" 2>&1); then
         echo "setup: warning: BondMachine tools not installed: $(echo "$out" | tail -2 | tr '\n' ' ')"
         echo "$out" > ".bm-install-failed-$BM_VERSION"
