@@ -25,8 +25,8 @@ _ROUNDING = {"ROUND": "RND_CONV", "FLOOR": "TRN", "ROUND_TO_ZERO": "TRN_ZERO", "
 def _quant_type(node: Any, consts: dict[str, np.ndarray]) -> FixedType:
     """A Quant node's FixedType: exact from bondflow metadata, else from its scale/zeropt/bitwidth."""
     for p in node.metadata_props:
-        if p.key == TYPE_KEY:
-            return FixedType.parse(p.value)
+        if _text(p.key) == TYPE_KEY:
+            return FixedType.parse(_text(p.value))
     try:
         scale, zp, bw = (float(np.asarray(consts[i]).reshape(-1)[0]) for i in node.input[1:4])
     except KeyError:
@@ -49,13 +49,28 @@ def _quant_type(node: Any, consts: dict[str, np.ndarray]) -> FixedType:
 def _node_name(node: Any, names: set[str]) -> str:
     """bondflow's own name for the op when the file carries it, else the ONNX node name, made unique and safe."""
     for p in node.metadata_props:
-        if p.key == NAME_KEY:
-            return unique_name(p.value, names)
+        if _text(p.key) == NAME_KEY:
+            return unique_name(_text(p.value), names)
     return _node_name(node, names)
 
 
-def load_onnx(path: Path, default_precision: str | None = None, input_precision: str | None = None, **_: Any) -> Graph:
+def _text(v: Any) -> str:
+    """Protobuf string fields of a corrupt file can arrive as bytes: decode them rather than crash."""
+    return v.decode("utf-8", errors="replace") if isinstance(v, bytes) else str(v)
+
+
+def load_onnx(path: Path, default_precision: str | None = None, input_precision: str | None = None, **kw: Any) -> Graph:
     """Read an ONNX/QONNX MLP (Brevitas/QONNX exports, bondflow's own export, or float ONNX with a default precision)."""
+    from ..errors import BondflowError
+    try:
+        return _load_onnx(path, default_precision, input_precision)
+    except BondflowError:
+        raise
+    except Exception as e:  # a damaged file can break parsing anywhere: report it, never crash
+        raise ModelLoadError(f"{path} must be a well-formed ONNX model, not fail with {type(e).__name__}: {str(e)[:160]}") from None
+
+
+def _load_onnx(path: Path, default_precision: str | None, input_precision: str | None) -> Graph:
     try:
         import onnx
         from onnx import numpy_helper
@@ -140,7 +155,7 @@ def load_onnx(path: Path, default_precision: str | None = None, input_precision:
         if t == "Quant":
             qt = _quant_type(node, consts)
             if inp is None and not ops and state["dense"] is None:
-                in_label = next((p.value for p in proto.metadata_props if p.key == "bondflow.input_name"), "input")
+                in_label = next((_text(p.value) for p in proto.metadata_props if _text(p.key) == "bondflow.input_name"), "input")
                 inp = TensorSpec(unique_name(in_label, names), n_in, qt)
                 state.update(cur=inp.name, type=qt)
             elif state["dense"] is not None:
@@ -169,7 +184,7 @@ def load_onnx(path: Path, default_precision: str | None = None, input_precision:
                     if a in attrs and attrs[a].f != 1.0:
                         raise UnsupportedOpError(f"Gemm {a}={attrs[a].f}", node.name, SUPPORTED_ONNX_OPS)
             b, bt = (weight(node.input[2], node.name) if t == "Gemm" and len(node.input) > 2 else (None, None))
-            acc_meta = next((FixedType.parse(p.value) for p in node.metadata_props if p.key == TYPE_KEY), None)
+            acc_meta = next((FixedType.parse(_text(p.value)) for p in node.metadata_props if _text(p.key) == TYPE_KEY), None)
             state["dense"] = [w, wt, b, bt, _node_name(node, names), acc_meta]
         elif t == "Add":
             d = state["dense"]
@@ -179,8 +194,8 @@ def load_onnx(path: Path, default_precision: str | None = None, input_precision:
             d[2], d[3] = weight(const_in[0], node.name)
             d[2] = d[2].reshape(-1)
             for p in node.metadata_props:
-                if p.key == TYPE_KEY:
-                    d[5] = FixedType.parse(p.value)
+                if _text(p.key) == TYPE_KEY:
+                    d[5] = FixedType.parse(_text(p.value))
         elif t in ("Relu", "Softmax", "Sigmoid", "Identity"):
             finish_dense(None)
             if state["act"]:
@@ -203,7 +218,8 @@ def load_onnx(path: Path, default_precision: str | None = None, input_precision:
         raise ModelLoadError(f"{path} must contain at least one supported layer, not none")
     meta = {"source": str(path), "source_sha256": hashlib.sha256(Path(path).read_bytes()).hexdigest(), "source_format": "onnx"}
     for p in proto.metadata_props:
-        if p.key.startswith("bondflow.meta.") and p.key[14:] not in ("source", "source_sha256", "source_format"):
-            meta[p.key[14:]] = p.value
-    name = next((p.value for p in proto.metadata_props if p.key == "bondflow.graph_name"), None) or g.name or "model"
+        key = _text(p.key)
+        if key.startswith("bondflow.meta.") and key[14:] not in ("source", "source_sha256", "source_format"):
+            meta[key[14:]] = _text(p.value)
+    name = next((_text(p.value) for p in proto.metadata_props if _text(p.key) == "bondflow.graph_name"), None) or g.name or "model"
     return Graph(name=unique_name(name, set()), input=inp, ops=tuple(ops), meta=meta)
