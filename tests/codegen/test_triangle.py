@@ -75,3 +75,25 @@ def test_hls4ml_design_records_csim(graphs, need_tool) -> None:
     assert any(k.endswith("myproject.cpp") for k in d.files)
     with pytest.raises(bondflow.errors.ToolNotFoundError, match="vitis_hls"):
         bondflow.generate(graphs["iris"], "hls4ml", vectors=10, synth=True)
+
+
+@pytest.mark.hls4ml
+@pytest.mark.parametrize("res", ["fixed<16,6>", "ufixed<8,1,RND,SAT>"])
+def test_sigmoid_golden_equals_hls4ml(res, tmp_path, need_tool) -> None:
+    """hls4ml's table sigmoid (float32 table, truncating index) reproduced bit for bit on 3000 vectors."""
+    need_tool("g++")
+    from bondflow.ir.graph import Graph, TensorSpec
+    from bondflow.ir.ops import Dense, Sigmoid
+    from bondflow.ir.types import FixedType
+    rng = np.random.default_rng(0)
+    x, w, acc = FixedType(10, 4, rounding="RND_CONV", overflow="SAT"), FixedType(8, 2), FixedType(23, 11)
+    g = Graph("sig", TensorSpec("x", 6, x), (
+        Dense(name="fc", input="x", result_type=acc, weight=rng.integers(-128, 128, (6, 4)), weight_type=w,
+              bias=rng.integers(-128, 128, 4), bias_type=w, accum_type=acc),
+        Sigmoid(name="sig", input="fc", result_type=FixedType.parse(res))))
+    tv = make_vectors(g, 3000, 1)
+    y = build_project(g, tmp_path / "hls").predict_raw(tv.inputs)
+    assert np.array_equal(y, tv.expected)
+    assert len(np.unique(y)) > 100  # the inputs really sweep the table
+    with pytest.raises(bondflow.errors.UnsupportedOpError, match="sigmoid"):
+        bondflow.generate(g, "dataflow")

@@ -95,9 +95,33 @@ def _flatten(op: Flatten, x: np.ndarray, xt: FixedType) -> np.ndarray:
     return op.result_type.requantize(x, xt.frac_bits)
 
 
+def sigmoid_table(op: Sigmoid) -> np.ndarray:
+    """hls4ml's sigmoid table, raw in ``op.table_type``: float32 arithmetic as its C++ does, then the cast."""
+    n = op.table_size
+    ii = np.arange(n, dtype=np.float64)
+    x = (2 * 8.0 * (ii - n / 2.0) / n).astype(np.float32)
+    e = np.exp(-x).astype(np.float32)
+    y = (1.0 / (np.float32(1) + e).astype(np.float64)).astype(np.float32)
+    return op.table_type.quantize(y.astype(np.float64))
+
+
+def _sigmoid(op: Sigmoid, x: np.ndarray, xt: FixedType) -> np.ndarray:
+    """index = trunc(x * N / 16) + N / 2, clipped; result = cast(table[index]) (hls4ml's nnet::sigmoid)."""
+    n = op.table_size
+    num = x * n  # raw, frac bits xt.frac_bits; divide by 16 * 2^frac and truncate toward zero
+    den = 16 << xt.frac_bits if xt.frac_bits >= 0 else None
+    if den is None:
+        q = (x << (-xt.frac_bits)) * n // 16
+        q = np.where((x < 0) & ((x << (-xt.frac_bits)) * n % 16 != 0), q + 1, q)
+    else:
+        q = np.abs(num) // den * np.sign(num)
+    idx = np.clip(q + n // 2, 0, n - 1)
+    return op.result_type.requantize(sigmoid_table(op)[idx], op.table_type.frac_bits)
+
+
 def _unsupported_table(op: Op, x: np.ndarray, xt: FixedType) -> np.ndarray:
-    raise UnsupportedOpError(op.kind, op.name, ["dense", "activation", "flatten"], "the golden model yet")
+    raise UnsupportedOpError(op.kind, op.name, ["dense", "activation", "sigmoid", "flatten"], "the golden model yet")
 
 
 _KERNELS: dict[type, Kernel] = {Dense: _dense, Activation: _activation, Flatten: _flatten,
-                                Softmax: _unsupported_table, Sigmoid: _unsupported_table}
+                                Softmax: _unsupported_table, Sigmoid: _sigmoid}

@@ -15,7 +15,7 @@ from ..._compat import alias_keras_to_tf_keras, import_tensorflow
 from ...design import Design
 from ...errors import ConfigError, MissingDependencyError, ToolFailedError, ToolNotFoundError, UnsupportedOpError
 from ...ir.graph import Graph
-from ...ir.ops import Activation, Dense, Flatten
+from ...ir.ops import Activation, Dense, Flatten, Sigmoid
 from ...tools import find_tool
 from ..base import register_arch
 from ..render import sanitize
@@ -76,10 +76,12 @@ def keras_model_of(graph: Graph):
             layers.append(tfk.layers.Dense(op.n_out, name=op.name))
         elif isinstance(op, Activation):
             layers.append(tfk.layers.Activation(op.function, name=op.name))
+        elif isinstance(op, Sigmoid):
+            layers.append(tfk.layers.Activation("sigmoid", name=op.name))
         elif isinstance(op, Flatten):
             continue
         else:
-            raise UnsupportedOpError(op.kind, op.name, ["dense", "activation", "flatten"], "the hls4ml generator")
+            raise UnsupportedOpError(op.kind, op.name, ["dense", "activation", "sigmoid", "flatten"], "the hls4ml generator")
     model = tfk.Sequential(layers, name=graph.name)
     for op in graph.dense_layers():
         model.get_layer(op.name).set_weights([op.weight_type.to_float(op.weight).astype(np.float64),
@@ -108,6 +110,9 @@ def hls_config(graph: Graph, model, reuse_factor: "int | dict[str, int]", strate
             layers.setdefault(f"{op.name}_linear", {})["Precision"] = {"result": op.result_type.to_ap()}
         elif isinstance(op, Activation):
             lc["Precision"] = {"result": op.result_type.to_ap()}
+        elif isinstance(op, Sigmoid):
+            lc["Precision"] = {"result": op.result_type.to_ap(), "table": op.table_type.to_ap()}
+            lc["table_size"] = op.table_size
     return cfg
 
 

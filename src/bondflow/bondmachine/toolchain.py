@@ -1,0 +1,144 @@
+"""Drive neuralbond -> basm -> bondmachine in fresh directories, recording every step; find the neuron library."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from dataclasses import dataclass
+from importlib.resources import files
+from pathlib import Path
+from typing import Any
+
+from ..errors import ToolFailedError, ToolNotFoundError
+from ..tools import find_tool, run_tool
+
+__all__ = ["BM_PIN", "BM_MODULE", "TOOLS_MISSING", "find_neuron_library", "prepare_library", "run_flow", "FlowResult",
+           "missing_tools", "OUR_NEURONS"]
+
+BM_MODULE = "github.com/BondMachineHQ/BondMachine"
+BM_PIN = os.environ.get("BM_VERSION", "c9e6992")
+#: Why tests skip on machines like this one.
+TOOLS_MISSING = "BondMachine Go tools not installed: the Go proxy returns 403 for github.com/BondMachineHQ/BondMachine"
+#: Neurons we ship (written for bondflow) that replace the pinned library's broken ones.
+OUR_NEURONS = ("relu",)
+_INSTALL = (f"CGO_ENABLED=0 go install {BM_MODULE}/cmd/{{tool}}@{BM_PIN}; if the Go proxy refuses the module, "
+            f"BM_SRC=/path/to/BondMachine/checkout make setup")
+
+
+def missing_tools() -> list[str]:
+    return [t for t in ("neuralbond", "basm", "bondmachine") if find_tool(t) is None]
+
+
+def _require_tools() -> None:
+    miss = missing_tools()
+    if miss:
+        raise ToolNotFoundError(miss[0], _INSTALL.format(tool=miss[0]))
+
+
+def find_neuron_library() -> Path:
+    """``$BONDFLOW_BM_LIBRARY``, else the pinned module's source from ``go mod download``, else ``$BM_SRC``."""
+    env = os.environ.get("BONDFLOW_BM_LIBRARY")
+    if env:
+        p = Path(env)
+        if not (p / "weight.nb").is_file():
+            raise ToolNotFoundError("BondMachine neuron library",
+                                    f"BONDFLOW_BM_LIBRARY must name a library/neurons directory (with weight.nb), not {p}")
+        return p
+    go = shutil.which("go")
+    if go:
+        try:
+            r = subprocess.run([go, "mod", "download", "-json", f"{BM_MODULE}@{BM_PIN}"], capture_output=True, text=True,
+                               timeout=120, stdin=subprocess.DEVNULL, cwd="/")
+            d = json.loads(r.stdout or "{}").get("Dir") if r.returncode == 0 else None
+        except (OSError, subprocess.TimeoutExpired, json.JSONDecodeError):
+            d = None
+        if d and (Path(d) / "library" / "neurons" / "weight.nb").is_file():
+            return Path(d) / "library" / "neurons"
+    src = os.environ.get("BM_SRC")
+    if src and (Path(src) / "library" / "neurons" / "weight.nb").is_file():
+        return Path(src) / "library" / "neurons"
+    raise ToolNotFoundError("BondMachine neuron library",
+                            f"set BONDFLOW_BM_LIBRARY=/path/to/BondMachine/library/neurons, or BM_SRC=/path/to/checkout, "
+                            f"or make `go mod download {BM_MODULE}@{BM_PIN}` work")
+
+
+def prepare_library(dest: Path) -> Path:
+    """Copy the upstream library (read-only in the module cache) into ``dest``, then overlay our own neurons."""
+    src = find_neuron_library()
+    dest.mkdir(parents=True, exist_ok=True)
+    for f in sorted(src.iterdir()):
+        if f.is_file():
+            (dest / f.name).write_bytes(f.read_bytes())
+    ours = files("bondflow") / "hdl_templates" / "bondmachine" / "neurons"
+    for f in ours.iterdir():
+        if f.name.endswith((".nb", ".basm")):
+            (dest / f.name).write_text(f.read_text())
+    return dest
+
+
+@dataclass(frozen=True)
+class FlowResult:
+    """Where the flow left its outputs and what each step did."""
+
+    workdir: Path
+    basm: Path
+    bondmachine_json: Path
+    bminfo: Path
+    hdl_dir: Path
+    steps: tuple[dict[str, Any], ...]
+
+
+def run_flow(net: dict[str, Any], config: dict[str, Any], number_type: str, register_size: int, workdir: Path,
+             benchmark_core: bool = False, timeout: float = 900) -> FlowResult:
+    """Run the ML flow of the notes (fragment mode, sync I/O) in ``workdir``, which must not exist yet
+    (the tools never overwrite their outputs, so a reused directory would silently keep stale files)."""
+    _require_tools()
+    workdir = Path(workdir)
+    workdir.mkdir(parents=True)
+    lib = prepare_library(workdir / "neurons")
+    config = {**config, "NeuronLibPath": str(lib)}
+    (workdir / "net.json").write_text(json.dumps(net, indent=1))
+    (workdir / "config.json").write_text(json.dumps(config, indent=1))
+    (workdir / "config.in.json").write_text(json.dumps(config, indent=1))  # neuralbond rewrites config.json on exit
+    (workdir / "bminfo.json").write_text("{}")  # must exist before neuralbond runs
+    wd, hdl, logs = workdir / "wd", workdir / "wd" / "hdl", workdir / "logs"
+    hdl.mkdir(parents=True)
+    steps: list[dict[str, Any]] = []
+
+    def step(tool: str, args: list[str], cwd: Path) -> None:
+        log = logs / f"{len(steps) + 1}-{tool}.log"
+        try:
+            r = run_tool(tool, args, cwd=cwd, log=log, timeout=timeout)
+        except ToolFailedError as e:
+            tail = "\n".join(log.read_text().splitlines()[-12:]) if log.exists() else e.stderr_tail
+            steps.append({"tool": tool, "cmd": list(e.cmd), "rc": e.rc, "log": str(log)})
+            (workdir / "steps.json").write_text(json.dumps(steps, indent=1))
+            raise ToolFailedError(tool, e.rc, log, tail, e.cmd) from None
+        steps.append({**r.to_dict(), "log": str(log.relative_to(workdir))})
+
+    step("neuralbond", ["-net-file", "net.json", "-neuron-lib-path", str(lib), "-config-file", "config.json",
+                        "-bminfo-file", "bminfo.json", "-save-basm", "wd/bondmachine.basm", "-operating-mode", "fragment",
+                        "-io-mode", "sync", "-data-type", number_type, "-register-size", str(register_size)], workdir)
+    frags = sorted(str(p) for p in lib.glob("*.basm"))
+    step("basm", ["-bminfo-file", "../bminfo.json", "-dump-requirements", "requirements.json", "-disable-dynamical-matching",
+                  "-chooser-min-word-size", "-chooser-force-same-name", "-o", "bondmachine.json", "bondmachine.basm", *frags], wd)
+    bm_args = ["-bondmachine-file", "../bondmachine.json", "-create-verilog", "-verilog-flavor", "iverilog",
+               "-bminfo-file", "../../bminfo.json", "-bmrequirements-file", "../requirements.json",
+               "-hw-optimizations", "onlydestregs,onlysrcregs"]
+    if benchmark_core:
+        bm_args += ["-attach-benchmark-core", "i0," + _output_terminal_port(workdir)]
+    step("bondmachine", bm_args, hdl)
+    (workdir / "steps.json").write_text(json.dumps(steps, indent=1))
+    return FlowResult(workdir, wd / "bondmachine.basm", wd / "bondmachine.json", workdir / "bminfo.json", hdl, tuple(steps))
+
+
+def _output_terminal_port(workdir: Path) -> str:
+    """``p<K>o0`` of the first output terminal CP, K read from basm's CPNames (Go-map order changes between runs)."""
+    info = json.loads((workdir / "bminfo.json").read_text())
+    names = info.get("CPNames") or {}
+    outs = [n for n, t in (info.get("List") or {}).items() if t == "output"]
+    for k, name in names.items():
+        if name in outs and name.endswith("_0"):
+            return f"p{k}o0"
+    raise ToolFailedError("basm", 0, workdir / "bminfo.json", "bminfo.json must name the output terminal CP, not lack it")
