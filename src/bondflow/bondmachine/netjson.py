@@ -119,7 +119,8 @@ def net_json(net: BMNet) -> dict[str, Any]:
     return {"Nodes": nodes, "Weights": weights}
 
 
-def config_json(net: BMNet, neuron_lib: str) -> dict[str, Any]:
-    """neuralbond's -config-file; ``signmask`` feeds our relu fragment (the sign bit at this register size)."""
+def config_json(net: BMNet, neuron_lib: str, expprec: int = 10) -> dict[str, Any]:
+    """neuralbond's -config-file: ``signshift`` feeds our relu fragment (Rsize - 1); ``expprec`` (Taylor terms of
+    the softmax neuron) is set explicitly because neuralbond stops without it whenever a softmax is present."""
     return {"DataType": net.number_type.name, "TypePrefix": net.number_type.prefix,
-            "Params": {"signmask": net.number_type.sign_mask}, "Pruned": [], "Collapsed": [], "NeuronLibPath": neuron_lib}
+            "Params": {"signshift": str(net.number_type.bits - 1), "expprec": str(expprec)}, "Pruned": [], "Collapsed": [], "NeuronLibPath": neuron_lib}
