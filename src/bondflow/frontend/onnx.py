@@ -19,7 +19,9 @@ from .quant import DEFAULT_INPUT_PRECISION, accum_type_for, exact_raw, quantize_
 __all__ = ["load_onnx", "SUPPORTED_ONNX_OPS"]
 
 SUPPORTED_ONNX_OPS = ("Quant", "MatMul", "Gemm", "Add", "Relu", "Softmax", "Sigmoid", "Flatten", "Reshape", "Identity")
-_ROUNDING = {"ROUND": "RND_CONV", "FLOOR": "TRN", "ROUND_TO_ZERO": "TRN_ZERO", "HALF_UP": "RND", "HALF_DOWN": "RND_MIN_INF"}
+# qonnx's rounding modes (intquant.resolve_rounding_mode) that are ap_fixed modes; CEIL and UP are not.
+_ROUNDING = {"ROUND": "RND_CONV", "HALF_EVEN": "RND_CONV", "FLOOR": "TRN", "DOWN": "TRN_ZERO",
+             "HALF_UP": "RND_INF", "HALF_DOWN": "RND_ZERO"}
 
 
 def _quant_type(node: Any, consts: dict[str, np.ndarray]) -> FixedType:
@@ -34,13 +36,17 @@ def _quant_type(node: Any, consts: dict[str, np.ndarray]) -> FixedType:
     attrs = {a.name: a for a in node.attribute}
     signed = bool(attrs["signed"].i) if "signed" in attrs else True
     narrow = bool(attrs["narrow"].i) if "narrow" in attrs else False
-    rmode = attrs["rounding_mode"].s.decode() if "rounding_mode" in attrs else "ROUND"
+    rmode = attrs["rounding_mode"].s.decode().upper() if "rounding_mode" in attrs else "ROUND"
     frac = -math.log2(scale) if scale > 0 else float("nan")
     if zp != 0 or not float(frac).is_integer() or not float(bw).is_integer():
         raise QuantizationError(f"Quant '{node.name}' must have a power-of-two scale, zero zero-point and integer bit width"
                                 f" (fixed point), not scale={scale}, zeropt={zp}, bitwidth={bw}")
     if rmode not in _ROUNDING:
         raise QuantizationError(f"Quant '{node.name}' rounding_mode must be one of {sorted(_ROUNDING)}, not {rmode}")
+    if not signed and narrow:
+        raise QuantizationError(f"Quant '{node.name}' must not be unsigned narrow-range (max 2^b-2 is no fixed-point range), not narrow=1")
+    if signed and int(bw) == 1:
+        raise QuantizationError(f"Quant '{node.name}' bit width must be at least 2 when signed (qonnx makes 1 bit bipolar), not 1")
     width = int(bw)
     return FixedType(width, width - int(frac), signed=signed, rounding=_ROUNDING[rmode],
                      overflow="SAT_SYM" if narrow and signed else "SAT")
@@ -51,7 +57,7 @@ def _node_name(node: Any, names: set[str]) -> str:
     for p in node.metadata_props:
         if _text(p.key) == NAME_KEY:
             return unique_name(_text(p.value), names)
-    return _node_name(node, names)
+    return unique_name(node.name or node.output[0], names)
 
 
 def _text(v: Any) -> str:

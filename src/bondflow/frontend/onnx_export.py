@@ -13,9 +13,11 @@ __all__ = ["graph_to_onnx", "graph_to_onnx_bytes", "export_onnx", "QONNX_DOMAIN"
 QONNX_DOMAIN = "qonnx.custom_op.general"
 NAME_KEY = "bondflow.name"  # node metadata: the op's name in the bondflow graph
 TYPE_KEY = "bondflow.type"  # node metadata: the exact FixedType (Quant cannot express WRAP or every rounding)
-_ROUNDING_NAME = {Rounding.RND_CONV: "ROUND", Rounding.TRN: "FLOOR", Rounding.TRN_ZERO: "ROUND_TO_ZERO",
-                  Rounding.RND: "HALF_UP", Rounding.RND_INF: "ROUND", Rounding.RND_ZERO: "ROUND_TO_ZERO",
-                  Rounding.RND_MIN_INF: "HALF_DOWN"}
+# qonnx rounding modes (intquant.resolve_rounding_mode). RND (ties up) and RND_MIN_INF (ties down) have no
+# qonnx mode: the nearest one differs only on ties of one sign; the exact type travels in TYPE_KEY metadata.
+_ROUNDING_NAME = {Rounding.RND_CONV: "ROUND", Rounding.TRN: "FLOOR", Rounding.TRN_ZERO: "DOWN",
+                  Rounding.RND_INF: "HALF_UP", Rounding.RND_ZERO: "HALF_DOWN",
+                  Rounding.RND: "HALF_UP", Rounding.RND_MIN_INF: "HALF_DOWN"}
 
 
 def graph_to_onnx(graph: Graph):
