@@ -20,6 +20,10 @@ def describe(d: Design) -> str:
                 for l in m["layers"] for c in l["cores"]]
         bonds = "\n".join(f"bond {b['from']} -> {b['to']} ({b['protocol']})" for b in m["bonds"])
         return "\n".join([head, format_table(("layer", "core", "neurons", "opcodes", "program"), rows), bonds])
+    if d.arch == "bondmachine" and "bondmachine/bondmachine.json" in d.files:
+        from .bondmachine.model import describe_bondmachine
+        return head + "\n" + describe_bondmachine(json.loads(d.files["bondmachine/bondmachine.json"]),
+                                                    json.loads(d.files.get("bondmachine/bminfo.json", "{}")))
     layers = d.info.get("layers")
     if layers:
         keys = list(layers[0])

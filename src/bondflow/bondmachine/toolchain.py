@@ -102,11 +102,12 @@ def run_flow(net: dict[str, Any], config: dict[str, Any], number_type: str, regi
     (workdir / "config.json").write_text(json.dumps(config, indent=1))
     (workdir / "config.in.json").write_text(json.dumps(config, indent=1))  # neuralbond rewrites config.json on exit
     (workdir / "bminfo.json").write_text("{}")  # must exist before neuralbond runs
+    (workdir / "simbox.json").write_text("{}")  # the iverilog flavour's testbench dereferences the simbox: no rules
     wd, hdl, logs = workdir / "wd", workdir / "wd" / "hdl", workdir / "logs"
     hdl.mkdir(parents=True)
     steps: list[dict[str, Any]] = []
 
-    def step(tool: str, args: list[str], cwd: Path) -> None:
+    def step(tool: str, args: list[str], cwd: Path, expect: Path) -> None:
         log = logs / f"{len(steps) + 1}-{tool}.log"
         try:
             r = run_tool(tool, args, cwd=cwd, log=log, timeout=timeout)
@@ -116,19 +117,25 @@ def run_flow(net: dict[str, Any], config: dict[str, Any], number_type: str, regi
             (workdir / "steps.json").write_text(json.dumps(steps, indent=1))
             raise ToolFailedError(tool, e.rc, log, tail, e.cmd) from None
         steps.append({**r.to_dict(), "log": str(log.relative_to(workdir))})
+        if not expect.exists():  # basm reports some errors as an "[Alert]" line and still exits 0
+            text = log.read_text()
+            alerts = [l for l in text.splitlines() if "[Alert]" in l or "rror" in l]
+            raise ToolFailedError(tool, r.rc, log, (alerts[-1] if alerts else text[-400:]) + f" (no {expect.name} written)", r.cmd)
 
     step("neuralbond", ["-net-file", "net.json", "-neuron-lib-path", str(lib), "-config-file", "config.json",
                         "-bminfo-file", "bminfo.json", "-save-basm", "wd/bondmachine.basm", "-operating-mode", "fragment",
-                        "-io-mode", "sync", "-data-type", number_type, "-register-size", str(register_size)], workdir)
+                        "-io-mode", "sync", "-data-type", number_type, "-register-size", str(register_size)], workdir,
+         wd / "bondmachine.basm")
     frags = sorted(str(p) for p in lib.glob("*.basm"))
     step("basm", ["-bminfo-file", "../bminfo.json", "-dump-requirements", "requirements.json", "-disable-dynamical-matching",
-                  "-chooser-min-word-size", "-chooser-force-same-name", "-o", "bondmachine.json", "bondmachine.basm", *frags], wd)
+                  "-chooser-min-word-size", "-chooser-force-same-name", "-o", "bondmachine.json", "bondmachine.basm", *frags], wd,
+         wd / "bondmachine.json")
     bm_args = ["-bondmachine-file", "../bondmachine.json", "-create-verilog", "-verilog-flavor", "iverilog",
                "-bminfo-file", "../../bminfo.json", "-bmrequirements-file", "../requirements.json",
-               "-hw-optimizations", "onlydestregs,onlysrcregs"]
+               "-hw-optimizations", "onlydestregs,onlysrcregs", "-verilog-simulation", "-simbox-file", "../../simbox.json"]
     if benchmark_core:
         bm_args += ["-attach-benchmark-core", "i0," + _output_terminal_port(workdir)]
-    step("bondmachine", bm_args, hdl)
+    step("bondmachine", bm_args, hdl, hdl / "bondmachine.v")
     (workdir / "steps.json").write_text(json.dumps(steps, indent=1))
     return FlowResult(workdir, wd / "bondmachine.basm", wd / "bondmachine.json", workdir / "bminfo.json", hdl, tuple(steps))
 

@@ -33,7 +33,12 @@ def lint(design: Design | str | Path, check: bool = True) -> LintResult:
             paths.append(p)
         args = [exe, "--lint-only", "-Wall", "--top-module", d.top]
         lint_paths = [p for p, rel in zip(paths, d.rtl_files) if rel not in exclude]
-        lib_paths = [f"-v{p}" for p, rel in zip(paths, d.rtl_files) if rel in exclude]
+        lib_paths = [a for p, rel in zip(paths, d.rtl_files) if rel in exclude for a in ("-v", str(p))]  # "-v" and the file are two arguments
+        if exclude:  # kept verbatim from another tool: silence its warnings, still parse it (errors remain errors)
+            vlt = Path(tmp) / "exclude.vlt"
+            vlt.write_text("`verilator_config\n" + "".join(f'lint_off -file "{p}"\n' for p, rel in zip(paths, d.rtl_files)
+                                                           if rel in exclude))
+            args.append(str(vlt))
         r = subprocess.run(args + [str(p) for p in lint_paths] + lib_paths, capture_output=True, text=True, cwd=tmp)
     msgs = tuple(l.replace(tmp + "/", "") for l in r.stderr.splitlines() if l.startswith("%"))
     result = LintResult(clean=r.returncode == 0 and not any(m.startswith(("%Warning", "%Error")) for m in msgs),
