@@ -38,9 +38,46 @@ def _model_config(path: Path) -> dict[str, Any] | None:
         if path.suffix.lower() == ".keras":
             with zipfile.ZipFile(path) as z:
                 return json.loads(z.read("config.json"))
+        if path.is_dir() and (path / "keras_metadata.pb").is_file():
+            return _saved_model_config(path / "keras_metadata.pb")
     except (OSError, KeyError, zipfile.BadZipFile, json.JSONDecodeError) as e:
         raise ModelLoadError(f"{path} must be a readable Keras model, not corrupt ({type(e).__name__}: {e})") from None
     return None
+
+
+def _saved_model_config(meta: Path) -> dict[str, Any]:
+    """A SavedModel's layers from keras_metadata.pb, shaped like a model config (direct children as its layers)."""
+    import_tensorflow()
+    from google.protobuf.message import DecodeError
+    from tf_keras.protobuf import saved_metadata_pb2
+    pb = saved_metadata_pb2.SavedMetadata()
+    try:
+        pb.ParseFromString(meta.read_bytes())
+    except DecodeError as e:
+        raise json.JSONDecodeError(f"keras_metadata.pb does not parse ({e})", "", 0) from None
+    nodes = {n.node_path: json.loads(n.metadata) for n in pb.nodes if n.metadata}
+    root = nodes.pop("root", {})
+
+    def entry(d: dict[str, Any]) -> dict[str, Any]:
+        return {"class_name": d.get("class_name", "?"), "config": {"name": d.get("name", "?")}}
+
+    layers = [entry(d) for k, d in nodes.items() if k.count(".") == 1 and ".layer" in k]
+    nested = [entry(d) for k, d in nodes.items() if k.count(".") > 1]
+    return {"class_name": root.get("class_name", "?"), "config": {"layers": layers}, "nested": nested}
+
+
+def _top_layers(cfg: dict[str, Any] | None) -> list[tuple[str, str]]:
+    """(class, name) of the model's own layers, from its config."""
+    inner = cfg.get("config") if isinstance(cfg, dict) else None
+    layers = inner.get("layers") if isinstance(inner, dict) else None
+    if not isinstance(layers, list):
+        return []
+    out = []
+    for layer in layers:
+        if isinstance(layer, dict):
+            lc = layer.get("config") if isinstance(layer.get("config"), dict) else {}
+            out.append((str(layer.get("class_name", "?")), str(lc.get("name", layer.get("name", "?")))))
+    return out
 
 
 def _walk_layers(cfg: Any) -> list[dict[str, Any]]:
@@ -57,7 +94,15 @@ def _walk_layers(cfg: Any) -> list[dict[str, Any]]:
 
 
 def _refuse_unsafe(cfg: dict[str, Any] | None, trust_model: bool) -> None:
-    if cfg is None or trust_model:
+    """Refuse code-carrying layers, then any layer class bondflow cannot convert, before TF builds the model."""
+    if cfg is None:
+        return
+    for cls, name in _top_layers(cfg):
+        if cls in _UNSAFE and trust_model:
+            continue  # loaded on request; refused later as unsupported unless it is dropped
+        if cls not in SUPPORTED_LAYERS and cls not in _UNSAFE:
+            raise UnsupportedOpError(cls, name, SUPPORTED_LAYERS)
+    if trust_model:
         return
     for layer in _walk_layers(cfg):
         if layer["class_name"] in _UNSAFE:

@@ -1,0 +1,115 @@
+"""Keras file formats (.h5, .keras, SavedModel), BatchNormalization folding and layers refused before loading."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import bondflow
+from bondflow.errors import QuantizationError, UnsupportedOpError
+
+DEFAULT = "fixed<16,6,RND_CONV,SAT>"
+INPUT = "fixed<12,4,RND_CONV,SAT>"
+
+
+@pytest.fixture(scope="module")
+def tfk():
+    from bondflow._compat import import_tensorflow
+    return import_tensorflow()
+
+
+@pytest.fixture(scope="module")
+def bn_model(tfk, tmp_path_factory):
+    """Float Dense + BatchNormalization (non-trivial statistics) + ReLU + Dropout + Dense, saved three ways."""
+    rng = np.random.default_rng(7)
+    L = tfk.layers
+    m = tfk.Sequential([L.InputLayer(input_shape=(6,)), L.Dense(8, name="fc1"), L.BatchNormalization(name="bn1"),
+                        L.Activation("relu", name="relu1"), L.Dropout(0.2), L.Dense(3, name="fc2")], name="bnnet")
+    fc1, bn = m.get_layer("fc1"), m.get_layer("bn1")
+    fc1.set_weights([rng.normal(0, 0.4, (6, 8)), rng.normal(0, 0.2, 8)])
+    bn.set_weights([rng.uniform(0.5, 1.5, 8), rng.normal(0, 0.3, 8), rng.normal(0, 0.5, 8), rng.uniform(0.3, 2.0, 8)])
+    d = tmp_path_factory.mktemp("bn")
+    m.save(d / "m.h5")
+    m.save(d / "m.keras")
+    m.save(d / "saved", save_format="tf")
+    return m, d
+
+
+def test_all_formats_give_one_graph(bn_model) -> None:
+    _, d = bn_model
+    graphs = [bondflow.load_model(p, default_precision=DEFAULT, input_precision=INPUT)
+              for p in (d / "m.h5", d / "m.keras", d / "saved")]
+    assert len({g.digest() for g in graphs}) == 1
+    assert [o.kind for o in graphs[0].ops] == ["dense", "activation", "dense"]  # BN folded, Dropout gone
+
+
+def test_batchnorm_folded_within_quantization_error(bn_model) -> None:
+    m, d = bn_model
+    g = bondflow.load_model(d / "m.h5", default_precision=DEFAULT, input_precision=INPUT)
+    x = np.random.default_rng(3).uniform(-6, 6, (2000, 6))
+    xq = g.input.type.to_float(g.input.type.quantize(x))
+    want = m.predict(xq, verbose=0, batch_size=4096).astype(np.float64)
+    got = bondflow.reference.run(g, xq)
+    fc2 = g.ops[2]
+    w2 = np.abs(fc2.weight_type.to_float(fc2.weight))
+    # Folded fc1 weights/biases round to the 2^-10 grid (error <= 2^-11 each), ReLU output rounds (2^-11), and fc2's
+    # weights/biases round too (2^-11 each); fc2's result is its exact accumulator.
+    h = np.maximum(xq @ (m.get_layer("fc1").get_weights()[0]), 0)  # only a scale for sum|h| below
+    e_hidden = 2.0 ** -11 * (np.abs(xq).sum(1, keepdims=True) + 1) + 2.0 ** -11
+    bound = e_hidden * w2.sum(0) + 2.0 ** -11 * (np.abs(h).sum(1, keepdims=True) * 4 + 8 + 1) + 1e-5
+    err = np.abs(got - want)
+    assert np.all(err <= bound), f"max error {err.max()} beyond the bound the types imply"
+    assert err.max() < 0.05  # and the bound itself is tight enough to mean something
+
+
+def test_folded_weights_that_overflow_are_refused(tfk, tmp_path) -> None:
+    L = tfk.layers
+    m = tfk.Sequential([L.InputLayer(input_shape=(2,)), L.Dense(2, name="fc"), L.BatchNormalization(name="bn")])
+    m.get_layer("fc").set_weights([np.full((2, 2), 1.0), np.zeros(2)])
+    m.get_layer("bn").set_weights([np.full(2, 100.0), np.zeros(2), np.zeros(2), np.ones(2)])
+    m.save(tmp_path / "o.h5")
+    with pytest.raises(QuantizationError, match="after folding bn.*must fit"):
+        bondflow.load_model(tmp_path / "o.h5", default_precision="fixed<8,3>")
+
+
+def test_batchnorm_not_after_dense_refused(tfk, tmp_path) -> None:
+    L = tfk.layers
+    m = tfk.Sequential([L.InputLayer(input_shape=(4,)), L.BatchNormalization(name="bn0"), L.Dense(2)])
+    m.save(tmp_path / "b.h5")
+    with pytest.raises(UnsupportedOpError, match="'bn0'.*follows a Dense"):
+        bondflow.load_model(tmp_path / "b.h5", default_precision=DEFAULT)
+
+
+@pytest.mark.parametrize("fmt", ["m.keras", "saved"])
+def test_lambda_refused_in_every_format(tfk, tmp_path, fmt: str) -> None:
+    L = tfk.layers
+    m = tfk.Sequential([L.InputLayer(input_shape=(4,)), L.Lambda(lambda x: x * 2, name="lam"), L.Dense(2)])
+    if fmt == "saved":
+        m.save(tmp_path / fmt, save_format="tf")
+    else:
+        m.save(tmp_path / fmt)
+    with pytest.raises(UnsupportedOpError, match="'lam'.*execute code"):
+        bondflow.load_model(tmp_path / fmt, default_precision=DEFAULT)
+
+
+def test_lstm_refused(tfk, tmp_path) -> None:
+    L = tfk.layers
+    m = tfk.Sequential([L.InputLayer(input_shape=(5, 3)), L.LSTM(4, name="rnn"), L.Dense(2)])
+    m.save(tmp_path / "r.h5")
+    with pytest.raises(UnsupportedOpError, match="layer 'rnn' of type 'LSTM'.*supported: .*QDense"):
+        bondflow.load_model(tmp_path / "r.h5", default_precision=DEFAULT)
+
+
+def test_custom_layer_class_refused_without_loading(tmp_path) -> None:
+    """A layer class bondflow does not know is refused from the config alone (its code is never imported)."""
+    import h5py
+    src = Path(__file__).resolve().parents[2] / "examples" / "iris" / "model.h5"
+    p = tmp_path / "c.h5"
+    p.write_bytes(src.read_bytes())
+    with h5py.File(p, "r+") as f:
+        cfg = f.attrs["model_config"]
+        cfg = cfg.decode() if isinstance(cfg, bytes) else cfg
+        f.attrs["model_config"] = cfg.replace('"class_name": "QActivation"', '"class_name": "MyEvilLayer"', 1)
+    with pytest.raises(UnsupportedOpError, match="of type 'MyEvilLayer'"):
+        bondflow.load_model(p)
