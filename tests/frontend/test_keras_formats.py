@@ -54,13 +54,29 @@ def test_batchnorm_folded_within_quantization_error(bn_model) -> None:
     fc2 = g.ops[2]
     w2 = np.abs(fc2.weight_type.to_float(fc2.weight))
     # Folded fc1 weights/biases round to the 2^-10 grid (error <= 2^-11 each), ReLU output rounds (2^-11), and fc2's
-    # weights/biases round too (2^-11 each); fc2's result is its exact accumulator.
+    # weights/biases round too (2^-11 each); fc2's result, which no activation requantizes, rounds to the default (2^-11).
     h = np.maximum(xq @ (m.get_layer("fc1").get_weights()[0]), 0)  # only a scale for sum|h| below
     e_hidden = 2.0 ** -11 * (np.abs(xq).sum(1, keepdims=True) + 1) + 2.0 ** -11
-    bound = e_hidden * w2.sum(0) + 2.0 ** -11 * (np.abs(h).sum(1, keepdims=True) * 4 + 8 + 1) + 1e-5
+    bound = e_hidden * w2.sum(0) + 2.0 ** -11 * (np.abs(h).sum(1, keepdims=True) * 4 + 8 + 1) + 2.0 ** -11 + 1e-5
     err = np.abs(got - want)
     assert np.all(err <= bound), f"max error {err.max()} beyond the bound the types imply"
     assert err.max() < 0.05  # and the bound itself is tight enough to mean something
+
+
+def test_result_types(bn_model) -> None:
+    """Activations set the type after a Dense (whose result is the exact accumulator); the last Dense, which no
+    activation requantizes, takes the default precision, as hls4ml's Dense result does."""
+    _, d = bn_model
+    fc1, relu, fc2 = bondflow.load_model(d / "m.h5", default_precision=DEFAULT, input_precision=INPUT).ops
+    assert fc1.result_type == fc1.accum_type and str(fc1.accum_type) == "fixed<32,14>"  # 12+16+ceil(log2 6)+1 bits
+    assert str(relu.result_type) == DEFAULT and str(fc2.result_type) == DEFAULT
+
+
+def test_quantized_model_keeps_exact_output_without_default() -> None:
+    iris = Path(__file__).resolve().parents[2] / "examples" / "iris" / "model.h5"
+    last = bondflow.load_model(iris).ops[-1]
+    assert last.kind == "dense" and last.result_type == last.accum_type
+    assert str(bondflow.load_model(iris, default_precision="fixed<18,8>").ops[-1].result_type) == "fixed<18,8>"
 
 
 def test_folded_weights_that_overflow_are_refused(tfk, tmp_path) -> None:

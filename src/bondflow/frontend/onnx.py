@@ -123,7 +123,9 @@ def _load_onnx(path: Path, default_precision: str | None, input_precision: str |
             raise UnsupportedOpError("MatMul of two dynamic tensors", node, SUPPORTED_ONNX_OPS)
         return np.asarray(vals, dtype=np.float64), t
 
-    def finish_dense(result: FixedType | None) -> None:
+    def finish_dense(result: FixedType | None, requantized: bool = False) -> None:
+        """Close a pending MatMul(+Add): its type is the Quant after it, else the exact accumulator when an
+        activation follows (it does the rounding), else the default precision when given (as hls4ml)."""
         d = state["dense"]
         if d is None:
             return
@@ -132,6 +134,8 @@ def _load_onnx(path: Path, default_precision: str | None, input_precision: str |
             bt = bt or wt
             b = np.zeros(w.shape[1])
         acc = acc_meta or accum_type_for(state["type"], wt, bt, w.shape[0])
+        if result is None and not requantized and default is not None:
+            result = default
         op = Dense(name=name, input=state["cur"], result_type=result or acc,
                    weight=exact_raw(w, wt, f"node '{name}' weights"), weight_type=wt,
                    bias=exact_raw(b, bt, f"node '{name}' biases"), bias_type=bt, accum_type=acc)
@@ -203,7 +207,7 @@ def _load_onnx(path: Path, default_precision: str | None, input_precision: str |
                 if _text(p.key) == TYPE_KEY:
                     d[5] = FixedType.parse(_text(p.value))
         elif t in ("Relu", "Softmax", "Sigmoid", "Identity"):
-            finish_dense(None)
+            finish_dense(None, requantized=t != "Identity")
             if state["act"]:
                 finish_act(None, node.name)
             kind = {"Relu": "relu", "Softmax": "softmax", "Sigmoid": "sigmoid", "Identity": "linear"}[t]

@@ -150,8 +150,9 @@ def load_keras(path: Path, default_precision: str | None = None, input_precision
     """Read a QKeras/Keras-2 MLP.
 
     Types: QKeras quantizers map as hls4ml maps them; plain Dense weights and activations without a
-    quantizer use ``default_precision`` (required for such layers); Dense results are the exact
-    accumulator type, so the following activation's quantizer does the only rounding, as in QKeras.
+    quantizer use ``default_precision`` (required for such layers); a Dense result that an activation
+    requantizes is the exact accumulator (the activation does the only rounding, as in QKeras), one that
+    nothing requantizes takes ``default_precision``, or stays the exact accumulator when none is given.
     """
     path = Path(path)
     side = sidecar_options(path)
@@ -216,11 +217,16 @@ def load_keras(path: Path, default_precision: str | None = None, input_precision
             w_raw = exact_raw(wq, wt, f"layer '{lname}' weights")
             b_raw = exact_raw(bqv, bt, f"layer '{lname}' biases")
             acc = accum_type_for(cur_type, wt, bt, w.shape[0])
-            name = unique_name(lname, names)
-            ops.append(Dense(name=name, input=cur, result_type=acc, weight=w_raw, weight_type=wt,
-                             bias=b_raw, bias_type=bt, accum_type=acc))
-            cur, cur_type = name, acc
             act = _quantizer(layer, "activation")
+            # A result no activation requantizes takes the default precision (as hls4ml's Dense result does);
+            # without one (fully quantized QKeras) it stays the exact accumulator, equal to QKeras's float sums.
+            rtype = acc
+            if default_precision and not (_requantizes(act) or _next_requantizes(layers, idx + 1)):
+                rtype = FixedType.parse(default_precision)
+            name = unique_name(lname, names)
+            ops.append(Dense(name=name, input=cur, result_type=rtype, weight=w_raw, weight_type=wt,
+                             bias=b_raw, bias_type=bt, accum_type=acc))
+            cur, cur_type = name, rtype
             if act is not None:
                 _apply_activation(act, lname + "_act", add_activation, default)
         elif cls == "BatchNormalization":
@@ -244,6 +250,24 @@ def load_keras(path: Path, default_precision: str | None = None, input_precision
     meta = {"source": str(path), "source_sha256": _sha256(path), "source_format": "keras",
             "input_precision": str(in_type)}
     return Graph(name=_safe(model.name), input=inp, ops=tuple(ops), meta=meta)
+
+
+def _requantizes(act: tuple[str, dict[str, Any]] | None) -> bool:
+    return act is not None and act[0] != "linear"
+
+
+def _next_requantizes(layers: list[Any], i: int) -> bool:
+    """Whether the next layer (past a folded BatchNormalization) is an activation that sets its own type."""
+    if i < len(layers) and type(layers[i]).__name__ == "BatchNormalization":
+        i += 1
+    if i >= len(layers):
+        return False
+    cls = type(layers[i]).__name__
+    if cls == "Activation":
+        return getattr(layers[i].activation, "__name__", "") != "linear"
+    if cls == "QActivation":
+        return _requantizes(_activation_from_quantizer(layers[i]))
+    return cls in ("ReLU", "Softmax")
 
 
 def _apply_activation(act: tuple[str, dict[str, Any]], lname: str, add, default) -> None:
