@@ -20,15 +20,22 @@ from .netjson import config_json, net_json, plan
 from .numbers import parse_number_type
 from .toolchain import BM_PIN, OUR_NEURONS, run_flow
 
-__all__ = ["generate_bondmachine", "CORE_MODULE", "strip_display"]
+__all__ = ["generate_bondmachine", "CORE_MODULE", "prepare_for_sim"]
 
 CORE_MODULE = "bondflow_bm_core"
 _DISPLAY = re.compile(r"^(\s*)(\$display\(.*\);)\s*$", re.M)
+_STATE = re.compile(r"^(\s*)reg\s*(\[\d+:0\])\s*(\w+_state);\s*$", re.M)
 
 
-def strip_display(text: str) -> str:
-    """Comment out BondMachine's per-instruction ``$display`` lines (every CP prints every clock: gigabytes of log)."""
-    return _DISPLAY.sub(r"\1// \2  (disabled by bondflow for simulation)", text)
+def prepare_for_sim(text: str) -> str:
+    """The two edits bondflow makes to BondMachine's Verilog (verbatim copies are kept under bondmachine/hdl/):
+
+    - its per-instruction ``$display`` lines are commented out (every CP prints every clock: gigabytes of log);
+    - the put/get state register of fixed-point ops (``<op>_<cp>_state``) has no reset and no initial value, so a
+      4-state simulator keeps it X and the CP hangs at its first multfps; it gets ``initial ... = 0``, the FPGA power-up value.
+    """
+    text = _DISPLAY.sub(r"\1// \2  (disabled by bondflow for simulation)", text)
+    return _STATE.sub(r"\1reg \2 \3;\n\1initial \3 = 0;  // added by bondflow: no reset upstream (power-up value)", text)
 
 
 @register_arch("bondmachine")
@@ -69,7 +76,7 @@ def generate_bondmachine(graph: Graph, number_type: str = "fps16f10", tlast_mode
             text = p.read_text()
             files[f"{bm_dir}/hdl/{p.name}"] = text
             rel = f"rtl/bm/{p.name}"
-            files[rel] = text if keep_display else strip_display(text)
+            files[rel] = text if keep_display else prepare_for_sim(text)
             bm_rtl.append(rel)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -90,13 +97,13 @@ def generate_bondmachine(graph: Graph, number_type: str = "fps16f10", tlast_mode
             "inexact_constants": sum(l.inexact for l in net.layers),
             "neurons": {l.name: l.neuron for l in net.layers}, "own_neurons": list(OUR_NEURONS),
             "tool_steps": [{k: s[k] for k in ("tool", "cmd", "rc", "seconds", "log")} for s in flow.steps],
-            "lint_exclude": bm_rtl, "display_stripped": not keep_display, "tlast_mode": tlast_mode,
+            "lint_exclude": bm_rtl, "sim_edits": [] if keep_display else ["$display commented out", "fps op state regs: initial 0"], "tlast_mode": tlast_mode,
             "verilator_note": "BondMachine Verilog uses <= #1 delays: Verilator needs -Wno-STMTDLY"}
     rtl = bm_rtl + [f"rtl/{CORE_MODULE}.v", "rtl/bondflow_top.v"]
     return Design(arch="bondmachine", top="bondflow_top", language="verilog", files=files, interface=iface, graph_digest=digest,
                   rtl_files=tuple(rtl), latency_cycles=None, ii_cycles=None,
                   options={"number_type": nt.name, "tlast_mode": tlast_mode, "stream_width": stream_width,
                            "benchmark_core": benchmark_core, "expprec": expprec, "keep_display": keep_display,
-                           "verilator_args": ["-Wno-STMTDLY", "-Wno-fatal", "-Wno-lint", "-Wno-style", "-Wno-MULTIDRIVEN",
+                           "verilator_args": ["--no-timing", "-Wno-STMTDLY", "-Wno-fatal", "-Wno-lint", "-Wno-style", "-Wno-MULTIDRIVEN",
                                               "-Wno-INITIALDLY", "-Wno-COMBDLY"]},
                   info=info, generator_version=__version__)
