@@ -21,7 +21,7 @@ def qkeras_type(class_name: str, config: dict[str, Any], layer: str) -> FixedTyp
     if class_name not in ("quantized_bits", "quantized_relu"):
         raise QuantizationError(f"layer '{layer}': quantizer must be quantized_bits or quantized_relu, not {class_name}")
     bits = int(config["bits"])
-    integer = int(config.get("integer", 0) or 0)
+    integer = int(config["integer"] if config.get("integer") is not None else bits - 1)  # hls4ml's default
     alpha = config.get("alpha")
     if alpha not in (None, 1, 1.0, "1"):
         raise QuantizationError(f"layer '{layer}': {class_name} alpha must be 1 or None, not {alpha!r} (scaled quantizers are not fixed point)")
