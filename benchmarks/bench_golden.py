@@ -1,4 +1,4 @@
-"""Golden-model throughput on the jet tagger, as a ratio to the float QKeras model's predict() in the same run."""
+"""Golden-model throughput on the jet tagger, as ratios to QKeras predict() and a float32 numpy MLP measured in the same run."""
 from __future__ import annotations
 
 import sys
@@ -22,6 +22,17 @@ def main() -> None:
     x_raw = bondflow.reference.quantize_input(g, x)
     t_golden = best_of(lambda: bondflow.reference.run_raw(g, x_raw), 3)
 
+    # Second reference, no TF: the same MLP in float32 numpy (matmul + bias + ReLU), no quantization at all.
+    layers = [(o.weight_type.to_float(o.weight).astype(np.float32), o.bias_type.to_float(o.bias).astype(np.float32))
+              if o.kind == "dense" else getattr(o, "function", o.kind) for o in g.ops]
+
+    def float_mlp() -> np.ndarray:
+        h = x.astype(np.float32)
+        for layer in layers:
+            h = h @ layer[0] + layer[1] if isinstance(layer, tuple) else (np.maximum(h, 0) if layer == "relu" else h)
+        return h
+    t_numpy = best_of(float_mlp, 3)
+
     from bondflow._compat import import_tensorflow
     tfk = import_tensorflow()
     from qkeras.utils import _add_supported_quantized_objects
@@ -32,9 +43,12 @@ def main() -> None:
     model.predict(xf[:1000], verbose=0)  # warm-up (graph tracing)
     t_keras = best_of(lambda: model.predict(xf, batch_size=8192, verbose=0), 3)
     res = {"model": "jet_tagger", "samples": n, "golden_samples_per_s": n / t_golden,
-           "qkeras_predict_samples_per_s": n / t_keras, "golden_vs_qkeras_ratio": t_keras / t_golden}
+           "qkeras_predict_samples_per_s": n / t_keras, "golden_vs_qkeras_ratio": t_keras / t_golden,
+           "numpy_float_mlp_samples_per_s": n / t_numpy, "golden_vs_numpy_float_ratio": t_numpy / t_golden}
     print(f"golden model: {res['golden_samples_per_s']:,.0f} samples/s; QKeras predict: "
-          f"{res['qkeras_predict_samples_per_s']:,.0f} samples/s; ratio golden/QKeras = {res['golden_vs_qkeras_ratio']:.2f}x")
+          f"{res['qkeras_predict_samples_per_s']:,.0f} samples/s; ratio golden/QKeras = {res['golden_vs_qkeras_ratio']:.2f}x; "
+          f"float32 numpy MLP: {res['numpy_float_mlp_samples_per_s']:,.0f} samples/s; ratio golden/numpy = "
+          f"{res['golden_vs_numpy_float_ratio']:.2f}x")
     write("golden", res)
 
 
