@@ -1,0 +1,108 @@
+"""bondmachine architecture: exact literals, lowering, errors, and (with the Go tools) RTL and BM-simulator agreement."""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+
+from bondflow.bondmachine.netjson import config_json, net_json, plan
+from bondflow.bondmachine.numbers import encode_literal, literal_raw, parse_number_type
+from bondflow.bondmachine.numerics import run
+from bondflow.bondmachine.toolchain import TOOLS_MISSING, missing_tools
+from bondflow.errors import ConfigError, ToolNotFoundError, UnsupportedOpError
+from bondflow.ir.graph import Graph, TensorSpec
+from bondflow.ir.ops import Sigmoid
+from bondflow.ir.types import FixedType
+from simgraphs import one_layer
+
+needs_bm = pytest.mark.skipif(bool(missing_tools()), reason=TOOLS_MISSING)
+
+
+def test_number_types() -> None:
+    assert parse_number_type("fixed<16,6>").name == "fps16f10"
+    assert parse_number_type("fps32f16").frac == 16
+    assert parse_number_type("float32").is_fixed is False
+    with pytest.raises(ConfigError, match="must be"):
+        parse_number_type("fixed<12,4>")
+    with pytest.raises(ConfigError, match="must be"):
+        parse_number_type("posit16")
+
+
+@pytest.mark.parametrize("name", ["fps16f10", "fps8f4", "fps32f16"])
+def test_every_literal_survives_percent_f(name: str) -> None:
+    """%f keeps 6 decimals and bmnumbers truncates: the plain value loses a bit, the encoded one never does."""
+    nt = parse_number_type(name)
+    rng = np.random.default_rng(0)
+    bits = min(nt.bits, 24)  # neuralbond holds weights as float32: 24 significant bits at most
+    lo, hi = -(1 << (bits - 1)), (1 << (bits - 1)) - 1
+    raws = list(range(lo, hi + 1)) if nt.bits <= 8 else rng.integers(lo, hi + 1, 3000).tolist()
+    naive_lost = sum(literal_raw(r / (1 << nt.frac), nt) != r for r in raws)
+    assert all(literal_raw(encode_literal(r, nt), nt) == r for r in raws)
+    if nt.frac >= 10:
+        assert naive_lost > 0  # the upstream exporter's path really loses bits
+
+
+def test_plan_and_net_json() -> None:
+    g = one_layer(n_in=3, n_out=2)
+    net = plan(g, parse_number_type("fps16f10"))
+    nj = net_json(net)
+    assert [n["Type"] for n in nj["Nodes"]].count("relu") == 2
+    assert {n["Layer"] for n in nj["Nodes"]} == {0, 1, 2}
+    cfg = config_json(net, "/lib")
+    assert cfg["Params"]["signshift"] == "15" and "expprec" in cfg["Params"]
+
+
+def test_unsupported_layer_named() -> None:
+    t = FixedType(16, 6)
+    g = Graph("s", TensorSpec("x", 2, t), (Sigmoid(name="sig", input="x", result_type=t),))
+    with pytest.raises(UnsupportedOpError, match="'sig'.*bondmachine"):
+        plan(g, parse_number_type("fps16f10"))
+
+
+def test_model_matches_exact_arithmetic_when_nothing_overflows() -> None:
+    """With wide registers the BM model equals exact rational arithmetic floored per product."""
+    g = one_layer(n_in=4, n_out=3, relu=False)
+    x = np.random.default_rng(1).integers(-128, 128, (50, 4))
+    y = run(g, x, "fps32f16")
+    d = g.ops[0]
+    prods = np.floor((x[:, :, None] * d.weight[None]) * 2.0 ** (16 - 5 - 5) / 2 ** 0).astype(np.int64)  # x frac 5, w frac 5
+    acc = prods.sum(axis=1) + (d.bias << (16 - 5))
+    assert np.array_equal(y, acc >> (16 - g.output.type.frac_bits) if g.output.type.frac_bits < 16 else acc)
+
+
+def test_missing_tools_say_how_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
+    from bondflow.codegen.base import generate
+    monkeypatch.setenv("PATH", "/nonexistent")
+    monkeypatch.setenv("GOPATH", "/nonexistent")
+    for t in ("NEURALBOND", "BASM", "BONDMACHINE"):
+        monkeypatch.delenv(f"BONDFLOW_{t}", raising=False)
+    with pytest.raises(ToolNotFoundError, match="go install github.com/BondMachineHQ/BondMachine/cmd/.*BM_SRC"):
+        generate(one_layer(), "bondmachine")
+
+
+@pytest.mark.bmtools
+@needs_bm
+def test_tool_panic_is_reported(tmp_path) -> None:
+    from bondflow.bondmachine.toolchain import run_flow
+    from bondflow.errors import ToolFailedError
+    net = plan(one_layer(n_in=2, n_out=1), parse_number_type("fps16f10"))
+    cfg = config_json(net, "")
+    cfg["Params"].pop("signshift")  # our relu needs it: the template fails inside neuralbond/basm
+    with pytest.raises(ToolFailedError) as e:
+        run_flow(net_json(net), cfg, "fps16f10", 16, tmp_path / "flow")
+    assert e.value.log is not None and os.path.exists(e.value.log)
+
+
+@pytest.mark.bmtools
+@pytest.mark.sim
+@needs_bm
+@pytest.mark.parametrize("n_in,n_out,nt", [(3, 2, "fps16f10"), (5, 3, "fps16f8")])
+def test_small_rtl_matches_model(tmp_path, n_in: int, n_out: int, nt: str) -> None:
+    from bondflow.codegen.base import generate
+    from bondflow.sim.runner import simulate
+    g = one_layer(n_in=n_in, n_out=n_out)
+    d = generate(g, "bondmachine", number_type=nt)
+    assert d.info["reference"] == f"bondmachine-{nt}"
+    r = simulate(d.write(tmp_path / "d"), vectors=60, simulator="icarus")
+    assert r.passed, r.summary()
