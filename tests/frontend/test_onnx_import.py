@@ -117,6 +117,17 @@ def test_export_rounding_names_are_valid_qonnx(tmp_path, rounding: Rounding) -> 
     assert bondflow.load_model(tmp_path / "r.onnx").digest() == g.digest()
 
 
+def test_export_sat_sym_is_narrow_quant(tmp_path) -> None:
+    x_t = FixedType(12, 8, rounding="RND_CONV", overflow="SAT")
+    g = Graph("s", TensorSpec("x", 1, x_t),
+              (Activation(name="a", input="x", result_type=FixedType(5, 3, rounding="RND_CONV", overflow="SAT_SYM"),
+                          function="linear"),))
+    export_onnx(g, tmp_path / "s.onnx")
+    x = (np.arange(-300, 300) / 16.0)[:, None]
+    got = qonnx_run(tmp_path / "s.onnx", x)
+    assert got.min() == -3.75 and np.array_equal(got, bondflow.reference.run(g, x))
+
+
 def test_float_onnx_needs_default_precision(tmp_path) -> None:
     rng = np.random.default_rng(2)
     b = Builder()

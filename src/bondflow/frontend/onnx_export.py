@@ -6,7 +6,7 @@ import numpy as np
 from ..errors import MissingDependencyError, UnsupportedOpError
 from ..ir.graph import Graph
 from ..ir.ops import Activation, Dense, Flatten, Sigmoid, Softmax
-from ..ir.types import FixedType, Rounding
+from ..ir.types import FixedType, Overflow, Rounding
 
 __all__ = ["graph_to_onnx", "graph_to_onnx_bytes", "export_onnx", "QONNX_DOMAIN", "TYPE_KEY"]
 
@@ -38,7 +38,8 @@ def graph_to_onnx(graph: Graph):
         z = const(f"{dst}_zeropt", np.array(0.0))
         b = const(f"{dst}_bitwidth", np.array(float(t.width)))
         n = helper.make_node("Quant", [src, s, z, b], [dst], name=dst, domain=QONNX_DOMAIN,
-                             signed=int(t.signed), narrow=0, rounding_mode=_ROUNDING_NAME[t.rounding])
+                             signed=int(t.signed), narrow=int(t.signed and t.overflow is Overflow.SAT_SYM and t.width > 1),
+                             rounding_mode=_ROUNDING_NAME[t.rounding])
         n.metadata_props.add(key=TYPE_KEY, value=str(t))
         nodes.append(n)
 
