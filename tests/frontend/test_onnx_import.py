@@ -179,3 +179,18 @@ def test_unsupported_onnx_op(tmp_path) -> None:
     b.node("Tanh", ["xq"], "y")
     with pytest.raises(UnsupportedOpError, match="'Tanh'.*supported: "):
         bondflow.load_model(b.save(tmp_path / "t.onnx", 2, "y", 2), default_precision="fixed<8,3>")
+
+
+def test_cli_import_of_bad_onnx_writes_nothing(tmp_path, capsys) -> None:
+    from bondflow.cli.main import main
+    b = Builder()
+    b.quant("x", "xq", 8, 4)
+    b.node("Tanh", ["xq"], "y")
+    src = b.save(tmp_path / "t.onnx", 2, "y", 2)
+    before = sorted(tmp_path.iterdir())
+    rc = main(["import", str(src), "-o", str(tmp_path / "g.json"), "--onnx", str(tmp_path / "g.onnx")])
+    err = capsys.readouterr().err.strip()
+    assert rc == UnsupportedOpError.exit_code and err.startswith("bondflow: error: ") and "\n" not in err
+    assert "Traceback" not in err and sorted(tmp_path.iterdir()) == before
+    rc = main(["import", str(qonnx_mlp(tmp_path / "ok.onnx")), "-o", str(tmp_path / "g.json")])
+    assert rc == 0 and bondflow.load_model(tmp_path / "g.json").digest() == bondflow.load_model(tmp_path / "ok.onnx").digest()
