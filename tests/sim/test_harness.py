@@ -116,3 +116,13 @@ def test_waves_are_opt_in(ref_dir, tmp_path, need_tool) -> None:
     assert r.passed and r.waves and r.waves.endswith((".vcd", ".fst"))  # cocotb 2's Icarus runner writes FST
     from pathlib import Path
     assert Path(r.waves).stat().st_size > 0
+
+
+def test_relative_design_path(ref_dir, tmp_path, monkeypatch, need_tool) -> None:
+    """A design given by a relative path (as the CLI gets it) simulates: the simulator runs in another directory."""
+    need_tool("iverilog")
+    import shutil
+    shutil.copytree(ref_dir, tmp_path / "rel", ignore=shutil.ignore_patterns("sim"))
+    monkeypatch.chdir(tmp_path)
+    r = simulate("rel", 50, simulator="icarus")
+    assert r.passed, r.summary()

