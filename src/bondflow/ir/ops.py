@@ -115,17 +115,28 @@ class Activation(Op):
 
 @dataclass(frozen=True, eq=False)
 class Softmax(Op):
-    """hls4ml's table-based softmax (``latency`` implementation) with its exp and inverse tables."""
+    """hls4ml's table-based softmax (``stable`` by default, as hls4ml 1.3; or ``latency``) with its exp and inverse tables."""
 
     table_size: int = 1024
     exp_table_type: FixedType = FixedType(18, 8, rounding="RND", overflow="SAT")
     inv_table_type: FixedType = FixedType(18, 8, rounding="RND", overflow="SAT")
+    implementation: str = "stable"
     kind: ClassVar[str] = "softmax"
+    IMPLEMENTATIONS: ClassVar[tuple[str, ...]] = ("stable", "latency")
+
+    def __post_init__(self) -> None:
+        if self.implementation not in self.IMPLEMENTATIONS:
+            raise GraphValidationError(
+                f"softmax '{self.name}' implementation must be one of {self.IMPLEMENTATIONS}, not {self.implementation!r}")
+        if self.table_size < 2 or self.table_size & (self.table_size - 1):
+            raise GraphValidationError(f"softmax '{self.name}' table size must be a power of two >= 2, not {self.table_size}")
 
     def to_dict(self) -> dict[str, Any]:
         d = super().to_dict()
         d.update(table_size=self.table_size, exp_table_type=str(self.exp_table_type),
                  inv_table_type=str(self.inv_table_type))
+        if self.implementation != "stable":  # only when set, so digests of existing graphs stay the same
+            d["implementation"] = self.implementation
         return d
 
 

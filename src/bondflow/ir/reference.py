@@ -119,9 +119,86 @@ def _sigmoid(op: Sigmoid, x: np.ndarray, xt: FixedType) -> np.ndarray:
     return op.result_type.requantize(sigmoid_table(op)[idx], op.table_type.frac_bits)
 
 
-def _unsupported_table(op: Op, x: np.ndarray, xt: FixedType) -> np.ndarray:
-    raise UnsupportedOpError(op.kind, op.name, ["dense", "activation", "sigmoid", "flatten"], "the golden model yet")
+#: hls4ml 1.3's fixed defaults for the softmax sum (``accum_t``) and the inverse-table address (``inv_inp_t``).
+SOFTMAX_ACCUM_TYPE = FixedType(18, 8, rounding="RND", overflow="SAT")
+
+
+def _float32_exp(x: np.ndarray) -> np.ndarray:
+    """std::exp(float): correctly rounded float32 of e^x (glibc's expf, within its < 0.502 ulp error)."""
+    return np.exp(np.asarray(x, dtype=np.float32).astype(np.float64)).astype(np.float32)
+
+
+def softmax_sizes(op: Softmax, xt: FixedType) -> tuple[int, int, FixedType]:
+    """(exp table size, inverse table size, exp-table address type), after hls4ml's size fixes."""
+    size = op.table_size
+    cap = 1 << min(xt.width, op.inv_table_type.width)  # hls4ml's fix_softmax_table_size pass
+    size = min(size, cap)
+    if op.implementation == "stable":
+        s = int(xt.signed)
+        addr = FixedType(xt.width - s, xt.int_bits - s, signed=False)  # inp_norm_t = ap_ufixed<W-s, I-s>
+        exp_size = min(size, 1 << addr.width) if xt.signed else size
+        return exp_size, size, addr
+    return size, size, xt
+
+
+def _table_top_bits(raw: np.ndarray, t: FixedType, size: int) -> np.ndarray:
+    """softmax_idx_from_real_val: the top log2(size) bits of the raw bit pattern, as an unsigned index."""
+    n = (size - 1).bit_length()
+    bits = np.asarray(raw, dtype=np.int64) & ((np.int64(1) << t.width) - 1)
+    return bits >> (t.width - n)
+
+
+def _table_values(t: FixedType, size: int) -> np.ndarray:
+    """softmax_real_val_from_idx for every index: the value whose top log2(size) bits are the index (float32)."""
+    n = (size - 1).bit_length()
+    raw = np.arange(size, dtype=np.int64) << (t.width - n)
+    if t.signed:
+        raw = np.where(raw >= (np.int64(1) << (t.width - 1)), raw - (np.int64(1) << t.width), raw)
+    return t.to_float(raw).astype(np.float32)
+
+
+def softmax_tables(op: Softmax, xt: FixedType) -> tuple[np.ndarray, np.ndarray]:
+    """hls4ml's exp and inverse tables, raw in ``op.exp_table_type`` / ``op.inv_table_type``."""
+    exp_size, inv_size, addr = softmax_sizes(op, xt)
+    x = _table_values(addr, exp_size)
+    if op.implementation == "stable":
+        x = -x  # the table is addressed by x_max - x
+    exp_t = op.exp_table_type.quantize(_float32_exp(x).astype(np.float64))
+    inv_x = _table_values(SOFTMAX_ACCUM_TYPE, inv_size)
+    with np.errstate(divide="ignore"):
+        inv = (np.float32(1) / inv_x).astype(np.float32).astype(np.float64)
+    # 1/0 = inf: ap_fixed saturates or wraps it like any too-large value; the stable sum never reaches index 0.
+    t = op.inv_table_type
+    inv = np.where(np.isfinite(inv), inv, t.max_value)
+    return exp_t, t.quantize(inv)
+
+
+def _reduce_sum(v: list[np.ndarray], t: FixedType) -> np.ndarray:
+    """nnet::reduce with Op_add<t>: a balanced tree, left part the largest power of two below n, cast per add."""
+    n = len(v)
+    if n == 1:
+        return v[0]
+    left = 1 << ((n - 1).bit_length() - 1)
+    return t.requantize(_reduce_sum(v[:left], t) + _reduce_sum(v[left:], t), t.frac_bits)
+
+
+def _softmax(op: Softmax, x: np.ndarray, xt: FixedType) -> np.ndarray:
+    """hls4ml's softmax_stable / softmax_latency: exp table, tree sum, inverse table, one product per output."""
+    exp_size, inv_size, addr = softmax_sizes(op, xt)
+    exp_table, inv_table = softmax_tables(op, xt)
+    acc = SOFTMAX_ACCUM_TYPE
+    if op.implementation == "stable":
+        d = x.max(axis=1, keepdims=True) - x  # exact, then cast to inp_norm_t (same fraction bits: wraps only)
+        d = addr.requantize(d, xt.frac_bits)
+        idx = _table_top_bits(d, addr, exp_size)
+    else:
+        idx = _table_top_bits(x, xt, exp_size)
+    e = acc.requantize(exp_table[idx], op.exp_table_type.frac_bits)
+    total = _reduce_sum([e[:, i] for i in range(e.shape[1])], acc)
+    inv = inv_table[_table_top_bits(total, acc, inv_size)]  # acc_t -> inv_inp_t: the same type here
+    prod = e * inv[:, None]
+    return op.result_type.requantize(prod, acc.frac_bits + op.inv_table_type.frac_bits)
 
 
 _KERNELS: dict[type, Kernel] = {Dense: _dense, Activation: _activation, Flatten: _flatten,
-                                Softmax: _unsupported_table, Sigmoid: _sigmoid}
+                                Softmax: _softmax, Sigmoid: _sigmoid}

@@ -15,7 +15,8 @@ from ..._compat import alias_keras_to_tf_keras, import_tensorflow
 from ...design import Design
 from ...errors import ConfigError, MissingDependencyError, ToolFailedError, ToolNotFoundError, UnsupportedOpError
 from ...ir.graph import Graph
-from ...ir.ops import Activation, Dense, Flatten, Sigmoid
+from ...ir.reference import SOFTMAX_ACCUM_TYPE
+from ...ir.ops import Activation, Dense, Flatten, Sigmoid, Softmax
 from ...tools import find_tool
 from ..base import register_arch
 from ..render import sanitize
@@ -78,10 +79,12 @@ def keras_model_of(graph: Graph):
             layers.append(tfk.layers.Activation(op.function, name=op.name))
         elif isinstance(op, Sigmoid):
             layers.append(tfk.layers.Activation("sigmoid", name=op.name))
+        elif isinstance(op, Softmax):
+            layers.append(tfk.layers.Activation("softmax", name=op.name))
         elif isinstance(op, Flatten):
             continue
         else:
-            raise UnsupportedOpError(op.kind, op.name, ["dense", "activation", "sigmoid", "flatten"], "the hls4ml generator")
+            raise UnsupportedOpError(op.kind, op.name, ["dense", "activation", "sigmoid", "softmax", "flatten"], "the hls4ml generator")
     model = tfk.Sequential(layers, name=graph.name)
     for op in graph.dense_layers():
         model.get_layer(op.name).set_weights([op.weight_type.to_float(op.weight).astype(np.float64),
@@ -112,7 +115,14 @@ def hls_config(graph: Graph, model, reuse_factor: "int | dict[str, int]", strate
             lc["Precision"] = {"result": op.result_type.to_ap()}
         elif isinstance(op, Sigmoid):
             lc["Precision"] = {"result": op.result_type.to_ap(), "table": op.table_type.to_ap()}
-            lc["table_size"] = op.table_size
+            lc["TableSize"] = op.table_size  # hls4ml reads the PascalCase key; 'table_size' is silently ignored
+        elif isinstance(op, Softmax):
+            # accum/inv_inp pinned to hls4ml's own defaults, which the golden model assumes (SOFTMAX_ACCUM_TYPE)
+            lc["Precision"] = {"result": op.result_type.to_ap(), "exp_table": op.exp_table_type.to_ap(),
+                               "inv_table": op.inv_table_type.to_ap(), "accum": SOFTMAX_ACCUM_TYPE.to_ap(),
+                               "inv_inp": SOFTMAX_ACCUM_TYPE.to_ap()}
+            lc["TableSize"] = op.table_size
+            lc["Implementation"] = op.implementation
     return cfg
 
 
