@@ -8,6 +8,7 @@ import sys
 import pytest
 
 import bondflow
+from bondflow.codegen.reference_core import CORE_LATENCY, SHELL_LATENCY
 from bondflow.design import Design
 from bondflow.errors import DesignError, SimulationError, SimulationMismatch
 from bondflow.sim.lint import lint
@@ -30,8 +31,8 @@ def test_reference_core_passes(ref_dir, sim, need_tool) -> None:
     r = simulate(ref_dir, 1000, simulator=sim, seed=3)
     assert r.passed, r.summary()
     assert r.vectors == 1000 and r.mismatches == 0 and r.backpressure
-    # Known depth: products, adder stage, output register (3) + input register, FIFO, output register (3).
-    assert r.latency_cycles == r.expected_latency_cycles == 6
+    # Known depth: products, exact sum, casts (3) + shell input register, adapter FIFO, shell output register (3).
+    assert r.latency_cycles == r.expected_latency_cycles == CORE_LATENCY + SHELL_LATENCY == 6
     assert r.ii_cycles == 1.0
     saved = json.loads((ref_dir / "sim_result.json").read_text())
     assert saved["passed"] and saved["simulator"] == sim
@@ -90,8 +91,9 @@ def test_hang_is_a_timeout(ref_dir, tmp_path, need_tool) -> None:
     need_tool("iverilog")
     d = Design.load(ref_dir)
     files = dict(d.files)
-    files["rtl/bondflow_reference_core.v"] = files["rtl/bondflow_reference_core.v"].replace(
-        ".pipe_out_valid(vpipe[2])", ".pipe_out_valid(1'b0)")
+    rel = "rtl/bondflow_reference_fc.v"
+    assert ".pipe_out_valid(vpipe[LATENCY-1])" in files[rel]
+    files[rel] = files[rel].replace(".pipe_out_valid(vpipe[LATENCY-1])", ".pipe_out_valid(1'b0)")
     m = Design(arch=d.arch, top=d.top, language=d.language, files=files, interface=d.interface, graph_digest=d.graph_digest,
                rtl_files=d.rtl_files, latency_cycles=d.latency_cycles, ii_cycles=d.ii_cycles, info=d.info)
     r = simulate(m.write(tmp_path / "hang"), 20, simulator="icarus", timeout_cycles=500)
