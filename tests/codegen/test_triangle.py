@@ -35,6 +35,7 @@ def test_triangle(graphs, example, rf, n_rtl, tmp_path, need_tool) -> None:
     reuse = closest_valid_reuse(g, rf)
     # golden == hls4ml C simulation, on 1000 vectors
     prj = build_project(g, tmp_path / "hls", reuse_factor=reuse)
+    assert prj.source == "source model"  # hls4ml read the user's QKeras file, with the Graph's precisions
     hls = prj.predict_raw(tv.inputs)
     bad = np.nonzero(np.any(hls != tv.expected, axis=1))[0]
     assert bad.size == 0, f"hls4ml differs from the golden model on {bad.size} vectors, first input {tv.inputs[bad[0]].tolist()}"
@@ -97,3 +98,20 @@ def test_sigmoid_golden_equals_hls4ml(res, tmp_path, need_tool) -> None:
     assert len(np.unique(y)) > 100  # the inputs really sweep the table
     with pytest.raises(bondflow.errors.UnsupportedOpError, match="sigmoid"):
         bondflow.generate(g, "dataflow")
+
+
+@pytest.mark.hls4ml
+def test_hls4ml_from_graph_weights_when_no_source(graphs, tmp_path, need_tool) -> None:
+    """Without the source file (graph built in Python or from ONNX) hls4ml reads a model rebuilt from the graph."""
+    need_tool("g++")
+    g = graphs["jet_tagger"]
+    tv = make_vectors(g, 1000, seed=3, data=np.load(EXAMPLES / "jet_tagger" / "data.npz")["x_test"])
+    prj = build_project(g, tmp_path / "hls", reuse_factor=closest_valid_reuse(g, 2), use_source=False)
+    assert prj.source == "graph"
+    assert np.array_equal(prj.predict_raw(tv.inputs), tv.expected)
+
+
+def test_hls4ml_errors_name_the_layer(graphs) -> None:
+    from bondflow.codegen.hls4ml.generator import _hls4ml_error
+    e = _hls4ml_error(graphs["iris"], Exception("Unsupported precision for layer fc2 (weight)"), Path("/tmp/x"))
+    assert isinstance(e, bondflow.errors.ToolFailedError) and "layer 'fc2'" in str(e)

@@ -1,7 +1,9 @@
 """Architecture "hls4ml": build an hls4ml project whose every precision is the Graph's, compile its C simulation."""
 from __future__ import annotations
 
+import hashlib
 import json
+import re
 import shutil
 import tempfile
 import time
@@ -92,7 +94,35 @@ def keras_model_of(graph: Graph):
     return model
 
 
-def hls_config(graph: Graph, model, reuse_factor: "int | dict[str, int]", strategy: str) -> dict[str, Any]:
+def source_model_of(graph: Graph):
+    """The graph's source Keras/QKeras model when its file is still there and unchanged, else None."""
+    meta = graph.meta or {}
+    path = Path(str(meta.get("source", "")))
+    if meta.get("source_format") != "keras" or not path.is_file() or not meta.get("source_sha256"):
+        return None
+    if hashlib.sha256(path.read_bytes()).hexdigest() != meta["source_sha256"]:
+        return None  # edited since import: the graph, not the file, is the truth
+    tfk = import_tensorflow()
+    try:
+        from qkeras.utils import _add_supported_quantized_objects
+        custom: dict[str, Any] = {}
+        _add_supported_quantized_objects(custom)
+        return tfk.models.load_model(str(path), custom_objects=custom, compile=False)
+    except Exception:  # unreadable now: fall back to the graph's own weights
+        return None
+
+
+def _matches_graph(graph: Graph, hls_model: Any) -> bool:
+    """Whether hls4ml's layers are exactly the graph's ops (plus its input and identity linears of Dense)."""
+    ops = {o.name for o in graph.ops if not isinstance(o, Flatten)}
+    dense = {o.name for o in graph.dense_layers()}
+    names = [l.name for l in hls_model.get_layers()][1:]
+    extra = [n for n in names if n not in ops and not (n.endswith("_linear") and n[:-7] in dense)]
+    return not extra and ops <= set(names)
+
+
+def hls_config(graph: Graph, model, reuse_factor: "int | dict[str, int]", strategy: str,
+               input_layer: str = INPUT_LAYER) -> dict[str, Any]:
     """hls4ml config (granularity 'name') with every precision taken from the Graph."""
     alias_keras_to_tf_keras()
     import hls4ml
@@ -101,7 +131,7 @@ def hls_config(graph: Graph, model, reuse_factor: "int | dict[str, int]", strate
     cfg["Model"]["ReuseFactor"] = max(rfs.values())
     cfg["Model"]["Strategy"] = strategy.capitalize()
     layers = cfg["LayerName"]
-    layers.setdefault(INPUT_LAYER, {})["Precision"] = {"result": graph.input.type.to_ap()}
+    layers.setdefault(input_layer, {})["Precision"] = {"result": graph.input.type.to_ap()}
     for op in graph.ops:
         lc = layers.setdefault(op.name, {})
         lc["ReuseFactor"] = rfs.get(op.name, 1)
@@ -131,6 +161,7 @@ class HlsProject:
 
     def __init__(self, graph: Graph, hls_model: Any, out_dir: Path, config: dict[str, Any]) -> None:
         self.graph, self.hls_model, self.out_dir, self.config = graph, hls_model, out_dir, config
+        self.source = "graph"  # what hls4ml converted: "source model" (the user's Keras file) or "graph"
 
     def predict_raw(self, x_raw: np.ndarray) -> np.ndarray:
         """Raw inputs -> raw outputs through hls4ml's bit-accurate C++ (exact: inputs are on the input grid)."""
@@ -144,7 +175,8 @@ class HlsProject:
 
 
 def build_project(graph: Graph, out_dir: Path, reuse_factor: "int | dict[str, int]" = 1, strategy: str = "latency",
-                  board: str | None = None, part: str = "xc7z020clg400-1", clock_period: float = 5.0) -> HlsProject:
+                  board: str | None = None, part: str = "xc7z020clg400-1", clock_period: float = 5.0,
+                  use_source: bool = True) -> HlsProject:
     """Convert, write and compile (g++) the hls4ml project in ``out_dir``."""
     if strategy not in ("latency", "resource"):
         raise ConfigError(f"strategy must be 'latency' or 'resource', not {strategy!r}")
@@ -153,25 +185,53 @@ def build_project(graph: Graph, out_dir: Path, reuse_factor: "int | dict[str, in
     check_reuse_factor(graph, reuse_factor)
     if find_tool("g++") is None:
         raise ToolNotFoundError("g++", "apt-get install g++")
-    model = keras_model_of(graph)
-    cfg = hls_config(graph, model, reuse_factor, strategy)
     alias_keras_to_tf_keras()
     try:
         import hls4ml
     except ImportError:
         raise MissingDependencyError("hls4ml", "the hls4ml architecture") from None
-    kw: dict[str, Any] = dict(hls_config=cfg, output_dir=str(out_dir), project_name="myproject",
-                              io_type="io_parallel", clock_period=clock_period)
+    kw: dict[str, Any] = dict(output_dir=str(out_dir), project_name="myproject", io_type="io_parallel",
+                              clock_period=clock_period)
     if board:
         kw.update(backend="VivadoAccelerator", board=board)
     else:
         kw.update(backend="Vitis", part=part)
+    hls_model = None
+    source = "graph"
+    model = source_model_of(graph) if use_source else None
+    if model is not None:
+        # The user's own Keras file, with every precision overridden by the Graph's: one quantization for all.
+        try:
+            cfg = hls_config(graph, model, reuse_factor, strategy, model.input_names[0])
+            hls_model = hls4ml.converters.convert_from_keras_model(model, hls_config=cfg, **kw)
+        except Exception:
+            hls_model = None  # hls4ml cannot read it: the graph's own model below reports what fails
+        if hls_model is not None and not _matches_graph(graph, hls_model):
+            hls_model = None  # e.g. BatchNorm the frontend folded: the graph's own model is the faithful one
+        source = "graph" if hls_model is None else "source model"
+    if hls_model is None:
+        model = keras_model_of(graph)
+        cfg = hls_config(graph, model, reuse_factor, strategy)
+        try:
+            hls_model = hls4ml.converters.convert_from_keras_model(model, hls_config=cfg, **kw)
+        except Exception as e:  # hls4ml raises bare Exceptions: name the layer when it says which
+            raise _hls4ml_error(graph, e, out_dir) from None
     try:
-        hls_model = hls4ml.converters.convert_from_keras_model(model, **kw)
         hls_model.compile()
-    except Exception as e:  # hls4ml raises bare Exceptions; name what failed
-        raise ToolFailedError("hls4ml", 1, out_dir, f"{type(e).__name__}: {e}") from None
-    return HlsProject(graph, hls_model, out_dir, cfg)
+    except Exception as e:
+        raise _hls4ml_error(graph, e, out_dir) from None
+    prj = HlsProject(graph, hls_model, out_dir, cfg)
+    prj.source = source
+    return prj
+
+
+def _hls4ml_error(graph: Graph, e: Exception, out_dir: Path) -> ToolFailedError:
+    """hls4ml's exception as a ToolFailedError naming the graph layer it mentions (if any)."""
+    text = f"{type(e).__name__}: {e}"
+    names = sorted((o.name for o in graph.ops), key=len, reverse=True)
+    layer = next((n for n in names if re.search(rf"\b{re.escape(n)}\b", str(e))), None)
+    where = f"layer '{layer}': " if layer else ""
+    return ToolFailedError("hls4ml", 1, out_dir, f"{where}{text}")
 
 
 @register_arch("hls4ml")
@@ -199,7 +259,7 @@ def generate_hls4ml(graph: Graph, reuse_factor: "int | dict[str, int]" = 1, stra
                 except UnicodeDecodeError:
                     continue
         mismatches = int(np.count_nonzero(np.any(y != tv.expected, axis=1)))
-        info: dict[str, Any] = {"csim_vectors": len(tv), "csim_mismatches_vs_golden": mismatches,
+        info: dict[str, Any] = {"converted_from": prj.source, "csim_vectors": len(tv), "csim_mismatches_vs_golden": mismatches,
                                 "compile_seconds": round(build_s, 2), "csim_seconds": round(csim_s, 3),
                                 "hls4ml_version": __import__("hls4ml").__version__}
         if synth:
