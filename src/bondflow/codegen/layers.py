@@ -30,6 +30,7 @@ class LayerRTL:
     n_out: int
     out_width: int
     multipliers: int
+    extra: tuple[tuple[str, str], ...] = ()  # further (design path, Verilog) files it instantiates, e.g. ROMs
 
 
 def requant_params(src: FixedType, dst: FixedType, relu: bool) -> str:

@@ -1,13 +1,14 @@
 """Assemble fully parallel layer pipelines into a core behind the common shell, as a Design."""
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 from .. import __version__
 from ..design import Design
 from ..errors import UnsupportedOpError
 from ..ir.graph import Graph
-from ..ir.ops import Activation, Dense, Flatten
+from ..ir.ops import Activation, Dense, Flatten, Op
+from ..ir.types import FixedType
 from .layers import LayerRTL, activation_layer, dense_layer
 from .render import header, render, sanitize, static_rtl
 from .shell import TLAST_PER_SAMPLE, interface_for, render_shell
@@ -18,8 +19,12 @@ __all__ = ["pipeline_layers", "pipeline_design", "SHELL_LATENCY"]
 SHELL_LATENCY = 3
 
 
-def pipeline_layers(graph: Graph, arch: str, hdr: str) -> list[LayerRTL]:
-    """One LayerRTL per Dense (with its following activation fused) or standalone activation."""
+#: Builds the RTL of a further op kind: (module, op, input type, width n, header) -> LayerRTL.
+LayerBuilder = Callable[[str, Op, FixedType, int, str], LayerRTL]
+
+
+def pipeline_layers(graph: Graph, arch: str, hdr: str, extra: dict[type, LayerBuilder] | None = None) -> list[LayerRTL]:
+    """One LayerRTL per Dense (with its following activation fused), standalone activation, or ``extra`` op kind."""
     layers: list[LayerRTL] = []
     ops = list(graph.ops)
     cur_type, cur_n = graph.input.type, graph.input.size
@@ -40,17 +45,22 @@ def pipeline_layers(graph: Graph, arch: str, hdr: str) -> list[LayerRTL]:
             i += 1
         elif isinstance(op, Flatten) and op.result_type == cur_type:
             i += 1  # samples are already flat
+        elif extra and type(op) in extra:
+            layers.append(extra[type(op)](name, op, cur_type, cur_n, hdr))
+            cur_type = op.result_type
+            i += 1
         else:
-            raise UnsupportedOpError(op.kind, op.name, ["dense", "activation (relu, linear)", "flatten"], f"the {arch} generator")
+            kinds = ["dense", "activation (relu, linear)", "flatten"] + [k.kind for k in (extra or {})]
+            raise UnsupportedOpError(op.kind, op.name, kinds, f"the {arch} generator")
     return layers
 
 
 def pipeline_design(graph: Graph, arch: str, options: dict[str, Any], tlast_mode: int = TLAST_PER_SAMPLE,
                     in_tdata_bits: int | None = None, out_tdata_bits: int | None = None,
-                    description: str = "") -> Design:
+                    description: str = "", extra: dict[type, LayerBuilder] | None = None) -> Design:
     digest = graph.digest()
     hdr = header(arch, digest)
-    layers = pipeline_layers(graph, arch, hdr)
+    layers = pipeline_layers(graph, arch, hdr, extra)
     core = f"bondflow_{arch}_core"
     stages, prev, prev_bits = [], "in_data", graph.input.size * graph.input.type.width
     for k, layer in enumerate(layers):
@@ -62,12 +72,14 @@ def pipeline_design(graph: Graph, arch: str, options: dict[str, Any], tlast_mode
     core_text = render("layers/core.v.j2", header=hdr, module=core, description=description or f"{arch} pipeline of {len(layers)} layers",
                        in_bits=prev_bits, out_bits=stages[-1]["out_bits"], stages=stages, latency=latency)
     files = {f"rtl/{layer.module}.v": layer.text for layer in layers}
+    files.update({path: text for layer in layers for path, text in layer.extra})
     files.update({"rtl/bondflow_requant.v": static_rtl("bondflow_requant.v"),
                   "rtl/bondflow_pipe_adapter.v": static_rtl("bondflow_pipe_adapter.v"),
                   f"rtl/{core}.v": core_text,
                   "rtl/bondflow_top.v": render_shell(core, iface, digest, arch, tlast_mode),
                   "graph.json": graph.to_json(indent=1)})
-    rtl = ["rtl/bondflow_requant.v", "rtl/bondflow_pipe_adapter.v"] + [f"rtl/{l.module}.v" for l in layers] + \
+    rtl = ["rtl/bondflow_requant.v", "rtl/bondflow_pipe_adapter.v"] + [p for l in layers for p, _ in l.extra] + \
+          [f"rtl/{l.module}.v" for l in layers] + \
           [f"rtl/{core}.v", "rtl/bondflow_top.v"]
     shell_latency = SHELL_LATENCY + (iface.input.beats - 1)
     info = {"layers": [{"module": l.module, "latency": l.latency, "multipliers": l.multipliers,

@@ -1,4 +1,4 @@
-"""Architecture "dataflow": every layer fully parallel (reuse factor 1), pipelined, bit-exact with hls4ml."""
+"""Architecture "dataflow": hls4ml's layer pipeline as Verilog, bit-exact with hls4ml (tables for sigmoid/softmax)."""
 from __future__ import annotations
 
 from typing import Any
@@ -6,8 +6,10 @@ from typing import Any
 from ...design import Design
 from ...errors import ConfigError
 from ...ir.graph import Graph
+from ...ir.ops import Sigmoid, Softmax
 from ..base import register_arch
 from ..pipeline import pipeline_design
+from .tables import table_layer
 
 __all__ = ["generate_dataflow"]
 
@@ -26,4 +28,5 @@ def generate_dataflow(graph: Graph, reuse_factor: "int | dict[str, int]" = 1, tl
         from .reuse import reuse_design
         return reuse_design(graph, reuse_factor, opts, tlast_mode, stream_width)
     return pipeline_design(graph, "dataflow", opts, tlast_mode=tlast_mode, in_tdata_bits=stream_width,
-                           out_tdata_bits=None, description="hls4ml-style fully parallel pipeline (reuse factor 1)")
+                           out_tdata_bits=None, description="hls4ml-style fully parallel pipeline (reuse factor 1)",
+                           extra={Sigmoid: table_layer, Softmax: table_layer})
