@@ -7,12 +7,13 @@ from ... import __version__
 from ...design import Design
 from ...errors import UnsupportedOpError
 from ...ir.graph import Graph
-from ...ir.ops import Activation, Dense, Flatten
+from ...ir.ops import Activation, Dense, Flatten, Sigmoid, Softmax
 from ...ir.types import FixedType, Overflow
 from ..hls4ml.generator import check_reuse_factor, per_layer_reuse
-from ..layers import LayerRTL, _term, requant_params
+from ..layers import LayerRTL, _term, activation_layer, requant_params
 from ..render import clog2, header, render, sanitize, static_rtl, vlog_literal
 from ..shell import interface_for, render_shell
+from .tables import table_layer
 
 __all__ = ["reuse_design", "reuse_layer", "REUSE_SHELL_LATENCY"]
 
@@ -83,6 +84,19 @@ def reuse_layer(module: str, op: Dense, x_type: FixedType, act: Activation | Non
     return LayerRTL(module, text, rf + 1, n_in, xw, n_out, yw, n_mult)
 
 
+def handshake_layer(inner: LayerRTL, hdr: str) -> LayerRTL:
+    """A fixed-latency, never-stalling layer behind valid/ready: a travelling valid bit and the pipe adapter."""
+    module = f"{inner.module}_hs"
+    text = render("layers/core.v.j2", header=hdr, module=module, latency=inner.latency,
+                  description=f"{inner.module} behind valid/ready (pipe adapter)", in_bits=inner.n_in * inner.in_width,
+                  out_bits=inner.n_out * inner.out_width,
+                  stages=[{"module": inner.module, "inp": "in_data", "out": "l0_y", "out_bits": inner.n_out * inner.out_width}])
+    extra = inner.extra + ((f"rtl/{inner.module}.v", inner.text),)
+    # + 1: the adapter's FIFO sits between the pipeline's last register and out_valid
+    return LayerRTL(module, text, inner.latency + 1, inner.n_in, inner.in_width, inner.n_out, inner.out_width,
+                    inner.multipliers, extra)
+
+
 def reuse_design(graph: Graph, reuse_factor: "int | dict[str, int]", options: dict[str, Any], tlast_mode: int,
                  stream_width: int | None) -> Design:
     check_reuse_factor(graph, reuse_factor)  # the same valid set as hls4ml, so both compare like for like
@@ -103,8 +117,17 @@ def reuse_design(graph: Graph, reuse_factor: "int | dict[str, int]", options: di
             i += 2 if act else 1
         elif isinstance(op, Flatten) and op.result_type == cur:
             i += 1
+        elif isinstance(op, (Activation, Sigmoid, Softmax)):
+            n = layers[-1].n_out if layers else graph.input.size
+            name = f"bondflow_dataflow_{sanitize(op.name)}"
+            inner = (activation_layer(name, op, cur, n, hdr) if isinstance(op, Activation)
+                     else table_layer(name, op, cur, n, hdr))
+            layers.append(handshake_layer(inner, hdr))
+            cur = op.result_type
+            i += 1
         else:
-            raise UnsupportedOpError(op.kind, op.name, ["dense (+ activation)", "flatten"], "the dataflow generator at reuse factor > 1")
+            raise UnsupportedOpError(op.kind, op.name, ["dense (+ activation)", "activation", "sigmoid", "softmax", "flatten"],
+                                     "the dataflow generator at reuse factor > 1")
     core = "bondflow_dataflow_core"
     lines = [hdr, f"// {core}: {len(layers)} time-multiplexed layers chained by valid/ready handshakes.",
              "`timescale 1ns/1ps", "`default_nettype none", f"module {core} (", "    input  wire clk,", "    input  wire rst_n,",
@@ -123,12 +146,17 @@ def reuse_design(graph: Graph, reuse_factor: "int | dict[str, int]", options: di
     lines += ["endmodule", "`default_nettype wire", ""]
     iface = interface_for(graph, stream_width, None)
     files = {f"rtl/{l.module}.v": l.text for l in layers}
+    extra = [p for l in layers for p, _ in l.extra]
+    files.update({p: t for l in layers for p, t in l.extra})
+    if extra:
+        files["rtl/bondflow_pipe_adapter.v"] = static_rtl("bondflow_pipe_adapter.v")
+        extra.insert(0, "rtl/bondflow_pipe_adapter.v")
     files.update({"rtl/bondflow_requant.v": static_rtl("bondflow_requant.v"), f"rtl/{core}.v": "\n".join(lines),
                   "rtl/bondflow_top.v": render_shell(core, iface, digest, "dataflow", tlast_mode),
                   "graph.json": graph.to_json(indent=1)})
-    rtl = ["rtl/bondflow_requant.v"] + [f"rtl/{l.module}.v" for l in layers] + [f"rtl/{core}.v", "rtl/bondflow_top.v"]
+    rtl = ["rtl/bondflow_requant.v"] + extra + [f"rtl/{l.module}.v" for l in layers] + [f"rtl/{core}.v", "rtl/bondflow_top.v"]
     ii = max(list(rfs.values()) + [iface.input.beats, iface.output.beats])
-    info = {"layers": [{"module": l.module, "reuse_factor": l.latency - 1, "multipliers": l.multipliers} for l in layers],
+    info = {"layers": [{"module": l.module, "latency": l.latency, "multipliers": l.multipliers} for l in layers],
             "multipliers": sum(l.multipliers for l in layers), "tlast_mode": tlast_mode}
     latency = sum(l.latency for l in layers) + REUSE_SHELL_LATENCY + iface.input.beats - 1
     return Design(arch="dataflow", top="bondflow_top", language="verilog", files=files, interface=iface,
