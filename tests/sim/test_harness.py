@@ -96,8 +96,15 @@ def test_hang_is_a_timeout(ref_dir, tmp_path, need_tool) -> None:
     files[rel] = files[rel].replace(".pipe_out_valid(vpipe[LATENCY-1])", ".pipe_out_valid(1'b0)")
     m = Design(arch=d.arch, top=d.top, language=d.language, files=files, interface=d.interface, graph_digest=d.graph_digest,
                rtl_files=d.rtl_files, latency_cycles=d.latency_cycles, ii_cycles=d.ii_cycles, info=d.info)
-    r = simulate(m.write(tmp_path / "hang"), 20, simulator="icarus", timeout_cycles=500)
-    assert not r.passed and "timeout" in (r.error or "")
+    hang = m.write(tmp_path / "hang")
+    with pytest.raises(SimulationError, match=r"must finish within 500 cycles, not hang: timeout"):
+        simulate(hang, 20, simulator="icarus", timeout_cycles=500)
+    saved = json.loads((hang / "sim_result.json").read_text())  # the failed run is still on record
+    assert not saved["passed"] and saved["error"].startswith("timeout")
+    cli = subprocess.run([sys.executable, "-m", "bondflow.cli.main", "sim", str(hang), "--vectors", "5",
+                          "--timeout-cycles", "300"], capture_output=True, text=True)
+    assert cli.returncode == SimulationError.exit_code and "not hang" in cli.stderr + cli.stdout
+    assert "Traceback" not in cli.stderr
 
 
 def test_multi_beat_stream_and_batch_tlast(tmp_path, need_tool) -> None:
@@ -137,3 +144,29 @@ def test_relative_design_path(ref_dir, tmp_path, monkeypatch, need_tool) -> None
     monkeypatch.chdir(tmp_path)
     r = simulate("rel", 50, simulator="icarus")
     assert r.passed, r.summary()
+
+
+def _with_top(d: Design, old: str, new: str) -> Design:
+    files = dict(d.files)
+    assert old in files["rtl/bondflow_top.v"]
+    files["rtl/bondflow_top.v"] = files["rtl/bondflow_top.v"].replace(old, new, 1)
+    return Design(arch=d.arch, top=d.top, language=d.language, files=files, interface=d.interface,
+                  graph_digest=d.graph_digest, rtl_files=d.rtl_files, latency_cycles=d.latency_cycles,
+                  ii_cycles=d.ii_cycles, options=d.options, info=d.info)
+
+
+def test_wrong_tlast_is_caught(ref_graph, tmp_path, need_tool) -> None:
+    """TLAST on every beat of a three-beat output sample: a framing error, not a crash or a pass."""
+    need_tool("iverilog")
+    d = bondflow.generate(one_layer(seed=6, n_in=9, n_out=5), "reference", stream_width=16)
+    bad = _with_top(d, "assign m_axis_tlast = out_is_last_beat && out_sample_last;", "assign m_axis_tlast = 1'b1;")
+    r = simulate(bad.write(tmp_path / "tlast"), 50, simulator="icarus")
+    assert not r.passed and "TLAST must end every sample after 3 beat(s)" in (r.error or ""), r.summary()
+
+
+def test_duplicated_output_is_caught(ref_dir, tmp_path, need_tool) -> None:
+    """An output register that never empties repeats samples: caught as mismatches and as extra beats."""
+    need_tool("iverilog")
+    bad = _with_top(Design.load(ref_dir), "if (out_is_last_beat) out_full <= 1'b0;", "")
+    r = simulate(bad.write(tmp_path / "dup"), 100, simulator="icarus")
+    assert not r.passed and r.mismatches > 0 and "extra beat" in (r.error or ""), r.summary()

@@ -211,7 +211,7 @@ def simulate(design: Design | str | Path, vectors: int | TestVectors = 1000, sim
     timeout = timeout_cycles or max(10_000, 50 * lat + 20 * len(tv) * max(design.ii_cycles or 1, 1))
     cfg = {"vectors": str(vec_path), "result": str(res_path), "input": design.interface.input.to_dict(),
            "output": design.interface.output.to_dict(), "seed": seed, "backpressure": backpressure,
-           "timeout_cycles": timeout, "tlast_mode": design.info.get("tlast_mode", 0)}
+           "timeout_cycles": timeout, "tlast_mode": design.info.get("tlast_mode", 0), "latency_cycles": design.latency_cycles}
     cfg_path = run_dir / "config.json"
     cfg_path.write_text(json.dumps(cfg))
     runner = _runner(simulator, vcd=simulator == "icarus" and waves)
@@ -250,6 +250,9 @@ def simulate(design: Design | str | Path, vectors: int | TestVectors = 1000, sim
         atomic_write_text(Path(result_path), result.to_json())
     elif design_dir is not None:
         atomic_write_text(design_dir / "sim_result.json", result.to_json())
+    if result.error and result.error.startswith("timeout"):
+        raise SimulationError(f"simulation must finish within {timeout} cycles, not hang: {result.error} "
+                              f"(log: {log}; more time: timeout_cycles / --timeout-cycles)")
     if check and not passed:
         raise SimulationMismatch(f"RTL must match the {tv.reference} model, not differ on {result.mismatches} of {result.vectors} vectors"
                                  + (f" ({result.error})" if result.error else ""))

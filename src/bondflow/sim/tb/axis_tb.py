@@ -48,9 +48,13 @@ class Recorder:
 
 
 def _bits(pattern_seed: int, p_one: float):
+    """Pause pattern: random single cycles (probability ``p_one``) plus occasional long stalls that fill every buffer."""
     rng = random.Random(pattern_seed)
     while True:
-        yield 1 if rng.random() < p_one else 0
+        if rng.random() < 0.02:
+            yield from [1] * rng.randint(5, 40)
+        else:
+            yield 1 if rng.random() < p_one else 0
 
 
 @cocotb.test()
@@ -76,30 +80,49 @@ async def stream_vectors(dut) -> None:
     rec = Recorder(dut)
     cocotb.start_soon(rec.run())
 
+    class FramingError(Exception):
+        """TLAST on the wrong beat: the output cannot be split into samples."""
+
+    def frame_samples(frame: AxiStreamFrame, n: int) -> np.ndarray:
+        data = bytes(frame.tdata)
+        if len(data) != n * fout.bytes_per_sample:
+            raise FramingError(f"TLAST must end every {'batch' if per_batch else 'sample'} after {n * fout.beats} beat(s) "
+                               f"({n * fout.bytes_per_sample} bytes), not after {len(data)} bytes")
+        return unpack(fout, data)
+
     async def exchange(samples: np.ndarray) -> np.ndarray:
         """Send samples, receive as many outputs; frames are samples (per-sample TLAST) or one batch."""
         if per_batch:
             await source.send(AxiStreamFrame(pack(fin, samples)))
             frame = await with_timeout(sink.recv(), timeout_ns, "ns")
-            return unpack(fout, bytes(frame.tdata))
+            return frame_samples(frame, len(samples))
         for s in samples:
             await source.send(AxiStreamFrame(pack(fin, s[None, :])))
         got = []
         for _ in range(len(samples)):
             frame = await with_timeout(sink.recv(), timeout_ns, "ns")
-            got.append(unpack(fout, bytes(frame.tdata)))
+            got.append(frame_samples(frame, 1))
         return np.concatenate(got)
+
+    bad_vectors: dict[int, dict] = {}  # vector index -> its first mismatch (a vector counts once over all phases)
+
+    def compare(got: np.ndarray, idx: np.ndarray, phase: str) -> None:
+        for i in np.nonzero(np.any(got != want[idx], axis=1))[0]:
+            bad_vectors.setdefault(int(idx[i]), {"index": int(idx[i]), "input": x[idx[i]].tolist(),
+                                                 "expected": want[idx[i]].tolist(), "got": got[i].tolist(), "phase": phase})
+        result["mismatches"] = len(bad_vectors)
+        result["first_mismatches"] = list(bad_vectors.values())[:10]
 
     try:
         # (1) latency of one sample, nothing in flight
         rec.clear()
-        await exchange(x[:1])
+        first = await exchange(x[:1])
         result["latency_cycles"] = rec.out_beats[0] - rec.in_beats[0]
         await ClockCycles(dut.clk, 5)
         # (2) steady-state initiation interval over a burst
-        burst = x[: min(len(x), 64)]
+        n_burst = min(len(x), 64)
         rec.clear()
-        await exchange(burst)
+        burst = await exchange(x[:n_burst])
         starts = rec.out_beats[:: fout.beats]
         result["ii_cycles"] = (starts[-1] - starts[0]) / (len(starts) - 1) if len(starts) > 1 else None
         await ClockCycles(dut.clk, 5)
@@ -110,12 +133,22 @@ async def stream_vectors(dut) -> None:
         cycles_before = rec.cycle
         got = await exchange(x)
         result["cycles"] = rec.cycle - cycles_before
-        bad = np.nonzero(np.any(got != want, axis=1))[0]
-        result["mismatches"] = int(bad.size)
-        result["first_mismatches"] = [{"index": int(i), "input": x[i].tolist(), "expected": want[i].tolist(),
-                                       "got": got[i].tolist()} for i in bad[:10]]
+        # Phase (3) first: its indices are the vectors' own; the measuring phases are checked too.
+        compare(got, np.arange(len(x)), "all, back-pressure" if cfg.get("backpressure", True) else "all")
+        compare(first, np.arange(1), "latency")
+        compare(burst, np.arange(n_burst), "II burst")
+        # Nothing may follow the last sample: a duplicated sample would show up here.
+        sink.set_pause_generator(None)
+        sink.pause = False  # a removed generator leaves its last value
+        n_out = len(rec.out_beats)
+        await ClockCycles(dut.clk, 2 * int(cfg.get("latency_cycles") or 0) + 50)
+        extra = len(rec.out_beats) - n_out
+        if extra or not sink.empty():
+            result["error"] = f"the design must emit one output sample per input sample, not {extra} extra beat(s) after the last"
     except cocotb.triggers.SimTimeoutError:
         result["error"] = f"timeout: no output within {cfg['timeout_cycles']} cycles (the design hangs or lost a sample)"
+    except FramingError as e:
+        result["error"] = str(e)
     result["total_cycles"] = rec.cycle
     result["wall_seconds"] = time.monotonic() - t0
     Path(cfg["result"]).write_text(json.dumps(result))
