@@ -90,3 +90,12 @@ def test_nan_refused() -> None:
 def test_requantize_beyond_int64_is_refused() -> None:
     with pytest.raises(QuantizationError, match="62 bits"):
         FixedType(17, -4, signed=False).requantize(np.array([1 << 40]), -4)
+
+
+@pytest.mark.parametrize("x", [-5e-324, 5e-324, -1e-310, 2.2e-308])
+@pytest.mark.parametrize("rounding", list(Rounding))
+def test_subnormal_inputs_round_exactly(x: float, rounding: Rounding) -> None:
+    """Found by hypothesis: scaling a subnormal down by 2^k underflows to zero; the result must not."""
+    t = FixedType(4, 6, signed=True, rounding=rounding, overflow="WRAP")
+    want = ref_overflow(ref_round(Fraction(x) * Fraction(2) ** t.frac_bits, rounding), t)
+    assert t.quantize([x]).tolist() == [want]

@@ -146,8 +146,14 @@ class FixedType:
             raise QuantizationError(f"values to quantize to {self} must be below 2^{62 - self.frac_bits} in magnitude")
         q = np.floor(scaled)
         rem = scaled - q  # in [0, 1), exact
-        q = q.astype(np.int64)
-        q = q + _round_up(self.rounding, q, rem > 0, rem == 0.5, rem > 0.5, a < 0)
+        # Scaling down into the subnormal range loses bits: such values lie strictly between -1 and 1 (exclusive
+        # of 0), so their floor is -1 or 0 and their remainder is just below 1 or just above 0.
+        tiny = (np.abs(scaled) < np.finfo(np.float64).tiny) & (a != 0)
+        q = np.where(tiny, np.where(a < 0, -1.0, 0.0), q).astype(np.int64)
+        nonzero = (rem > 0) | tiny
+        above = np.where(tiny, a < 0, rem > 0.5)
+        half = (rem == 0.5) & ~tiny
+        q = q + _round_up(self.rounding, q, nonzero, half, above, a < 0)
         return self._overflow(q)
 
     def requantize(self, raw: np.ndarray, src_frac: int) -> np.ndarray:
