@@ -117,3 +117,14 @@ def test_hls4ml_errors_name_the_layer(graphs) -> None:
     from bondflow.codegen.hls4ml.generator import _hls4ml_error
     e = _hls4ml_error(graphs["iris"], Exception("Unsupported precision for layer fc2 (weight)"), Path("/tmp/x"))
     assert isinstance(e, bondflow.errors.ToolFailedError) and "layer 'fc2'" in str(e)
+
+
+@pytest.mark.hls4ml
+def test_hls4ml_board_project(graphs, need_tool) -> None:
+    """--board gives hls4ml's VivadoAccelerator (PYNQ) project, still with a bit-exact C simulation."""
+    need_tool("g++")
+    d = bondflow.generate(graphs["iris"], "hls4ml", board="pynq-z2", vectors=100)
+    assert d.info["csim_mismatches_vs_golden"] == 0
+    assert "hls4ml_prj/firmware/myproject_axi.cpp" in d.files and "hls4ml_prj/axi_stream_driver.py" in d.files
+    with pytest.raises(bondflow.errors.ConfigError, match="board must be one of"):
+        bondflow.generate(graphs["iris"], "hls4ml", board="de10-nano", vectors=10)

@@ -18,6 +18,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--reuse-factor", type=int, default=None, help="multiplier reuse (dataflow, hls4ml)")
     p.add_argument("--cores", default=None, help="moldable: processors per layer, one number or a comma list")
     p.add_argument("--strategy", choices=["latency", "resource"], default=None, help="hls4ml strategy")
+    p.add_argument("--board", default=None, help="hls4ml: the VivadoAccelerator (PYNQ) project for this board, e.g. pynq-z2")
+    p.add_argument("--synth", action="store_true", help="hls4ml: run vendor HLS synthesis (needs vitis_hls/vivado_hls)")
     p.add_argument("--stream-width", type=int, default=None, help="TDATA bits of the streams (default: one beat per sample)")
     p.add_argument("--tlast", choices=["sample", "batch"], default="sample",
                    help="TLAST on every output sample, or only where the input batch ended (DMA batches)")
@@ -47,6 +49,10 @@ def _options(args: argparse.Namespace) -> dict[str, Any]:
         opts["cores"] = vals[0] if len(vals) == 1 else vals
     if args.strategy:
         opts["strategy"] = args.strategy
+    if getattr(args, "board", None):
+        opts["board"] = args.board
+    if getattr(args, "synth", False):
+        opts["synth"] = True
     if args.stream_width is not None:
         opts["stream_width"] = args.stream_width
     if args.tlast == "batch":

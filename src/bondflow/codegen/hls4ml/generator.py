@@ -241,6 +241,10 @@ def generate_hls4ml(graph: Graph, reuse_factor: "int | dict[str, int]" = 1, stra
     if options:
         raise ConfigError(f"hls4ml options must be among reuse_factor, strategy, board, synth, vectors, not {sorted(options)}")
     from ...sim.vectors import make_vectors
+    hls = find_tool("vitis_hls") or find_tool("vivado_hls")
+    if synth and hls is None:  # say so before minutes of conversion and compilation
+        raise ToolNotFoundError("vitis_hls", "AMD Vitis HLS (vendor download); without --synth the hls4ml project "
+                                "is written and can be synthesized later with `vitis_hls -f build_prj.tcl`")
     tmp = Path(tempfile.mkdtemp(prefix="bondflow-hls4ml-"))
     try:
         t0 = time.monotonic()
@@ -263,11 +267,10 @@ def generate_hls4ml(graph: Graph, reuse_factor: "int | dict[str, int]" = 1, stra
                                 "compile_seconds": round(build_s, 2), "csim_seconds": round(csim_s, 3),
                                 "hls4ml_version": __import__("hls4ml").__version__}
         if synth:
-            hls = find_tool("vitis_hls") or find_tool("vivado_hls")
-            if hls is None:
-                raise ToolNotFoundError("vitis_hls", "AMD Vitis HLS (vendor download); the project in hls4ml_prj/ "
-                                        "can be synthesized later with `vitis_hls -f build_prj.tcl`")
-            prj.hls_model.build(csim=False, synth=True)
+            try:
+                prj.hls_model.build(csim=False, synth=True)
+            except Exception as e:
+                raise _hls4ml_error(graph, e, tmp / "prj") from None
             info["hls_report"] = __import__("hls4ml").report.parse_vivado_report(str(tmp / "prj"))
         return Design(arch="hls4ml", top="myproject", language="hls-c++", files=files, interface=None,
                       graph_digest=graph.digest(), options={"reuse_factor": reuse_factor, "strategy": strategy,
