@@ -51,7 +51,7 @@ def _bits(pattern_seed: int, p_one: float):
     """Pause pattern: random single cycles (probability ``p_one``) plus occasional long stalls that fill every buffer."""
     rng = random.Random(pattern_seed)
     while True:
-        if rng.random() < 0.02:
+        if rng.random() < 0.005:
             yield from [1] * rng.randint(5, 40)
         else:
             yield 1 if rng.random() < p_one else 0
