@@ -101,3 +101,20 @@ def test_rtl_mismatch_fails(tmp_path, need_tool) -> None:
 def test_reuse_factor_must_divide() -> None:
     with pytest.raises(bondflow.errors.ConfigError, match=r"reuse factor for layer 'd1' \(5x6\) must be one of \[1, 5, 10, 15, 30\], not 4"):
         bondflow.generate(_graph("modes_a"), "dataflow", reuse_factor=4)
+
+
+@pytest.mark.hls4ml
+@pytest.mark.parametrize("acc", ["fixed<12,4,RND_CONV,SAT>", "fixed<11,5,TRN_ZERO,SAT>", "fixed<10,3,RND,WRAP>"])
+def test_narrow_accumulator_golden_equals_hls4ml(acc, tmp_path, need_tool) -> None:
+    """hls4ml casts every product to accum_t before adding it (dense_latency); the golden model does the same.
+    Before this was fixed, 323 (RND_CONV, SAT) and 1959 (TRN_ZERO, SAT) of 2000 vectors differed."""
+    need_tool("g++")
+    rng = np.random.default_rng(0)
+    w = T("fixed<8,2>")
+    g = Graph("acc", TensorSpec("x", 6, T("fixed<10,3>")), (
+        Dense(name="fc", input="x", result_type=T("fixed<10,4,RND,SAT>"), weight=rng.integers(-128, 128, (6, 4)),
+              weight_type=w, bias=rng.integers(-128, 128, 4), bias_type=w, accum_type=T(acc)),))
+    tv = make_vectors(g, 2000, 1)
+    assert np.array_equal(build_project(g, tmp_path / "hls").predict_raw(tv.inputs), tv.expected)
+    with pytest.raises(bondflow.errors.UnsupportedOpError, match="fc"):
+        bondflow.generate(g, "dataflow")  # the RTL keeps exact accumulators only (what every frontend produces)

@@ -69,12 +69,9 @@ def _dense(op: Dense, x: np.ndarray, xt: FixedType) -> np.ndarray:
         shift = acc_t.frac_bits - prod_frac
         total = acc + (_exact_matmul(x, op.weight, need) << shift)
         return op.result_type.requantize(acc_t.requantize(total, acc_t.frac_bits), acc_t.frac_bits)
-    for i in range(op.n_in):  # hls4ml's accumulation order: input by input, cast after every add
-        prod = x[:, i:i + 1] * op.weight[i][None, :]
-        shift = acc_t.frac_bits - prod_frac
-        aligned = (acc << (-shift)) if shift < 0 else acc
-        prod_aligned = (prod << shift) if shift > 0 else prod
-        acc = acc_t.requantize(aligned + prod_aligned, max(acc_t.frac_bits, prod_frac))
+    for i in range(op.n_in):  # hls4ml's dense_latency: mult = (accum_t)(x * w); acc += mult, input by input
+        prod = acc_t.requantize(x[:, i:i + 1] * op.weight[i][None, :], prod_frac)
+        acc = acc_t.requantize(acc + prod, acc_t.frac_bits)
     return op.result_type.requantize(acc, acc_t.frac_bits)
 
 
