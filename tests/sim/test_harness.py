@@ -83,7 +83,7 @@ def test_no_manifest(tmp_path) -> None:
 def test_syntax_error_reports_file_and_line(ref_dir, tmp_path, need_tool) -> None:
     need_tool("iverilog")
     mutant = _mutated(ref_dir, tmp_path, "always @(posedge clk) begin", "always @(posedge clk) begin oops;")
-    with pytest.raises(SimulationError, match=r"bondflow_reference_fc\.v:\d+"):
+    with pytest.raises(SimulationError, match=r"rtl/bondflow_reference_fc\.v:\d+"):
         simulate(mutant, 10, simulator="icarus")
 
 

@@ -162,6 +162,8 @@ def _build(design: Design, root: Path, sim: str, waves: bool) -> tuple[Path, flo
                          waves=waves, build_args=extra, log_file=log, timescale=("1ns", "1ps"))
     except (RuntimeError, SystemExit, Exception) as e:  # cocotb raises RuntimeError on a failed compile
         text = log.read_text() if log.exists() else str(e)
+        for rel in design.rtl_files:  # name the design's own file (rtl/x.v), not the build copy
+            text = text.replace(str(src_dir / Path(rel).name), rel)
         raise SimulationError(f"RTL must compile with {sim}, not fail: {_compile_error(text, sim)} (log: {log})") from None
     stamp.write_text("ok")
     return build_dir, time.monotonic() - t0
