@@ -118,3 +118,13 @@ def test_narrow_accumulator_golden_equals_hls4ml(acc, tmp_path, need_tool) -> No
     assert np.array_equal(build_project(g, tmp_path / "hls").predict_raw(tv.inputs), tv.expected)
     with pytest.raises(bondflow.errors.UnsupportedOpError, match="fc"):
         bondflow.generate(g, "dataflow")  # the RTL keeps exact accumulators only (what every frontend produces)
+
+
+@pytest.mark.hls4ml
+def test_resource_strategy_golden_equals_hls4ml(tmp_path, need_tool) -> None:
+    """hls4ml's Resource strategy sums in another order; with exact (wrapping) accumulators the bits agree."""
+    need_tool("g++")
+    g = _graph("modes_b")
+    tv = make_vectors(g, 1000, seed=5)
+    prj = build_project(g, tmp_path / "hls", reuse_factor={"d1": 10, "d2": 3}, strategy="resource")
+    assert np.array_equal(prj.predict_raw(tv.inputs), tv.expected)
