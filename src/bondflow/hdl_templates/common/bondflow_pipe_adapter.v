@@ -3,8 +3,12 @@
 //   Pipeline:   pipe_in_valid -> the pipeline's first stage; the pipeline returns pipe_out_valid and
 //               pipe_out_data exactly LATENCY cycles later (a valid bit travels alongside the data)
 //   Downstream: out_valid / out_ready / out_data (show-ahead FIFO of DEPTH entries)
+// Parameters: LATENCY >= 1 (pipeline depth in cycles), WIDTH (pipe_out_data/out_data bits), DEPTH >= 1 (FIFO entries).
 // Credits: at most DEPTH samples are in the pipeline or the FIFO, so the FIFO can never overflow while
-// the pipeline runs freely; DEPTH >= LATENCY + 2 keeps II = 1 when downstream is always ready.
+// the pipeline runs freely. DEPTH >= LATENCY + 1 keeps II = 1 when downstream is always ready (measured:
+// tests/sim/test_pipe_adapter.py); LATENCY + 2 is the usual choice. A smaller DEPTH is slower, never wrong.
+// Timing: in_ready comes from registers only (no combinational path from out_ready); out_data is the
+// FIFO head (show-ahead); an output appears the cycle after pipe_out_valid.
 // Part of bondflow's static RTL library; do not edit generated copies.
 `timescale 1ns/1ps
 `default_nettype none
