@@ -21,7 +21,6 @@ from ...ir.reference import SOFTMAX_ACCUM_TYPE
 from ...ir.ops import Activation, Dense, Flatten, Sigmoid, Softmax
 from ...tools import find_tool
 from ..base import register_arch
-from ..render import sanitize
 
 __all__ = ["generate_hls4ml", "HlsProject", "build_project", "valid_reuse_factors", "closest_valid_reuse", "per_layer_reuse", "BOARDS"]
 
