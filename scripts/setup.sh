@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV=.venv
 BM_VERSION="${BM_VERSION:-c9e6992}"
-APT_PACKAGES=(iverilog g++ make openssh-server openssh-client)
+APT_PACKAGES=(iverilog g++ make liblz4-dev openssh-server openssh-client)  # liblz4-dev: Verilator 5.48 FST waves
 
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 
