@@ -38,7 +38,7 @@ def test_compare_report_resume_and_failure(tmp_path, need_tool) -> None:
     page = (out / "report.html").read_text()
     assert "<table id='results'>" in page and "data:image/png;base64," in page
     # A rerun resumes every finished step and gives identical results.
-    r2 = run(out)
+    run(out)
     res2 = {x["label"]: x for x in json.loads((out / "results.json").read_text())["results"]}
     assert set(res2["dataflow"]["resumed"]) == {"generate", "lint", "simulate", "synthesize"}
     for label in ("dataflow", "dataflow:rf=4"):

@@ -2,11 +2,9 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import stat
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import pytest
@@ -58,7 +56,6 @@ def work(tmp_path_factory) -> Path:
     (w / "edited.json").write_text(json.dumps(edited))
     (w / "wrongformat.json").write_text(json.dumps({"format": "something-else"}))
     (w / "notjson.json").write_text("{nope")
-    big = dict(d)
     (w / "exists").mkdir()
     bondflow.generate(one_layer(), "reference").write(w / "ref")
     bondflow.generate(g, "dataflow").write(w / "iris_df")

@@ -9,7 +9,7 @@ import numpy as np
 from ..errors import ConfigError, UnsupportedOpError
 from ..ir.graph import Graph
 from ..ir.ops import Activation, Dense, Flatten
-from .numbers import NumberType, encode_literal, float_literal, literal_raw
+from .numbers import NumberType, encode_literal, float_literal
 
 __all__ = ["BMLayer", "BMNet", "plan", "net_json", "config_json", "SUPPORTED"]
 

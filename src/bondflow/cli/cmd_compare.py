@@ -52,19 +52,9 @@ def run(args: argparse.Namespace) -> int:
     if data_path.exists():
         d = np.load(data_path)
         x, y = d["x_test"], d.get("y_test")
-    # Several entries may use one generator with different options: run each under its own label.
-    from ..compare import flow as fl
-    results = []
     out = Path(args.output)
-    for label, (name, opts) in archs.items():
-        r = fl.run_arch(g, name, opts, args.target, out / label.replace(":", "_").replace("=", ""), args.vectors,
-                        args.simulator, x, y, lambda m: print(m, file=sys.stderr, flush=True), label=label)
-        results.append(r)
-    import json
-    from dataclasses import asdict
-    from ..fsutil import atomic_write_text
-    atomic_write_text(out / "results.json", json.dumps({"graph": g.name, "graph_digest": g.digest(), "target": args.target,
-                                                        "results": [asdict(r) for r in results]}, indent=1, default=str))
+    results = compare(g, archs, args.target, out, args.vectors, args.simulator, x, y,
+                      lambda m: print(m, file=sys.stderr, flush=True))
     md, html = write_report(results, out, g.name, args.target)
     print(md.read_text())
     print(f"report: {html}")

@@ -10,7 +10,7 @@ from ..ir.ops import Activation, Dense
 from ..ir.types import FixedType, Overflow, Rounding
 from .render import render, vlog_literal
 
-__all__ = ["LayerRTL", "dense_layer", "activation_layer", "requant_params", "LEVELS_PER_STAGE"]
+__all__ = ["ProductShape", "product_shape", "LayerRTL", "dense_layer", "activation_layer", "requant_params", "LEVELS_PER_STAGE"]
 
 #: Adder-tree levels between pipeline registers (three levels sum eight terms per cycle).
 LEVELS_PER_STAGE = 3
@@ -39,27 +39,47 @@ def requant_params(src: FixedType, dst: FixedType, relu: bool) -> str:
             f".OVERFLOW({_OVF_CODE[dst.overflow]}), .RELU({int(relu)}))")
 
 
+@dataclass(frozen=True)
+class ProductShape:
+    """How a Dense layer's exact products ``x * w`` sit on its (exact, wrapping) accumulator."""
+
+    x_view: int  # bits of x read as a signed number (one more when x is unsigned)
+    w_view: int  # bits of a weight read as a signed number
+    shift: int  # left shift of a product onto the accumulator grid
+
+    @property
+    def width(self) -> int:
+        return self.x_view + self.w_view
+
+
+def product_shape(op: Dense, x_type: FixedType, where: str = "the RTL generator") -> ProductShape:
+    """The products' geometry; every RTL generator needs an accumulator that keeps every product bit and wraps."""
+    acc = op.accum_type
+    shift = acc.frac_bits - (x_type.frac_bits + op.weight_type.frac_bits)
+    if shift < 0 or acc.overflow is not Overflow.WRAP or shift >= acc.width:
+        # Only then is one exact sum followed by one cast what the golden model computes.
+        raise UnsupportedOpError("dense with a rounding or saturating accumulator", op.name,
+                                 ["dense whose accumulator keeps every product bit and wraps"], where)
+    return ProductShape(x_type.width + (0 if x_type.signed else 1),
+                        op.weight_type.width + (0 if op.weight_type.signed else 1), shift)
+
+
 def _term(p: str, pw: int, aw: int, shift: int) -> str:
-    """Product ``p`` aligned to the accumulator grid and sign-extended (or wrapped) to ``aw`` bits."""
+    """Product ``p`` (``pw`` bits) moved onto the accumulator grid and sign-extended or wrapped to ``aw`` bits."""
     zeros = f", {shift}'d0" if shift else ""
     if aw >= pw + shift:
         ext = aw - pw - shift
         sign = f"{{{ext}{{{p}[{pw - 1}]}}}}, " if ext else ""
-        return f"{{{sign}{p}{zeros}}}"
-    return f"{{{p}[{aw - shift - 1}:0]{zeros}}}"
+        return f"{{{sign}{p}{zeros}}}" if (sign or zeros) else p
+    return f"{{{p}[{aw - shift - 1}:0]{zeros}}}" if zeros else f"{p}[{aw - 1}:0]"
 
 
 def dense_layer(module: str, op: Dense, x_type: FixedType, act: Activation | None, hdr: str) -> LayerRTL:
     """Dense with its exact accumulator, then its result cast, then an optional fused activation cast."""
     acc = op.accum_type
-    prod_frac = x_type.frac_bits + op.weight_type.frac_bits
-    shift = acc.frac_bits - prod_frac
-    if shift < 0 or acc.overflow is not Overflow.WRAP:
-        raise UnsupportedOpError("dense with a rounding or saturating accumulator", op.name,
-                                 ["dense whose accumulator keeps every product bit and wraps"], "the RTL generator")
-    xw, ww, aw = x_type.width, op.weight_type.width, acc.width
-    ew = xw + (0 if x_type.signed else 1)  # signed view of x
-    pw = ew + ww  # exact product width
+    shape = product_shape(op, x_type)
+    shift, pw = shape.shift, shape.width
+    xw, aw = x_type.width, acc.width
     decls: list[str] = []
     assigns: list[str] = []
     regs: list[str] = []

@@ -11,12 +11,9 @@ from ..ir.ops import Activation, Dense, Flatten, Op
 from ..ir.types import FixedType
 from .layers import LayerRTL, activation_layer, dense_layer
 from .render import header, render, sanitize, static_rtl
-from .shell import TLAST_PER_SAMPLE, interface_for, render_shell
+from .shell import TLAST_PER_SAMPLE, interface_for, render_shell, shell_latency
 
-__all__ = ["pipeline_layers", "pipeline_design", "SHELL_LATENCY"]
-
-#: Cycles the shell and adapter add: input register, adapter FIFO write, output register.
-SHELL_LATENCY = 3
+__all__ = ["pipeline_layers", "pipeline_design"]
 
 
 #: Builds the RTL of a further op kind: (module, op, input type, width n, header) -> LayerRTL.
@@ -81,11 +78,10 @@ def pipeline_design(graph: Graph, arch: str, options: dict[str, Any], tlast_mode
     rtl = ["rtl/bondflow_requant.v", "rtl/bondflow_pipe_adapter.v"] + [p for l in layers for p, _ in l.extra] + \
           [f"rtl/{l.module}.v" for l in layers] + \
           [f"rtl/{core}.v", "rtl/bondflow_top.v"]
-    shell_latency = SHELL_LATENCY + (iface.input.beats - 1)
     info = {"layers": [{"module": l.module, "latency": l.latency, "multipliers": l.multipliers,
                         "n_in": l.n_in, "n_out": l.n_out} for l in layers],
             "multipliers": sum(l.multipliers for l in layers), "core_latency": latency, "tlast_mode": tlast_mode}
     ii = max(iface.input.beats, iface.output.beats)
     return Design(arch=arch, top="bondflow_top", language="verilog", files=files, interface=iface,
-                  graph_digest=digest, rtl_files=tuple(rtl), latency_cycles=latency + shell_latency, ii_cycles=ii,
+                  graph_digest=digest, rtl_files=tuple(rtl), latency_cycles=latency + shell_latency(iface, adapter=True), ii_cycles=ii,
                   options=options, info=info, generator_version=__version__)

@@ -10,46 +10,30 @@ from ..design import Design
 from ..errors import ConfigError, UnsupportedOpError
 from ..ir.graph import Graph
 from ..ir.ops import Activation, Dense
-from ..ir.types import Overflow
 from .base import register_arch
-from .layers import requant_params
+from .layers import _term, product_shape, requant_params
 from .render import header, render, sanitize, static_rtl, vlog_literal
-from .shell import TLAST_PER_SAMPLE, interface_for, render_shell
+from .shell import ADAPTER_LATENCY, SHELL_REGISTERS, TLAST_PER_SAMPLE, interface_for, render_shell, shell_latency
 
 __all__ = ["generate_reference", "CORE_LATENCY", "SHELL_LATENCY"]
 
 #: Pipeline depth of the core: products, exact sum, casts (each registered).
 CORE_LATENCY = 3
-#: Cycles the shell and adapter add for a one-beat sample: input register, adapter FIFO, output register.
-SHELL_LATENCY = 3
-
-
-def _term(p: str, pw: int, aw: int, shift: int) -> str:
-    """Product ``p`` (``pw`` bits) moved onto the accumulator grid and sign-extended or wrapped to ``aw`` bits."""
-    zeros = f", {shift}'d0" if shift else ""
-    if aw >= pw + shift:
-        ext = aw - pw - shift
-        sign = f"{{{ext}{{{p}[{pw - 1}]}}}}, " if ext else ""
-        return f"{{{sign}{p}{zeros}}}" if (sign or zeros) else p
-    return f"{{{p}[{aw - shift - 1}:0]{zeros}}}" if zeros else f"{p}[{aw - 1}:0]"
+#: Cycles the shell and the pipe adapter add for a one-beat sample.
+SHELL_LATENCY = SHELL_REGISTERS + ADAPTER_LATENCY
 
 
 def _core_rtl(graph: Graph, module: str, hdr: str, dense: Dense, act: Activation | None) -> str:
-    xt, wt, acc = graph.input.type, dense.weight_type, dense.accum_type
-    prod_frac = xt.frac_bits + wt.frac_bits
-    shift = acc.frac_bits - prod_frac
-    if shift < 0 or acc.overflow is not Overflow.WRAP or shift >= acc.width:
-        # Only then is one exact sum followed by one cast what the golden model computes.
-        raise UnsupportedOpError("dense with a rounding or saturating accumulator", dense.name,
-                                 ["dense whose accumulator keeps every product bit and wraps"], "the reference core")
-    pw = xt.width + (0 if xt.signed else 1) + wt.width + (0 if wt.signed else 1)  # exact product of the signed views
+    xt, acc = graph.input.type, dense.accum_type
+    shape = product_shape(dense, xt, "the reference core")
+    shift, pw = shape.shift, shape.width
     aw = acc.width
     weights = [[vlog_literal(int(dense.weight[i, j]), pw) for j in range(dense.n_out)] for i in range(dense.n_in)]
     bias = acc.requantize(np.asarray(dense.bias, dtype=np.int64), dense.bias_type.frac_bits)  # as the golden model aligns it
     terms = [[_term(f"p_{i}_{j}", pw, aw, shift) for i in range(dense.n_in)] for j in range(dense.n_out)]
     y_type = act.result_type if act else dense.result_type
     return render("reference/dense_core.v.j2", header=hdr, module=module, node=dense.name, n_in=dense.n_in,
-                  n_out=dense.n_out, act=act.function if act else None, x_type=str(xt), w_type=str(wt),
+                  n_out=dense.n_out, act=act.function if act else None, x_type=str(xt), w_type=str(dense.weight_type),
                   b_type=str(dense.bias_type), acc_type=str(acc), d_type=str(dense.result_type), y_type=str(y_type),
                   xw=xt.width, x_signed=xt.signed, pw=pw, aw=aw, dw=dense.result_type.width, yw=y_type.width,
                   p_trimmed=aw < pw + shift, weights=weights, biases=[vlog_literal(int(b), aw) for b in bias],
@@ -82,7 +66,7 @@ def generate_reference(graph: Graph, tlast_mode: int = TLAST_PER_SAMPLE, stream_
              "graph.json": graph.to_json(indent=1)}
     rtl = ("rtl/bondflow_requant.v", "rtl/bondflow_pipe_adapter.v", f"rtl/{core}.v", "rtl/bondflow_top.v")
     # A multi-beat input sample completes only with its last beat; the core then starts at once.
-    latency = CORE_LATENCY + SHELL_LATENCY + iface.input.beats - 1
+    latency = CORE_LATENCY + shell_latency(iface, adapter=True)
     info = {"core": core, "core_latency": CORE_LATENCY, "multipliers": dense.n_in * dense.n_out, "tlast_mode": tlast_mode,
             "description": "reference core: one Dense layer and its activation, from reference/dense_core.v.j2"}
     opts = {"tlast_mode": tlast_mode, "stream_width": stream_width}

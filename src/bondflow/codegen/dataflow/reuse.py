@@ -8,30 +8,22 @@ from ...design import Design
 from ...errors import UnsupportedOpError
 from ...ir.graph import Graph
 from ...ir.ops import Activation, Dense, Flatten, Sigmoid, Softmax
-from ...ir.types import FixedType, Overflow
+from ...ir.types import FixedType
 from ..hls4ml.generator import check_reuse_factor, per_layer_reuse
-from ..layers import LayerRTL, _term, activation_layer, requant_params
+from ..layers import LayerRTL, _term, activation_layer, product_shape, requant_params
 from ..render import clog2, header, render, sanitize, static_rtl, vlog_literal
-from ..shell import interface_for, render_shell
+from ..shell import interface_for, render_shell, shell_latency
 from .tables import table_layer
 
-__all__ = ["reuse_design", "reuse_layer", "REUSE_SHELL_LATENCY"]
-
-#: The shell's input and output registers (no adapter FIFO: these layers handshake themselves).
-REUSE_SHELL_LATENCY = 2
+__all__ = ["reuse_design", "reuse_layer"]
 
 
 def reuse_layer(module: str, op: Dense, x_type: FixedType, act: Activation | None, rf: int, hdr: str) -> LayerRTL:
     acc = op.accum_type
-    prod_frac = x_type.frac_bits + op.weight_type.frac_bits
-    shift = acc.frac_bits - prod_frac
-    if shift < 0 or acc.overflow is not Overflow.WRAP:
-        raise UnsupportedOpError("dense with a rounding or saturating accumulator", op.name,
-                                 ["dense whose accumulator keeps every product bit and wraps"], "the RTL generator")
+    shape = product_shape(op, x_type)
+    shift, pw = shape.shift, shape.width
     n_in, n_out = op.n_in, op.n_out
-    xw, ww, aw = x_type.width, op.weight_type.width, acc.width
-    ew = xw + (0 if x_type.signed else 1)
-    pw = ew + ww
+    xw, ww, aw = x_type.width, shape.w_view, acc.width  # weights held in their signed view
     n_mult = (n_in * n_out) // rf
     kw = clog2(rf)
     decls, assigns, comb, regs, insts = [], [], [], [], []
@@ -158,7 +150,7 @@ def reuse_design(graph: Graph, reuse_factor: "int | dict[str, int]", options: di
     ii = max(list(rfs.values()) + [iface.input.beats, iface.output.beats])
     info = {"layers": [{"module": l.module, "latency": l.latency, "multipliers": l.multipliers} for l in layers],
             "multipliers": sum(l.multipliers for l in layers), "tlast_mode": tlast_mode}
-    latency = sum(l.latency for l in layers) + REUSE_SHELL_LATENCY + iface.input.beats - 1
+    latency = sum(l.latency for l in layers) + shell_latency(iface, adapter=False)  # these layers handshake themselves
     return Design(arch="dataflow", top="bondflow_top", language="verilog", files=files, interface=iface,
                   graph_digest=digest, rtl_files=tuple(rtl), latency_cycles=latency, ii_cycles=ii,
                   options={**options, "reuse_factor": rfs}, info=info, generator_version=__version__)

@@ -14,13 +14,12 @@ from pathlib import Path
 
 import cocotb
 import numpy as np
-from cocotb.clock import Clock
 from cocotb.triggers import ClockCycles, RisingEdge, with_timeout
-from cocotbext.axi import AxiStreamBus, AxiStreamFrame, AxiStreamSink, AxiStreamSource
+from cocotbext.axi import AxiStreamFrame
 
+from bondflow.sim.tb.bench import PERIOD_NS, start_streams
 from bondflow.stream import StreamFormat, pack, unpack
 
-PERIOD_NS = 10
 
 
 class Recorder:
@@ -68,15 +67,7 @@ async def stream_vectors(dut) -> None:
     result: dict = {"n": int(len(x)), "mismatches": 0, "first_mismatches": [], "error": None}
     t0 = time.monotonic()
 
-    cocotb.start_soon(Clock(dut.clk, PERIOD_NS, unit="ns").start())
-    dut.rst_n.value = 0
-    dut.s_axis_tvalid.value = 0
-    dut.m_axis_tready.value = 0
-    source = AxiStreamSource(AxiStreamBus.from_prefix(dut, "s_axis"), dut.clk, dut.rst_n, reset_active_level=False)
-    sink = AxiStreamSink(AxiStreamBus.from_prefix(dut, "m_axis"), dut.clk, dut.rst_n, reset_active_level=False)
-    await ClockCycles(dut.clk, 5)
-    dut.rst_n.value = 1
-    await ClockCycles(dut.clk, 2)
+    source, sink = await start_streams(dut)
     rec = Recorder(dut)
     cocotb.start_soon(rec.run())
 

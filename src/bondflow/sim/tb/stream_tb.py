@@ -10,27 +10,22 @@ import os
 from pathlib import Path
 
 import cocotb
-from cocotb.clock import Clock
-from cocotb.triggers import ClockCycles, with_timeout
-from cocotbext.axi import AxiStreamBus, AxiStreamFrame, AxiStreamSink, AxiStreamSource
+from cocotb.triggers import with_timeout
+from cocotbext.axi import AxiStreamFrame
+
+from bondflow.sim.tb.bench import PERIOD_NS, start_streams
 
 
 @cocotb.test()
 async def replay(dut) -> None:
     cfg = json.loads(Path(os.environ["BONDFLOW_STREAM_CONFIG"]).read_text())
     data = Path(cfg["input"]).read_bytes()
-    cocotb.start_soon(Clock(dut.clk, 10, unit="ns").start())
-    dut.rst_n.value = 0
-    source = AxiStreamSource(AxiStreamBus.from_prefix(dut, "s_axis"), dut.clk, dut.rst_n, reset_active_level=False)
-    sink = AxiStreamSink(AxiStreamBus.from_prefix(dut, "m_axis"), dut.clk, dut.rst_n, reset_active_level=False)
-    await ClockCycles(dut.clk, 5)
-    dut.rst_n.value = 1
-    await ClockCycles(dut.clk, 2)
+    source, sink = await start_streams(dut)
     await source.send(AxiStreamFrame(data))
     frames, got, error = [], 0, None
     try:
         while got < cfg["out_bytes"]:
-            f = await with_timeout(sink.recv(), cfg["timeout_cycles"] * 10, "ns")
+            f = await with_timeout(sink.recv(), cfg["timeout_cycles"] * PERIOD_NS, "ns")
             frames.append(bytes(f.tdata).hex())
             got += len(f.tdata)
     except cocotb.triggers.SimTimeoutError:
