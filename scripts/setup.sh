@@ -9,6 +9,8 @@ APT_PACKAGES=(iverilog g++ make liblz4-dev openssh-server openssh-client)  # lib
 
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 
+# Debian's own python3 needs python3-venv for `python3 -m venv`; other Pythons (pyenv) have it built in.
+python3 -c "import ensurepip, venv" 2>/dev/null || APT_PACKAGES+=(python3-venv)
 missing=()
 for p in "${APT_PACKAGES[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then
