@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["StreamFormat", "lane_bits_for", "pack", "unpack", "RESET"]
+__all__ = ["StreamFormat", "lane_bits_for", "pack", "unpack", "pack_slots", "unpack_slots", "RESET"]
 
 RESET = "rst_n"  # active-low synchronous reset, the only polarity bondflow uses
 _LANES = (8, 16, 32, 64)
@@ -96,3 +96,21 @@ def unpack(fmt: StreamFormat, data: bytes) -> np.ndarray:
         raise ValueError(f"stream length must be a multiple of {fmt.bytes_per_sample} bytes, not {len(data)}")
     lanes = np.frombuffer(data, dtype=fmt.dtype).reshape(-1, fmt.beats * fmt.lanes_per_beat)[:, : fmt.n]
     return lanes.astype(np.int64)
+
+
+def pack_slots(fmt: StreamFormat, raw: np.ndarray, slot_bytes: int) -> bytes:
+    """Raw integers [batch, n] -> device-memory bytes: each sample's stream bytes, zero padded to ``slot_bytes``."""
+    if slot_bytes < fmt.bytes_per_sample:
+        raise ValueError(f"slot must hold {fmt.bytes_per_sample} bytes, not {slot_bytes}")
+    packed = np.frombuffer(pack(fmt, raw), dtype=np.uint8).reshape(-1, fmt.bytes_per_sample)
+    slots = np.zeros((packed.shape[0], slot_bytes), dtype=np.uint8)
+    slots[:, : fmt.bytes_per_sample] = packed
+    return slots.tobytes()
+
+
+def unpack_slots(fmt: StreamFormat, data: bytes, slot_bytes: int) -> np.ndarray:
+    """Device-memory bytes of whole slots -> raw integers [batch, n] (the padding is ignored)."""
+    if len(data) % slot_bytes:
+        raise ValueError(f"slot data length must be a multiple of {slot_bytes} bytes, not {len(data)}")
+    slots = np.frombuffer(data, dtype=np.uint8).reshape(-1, slot_bytes)[:, : fmt.bytes_per_sample]
+    return unpack(fmt, slots.tobytes())

@@ -5,10 +5,12 @@ import argparse
 
 
 def register(sub: argparse._SubParsersAction) -> None:
+    from ..deploy.card import CARDS
     from ..deploy.package import BOARDS
-    p = sub.add_parser("deploy", help="write a PYNQ deploy bundle for a design")
+    p = sub.add_parser("deploy", help="write a PYNQ deploy bundle for a design (Zynq board or data-centre card)")
     p.add_argument("design")
-    p.add_argument("--board", required=True, help=f"one of {', '.join(BOARDS)}")
+    p.add_argument("--board", required=True, help=f"one of {', '.join([*BOARDS, *CARDS])}")
+    p.add_argument("--no-build", action="store_true", help="cards: write the Vitis scripts without running them")
     p.add_argument("-o", "--output", required=True)
     p.add_argument("--force", action="store_true")
     p.add_argument("--host", help="user@board: copy the bundle there over ssh and benchmark it")
@@ -22,9 +24,19 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..deploy.package import deploy
-    out = deploy(args.design, args.board, args.output, force=args.force)
+    out = deploy(args.design, args.board, args.output, force=args.force, build=not args.no_build)
     import json
     m = json.loads((out / "manifest.json").read_text())
+    if m.get("kind") == "xrt-kernel":
+        k = m["kernel"]
+        print(f"wrote {out}: {m['arch']} as RTL kernel {k['name']} for {m['board']} ({m['platform']}), "
+              f"{k['input']['slot_bytes']}-byte input / {k['output']['slot_bytes']}-byte output slots, "
+              f"xclbin: {m['xclbin'] or 'missing (' + m['xclbin_howto'] + ')'}")
+        print(f"  on the host: from bondflow_driver import Accelerator; y = Accelerator('{out}').predict(X)")
+        if args.host:
+            from ..errors import ConfigError
+            raise ConfigError("--host must name a Zynq board for remote benchmarks, not be used with a data-centre card")
+        return 0
     print(f"wrote {out}: {m['arch']} for {m['board']}, bitstream: {m['bitstream'] or 'missing (' + m['bitstream_howto'] + ')'}")
     print(f"  on the board: from bondflow_driver import Accelerator; y = Accelerator('{out}').predict(X)")
     if args.host:

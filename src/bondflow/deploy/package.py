@@ -19,10 +19,16 @@ BOARDS = {"pynq-z2": {"part": "xc7z020", "data_width": 64, "length_width": 26},
           "zcu102": {"part": "xczu9eg", "data_width": 128, "length_width": 26}}
 
 
-def deploy(design_dir: str | Path, board: str, out: str | Path, force: bool = False) -> Path:
-    """Write the bundle; a missing bitstream is recorded with the command that makes it, not faked."""
+def deploy(design_dir: str | Path, board: str, out: str | Path, force: bool = False, build: bool = True) -> Path:
+    """Write the bundle; a missing bitstream is recorded with the command that makes it, not faked.
+
+    Zynq boards get an AXI-DMA bundle; data-centre cards (deploy/card.py) get an XRT kernel bundle.
+    """
+    from .card import CARDS, deploy_card
+    if board in CARDS:
+        return deploy_card(Path(design_dir), board, Path(out), force=force, build=build)
     if board not in BOARDS:
-        raise ConfigError(f"board must be one of {', '.join(BOARDS)}, not {board!r}")
+        raise ConfigError(f"board must be one of {', '.join([*BOARDS, *CARDS])}, not {board!r}")
     design_dir = Path(design_dir)
     d = Design.load(design_dir)
     if d.language != "verilog" or d.interface is None:
