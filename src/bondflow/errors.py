@@ -8,7 +8,7 @@ __all__ = [
     "BondflowError", "UnsupportedOpError", "QuantizationError", "GraphValidationError",
     "ConfigError", "TemplateRenderError", "ToolNotFoundError", "ToolFailedError",
     "SimulationMismatch", "SimulationError", "MissingDependencyError", "ModelLoadError",
-    "DesignError", "OutputExistsError", "DoesNotFitError",
+    "DesignError", "OutputExistsError", "DoesNotFitError", "ClusterError",
 ]
 
 
@@ -121,3 +121,9 @@ class DoesNotFitError(BondflowError):
     """A design needs more resources than the target has."""
 
     exit_code = 15
+
+
+class ClusterError(BondflowError):
+    """A Dask scheduler cannot be reached or a local cluster cannot start."""
+
+    exit_code = 16

@@ -1,0 +1,34 @@
+"""`bondflow sweep SWEEP.toml [-o OUT] [--scheduler tcp://HOST:8786] [--workers N]`: a design-space sweep on Dask."""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("sweep", help="run a grid of architectures/options/targets on Dask; report the Pareto front")
+    p.add_argument("sweep", help="sweep file (TOML; see docs/sweep.md)")
+    p.add_argument("-o", "--output", help="output directory (default: build/<sweep file stem>); reruns resume from it")
+    p.add_argument("--scheduler", help="address of a running Dask scheduler, e.g. tcp://HOST:8786 (default: a local cluster)")
+    p.add_argument("--workers", type=int, help="worker processes of the local cluster (default 2)")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..compare.sweep import expand, load_sweep, open_client, run_sweep
+    from ..errors import ConfigError
+    if args.scheduler and args.workers is not None:
+        raise ConfigError("--workers must be left out with --scheduler (the cluster decides its workers), not given")
+    sweep = load_sweep(args.sweep)
+    out = Path(args.output) if args.output else Path("build") / Path(args.sweep).stem
+    # Load models and resolve the grid before starting workers: bad input fails fast and cheaply.
+    points, graphs, data = expand(sweep)
+
+    def progress(msg: str) -> None:
+        print(msg, file=sys.stderr, flush=True)
+    with open_client(args.scheduler, 2 if args.workers is None else args.workers) as client:
+        records = run_sweep(sweep, out, client, points, graphs, data, progress)
+    print((out / "sweep.md").read_text())
+    print(f"sweep: {out / 'sweep.json'}")
+    return 0 if all(r["result"]["status"] == "ok" for r in records) else 1
