@@ -6,6 +6,7 @@ cd "$(dirname "$0")/.."
 VENV=.venv
 BM_VERSION="${BM_VERSION:-c9e6992}"
 APT_PACKAGES=(iverilog g++ make liblz4-dev openssh-server openssh-client)  # liblz4-dev: Verilator 5.48 FST waves
+APT_PACKAGES+=(chromium)  # headless browser: tests/compare/test_report_browser.py renders report.html
 
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 

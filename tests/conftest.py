@@ -6,7 +6,7 @@ import pytest
 from bondflow.tools import has_tool
 
 # Tools `make setup` installs on every machine: under --require-tools their absence fails the test.
-INSTALLABLE = {"iverilog", "verilator", "yosys", "nextpnr-ecp5", "nextpnr-ice40", "ecppack", "icepack", "g++"}
+INSTALLABLE = {"iverilog", "verilator", "yosys", "nextpnr-ecp5", "nextpnr-ice40", "ecppack", "icepack", "g++", "chromium"}
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

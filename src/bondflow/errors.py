@@ -9,6 +9,7 @@ __all__ = [
     "ConfigError", "TemplateRenderError", "ToolNotFoundError", "ToolFailedError",
     "SimulationMismatch", "SimulationError", "MissingDependencyError", "ModelLoadError",
     "DesignError", "OutputExistsError", "DoesNotFitError", "ClusterError",
+    "OutputLockedError",
 ]
 
 
@@ -127,3 +128,9 @@ class ClusterError(BondflowError):
     """A Dask scheduler cannot be reached or a local cluster cannot start."""
 
     exit_code = 16
+
+
+class OutputLockedError(BondflowError):
+    """Another bondflow run holds the lock on the output directory."""
+
+    exit_code = 17

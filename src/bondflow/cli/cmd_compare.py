@@ -27,8 +27,10 @@ def run(args: argparse.Namespace) -> int:
     from ..compare.flow import compare
     from ..compare.report import write_report
     from ..errors import ConfigError
+    from ..fsutil import check_unlocked, lock_dir
     from ..synth.targets import get_target
     get_target(args.target)
+    check_unlocked(Path(args.output))  # refuse before the slow model load; the lock itself is taken below
     archs: dict[str, dict] = {}
     for item in filter(None, (a.strip() for a in args.arch.split(","))):
         name, _, opt = item.partition(":")
@@ -53,9 +55,10 @@ def run(args: argparse.Namespace) -> int:
         d = np.load(data_path)
         x, y = d["x_test"], d.get("y_test")
     out = Path(args.output)
-    results = compare(g, archs, args.target, out, args.vectors, args.simulator, x, y,
-                      lambda m: print(m, file=sys.stderr, flush=True))
-    md, html = write_report(results, out, g.name, args.target)
+    with lock_dir(out):  # compare() takes it too (nested); held here so the report belongs to this run as well
+        results = compare(g, archs, args.target, out, args.vectors, args.simulator, x, y,
+                          lambda m: print(m, file=sys.stderr, flush=True))
+        md, html = write_report(results, out, g.name, args.target)
     print(md.read_text())
     print(f"report: {html}")
     return 0 if all(r.status == "ok" for r in results) else 1

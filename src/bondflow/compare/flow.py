@@ -10,7 +10,7 @@ from typing import Any, Callable
 import numpy as np
 
 from ..errors import BondflowError
-from ..fsutil import atomic_write_text
+from ..fsutil import atomic_write_text, lock_dir, remove_stale_tmp
 from ..ir.graph import Graph
 
 __all__ = ["ArchResult", "compare", "STEPS"]
@@ -44,21 +44,37 @@ class ArchResult:
     resumed: list[str] = field(default_factory=list)
 
 
-def _step(work: Path, name: str, key: str, fn: Callable[[], dict[str, Any]], res: ArchResult) -> dict[str, Any]:
-    """Run ``fn`` unless a checkpoint with the same key exists; checkpoints are written atomically."""
+def _step(work: Path, name: str, key: str, fn: Callable[[], dict[str, Any]], res: ArchResult,
+          valid: Callable[[dict[str, Any]], bool] = lambda _: True) -> dict[str, Any]:
+    """Run ``fn`` unless a checkpoint with the same key exists and ``valid`` accepts it; checkpoints are written atomically.
+
+    ``valid`` checks the artifacts a checkpoint stands for: a kill, or a hand, may have removed them since.
+    """
     ck = work / f"{name}.json"
-    if ck.exists():
+    try:
         data = json.loads(ck.read_text())
-        if data.get("_key") == key:
-            res.resumed.append(name)
-            res.step_seconds[name] = data.get("_seconds", 0.0)
-            return data
+    except (OSError, ValueError):  # missing, or not written by this flow: redo the step
+        data = None
+    if isinstance(data, dict) and data.get("_key") == key and valid(data):
+        res.resumed.append(name)
+        res.step_seconds[name] = data.get("_seconds", 0.0)
+        return data
+    ck.unlink(missing_ok=True)  # a stale checkpoint must not outlive the artifacts it described
     t0 = time.monotonic()
     data = fn()
     data["_key"], data["_seconds"] = key, round(time.monotonic() - t0, 2)
     atomic_write_text(ck, json.dumps(data, default=str))
     res.step_seconds[name] = data["_seconds"]
     return data
+
+
+def _design_intact(path: Path, digest: str) -> bool:
+    """Whether ``path`` holds a complete design with ``digest`` (every manifest file present, same content)."""
+    from ..design import Design
+    try:
+        return Design.load(path).digest() == digest
+    except (BondflowError, OSError, ValueError, KeyError):
+        return False
 
 
 def run_arch(graph: Graph, arch: str, options: dict[str, Any], target: str, out: Path, vectors: int,
@@ -77,7 +93,8 @@ def run_arch(graph: Graph, arch: str, options: dict[str, Any], target: str, out:
             d = generate(graph, arch, **options)
             d.write(work / "design", force=True)
             return {"digest": d.digest()}
-        g = _step(work, "generate", graph.digest() + json.dumps(options, sort_keys=True, default=str), gen, res)
+        g = _step(work, "generate", graph.digest() + json.dumps(options, sort_keys=True, default=str), gen, res,
+                  valid=lambda ck: _design_intact(work / "design", ck["digest"]))
         res.design_digest = g["digest"]
         design = Design.load(work / "design")
         if design.language == "verilog":
@@ -118,11 +135,13 @@ def compare(graph: Graph, archs: dict[str, tuple[str, dict[str, Any]]], target: 
     """Run every entry ``label -> (architecture, options)`` through every step; write ``results.json``.
 
     Entries may share a generator with different options (``dataflow`` and ``dataflow:rf=4``), so each
-    runs in its own directory named after its label.
+    runs in its own directory named after its label. The run holds ``out``'s lock throughout: a second run into
+    the same directory fails at once (OutputLockedError) instead of mixing its checkpoints with ours.
     """
-    out.mkdir(parents=True, exist_ok=True)
-    results = [run_arch(graph, arch, opts, target, out / label.replace(":", "_").replace("=", ""), vectors, simulator,
-                        data, labels, progress, label=label) for label, (arch, opts) in archs.items()]
-    atomic_write_text(out / "results.json", json.dumps({"graph": graph.name, "graph_digest": graph.digest(), "target": target,
-                                                        "results": [asdict(r) for r in results]}, indent=1, default=str))
+    with lock_dir(out):
+        remove_stale_tmp(out)  # leftovers of a killed run; ours alone now that we hold the lock
+        results = [run_arch(graph, arch, opts, target, out / label.replace(":", "_").replace("=", ""), vectors, simulator,
+                            data, labels, progress, label=label) for label, (arch, opts) in archs.items()]
+        atomic_write_text(out / "results.json", json.dumps({"graph": graph.name, "graph_digest": graph.digest(), "target": target,
+                                                            "results": [asdict(r) for r in results]}, indent=1, default=str))
     return results
