@@ -23,7 +23,11 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..deploy.card import CARDS
     from ..deploy.package import deploy
+    if args.host and args.board in CARDS:
+        from ..errors import ConfigError
+        raise ConfigError(f"--host must be used with a Zynq board for remote benchmarks, not with card {args.board}")
     out = deploy(args.design, args.board, args.output, force=args.force, build=not args.no_build)
     import json
     m = json.loads((out / "manifest.json").read_text())
@@ -33,9 +37,6 @@ def run(args: argparse.Namespace) -> int:
               f"{k['input']['slot_bytes']}-byte input / {k['output']['slot_bytes']}-byte output slots, "
               f"xclbin: {m['xclbin'] or 'missing (' + m['xclbin_howto'] + ')'}")
         print(f"  on the host: from bondflow_driver import Accelerator; y = Accelerator('{out}').predict(X)")
-        if args.host:
-            from ..errors import ConfigError
-            raise ConfigError("--host must name a Zynq board for remote benchmarks, not be used with a data-centre card")
         return 0
     print(f"wrote {out}: {m['arch']} for {m['board']}, bitstream: {m['bitstream'] or 'missing (' + m['bitstream_howto'] + ')'}")
     print(f"  on the board: from bondflow_driver import Accelerator; y = Accelerator('{out}').predict(X)")

@@ -19,6 +19,7 @@ REGISTERS = {"CTRL": 0x00, "GIE": 0x04, "IER": 0x08, "ISR": 0x0C, "in": 0x10, "o
              "STATUS": 0x30, "CYCLES": 0x38}
 CTRL_START, CTRL_DONE, CTRL_IDLE, CTRL_READY = 0x1, 0x2, 0x4, 0x8
 _WORDS = (32, 64, 128, 256, 512)  # AXI4 data widths Vitis links
+WRITE_BURST = 32  # longest write burst, in words (see the template: a burst starts once all its words are buffered)
 
 
 def _pow2_at_least(n: int) -> int:
@@ -86,7 +87,8 @@ def render_kernel(layout: KernelLayout, graph_digest: str, arch: str) -> str:
     return render("kernel/xrt_kernel.v.j2", header=header(f"{arch} + XRT kernel", graph_digest),
                   inp=i.stream, out=o.stream, w0=i.word_bits, w1=o.word_bits, k0=i.words_per_slot, k1=o.words_per_slot,
                   lgk0=_log2(i.words_per_slot), lgk1=_log2(o.words_per_slot), s0=i.slot_bytes * 8, s1=o.slot_bytes * 8,
-                  lg0=_log2(i.word_bits // 8), lg1=_log2(o.word_bits // 8), d0=2 * i.burst_words, d1=2 * o.burst_words,
+                  lg0=_log2(i.word_bits // 8), lg1=_log2(o.word_bits // 8), d0=2 * i.burst_words, d1=2 * min(o.burst_words, WRITE_BURST),
+                  wburst=min(o.burst_words, WRITE_BURST),
                   n_in_slot_bytes=i.slot_bytes, n_out_slot_bytes=o.slot_bytes)
 
 

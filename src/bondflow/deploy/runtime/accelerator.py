@@ -52,6 +52,8 @@ class Accelerator:
         if not mf.is_file():
             raise BundleError(f"bundle must contain manifest.json, not lack it: {self.bundle}")
         self.manifest: dict[str, Any] = json.loads(mf.read_text())
+        if self.manifest.get("kind", "zynq-dma") != "zynq-dma":
+            raise BundleError(f"bundle must be for a Zynq board (AXI DMA), not {self.manifest['kind']} for {self.manifest.get('board')}")
         if self.manifest.get("driver_format") != DRIVER_FORMAT:
             raise BundleError(f"bundle driver format must be {DRIVER_FORMAT}, not {self.manifest.get('driver_format')} "
                               f"(made by bondflow {self.manifest.get('bondflow_version')})")
