@@ -35,7 +35,18 @@ def test_compare_report_resume_and_failure(tmp_path, need_tool) -> None:
         assert (x["latency_cycles"], x["ii_cycles"], x["vectors"]) == (sim["latency_cycles"], sim["ii_cycles"], sim["vectors"])
         assert (x["lut"], x["ff"], x["dsp"]) == (syn["lut"], syn["ff"], syn["dsp"])
         assert f"| {label} | ok | True | 200 | {x['latency_cycles']} |" in (out / "report.md").read_text()
+    # The float model (Keras predict on the example's data) is the accuracy reference of every design.
+    import numpy as np
+    fm = json.loads((out / "results.json").read_text())["float_model"]
+    d = np.load(EXAMPLES / "iris" / "data.npz")
+    assert fm["source"].startswith("Keras predict") and fm["samples"] == len(d["x_test"])
+    from bondflow.frontend.float_model import float_predict
+    yf, _ = float_predict(EXAMPLES / "iris" / "model.h5", d["x_test"])
+    assert fm["accuracy"] == float(np.mean(yf.argmax(1) == d["y_test"]))
+    assert 0.5 < res["dataflow"]["float_agreement"] <= 1 and res["bondmachine"]["float_agreement"] is None
+    assert f"Float model ({fm['source']}): accuracy" in (out / "report.md").read_text()
     page = (out / "report.html").read_text()
+    assert "id='float-model'" in page
     assert "<table id='results'>" in page and "data:image/png;base64," in page
     # A rerun resumes every finished step and gives identical results.
     run(out)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -54,11 +55,16 @@ def run(args: argparse.Namespace) -> int:
     if data_path.exists():
         d = np.load(data_path)
         x, y = d["x_test"], d.get("y_test")
+    float_model = None
+    if x is not None:
+        from ..frontend.float_model import float_predict
+        float_model = float_predict(args.model, x)
     out = Path(args.output)
     with lock_dir(out):  # compare() takes it too (nested); held here so the report belongs to this run as well
         results = compare(g, archs, args.target, out, args.vectors, args.simulator, x, y,
-                          lambda m: print(m, file=sys.stderr, flush=True))
-        md, html = write_report(results, out, g.name, args.target)
+                          lambda m: print(m, file=sys.stderr, flush=True), float_model=float_model)
+        fm = json.loads((out / "results.json").read_text())["float_model"]
+        md, html = write_report(results, out, g.name, args.target, float_model=fm)
     print(md.read_text())
     print(f"report: {html}")
     return 0 if all(r.status == "ok" for r in results) else 1

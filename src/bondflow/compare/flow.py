@@ -40,6 +40,7 @@ class ArchResult:
     bram: int | None = None
     fmax_mhz: float | None = None
     accuracy: float | None = None
+    float_agreement: float | None = None  # share of samples whose predicted class equals the float model's
     step_seconds: dict[str, float] = field(default_factory=dict)
     resumed: list[str] = field(default_factory=list)
 
@@ -123,25 +124,43 @@ def run_arch(graph: Graph, arch: str, options: dict[str, Any], target: str, out:
             # A bit-exact design computes the golden model's outputs; its accuracy is the golden model's.
             from ..ir import reference
             y = reference.run(graph, data)
-            res.accuracy = float(np.mean(y.argmax(1) == labels)) if y.shape[1] > 1 else float(-np.mean((y[:, 0] - labels) ** 2))
+            res.accuracy = _score(y, labels)
     except BondflowError as e:
         res.status, res.error, res.failed_step = "failed", str(e), step
     return res
 
 
+def _score(y: np.ndarray, labels: np.ndarray) -> float:
+    """Accuracy for classifiers; minus the mean squared error for a single regression output."""
+    return float(np.mean(y.argmax(1) == labels)) if y.shape[1] > 1 else float(-np.mean((y[:, 0] - labels) ** 2))
+
+
 def compare(graph: Graph, archs: dict[str, tuple[str, dict[str, Any]]], target: str, out: Path, vectors: int = 500,
             simulator: str = "icarus", data: np.ndarray | None = None, labels: np.ndarray | None = None,
-            progress: Callable[[str], None] = print) -> list[ArchResult]:
+            progress: Callable[[str], None] = print,
+            float_model: tuple[np.ndarray, str] | None = None) -> list[ArchResult]:
     """Run every entry ``label -> (architecture, options)`` through every step; write ``results.json``.
 
     Entries may share a generator with different options (``dataflow`` and ``dataflow:rf=4``), so each
-    runs in its own directory named after its label. The run holds ``out``'s lock throughout: a second run into
+    runs in its own directory named after its label. ``float_model`` is (outputs of the original model on
+    ``data``, what computed them): its accuracy is recorded, and each bit-exact design's agreement with it.
+    The run holds ``out``'s lock throughout: a second run into
     the same directory fails at once (OutputLockedError) instead of mixing its checkpoints with ours.
     """
     with lock_dir(out):
         remove_stale_tmp(out)  # leftovers of a killed run; ours alone now that we hold the lock
         results = [run_arch(graph, arch, opts, target, out / label.replace(":", "_").replace("=", ""), vectors, simulator,
                             data, labels, progress, label=label) for label, (arch, opts) in archs.items()]
+        fm = None
+        if float_model is not None and data is not None:
+            yf, source = float_model
+            fm = {"source": source, "samples": len(yf), "accuracy": _score(yf, labels) if labels is not None else None}
+            if yf.shape[1] > 1 and any(r.bit_exact for r in results):
+                from ..ir import reference
+                agree = float(np.mean(reference.run(graph, data).argmax(1) == yf.argmax(1)))
+                for r in results:  # a bit-exact design computes the golden model's outputs
+                    r.float_agreement = agree if r.bit_exact else None
         atomic_write_text(out / "results.json", json.dumps({"graph": graph.name, "graph_digest": graph.digest(), "target": target,
-                                                            "results": [asdict(r) for r in results]}, indent=1, default=str))
+                                                            "float_model": fm, "results": [asdict(r) for r in results]},
+                                                           indent=1, default=str))
     return results

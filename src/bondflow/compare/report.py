@@ -5,13 +5,15 @@ import base64
 import html
 import io
 from pathlib import Path
+from typing import Any
 
 from ..fsutil import atomic_write_text
 from .flow import ArchResult
 
 __all__ = ["write_report", "pareto"]
 
-COLUMNS = ("arch", "status", "bit_exact", "vectors", "latency_cycles", "ii_cycles", "lut", "ff", "dsp", "bram", "accuracy")
+COLUMNS = ("arch", "status", "bit_exact", "vectors", "latency_cycles", "ii_cycles", "lut", "ff", "dsp", "bram", "accuracy",
+           "float_agreement")
 
 
 def pareto(results: list[ArchResult]) -> set[str]:
@@ -55,12 +57,21 @@ def _cell(v: object) -> str:
     return "-" if v is None else str(v)
 
 
-def write_report(results: list[ArchResult], out: Path, title: str, target: str) -> tuple[Path, Path]:
+def _float_line(fm: dict[str, Any] | None) -> str:
+    if not fm:
+        return "Float model: not available for this model format (no accuracy reference)."
+    acc = "-" if fm.get("accuracy") is None else _cell(fm["accuracy"])
+    return (f"Float model ({fm['source']}): accuracy {acc} on {fm['samples']} samples; float_agreement is the share of "
+            "samples whose predicted class equals the float model's.")
+
+
+def write_report(results: list[ArchResult], out: Path, title: str, target: str,
+                 float_model: dict[str, Any] | None = None) -> tuple[Path, Path]:
     front = pareto(results)
     rows = [[_label(r)] + [_cell(getattr(r, c)) for c in COLUMNS[1:]] for r in results]
     md = [f"# bondflow comparison: {title} on {target}", "", "| " + " | ".join(COLUMNS) + " |",
           "|" + "---|" * len(COLUMNS)] + ["| " + " | ".join(row) + " |" for row in rows]
-    md += ["", f"Pareto front (latency vs LUTs): {', '.join(sorted(front)) or '-'}", ""]
+    md += ["", f"Pareto front (latency vs LUTs): {', '.join(sorted(front)) or '-'}", "", _float_line(float_model), ""]
     for r in results:
         if r.error:
             md.append(f"- **{_label(r)}** failed in {r.failed_step}: {r.error}")
@@ -77,6 +88,7 @@ def write_report(results: list[ArchResult], out: Path, title: str, target: str) 
             f"<h1>bondflow comparison: {html.escape(title)} on {html.escape(target)}</h1>"
             f"<table id='results'><tr>{th}</tr>{trs}</table>"
             f"<p>Pareto front (latency vs LUTs): {html.escape(', '.join(sorted(front)) or '-')}</p>"
+            f"<p id='float-model'>{html.escape(_float_line(float_model))}</p>"
             + (f"<img id='pareto' alt='latency vs LUTs' src='data:image/png;base64,{img}'>" if img else "")
             + (f"<h2>Failures</h2><ul>{errs}</ul>" if errs else "") + "</body></html>")
     html_path = atomic_write_text(out / "report.html", page)
