@@ -16,4 +16,5 @@ bondflow generate examples/iris/model.h5 --arch dataflow --reuse-factor 4 -o "$O
 bondflow synth "$OUT/dataflow_rf4" --target ecp5-25k --bitstream
 bondflow generate examples/iris/model.h5 --arch dataflow --tlast batch -o "$OUT/dataflow_batch" --force
 bondflow deploy "$OUT/dataflow_batch" --board pynq-z2 -o "$OUT/bundle" --force
+bondflow deploy "$OUT/dataflow_rf4" --board alveo-u55c -o "$OUT/card_bundle" --force
 echo "report: $OUT/compare/report.html"
