@@ -61,3 +61,15 @@ def test_lock_dir_nests_in_one_process_and_refuses_another(tmp_path) -> None:
         r = subprocess.run(probe, capture_output=True, text=True)  # still held after the inner block
         assert r.returncode != 0 and f"not locked by pid {os.getpid()}" in r.stderr
     assert subprocess.run(probe, capture_output=True, text=True).returncode == 0  # released
+
+
+def test_sweep_refuses_a_locked_output_directory(tmp_path) -> None:
+    """A sweep into a directory another run holds stops at once with the lock error, before loading models."""
+    out = tmp_path / "sweep"
+    toml = Path(__file__).resolve().parents[2] / "examples" / "iris" / "sweep.toml"
+    with lock_dir(out):
+        r = subprocess.run([sys.executable, "-m", "bondflow.cli.main", "sweep", str(toml), "-o", str(out)],
+                           capture_output=True, text=True, timeout=60)
+    assert r.returncode == OutputLockedError.exit_code, r.stderr
+    assert f"not locked by pid {os.getpid()}" in r.stderr and "Traceback" not in r.stderr
+    assert not (out / "points").exists()
