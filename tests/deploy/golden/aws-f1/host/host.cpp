@@ -36,6 +36,8 @@ int main(int argc, char** argv) {
         return 2;
     }
     xrt::device device(0);
+    // load_xclbin + kernel(device, uuid, name): the API every XRT has, F1's 2020-era one included
+    // (newer XRT marks it deprecated in favour of hw_context).
     auto uuid = device.load_xclbin(argv[1]);
     xrt::kernel kernel(device, uuid, "bondflow_kernel");
     xrt::bo in_bo(device, n * kInSlotBytes, kernel.group_id(0));
