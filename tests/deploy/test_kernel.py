@@ -230,3 +230,20 @@ def test_cli_card_deploy_and_bad_board(iris, tmp_path) -> None:
                        capture_output=True, text=True)
     assert r.returncode != 0 and "--host must be used with a Zynq board" in r.stderr and "Traceback" not in r.stderr
     assert not (tmp_path / "y").exists()
+
+
+def test_kernel_synthesis_scripts_name_the_kernel(tmp_path, need_tool) -> None:
+    """yosys sizes the kernel; the Vivado script synthesizes bondflow_kernel on ap_clk; no bitstream harness for it."""
+    need_tool("yosys")
+    from bondflow.errors import DesignError
+    from bondflow.synth.flow import synthesize
+    g = one_layer(seed=1, n_in=4, n_out=3)
+    core = bondflow.generate(g, "reference").write(tmp_path / "core")
+    kd = kernel_design(bondflow.design.Design.load(core)).write(tmp_path / "kernel")
+    rk, rc = synthesize(kd, "xcu250"), synthesize(core, "xcu250")
+    assert rk.lut > rc.lut and rk.ff > rc.ff  # the wrapper's registers, FIFOs and burst logic come on top
+    ooc = Path(rk.vivado_scripts[0]).read_text()
+    assert "synth_design -top bondflow_kernel " in ooc and "[get_ports ap_clk]" in ooc
+    assert len(rk.vivado_scripts) == 1  # no Zynq block design for a data-centre kernel
+    with pytest.raises(DesignError, match="bitstream harness must wrap the stream shell bondflow_top, not bondflow_kernel"):
+        synthesize(kd, "ecp5-25k", bitstream=True)

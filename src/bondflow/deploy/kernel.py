@@ -106,7 +106,8 @@ def kernel_design(design: Design, in_word_bits: int | None = None, out_word_bits
                   latency_cycles=None, ii_cycles=design.ii_cycles,
                   options={"core": dict(design.options), "core_arch": design.arch, "core_digest": design.digest(),
                            "in_word_bits": layout.inp.word_bits, "out_word_bits": layout.out.word_bits},
-                  info={**dict(design.info), "kernel": layout.to_dict(), "core_latency_cycles": design.latency_cycles},
+                  info={**dict(design.info), "kernel": layout.to_dict(), "core_latency_cycles": design.latency_cycles,
+                        "clock_port": "ap_clk"},
                   generator_version=__version__)
 
 

@@ -120,6 +120,9 @@ def synthesize(design: Design | str | Path, target: str, clock_mhz: float | None
     top = design.top
     note = ""
     place = bitstream and t.flow in ("ecp5", "ice40")
+    if place and design.top != "bondflow_top":
+        raise DesignError(f"bitstream harness must wrap the stream shell bondflow_top, not {design.top} "
+                          "(synthesize the kernel for resource figures without --bitstream)")
     if place:
         h = src_dir / "bondflow_bitstream_top.v"
         h.write_text(_harness(design))
@@ -149,7 +152,8 @@ def synthesize(design: Design | str | Path, target: str, clock_mhz: float | None
         report["logs"]["nextpnr"] = pnr["log"]
     if t.flow == "xilinx":
         rtl_names = [f"rtl/{Path(r).name}" for r in design.rtl_files]
-        scripts = write_vivado_scripts(rtl_names, t, clock, work, design.digest())
+        scripts = write_vivado_scripts(rtl_names, t, clock, work, design.digest(), design.top,
+                                       str(design.info.get("clock_port", "clk")))
         report["vivado_scripts"] = [str(s) for s in scripts]
         if vivado:
             if not has_vivado():

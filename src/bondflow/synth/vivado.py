@@ -15,14 +15,15 @@ __all__ = ["write_vivado_scripts", "run_vivado", "parse_utilization", "parse_tim
 PYNQ_BOARDS = {"xc7z020": "processing_system7", "xczu9eg": "zynq_ultra_ps_e"}
 
 
-def write_vivado_scripts(rtl: list[str], target: Target, clock_mhz: float, out: Path, design_digest: str) -> list[Path]:
-    """Write ooc.tcl (core synth + impl) and, for Zynq parts, bd.tcl (block design, bitstream, hwh)."""
+def write_vivado_scripts(rtl: list[str], target: Target, clock_mhz: float, out: Path, design_digest: str,
+                         top: str = "bondflow_top", clock_port: str = "clk") -> list[Path]:
+    """Write ooc.tcl (synth + impl of ``top``) and, for the stream shell on Zynq parts, bd.tcl (block design, bitstream, hwh)."""
     out.mkdir(parents=True, exist_ok=True)
     ctx = dict(rtl=rtl, part=target.part, clock_ns=round(1000.0 / clock_mhz, 3), clock_mhz=clock_mhz,
-               digest=design_digest, target=target.name, ps=PYNQ_BOARDS.get(target.name))
+               digest=design_digest, target=target.name, ps=PYNQ_BOARDS.get(target.name), top=top, clock_port=clock_port)
     paths = [out / "ooc.tcl"]
     paths[0].write_text(render("scripts/vivado_ooc.tcl.j2", **ctx))
-    if target.name in PYNQ_BOARDS:
+    if target.name in PYNQ_BOARDS and top == "bondflow_top":
         paths.append(out / "bd.tcl")
         paths[1].write_text(render("scripts/vivado_bd.tcl.j2", **ctx))
     return paths
