@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import os
+import tempfile
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -106,3 +108,21 @@ def test_small_rtl_matches_model(tmp_path, n_in: int, n_out: int, nt: str) -> No
     assert d.info["reference"] == f"bondmachine-{nt}"
     r = simulate(d.write(tmp_path / "d"), vectors=60, simulator="icarus")
     assert r.passed, r.summary()
+
+
+@pytest.mark.bmtools
+@needs_bm
+@pytest.mark.parametrize("nt", ["fps16f10", "fps32f16"])
+def test_bm_simulator_agrees_with_model(nt: str) -> None:
+    """bondmachine -sim and bondflow's model give the same raw outputs (ReLU included), and outputs become valid."""
+    from bondflow.bondmachine.bmsim import bm_ticks, cross_check
+    from bondflow.codegen.base import generate
+    d = generate(one_layer(n_in=4, n_out=3), "bondmachine", number_type=nt)
+    r = cross_check(d, vectors=12, ticks=400)
+    assert r.agree == r.vectors == 12, r.first_disagreements
+    with tempfile.TemporaryDirectory() as tmp:
+        bm = Path(tmp) / "bm.json"
+        bm.write_text(d.files["bondmachine/bondmachine.json"])
+        ntype = parse_number_type(nt)
+        ticks = bm_ticks(bm, np.array([1 << 10, -(1 << 10), 0, 5]), ntype.prefix, int(ntype.frac), Path(tmp))
+    assert len(ticks) == 3 and all(10 < t < 400 for t in ticks)

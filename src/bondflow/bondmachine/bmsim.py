@@ -15,9 +15,10 @@ from ..tools import run_tool
 from .numbers import parse_number_type
 from .numerics import bm_to_output, input_to_bm, run
 
-__all__ = ["BMSimResult", "bm_simulate", "cross_check"]
+__all__ = ["BMSimResult", "bm_simulate", "bm_ticks", "cross_check"]
 
 _VALUE = re.compile(r"0fp<\d+\.\d+>(-?[0-9.eE+-]+)")
+_STOP = re.compile(r"Stopping simulation at tick (\d+)")
 
 
 @dataclass(frozen=True)
@@ -32,14 +33,40 @@ class BMSimResult:
         return self.agree / self.vectors if self.vectors else 0.0
 
 
+def _set_inputs(row: np.ndarray, prefix: str, frac: int) -> list[dict[str, object]]:
+    """simbox's own JSON rules, written directly: set every input at tick 0 (raw / 2^f is exact in a Python float)."""
+    return [{"Timec": 0, "Tick": 0, "Action": 0, "Object": f"i{k}", "Extra": f"{prefix}{int(v) / (1 << frac)!r}",
+             "Suspended": False} for k, v in enumerate(row)]
+
+
+def bm_ticks(bm_json: Path, row: np.ndarray, prefix: str, frac: int, workdir: Path, max_ticks: int = 200_000) -> list[int]:
+    """Simulator ticks until each output's valid rises, for one sample of raw inputs ``row`` (all set at tick 0).
+
+    One tick executes one instruction in every CP (multi-cycle ops count 1): these are BondMachine's own
+    instruction-level latencies, not clock cycles. ``-sim-stop-on-valid-of k`` stops at the first tick that
+    starts with output k valid, so the tick it reports is the number of ticks executed.
+    """
+    n_out = json.loads(Path(bm_json).read_text())["Outputs"]
+    sb = workdir / "ticks-sb.json"
+    sb.write_text(json.dumps({"Rules": _set_inputs(row, prefix, frac)}))
+    ticks = []
+    for k in range(n_out):
+        log = workdir / f"ticks-o{k}.log"
+        run_tool("bondmachine", ["-bondmachine-file", str(bm_json), "-sim", "-simbox-file", str(sb), "-sim-interactions",
+                                 str(max_ticks), "-sim-stop-on-valid-of", str(k), "-d"], cwd=workdir, log=log)
+        m = _STOP.findall(log.read_text())
+        if not m:
+            raise ToolFailedError("bondmachine", 0, log, f"output o{k} must become valid within {max_ticks} ticks, not stay invalid")
+        ticks.append(int(m[-1]))
+    return ticks
+
+
 def bm_simulate(bm_json: Path, x_bm: np.ndarray, prefix: str, type_name: str, frac: int, ticks: int, workdir: Path) -> np.ndarray:
     """Raw BondMachine outputs for each row of raw inputs ``x_bm``: one simulator run per sample (it has no batch mode)."""
     n_out = json.loads(Path(bm_json).read_text())["Outputs"]
     out = np.zeros((x_bm.shape[0], n_out), dtype=np.int64)
     for s, row in enumerate(x_bm):
-        # simbox's own JSON format, written directly: set every input at tick 0, read every output at the last tick.
-        rules = [{"Timec": 0, "Tick": 0, "Action": 0, "Object": f"i{k}", "Extra": f"{prefix}{int(v) / (1 << frac)!r}",
-                  "Suspended": False} for k, v in enumerate(row)]
+        rules = _set_inputs(row, prefix, frac)
         rules += [{"Timec": 0, "Tick": ticks, "Action": 1, "Object": f"o{k}", "Extra": type_name, "Suspended": False}
                   for k in range(n_out)]
         sb, rep = workdir / f"sb{s}.json", workdir / f"rep{s}.txt"

@@ -45,7 +45,10 @@ def bm_to_output(y_bm: np.ndarray, out_type: FixedType, nt: NumberType) -> np.nd
 
 def run_net(net: BMNet, x_bm: np.ndarray) -> np.ndarray:
     """fps raw inputs [batch, n_in] -> fps raw outputs, neuron by neuron as the fragments compute:
-    each weight CP multiplies (multfps), the neuron adds inputs then the bias (addfps, wrapping), ReLU tests the sign bit."""
+    each weight CP multiplies (multfps), the neuron adds inputs then the bias (addfps, wrapping), ReLU tests the sign bit.
+
+    This is the RTL's behaviour. ``bondmachine -sim`` computes the same values because bondflow's ReLU shifts only r0,
+    the one register its simulator's ``cir`` gets right (docs/bondmachine.md, known bugs)."""
     nt = net.number_type
     if not nt.is_fixed:
         raise ConfigError(f"the exact BondMachine model needs an fps number type, not {nt.name}; use run_float")
