@@ -27,9 +27,10 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-
-
 def main(argv: Sequence[str] | None = None) -> int:
+    if argv is None:  # run as a program (not called from Python): children must not outlive a killed bondflow
+        from ..reaper import start_reaper
+        start_reaper()
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
