@@ -1,12 +1,14 @@
 """Resources and fmax of each example x architecture: yosys estimates on xc7z020, placed and routed on ecp5-85k."""
 from __future__ import annotations
 
+import argparse
+import json
 import sys
 import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _util import write  # noqa: E402
+from _util import RESULTS, write  # noqa: E402
 
 import bondflow  # noqa: E402
 from bondflow.codegen.hls4ml.generator import closest_valid_reuse  # noqa: E402
@@ -16,14 +18,29 @@ from bondflow.synth.flow import synthesize  # noqa: E402
 ROOT = Path(__file__).resolve().parents[1]
 
 
+#: Moldable core counts per example: the two the moldable benchmark measures.
+CORES = {"iris": (4, 16), "jet_tagger": (8, 32), "muon_pt": (4, 15)}
+
+
 def main() -> None:
-    rows = []
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--resume", action="store_true", help="keep rows of an earlier (stopped) run, measure the others")
+    a = ap.parse_args()
+    old = RESULTS / "synth.json"
+    rows = [r for r in json.loads(old.read_text())["rows"] if "design" in r] if a.resume and old.exists() else []
+    done = {(r["example"], r["design"], r["target"]) for r in rows}
     with tempfile.TemporaryDirectory() as tmp:
         for ex in ("iris", "jet_tagger", "muon_pt"):
             g = bondflow.load_model(ROOT / "examples" / ex / "model.h5")
-            for name, opts in (("dataflow RF1", {}), ("dataflow RF4", {"reuse_factor": closest_valid_reuse(g, 4)})):
-                d = bondflow.generate(g, "dataflow", **opts).write(Path(tmp) / f"{ex}-{name.replace(' ', '_')}")
+            designs = [("dataflow RF1", "dataflow", {}), ("dataflow RF4", "dataflow", {"reuse_factor": closest_valid_reuse(g, 4)})]
+            designs += [(f"moldable cores={c}", "moldable", {"cores": c}) for c in CORES[ex]]
+            for name, arch, opts in designs:
+                if all((ex, name, t) in done for t in ("xc7z020", "ecp5-85k")):
+                    continue
+                d = bondflow.generate(g, arch, **opts).write(Path(tmp) / f"{ex}-{name.replace(' ', '_').replace('=', '')}")
                 for target, bit in (("xc7z020", False), ("ecp5-85k", True)):
+                    if (ex, name, target) in done:
+                        continue
                     try:
                         r = synthesize(d, target, bitstream=bit)
                         row = {"example": ex, "design": name, "target": target, "lut": r.lut, "ff": r.ff, "dsp": r.dsp,
@@ -32,6 +49,7 @@ def main() -> None:
                         row = {"example": ex, "design": name, "target": target, "error": str(e)}
                     rows.append(row)
                     print(row, flush=True)
+                    write("synth", {"partial": "run in progress or stopped", "rows": rows})  # a stop keeps what was measured
     write("synth", {"rows": rows})
 
 
