@@ -19,6 +19,7 @@ def describe(d: Design) -> str:
         rows = [(l["name"], c["name"], len(c["neurons"]), ",".join(c["opcodes"]), c["program_length"])
                 for l in m["layers"] for c in l["cores"]]
         bonds = "\n".join(f"bond {b['from']} -> {b['to']} ({b['protocol']})" for b in m["bonds"])
+        head += f"\n{sum(len(l['cores']) for l in m['layers'])} cores, {m.get('lanes', 1)} MAC lane(s) each"
         return "\n".join([head, format_table(("layer", "core", "neurons", "opcodes", "program"), rows), bonds])
     if d.arch == "bondmachine" and "bondmachine/bondmachine.json" in d.files:
         from .bondmachine.model import describe_bondmachine

@@ -15,9 +15,10 @@ from bondflow.sim.runner import simulate
 from bondflow.sim.vectors import make_vectors
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
-# (example, cores per layer, RTL vectors in CI, simulator)
-CASES = [("iris", 1, 1000, "icarus"), ("iris", 4, 1000, "icarus"), ("jet_tagger", 8, 150, "verilator"),
-         ("jet_tagger", 32, 300, "verilator"), ("muon_pt", 4, 200, "verilator"), ("muon_pt", 15, 300, "icarus")]
+# (example, cores per layer, MAC lanes per core, RTL vectors in CI, simulator)
+CASES = [("iris", 1, 1, 1000, "icarus"), ("iris", 4, 1, 1000, "icarus"), ("iris", 16, 4, 1000, "icarus"),
+         ("jet_tagger", 8, 1, 150, "verilator"), ("jet_tagger", 32, 1, 300, "verilator"),
+         ("muon_pt", 4, 1, 200, "verilator"), ("muon_pt", 15, 1, 300, "icarus"), ("muon_pt", 4, 3, 300, "icarus")]
 
 
 @pytest.fixture(scope="module")
@@ -25,24 +26,24 @@ def graphs():
     return {n: bondflow.load_model(EXAMPLES / n / "model.h5") for n in ("iris", "jet_tagger", "muon_pt")}
 
 
-@pytest.mark.parametrize("example,cores", sorted({(c[0], c[1]) for c in CASES}))
-def test_isa_simulator_is_bit_exact(graphs, example, cores) -> None:
+@pytest.mark.parametrize("example,cores,lanes", sorted({c[:3] for c in CASES}))
+def test_isa_simulator_is_bit_exact(graphs, example, cores, lanes) -> None:
     g = graphs[example]
     tv = make_vectors(g, 2000, seed=cores, data=np.load(EXAMPLES / example / "data.npz")["x_test"])
-    y, _ = simulate_isa(map_network(g, cores), tv.inputs)
+    y, _ = simulate_isa(map_network(g, cores, lanes), tv.inputs)
     assert np.array_equal(y, tv.expected)
 
 
 @pytest.mark.sim
-@pytest.mark.parametrize("example,cores,n,sim", CASES)
-def test_rtl_matches_golden_and_isa_cycles(graphs, example, cores, n, sim, tmp_path, need_tool) -> None:
+@pytest.mark.parametrize("example,cores,lanes,n,sim", CASES)
+def test_rtl_matches_golden_and_isa_cycles(graphs, example, cores, lanes, n, sim, tmp_path, need_tool) -> None:
     need_tool("iverilog" if sim == "icarus" else "verilator")
     g = graphs[example]
-    d = bondflow.generate(g, "moldable", cores=cores)
+    d = bondflow.generate(g, "moldable", cores=cores, lanes=lanes)
     lint(d)
     r = simulate(d.write(tmp_path / "m"), n, simulator=sim, seed=cores)
     assert r.passed, r.summary()
-    net = map_network(g, cores)
+    net = map_network(g, cores, lanes)
     _, cyc = simulate_isa(net, np.zeros((1, g.input.size), dtype=np.int64))
     # ISA cycles + the shell's two registers == RTL latency; the slowest layer sets the II.
     assert r.latency_cycles == cyc["latency"] + 2 == d.latency_cycles
@@ -53,6 +54,14 @@ def test_more_cores_fewer_cycles(graphs) -> None:
     g = graphs["jet_tagger"]
     a, b = map_network(g, 2), map_network(g, 16)
     assert b.latency < a.latency and b.ii < a.ii
+    c = map_network(g, 16, 4)  # lanes split each neuron's multiply-accumulates
+    assert c.latency < b.latency and c.ii < b.ii
+
+
+def test_lanes_out_of_range(graphs) -> None:
+    for bad in (0, 17, 2.5):
+        with pytest.raises(ConfigError, match=rf"MAC lanes per core must be an integer in 1\.\.16, not {bad}"):
+            bondflow.generate(graphs["iris"], "moldable", cores=4, lanes=bad)
 
 
 def test_each_core_has_only_its_opcodes(graphs) -> None:

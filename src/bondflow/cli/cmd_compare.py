@@ -7,11 +7,14 @@ import sys
 from pathlib import Path
 
 
+_OPTION_NAMES = {"rf": "reuse_factor", "cores": "cores", "lanes": "lanes"}
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("compare", help="generate, verify and synthesize several architectures; write a report")
     p.add_argument("model")
     p.add_argument("--arch", default="dataflow,hls4ml",
-                   help="comma list; NAME, NAME:rf=R or moldable:cores=N (e.g. dataflow,dataflow:rf=4,moldable:cores=4,hls4ml)")
+                   help="comma list; NAME, NAME:rf=R or moldable:cores=N[:lanes=L] (e.g. dataflow,dataflow:rf=4,moldable:cores=16:lanes=4,hls4ml)")
     p.add_argument("--target", default="xc7z020")
     p.add_argument("-o", "--output", required=True)
     p.add_argument("--vectors", type=int, default=500)
@@ -38,11 +41,11 @@ def run(args: argparse.Namespace) -> int:
         if name not in architectures():
             raise ConfigError(f"architecture must be one of {', '.join(architectures())}, not {name!r}")
         opts = {}
-        if opt:
-            k, _, v = opt.partition("=")
-            if k not in ("rf", "cores") or not v.isdigit():
-                raise ConfigError(f"architecture option must be rf=N or cores=N, not {opt!r}")
-            opts["reuse_factor" if k == "rf" else "cores"] = int(v)
+        for o in filter(None, opt.split(":")):  # moldable:cores=16:lanes=4
+            k, _, v = o.partition("=")
+            if k not in _OPTION_NAMES or not v.isdigit():
+                raise ConfigError(f"architecture option must be rf=N, cores=N or lanes=N, not {o!r}")
+            opts[_OPTION_NAMES[k]] = int(v)
         archs[item] = (name, opts)
     g = load_model(args.model)
     if any(o.get("reuse_factor") for _, o in archs.values()):

@@ -17,6 +17,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--force", action="store_true", help="replace an existing output directory")
     p.add_argument("--reuse-factor", type=int, default=None, help="multiplier reuse (dataflow, hls4ml)")
     p.add_argument("--cores", default=None, help="moldable: processors per layer, one number or a comma list")
+    p.add_argument("--lanes", type=int, default=None, help="moldable: multiply-accumulate lanes per processor (1..16)")
     p.add_argument("--strategy", choices=["latency", "resource"], default=None, help="hls4ml strategy")
     p.add_argument("--board", default=None, help="hls4ml: the VivadoAccelerator (PYNQ) project for this board, e.g. pynq-z2")
     p.add_argument("--synth", action="store_true", help="hls4ml: run vendor HLS synthesis (needs vitis_hls/vivado_hls)")
@@ -47,6 +48,8 @@ def _options(args: argparse.Namespace) -> dict[str, Any]:
         except ValueError:
             raise ConfigError(f"--cores must be a number or a comma list of numbers, not {args.cores!r}") from None
         opts["cores"] = vals[0] if len(vals) == 1 else vals
+    if args.lanes is not None:
+        opts["lanes"] = args.lanes
     if args.strategy:
         opts["strategy"] = args.strategy
     if getattr(args, "board", None):

@@ -29,7 +29,8 @@ SWEEP_KEYS = ("model", "target", "vectors", "simulator", "data", "objectives", "
 #: Options a sweep may vary per architecture (name -> (type, check, what is expected)); each is a generator argument.
 ARCH_OPTIONS: dict[str, dict[str, tuple[type, Callable[[Any], bool], str]]] = {
     "dataflow": {"reuse_factor": (int, lambda v: v >= 1, "an integer >= 1")},
-    "moldable": {"cores": (int, lambda v: v >= 1, "an integer >= 1")},
+    "moldable": {"cores": (int, lambda v: v >= 1, "an integer >= 1"),
+                 "lanes": (int, lambda v: 1 <= v <= 16, "an integer in 1..16")},
     "hls4ml": {"reuse_factor": (int, lambda v: v >= 1, "an integer >= 1"),
                "strategy": (str, lambda v: v in ("latency", "resource"), "'latency' or 'resource'")},
     "bondmachine": {"number_type": (str, lambda v: bool(v), "a number type such as 'fps16f10' or 'fixed<16,8>'")},
@@ -41,7 +42,7 @@ GRID_AXES = ("input_precision", "default_precision")
 OBJECTIVES = ("latency_cycles", "ii_cycles", "lut", "ff", "dsp", "bram")
 SIMULATORS = ("icarus", "verilator")
 #: Short names for the point labels and the table.
-_SHORT = {"reuse_factor": "rf", "cores": "cores", "strategy": "strategy", "number_type": "nt",
+_SHORT = {"reuse_factor": "rf", "cores": "cores", "lanes": "lanes", "strategy": "strategy", "number_type": "nt",
           "input_precision": "in", "default_precision": "default"}
 
 

@@ -26,11 +26,13 @@ def _core_text(layer: Layer, core, module: str, hdr: str) -> str:
     shape = product_shape(d, x_t, "the moldable generator")
     pw, shift, wv = shape.width, shape.shift, shape.w_view  # weights held in their signed view
     aw_idx, nw, pcw = clog2(d.n_in), clog2(len(core.neurons)), clog2(len(core.program) + 1)
-    rom = [f"{pcw}'d{k}: begin op = {opw}'d{code[i.op]}; a = {aw_idx}'d{i.a}; w = $signed({vlog_literal(i.w, wv)}); "
-           f"n = {nw}'d{i.n}; end  // {i.op}" for k, i in enumerate(core.program)]
-    used = sorted({i.a for i in core.program if i.op != "BIASO"})
+    lanes = len(core.program[0].a)
+    rom = [f"{pcw}'d{k}: begin op = {opw}'d{code[i.op]}; "
+           + "".join(f"a{l} = {aw_idx}'d{i.a[l]}; w{l} = $signed({vlog_literal(i.w[l], wv)}); " for l in range(lanes))
+           + f"n = {nw}'d{i.n}; end  // {i.op}" for k, i in enumerate(core.program)]
     xw = x_t.width
-    xmux = [f"{aw_idx}'d{a}: xa = x[{a * xw + xw - 1}:{a * xw}];" for a in used]
+    # Per lane, only the inputs that lane reads with a non-zero weight reach its multiplexer.
+    xmux = [sorted({i.a[l] for i in core.program if i.op != "BIASO" and i.w[l] != 0}) for l in range(lanes)]
     bias = acc.requantize(d.bias, d.bias_type.frac_bits)
     biasrom = [f"{nw}'d{s}: bias = {vlog_literal(int(bias[j]), acc.width)};" for s, j in enumerate(core.neurons)]
 
@@ -42,7 +44,8 @@ def _core_text(layer: Layer, core, module: str, hdr: str) -> str:
     return render("moldable/core.v.j2", header=hdr, module=module, neurons=core.neurons, layer=layer.name, opcodes=ops,
                   plen=len(core.program), acc_type=str(acc), n_in=d.n_in, x_w=xw, slots=len(core.neurons), y_w=y_t.width,
                   pcw=pcw, opw=opw, aw_idx=aw_idx, w_w=wv, nw=nw, rom=rom, xmux=xmux, biasrom=biasrom,
-                  acc_w=acc.width, pw=pw, shift=shift, x_signed=x_t.signed, term=_term("p", pw, acc.width, shift),
+                  acc_w=acc.width, pw=pw, shift=shift, x_signed=x_t.signed, lanes=lanes,
+                  terms=[_term(f"p{l}", pw, acc.width, shift) for l in range(lanes)],
                   uses_bias=any_of(["MACB", "MACBO", "BIASO"]), no_product=any_of(["BIASO"]),
                   writes_out=any_of(["MACO", "MACBO", "BIASO"]), r_w=d.result_type.width,
                   rq_dense=requant_params(acc, d.result_type, False),
@@ -51,11 +54,14 @@ def _core_text(layer: Layer, core, module: str, hdr: str) -> str:
 
 @register_arch("moldable")
 def generate_moldable(graph: Graph, cores: int | list[int] = 1, tlast_mode: int = 0, stream_width: int | None = None,
-                      **options: Any) -> Design:
-    """``cores``: processors per layer (one number for all layers, or a list) - the area/latency knob."""
+                      lanes: int = 1, **options: Any) -> Design:
+    """``cores``: processors per layer (one number for all layers, or a list); ``lanes``: multipliers per core.
+
+    Both trade area for latency: cores split a layer's neurons, lanes split a neuron's multiply-accumulates.
+    """
     if options:
-        raise ConfigError(f"moldable options must be among cores, tlast_mode, stream_width, not {sorted(options)}")
-    net = map_network(graph, cores)
+        raise ConfigError(f"moldable options must be among cores, lanes, tlast_mode, stream_width, not {sorted(options)}")
+    net = map_network(graph, cores, lanes)
     digest = graph.digest()
     hdr = header("moldable", digest)
     files: dict[str, str] = {}
@@ -104,9 +110,9 @@ def generate_moldable(graph: Graph, cores: int | list[int] = 1, tlast_mode: int 
     info = {"cores": sum(len(l.cores) for l in net.layers), "cores_per_layer": [len(l.cores) for l in net.layers],
             "program_cycles": [l.cycles for l in net.layers], "isa_latency": net.latency, "isa_ii": net.ii,
             "opcodes": sorted({o for l in net.layers for c in l.cores for o in c.opcodes}), "tlast_mode": tlast_mode,
-            "multipliers": sum(len(l.cores) for l in net.layers)}
+            "lanes": lanes, "multipliers": lanes * sum(len(l.cores) for l in net.layers)}
     return Design(arch="moldable", top="bondflow_top", language="verilog", files=files, interface=iface, graph_digest=digest,
                   rtl_files=tuple(rtl), latency_cycles=net.latency + shell_latency(iface, adapter=False),
                   ii_cycles=max(net.ii, iface.input.beats, iface.output.beats),
-                  options={"cores": cores, "tlast_mode": tlast_mode, "stream_width": stream_width}, info=info,
+                  options={"cores": cores, "lanes": lanes, "tlast_mode": tlast_mode, "stream_width": stream_width}, info=info,
                   generator_version=__version__)

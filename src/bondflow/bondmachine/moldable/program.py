@@ -14,7 +14,8 @@ from ...ir.types import FixedType
 
 __all__ = ["Instr", "Core", "Layer", "Network", "map_network", "simulate_isa", "OPCODES", "LAYER_OVERHEAD"]
 
-#: The instruction set; each core's decoder holds only the opcodes its program uses.
+#: The instruction set; each core's decoder holds only the opcodes its program uses. With L MAC lanes an
+#: instruction multiplies L inputs by L weights at once (x[a] * w stands for the sum over the lanes).
 OPCODES = {
     "MAC": "acc <- acc + x[a] * w",
     "MACB": "acc <- bias[n] + x[a] * w",
@@ -22,6 +23,7 @@ OPCODES = {
     "MACBO": "y[n] <- cast(bias[n] + x[a] * w)",
     "BIASO": "y[n] <- cast(bias[n])",
 }
+MAX_LANES = 16
 #: Cycles a layer adds around its longest program: start (input latched) and completion (outputs copied).
 LAYER_OVERHEAD = 2
 
@@ -29,8 +31,8 @@ LAYER_OVERHEAD = 2
 @dataclass(frozen=True)
 class Instr:
     op: str
-    a: int  # input index
-    w: int  # weight (raw)
+    a: tuple[int, ...]  # input index per MAC lane
+    w: tuple[int, ...]  # weight (raw) per lane; 0 in a lane the instruction leaves unused
     n: int  # local output slot
 
 
@@ -62,10 +64,11 @@ class Layer:
 @dataclass
 class Network:
     layers: list[Layer]
+    lanes: int = 1
 
     def to_json_dict(self) -> dict[str, Any]:
         """The architecture description (in the spirit of bondmachine.json; documented in docs/moldable.md)."""
-        return {"format": "bondflow-moldable", "version": 1, "opcodes": OPCODES, "layers": [
+        return {"format": "bondflow-moldable", "version": 2, "lanes": self.lanes, "opcodes": OPCODES, "layers": [
             {"name": l.name, "n_in": l.dense.n_in, "n_out": l.dense.n_out, "x_type": str(l.x_type),
              "weight_type": str(l.dense.weight_type), "accum_type": str(l.dense.accum_type),
              "result_type": str((l.act or l.dense).result_type), "cycles": l.cycles,
@@ -83,22 +86,30 @@ class Network:
         return max(l.cycles + 1 for l in self.layers)  # a layer restarts the cycle after it finished
 
 
-def _program(d: Dense, neurons: list[int]) -> list[Instr]:
+def _program(d: Dense, neurons: list[int], lanes: int) -> list[Instr]:
     prog: list[Instr] = []
+    zero = (0,) * lanes
     for slot, j in enumerate(neurons):
         nz = [i for i in range(d.n_in) if d.weight[i, j] != 0]  # pruned weights cost no cycle
         if not nz:
-            prog.append(Instr("BIASO", 0, 0, slot))
+            prog.append(Instr("BIASO", zero, zero, slot))
             continue
-        for k, i in enumerate(nz):
-            first, last = k == 0, k == len(nz) - 1
+        groups = [nz[k:k + lanes] for k in range(0, len(nz), lanes)]
+        for k, grp in enumerate(groups):
+            first, last = k == 0, k == len(groups) - 1
             op = "MACBO" if first and last else "MACB" if first else "MACO" if last else "MAC"
-            prog.append(Instr(op, i, int(d.weight[i, j]), slot))
+            pad = lanes - len(grp)
+            prog.append(Instr(op, tuple(grp) + (0,) * pad, tuple(int(d.weight[i, j]) for i in grp) + (0,) * pad, slot))
     return prog
 
 
-def map_network(graph: Graph, cores_per_layer: int | list[int] = 1) -> Network:
-    """Split each Dense(+activation) layer's neurons over its cores, balancing multiply-accumulates."""
+def map_network(graph: Graph, cores_per_layer: int | list[int] = 1, lanes: int = 1) -> Network:
+    """Split each Dense(+activation) layer's neurons over its cores, balancing multiply-accumulates.
+
+    ``lanes``: multipliers per core; an instruction does that many multiply-accumulates of one neuron.
+    """
+    if not isinstance(lanes, int) or isinstance(lanes, bool) or not 1 <= lanes <= MAX_LANES:
+        raise ConfigError(f"MAC lanes per core must be an integer in 1..{MAX_LANES}, not {lanes!r}")
     layers: list[Layer] = []
     ops = list(graph.ops)
     cur = graph.input.type
@@ -122,7 +133,7 @@ def map_network(graph: Graph, cores_per_layer: int | list[int] = 1) -> Network:
             n_cores = min(cores_per_layer, op.n_out) if isinstance(cores_per_layer, int) and cores_per_layer >= 1 else cores_per_layer
         if not isinstance(n_cores, int) or not 1 <= n_cores <= op.n_out:
             raise ConfigError(f"cores for layer '{op.name}' must be in 1..{op.n_out} (its neurons), not {n_cores}")
-        load = [(max(int(np.count_nonzero(op.weight[:, j])), 1), j) for j in range(op.n_out)]
+        load = [(max(-(-int(np.count_nonzero(op.weight[:, j])) // lanes), 1), j) for j in range(op.n_out)]
         bins: list[list[int]] = [[] for _ in range(n_cores)]
         work = [0] * n_cores
         for w, j in sorted(load, reverse=True):  # longest first onto the least loaded core
@@ -131,13 +142,13 @@ def map_network(graph: Graph, cores_per_layer: int | list[int] = 1) -> Network:
             work[c] += w
         cores = [Core(f"l{k}c{c}", k, sorted(b)) for c, b in enumerate(bins)]
         for c in cores:
-            c.program = _program(op, c.neurons)
+            c.program = _program(op, c.neurons, lanes)
         layers.append(Layer(op.name, op, act, cur, cores))
         cur = (act or op).result_type
         i += 2 if act else 1
     if cores_per_layer and isinstance(cores_per_layer, list) and len(cores_per_layer) != len(layers):
         raise ConfigError(f"cores per layer must list {len(layers)} values, not {len(cores_per_layer)}")
-    return Network(layers)
+    return Network(layers, lanes)
 
 
 def simulate_isa(net: Network, x_raw: np.ndarray) -> tuple[np.ndarray, dict[str, int]]:
@@ -154,7 +165,7 @@ def simulate_isa(net: Network, x_raw: np.ndarray) -> tuple[np.ndarray, dict[str,
             acc = np.zeros(len(x), dtype=np.int64)
             for ins in core.program:  # one instruction per cycle
                 j = core.neurons[ins.n]
-                prod = (x[:, ins.a] * ins.w) << shift
+                prod = sum((x[:, a] * w) << shift for a, w in zip(ins.a, ins.w))
                 if ins.op == "BIASO":
                     total = np.full(len(x), bias[j])
                 elif ins.op in ("MACB", "MACBO"):
