@@ -13,12 +13,21 @@ from typing import Any
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-# moldable core counts compared per example (those of benchmarks/results/moldable.json, plus iris cores=16).
-MOLDABLE_CORES = {"iris": (4, 16), "jet_tagger": (8, 32)}
+# moldable (cores, lanes) compared per example (those of benchmarks/results/moldable.json, plus iris 16 and 16x4).
+MOLDABLE = {"iris": ((4, 1), (16, 1), (16, 4)), "jet_tagger": ((8, 1), (32, 1), (32, 4))}
 
 
 def _ratio(a: float | None, b: float | None) -> float | None:
     return round(a / b, 2) if a is not None and b else None
+
+
+def _resources(design_dir: Path, target: str | None) -> dict[str, Any] | None:
+    """yosys LUT/FF/DSP of a design on ``target`` (None: not measured)."""
+    if not target:
+        return None
+    from bondflow.synth.flow import synthesize
+    r = synthesize(design_dir, target)
+    return {"target": target, "lut": r.lut, "ff": r.ff, "dsp": r.dsp, "bram": r.bram, "seconds": r.wall_seconds}
 
 
 def bench_example(ex: str, nt: str, a: argparse.Namespace, tmp: Path) -> dict[str, Any]:
@@ -56,14 +65,19 @@ def bench_example(ex: str, nt: str, a: argparse.Namespace, tmp: Path) -> dict[st
         r = simulate(d.write(tmp / f"{ex}-bm"), vectors=a.sim, simulator=a.simulator, data=data)
         row.update(rtl_vectors=r.vectors, rtl_mismatches=r.mismatches, rtl_latency_cycles=r.latency_cycles,
                    rtl_ii_cycles=r.ii_cycles)
-        for c in MOLDABLE_CORES.get(ex, ()):
-            m = simulate(bondflow.generate(g, "moldable", cores=c).write(tmp / f"{ex}-mold{c}"), vectors=a.sim,
-                         simulator=a.simulator, data=data)
-            row[f"moldable_cores{c}"] = {"bit_exact": m.passed, "latency_cycles": m.latency_cycles, "ii_cycles": m.ii_cycles,
-                                         "bm_rtl_latency_ratio": _ratio(r.latency_cycles, m.latency_cycles),
-                                         "bm_rtl_ii_ratio": _ratio(r.ii_cycles, m.ii_cycles),
-                                         "bm_sim_ticks_ratio": _ratio(max(ticks), m.latency_cycles)}
-        print(json.dumps(row), flush=True)
+        bm_res = _resources(tmp / f"{ex}-bm", a.synth)
+        row["rtl_resources"] = bm_res
+        for c, lanes in MOLDABLE.get(ex, ()):
+            key = f"moldable_cores{c}" + (f"_lanes{lanes}" if lanes > 1 else "")
+            mdir = bondflow.generate(g, "moldable", cores=c, lanes=lanes).write(tmp / f"{ex}-{key}")
+            m = simulate(mdir, vectors=a.sim, simulator=a.simulator, data=data)
+            res = _resources(mdir, a.synth)
+            row[key] = {"bit_exact": m.passed, "latency_cycles": m.latency_cycles, "ii_cycles": m.ii_cycles,
+                        "bm_rtl_latency_ratio": _ratio(r.latency_cycles, m.latency_cycles),
+                        "bm_rtl_ii_ratio": _ratio(r.ii_cycles, m.ii_cycles),
+                        "bm_sim_ticks_ratio": _ratio(max(ticks), m.latency_cycles), "resources": res,
+                        "bm_lut_ratio": _ratio(bm_res["lut"], res["lut"]) if bm_res and res else None}
+            print(json.dumps(row), flush=True)
     return row
 
 
@@ -75,6 +89,7 @@ def main() -> int:
     p.add_argument("--cross-check", type=int, default=30, help="vectors compared with bondmachine -sim (0: none)")
     p.add_argument("--sim", type=int, default=0, help="vectors to RTL-simulate, with the moldable reference (0: none)")
     p.add_argument("--simulator", default="icarus")
+    p.add_argument("--synth", default=None, help="also yosys resources of every design on this target (e.g. xc7z020)")
     p.add_argument("--tools-origin", default="", help="how the Go tools were obtained, recorded verbatim")
     p.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "bondmachine.json"))
     a = p.parse_args()
