@@ -10,7 +10,7 @@ bondflow doctor
 bondflow info examples/iris/model.h5
 bondflow import examples/iris/model.h5 -o "$OUT/iris.json" --onnx "$OUT/iris.onnx" --force
 # bondmachine is listed so the report shows why it cannot run on this machine (exit 1 = an arch failed).
-bondflow compare examples/iris/model.h5 --arch dataflow,dataflow:rf=4,moldable:cores=4,moldable:cores=16,hls4ml,bondmachine --target xc7z020 \
+bondflow compare examples/iris/model.h5 --arch dataflow,dataflow:rf=4,moldable:cores=4,moldable:cores=16,moldable:cores=16:lanes=4,hls4ml,bondmachine --target xc7z020 \
     --vectors 1000 -o "$OUT/compare" || true
 bondflow generate examples/iris/model.h5 --arch dataflow --reuse-factor 4 -o "$OUT/dataflow_rf4" --force
 bondflow synth "$OUT/dataflow_rf4" --target ecp5-25k --bitstream
