@@ -13,7 +13,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _util import write  # noqa: E402
 
 import bondflow  # noqa: E402
-from bondflow.deploy.kernel import REGISTERS, kernel_design, layout_from_dict  # noqa: E402
+from bondflow.deploy.kernel import kernel_design, layout_from_dict, start_writes  # noqa: E402
 from bondflow.sim.kernel import run_kernel  # noqa: E402
 from bondflow.stream import pack_slots, unpack_slots  # noqa: E402
 
@@ -25,9 +25,7 @@ def measure(kdir: Path, n: int, backpressure: bool, simulator: str) -> dict:
     k = bondflow.design.Design.load(kdir)
     lay, g = layout_from_dict(k.info["kernel"]), k.graph()
     x = np.random.default_rng(0).uniform(-4, 4, (n, g.input.size))
-    writes = [(REGISTERS["in"], IN_ADDR & 0xFFFF_FFFF), (REGISTERS["in"] + 4, IN_ADDR >> 32),
-              (REGISTERS["out"], OUT_ADDR & 0xFFFF_FFFF), (REGISTERS["out"] + 4, OUT_ADDR >> 32),
-              (REGISTERS["n"], n), (REGISTERS["CTRL"], 1)]
+    writes = start_writes(IN_ADDR, OUT_ADDR, n)
     t0 = time.perf_counter()
     r = run_kernel(kdir, [(IN_ADDR, pack_slots(lay.inp.stream, g.input.type.quantize(x), lay.inp.slot_bytes))], writes,
                    [(OUT_ADDR, n * lay.out.slot_bytes)], simulator=simulator, backpressure=backpressure)

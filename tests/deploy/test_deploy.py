@@ -1,7 +1,6 @@
 """Deploy bundles: the unchanged driver over PYNQ's real DMA class, on a simulated device running the RTL."""
 from __future__ import annotations
 
-import importlib
 import json
 import sys
 from pathlib import Path
@@ -11,21 +10,11 @@ import pytest
 
 import bondflow
 from bondflow.deploy.package import deploy
+from bundles import driver
 from simgraphs import one_layer
 
 pytestmark = pytest.mark.sim
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
-
-
-def driver(bundle: Path):
-    """Import the bundle's own bondflow_driver (what a board would run), not a repo copy."""
-    for name in [m for m in sys.modules if m.startswith("bondflow_driver")]:
-        del sys.modules[name]
-    sys.path.insert(0, str(bundle))
-    try:
-        return importlib.import_module("bondflow_driver")
-    finally:
-        sys.path.remove(str(bundle))
 
 
 @pytest.fixture(scope="module")

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import hashlib
-import importlib
 import json
 import os
 import subprocess
@@ -13,12 +12,13 @@ import numpy as np
 import pytest
 
 import bondflow
-from bondflow.deploy.kernel import REGISTERS, kernel_design, layout_from_dict
+from bondflow.deploy.kernel import kernel_design, layout_from_dict, start_writes
 from bondflow.deploy.package import deploy
 from bondflow.errors import ConfigError, ToolFailedError
 from bondflow.sim.kernel import run_kernel
 from bondflow.sim.lint import lint
 from bondflow.stream import pack_slots, unpack_slots
+from bundles import driver
 from simgraphs import one_layer
 
 pytestmark = pytest.mark.sim
@@ -41,9 +41,7 @@ def run_samples(kdir: Path, x: np.ndarray, simulator: str = "icarus", backpressu
     data = pack_slots(lay.inp.stream, g.input.type.quantize(x), lay.inp.slot_bytes)
     ob = n * lay.out.slot_bytes
     canary = bytes([0xA5]) * (ob + 2 * GUARD)
-    writes = [(REGISTERS["in"], IN_ADDR & 0xFFFF_FFFF), (REGISTERS["in"] + 4, IN_ADDR >> 32),
-              (REGISTERS["out"], OUT_ADDR & 0xFFFF_FFFF), (REGISTERS["out"] + 4, OUT_ADDR >> 32),
-              (REGISTERS["n"], n), (REGISTERS["CTRL"], 1)]
+    writes = start_writes(IN_ADDR, OUT_ADDR, n)
     r = run_kernel(kdir, [(IN_ADDR, data), (OUT_ADDR - GUARD, canary)], writes, [(OUT_ADDR - GUARD, ob + 2 * GUARD)],
                    simulator=simulator, backpressure=backpressure, seed=seed)
     assert r.done and r.error is None and r.status == 0, r
@@ -90,17 +88,6 @@ def test_kernel_width_must_be_valid(iris) -> None:
     d = bondflow.generate(iris, "dataflow")
     with pytest.raises(ConfigError, match=r"kernel memory width must be one of \[32, 64, 128\] bits for 16-byte slots, not 256"):
         kernel_design(d, out_word_bits=256)
-
-
-def driver(bundle: Path):
-    """The bundle's own bondflow_driver (what the card's host runs), not a repository copy."""
-    for name in [m for m in sys.modules if m.startswith("bondflow_driver")]:
-        del sys.modules[name]
-    sys.path.insert(0, str(bundle))
-    try:
-        return importlib.import_module("bondflow_driver")
-    finally:
-        sys.path.remove(str(bundle))
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,6 @@ import json
 import os
 import shutil
 import subprocess
-from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +16,7 @@ from ..errors import ConfigError, ToolFailedError
 from ..fsutil import atomic_dir
 from ..tools import find_tool
 from .kernel import KERNEL_NAME, kernel_design
+from .package import write_driver
 
 __all__ = ["CARDS", "deploy_card", "vitis_files"]
 
@@ -84,15 +84,9 @@ def deploy_card(design_dir: Path, board: str, out: Path, force: bool = False, bu
             p.write_text(text)
             if p.suffix == ".sh":
                 os.chmod(p, 0o755)
-        pkg = tmp / "bondflow_driver"
-        pkg.mkdir()
-        rt = files("bondflow") / "deploy" / "runtime"
-        (pkg / "__init__.py").write_text('"""bondflow data-centre driver (numpy + pynq on XRT)."""\n'
-                                         "from .xrt_accelerator import *  # noqa: F401,F403\n"
-                                         "from .xrt_accelerator import KernelAccelerator as Accelerator  # the Zynq driver's name\n")
-        (pkg / "xrt_accelerator.py").write_text((rt / "xrt_accelerator.py").read_text())
-        (pkg / "stream.py").write_text((files("bondflow") / "stream.py").read_text())
-        (pkg / "fixed.py").write_text((files("bondflow") / "ir" / "types.py").read_text())
+        write_driver(tmp / "bondflow_driver", '"""bondflow data-centre driver (numpy + pynq on XRT)."""\n'
+                     "from .xrt_accelerator import *  # noqa: F401,F403\n"
+                     "from .xrt_accelerator import KernelAccelerator as Accelerator  # the Zynq driver's name\n")
         lay = kd.info["kernel"]
         howto = (f"cd vitis && ./build.sh (Vivado + Vitis with platform {card['platform']})"
                  + (", then S3_BUCKET=... ./create_afi.sh (AWS credentials) for bondflow.awsxclbin" if board == "aws-f1" else ""))

@@ -10,7 +10,7 @@ from ..design import Design, Interface
 from ..errors import ConfigError, DesignError
 from ..stream import StreamFormat
 
-__all__ = ["KernelLayout", "SlotFormat", "kernel_layout", "kernel_design", "layout_from_dict", "REGISTERS", "KERNEL_NAME",
+__all__ = ["KernelLayout", "SlotFormat", "kernel_layout", "kernel_design", "layout_from_dict", "start_writes", "REGISTERS", "KERNEL_NAME",
            "CTRL_START", "CTRL_DONE", "CTRL_IDLE", "CTRL_READY"]
 
 KERNEL_NAME = "bondflow_kernel"
@@ -109,6 +109,13 @@ def kernel_design(design: Design, in_word_bits: int | None = None, out_word_bits
                   info={**dict(design.info), "kernel": layout.to_dict(), "core_latency_cycles": design.latency_cycles,
                         "clock_port": "ap_clk"},
                   generator_version=__version__)
+
+
+def start_writes(in_addr: int, out_addr: int, n: int) -> list[tuple[int, int]]:
+    """The host's register writes for one run, in order: buffer addresses (low, high words), count, ap_start."""
+    return [(REGISTERS["in"], in_addr & 0xFFFF_FFFF), (REGISTERS["in"] + 4, in_addr >> 32),
+            (REGISTERS["out"], out_addr & 0xFFFF_FFFF), (REGISTERS["out"] + 4, out_addr >> 32),
+            (REGISTERS["n"], n), (REGISTERS["CTRL"], CTRL_START)]
 
 
 def layout_from_dict(d: dict[str, Any]) -> KernelLayout:

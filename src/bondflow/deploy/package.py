@@ -12,11 +12,23 @@ from ..design import Design
 from ..errors import ConfigError, DesignError
 from ..fsutil import atomic_dir
 
-__all__ = ["deploy", "BOARDS"]
+__all__ = ["deploy", "write_driver", "BOARDS"]
 
 #: Zynq boards with an AXI DMA (hier_0/axi_dma_0) block design; widths as hls4ml's PYNQ flow uses.
 BOARDS = {"pynq-z2": {"part": "xc7z020", "data_width": 64, "length_width": 26},
           "zcu102": {"part": "xczu9eg", "data_width": 128, "length_width": 26}}
+
+
+def write_driver(pkg: Path, init: str) -> None:
+    """The bundle's ``bondflow_driver`` package: both drivers plus verbatim copies of the one definition of lane
+    packing (stream.py) and of fixed-point quantization (fixed.py), so it needs numpy and pynq only."""
+    pkg.mkdir()
+    rt = files("bondflow") / "deploy" / "runtime"
+    (pkg / "__init__.py").write_text(init)
+    for name in ("accelerator.py", "xrt_accelerator.py"):
+        (pkg / name).write_text((rt / name).read_text())
+    (pkg / "stream.py").write_text((files("bondflow") / "stream.py").read_text())
+    (pkg / "fixed.py").write_text((files("bondflow") / "ir" / "types.py").read_text())
 
 
 def deploy(design_dir: str | Path, board: str, out: str | Path, force: bool = False, build: bool = True) -> Path:
@@ -36,14 +48,7 @@ def deploy(design_dir: str | Path, board: str, out: str | Path, force: bool = Fa
     b = BOARDS[board]
     bit = next(iter(sorted(design_dir.glob(f"synth/{b['part']}-*/bondflow.bit"))), None)
     with atomic_dir(Path(out), force=force) as tmp:
-        pkg = tmp / "bondflow_driver"
-        pkg.mkdir()
-        rt = files("bondflow") / "deploy" / "runtime"
-        (pkg / "__init__.py").write_text('"""bondflow board driver (numpy + pynq)."""\nfrom .accelerator import *  # noqa: F401,F403\n')
-        (pkg / "accelerator.py").write_text((rt / "accelerator.py").read_text())
-        # The one definition of lane packing and of fixed-point quantization, copied verbatim.
-        (pkg / "stream.py").write_text((files("bondflow") / "stream.py").read_text())
-        (pkg / "fixed.py").write_text((files("bondflow") / "ir" / "types.py").read_text())
+        write_driver(tmp / "bondflow_driver", '"""bondflow board driver (numpy + pynq)."""\nfrom .accelerator import *  # noqa: F401,F403\n')
         shutil.copytree(design_dir, tmp / "design", ignore=shutil.ignore_patterns("sim", "synth"))
         manifest = {"driver_format": 1, "bondflow_version": __version__, "board": board, "arch": d.arch,
                     "design_digest": d.digest(), "graph_digest": d.graph_digest, "interface": d.interface.to_dict(),

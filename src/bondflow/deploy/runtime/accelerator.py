@@ -18,7 +18,7 @@ import numpy as np
 from .fixed import FixedType
 from .stream import StreamFormat, pack, unpack
 
-__all__ = ["Accelerator", "AcceleratorError", "DeviceNotFoundError", "BundleError", "DmaTimeoutError"]
+__all__ = ["Accelerator", "DriverBase", "AcceleratorError", "DeviceNotFoundError", "BundleError", "DmaTimeoutError"]
 DRIVER_FORMAT = 1
 
 
@@ -42,7 +42,39 @@ def _sha256(p: Path) -> str:
     return hashlib.sha256(p.read_bytes()).hexdigest()
 
 
-class Accelerator:
+class DriverBase:
+    """What every bondflow driver shares: exact input quantization and predict() around predict_raw()."""
+
+    fin: StreamFormat
+    tin: FixedType
+    tout: FixedType
+
+    def predict_raw(self, raw: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def _check_shape(self, x: np.ndarray) -> None:
+        if x.ndim != 2 or x.shape[1] != self.fin.n:
+            raise AcceleratorError(f"inputs must have shape (batch, {self.fin.n}), not {x.shape}")
+
+    def quantize(self, x: np.ndarray) -> np.ndarray:
+        x = np.asarray(x, dtype=np.float64)
+        self._check_shape(x)
+        out_of_range = (x < self.tin.min_value) | (x > self.tin.max_value)
+        if np.any(out_of_range):
+            warnings.warn(f"{int(out_of_range.sum())} input values lie outside {self.tin}; "
+                          f"they are {'saturated' if self.tin.overflow.value.startswith('SAT') else 'wrapped'} as that type specifies")
+        return self.tin.quantize(x)
+
+    def predict(self, X: np.ndarray, profile: bool = False):
+        """Outputs as floats (exact values of the output type); with ``profile`` also (seconds, inferences/s)."""
+        raw = self.quantize(X)
+        t0 = time.perf_counter()
+        y = self.tout.to_float(self.predict_raw(raw))
+        dt = time.perf_counter() - t0
+        return (y, dt, len(raw) / dt if dt > 0 else float("inf")) if profile else y
+
+
+class Accelerator(DriverBase):
     """One deployed design. ``backend``: 'pynq' on a board, 'sim' for the RTL simulation of the same design."""
 
     def __init__(self, bundle: str | Path, backend: str = "pynq", timeout_s: float = 10.0,
@@ -101,16 +133,6 @@ class Accelerator:
         self._allocate = self.device.allocate
 
     # -- data path ----------------------------------------------------------------------------------
-    def quantize(self, x: np.ndarray) -> np.ndarray:
-        x = np.asarray(x, dtype=np.float64)
-        if x.ndim != 2 or x.shape[1] != self.fin.n:
-            raise AcceleratorError(f"inputs must have shape (batch, {self.fin.n}), not {x.shape}")
-        out_of_range = (x < self.tin.min_value) | (x > self.tin.max_value)
-        if np.any(out_of_range):
-            warnings.warn(f"{int(out_of_range.sum())} input values lie outside {self.tin}; "
-                          f"they are {'saturated' if self.tin.overflow.value.startswith('SAT') else 'wrapped'} as that type specifies")
-        return self.tin.quantize(x)
-
     def _wait(self, channel: Any, what: str) -> None:
         t0 = time.monotonic()
         while not channel.idle:
@@ -144,11 +166,3 @@ class Accelerator:
     def predict_raw(self, raw: np.ndarray) -> np.ndarray:
         raw = np.asarray(raw, dtype=np.int64)
         return np.concatenate([self._run_batch(raw[i:i + self.batch_size]) for i in range(0, len(raw), self.batch_size)])
-
-    def predict(self, X: np.ndarray, profile: bool = False):
-        """Outputs as floats (exact values of the output type); with ``profile`` also (seconds, inferences/s)."""
-        raw = self.quantize(X)
-        t0 = time.perf_counter()
-        y = self.tout.to_float(self.predict_raw(raw))
-        dt = time.perf_counter() - t0
-        return (y, dt, len(raw) / dt if dt > 0 else float("inf")) if profile else y

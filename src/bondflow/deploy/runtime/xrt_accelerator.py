@@ -6,15 +6,15 @@ original F1 deployment measured it. Needs numpy and pynq only.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import time
-import warnings
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+# The Zynq driver's module ships in every bundle: its errors, digest check and quantization are shared.
+from .accelerator import AcceleratorError, BundleError, DeviceNotFoundError, DriverBase, _sha256
 from .fixed import FixedType
 from .stream import StreamFormat, pack_slots, unpack_slots
 
@@ -23,23 +23,11 @@ DRIVER_FORMAT = 1
 _START, _DONE = 0x1, 0x2
 
 
-class AcceleratorError(Exception):
-    """Base of the driver's errors (one-line messages)."""
-
-
-class BundleError(AcceleratorError):
-    """The bundle is incomplete, modified, for another card, or from an incompatible bondflow version."""
-
-
-class DeviceNotFoundError(AcceleratorError):
-    """No card is visible (XRT not installed or not sourced)."""
-
-
 class KernelTimeoutError(AcceleratorError):
     """The kernel did not raise ap_done in time."""
 
 
-class KernelAccelerator:
+class KernelAccelerator(DriverBase):
     """One deployed kernel. ``backend``: 'pynq' on a card, 'sim' for the RTL simulation of the same kernel."""
 
     def __init__(self, bundle: str | Path, backend: str = "pynq", timeout_s: float = 10.0, batch_size: int | None = None,
@@ -79,7 +67,7 @@ class KernelAccelerator:
         if not name:
             raise BundleError(f"bundle must contain an xclbin for the 'pynq' backend, not lack one: {self.manifest['xclbin_howto']}")
         path = self.bundle / name
-        if hashlib.sha256(path.read_bytes()).hexdigest() != self.manifest["xclbin_sha256"]:
+        if _sha256(path) != self.manifest["xclbin_sha256"]:
             raise BundleError(f"{path.name} must match the manifest's digest, not differ (modified xclbin)")
         try:
             import pynq
@@ -128,15 +116,9 @@ class KernelAccelerator:
             time.sleep(0)
 
     # -- data path ----------------------------------------------------------------------------------
-    def quantize(self, x: np.ndarray) -> np.ndarray:
-        x = np.asarray(x, dtype=np.float64)
+    def _check_shape(self, x: np.ndarray) -> None:  # a kernel run needs at least one sample
         if x.ndim != 2 or x.shape[1] != self.fin.n or len(x) == 0:
             raise AcceleratorError(f"inputs must have shape (batch >= 1, {self.fin.n}), not {x.shape}")
-        outside = (x < self.tin.min_value) | (x > self.tin.max_value)
-        if np.any(outside):
-            warnings.warn(f"{int(outside.sum())} input values lie outside {self.tin}; "
-                          f"they are {'saturated' if self.tin.overflow.value.startswith('SAT') else 'wrapped'} as that type specifies")
-        return self.tin.quantize(x)
 
     def predict_raw(self, raw: np.ndarray) -> np.ndarray:
         raw = np.asarray(raw, dtype=np.int64)
@@ -159,11 +141,3 @@ class KernelAccelerator:
             prof["from_device_s"] += t3 - t2
         self.last_profile = {**prof, "n": float(len(raw))}
         return np.concatenate(out)
-
-    def predict(self, X: np.ndarray, profile: bool = False):
-        """Outputs as floats (exact values of the output type); with ``profile`` also (seconds, inferences/s)."""
-        raw = self.quantize(X)
-        t0 = time.perf_counter()
-        y = self.tout.to_float(self.predict_raw(raw))
-        dt = time.perf_counter() - t0
-        return (y, dt, len(raw) / dt if dt > 0 else float("inf")) if profile else y
