@@ -65,7 +65,8 @@ def find_tool(name: str) -> str | None:
     spec = TOOLS.get(name)
     override = os.environ.get(_env_var(name))
     if override:
-        return override if Path(override).is_file() or shutil.which(override) else None
+        # absolute, because tools run with their working directory set to the step's folder
+        return str(Path(override).resolve()) if Path(override).is_file() else shutil.which(override)
     candidates = spec.candidates if spec else (name,)
     for c in candidates:
         p = shutil.which(c)

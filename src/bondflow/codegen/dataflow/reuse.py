@@ -1,4 +1,4 @@
-"""Dataflow layers with reuse factor R > 1: shared multipliers time-multiplexed over R cycles (as hls4ml's RF)."""
+"""Dataflow layers with reuse factor R > 1: shared, pipelined multipliers time-multiplexed over R cycles (as hls4ml's RF)."""
 from __future__ import annotations
 
 from typing import Any
@@ -28,11 +28,12 @@ def reuse_layer(module: str, op: Dense, x_type: FixedType, act: Activation | Non
     kw = clog2(rf)
     decls, assigns, comb, regs, insts = [], [], [], [], []
     for m in range(n_mult):
-        decls += [f"reg [{xw - 1}:0] xs_{m};", f"reg signed [{ww - 1}:0] ws_{m};", f"wire signed [{pw - 1}:0] xe_{m};",
-                  f"wire signed [{pw - 1}:0] p_{m};"]
-        ext = f"xs_{m}[{xw - 1}]" if x_type.signed else "1'b0"
-        assigns += [f"assign xe_{m} = {{{{{pw - xw}{{{ext}}}}}, xs_{m}}};",
-                    f"assign p_{m} = xe_{m} * {{{{{pw - ww}{{ws_{m}[{ww - 1}]}}}}, ws_{m}}};"]
+        decls += [f"reg [{xw - 1}:0] xs_{m}, xa_{m};", f"reg signed [{ww - 1}:0] ws_{m}, wa_{m};",
+                  f"wire signed [{pw - 1}:0] xe_{m};", f"wire signed [{pw - 1}:0] p_{m};", f"reg signed [{pw - 1}:0] pr_{m};"]
+        ext = f"xa_{m}[{xw - 1}]" if x_type.signed else "1'b0"
+        assigns += [f"assign xe_{m} = {{{{{pw - xw}{{{ext}}}}}, xa_{m}}};",
+                    f"assign p_{m} = xe_{m} * {{{{{pw - ww}{{wa_{m}[{ww - 1}]}}}}, wa_{m}}};"]
+        regs.append(f"if (en) begin xa_{m} <= xs_{m}; wa_{m} <= ws_{m}; pr_{m} <= p_{m}; end")
         cases_x, cases_w = [], []
         for k in range(rf):
             p = k * n_mult + m
@@ -54,26 +55,27 @@ def reuse_layer(module: str, op: Dense, x_type: FixedType, act: Activation | Non
         cases = []
         for k in range(rf):
             ms = [m for m in range(n_mult) if (k * n_mult + m) % n_out == j]
-            expr = " + ".join(_term(f"p_{m}", pw, aw, shift) for m in ms) or f"{aw}'d0"
+            expr = " + ".join(_term(f"pr_{m}", pw, aw, shift) for m in ms) or f"{aw}'d0"
             cases.append(f"{kw}'d{k}: add_{j} = {expr};")
-        comb.append("always @(*) begin\n        case (k)\n            " + "\n            ".join(cases) +
+        comb.append("always @(*) begin\n        case (k2)\n            " + "\n            ".join(cases) +
                     f"\n            default: add_{j} = {aw}'d0;\n        endcase\n    end")
         bias = int(acc.requantize(op.bias[j:j + 1], op.bias_type.frac_bits)[0])
-        assigns.append(f"assign sum_{j} = acc_{j} + add_{j};")
-        regs.append(f"if (accept) acc_{j} <= {vlog_literal(bias, aw)}; else if (advance) acc_{j} <= sum_{j};")
+        assigns.append(f"assign sum_{j} = (k2 == {kw}'d0 ? {vlog_literal(bias, aw)} : acc_{j}) + add_{j};")
+        regs.append(f"if (en && v2) acc_{j} <= sum_{j};")
         insts.append(f"bondflow_requant {requant_params(acc, op.result_type, False)} u_rq_{j} (.x(sum_{j}), .y(d_{j}));")
         if act:
             decls.append(f"wire [{yw - 1}:0] a_{j};")
             insts.append(f"bondflow_requant {requant_params(op.result_type, act.result_type, act.function == 'relu')} "
                          f"u_act_{j} (.x(d_{j}), .y(a_{j}));")
-        regs.append(f"if (finish) y_{j} <= {'a' if act else 'd'}_{j};")
+        regs.append(f"if (en && last2) y_{j} <= {'a' if act else 'd'}_{j};")
         assigns.append(f"assign out_data[{j * yw + yw - 1}:{j * yw}] = y_{j};")
     text = render("layers/reuse_layer.v.j2", header=hdr, module=module, n_in=n_in, n_out=n_out, x_w=xw, y_w=yw,
                   rf=rf, kw=kw, n_mult=n_mult, act=(act.function if act else None), x_type=str(x_type),
                   w_type=str(op.weight_type), acc_type=str(acc), y_type=str(y_type), decls=decls, assigns=assigns,
                   comb=comb, regs=regs, insts=insts)
-    # One cycle to register the input, then R multiply-accumulate cycles ending in the output register.
-    return LayerRTL(module, text, rf + 1, n_in, xw, n_out, yw, n_mult)
+    # One cycle to register the input, R select cycles, then the multiply and accumulate stages (the latter
+    # ends in the output register): R + 3. Samples overlap in the pipeline, so the interval stays R.
+    return LayerRTL(module, text, rf + 3, n_in, xw, n_out, yw, n_mult)
 
 
 def handshake_layer(inner: LayerRTL, hdr: str) -> LayerRTL:
