@@ -37,7 +37,7 @@ def _core_text(layer: Layer, core, module: str, hdr: str) -> str:
     biasrom = [f"{nw}'d{s}: bias = {vlog_literal(int(bias[j]), acc.width)};" for s, j in enumerate(core.neurons)]
 
     def any_of(names: list[str]) -> str:
-        hits = [f"op == {opw}'d{code[o]}" for o in names if o in code]
+        hits = [f"op_r == {opw}'d{code[o]}" for o in names if o in code]
         return " || ".join(hits) if hits else "1'b0"
     act = layer.act
     y_t = (act or d).result_type
