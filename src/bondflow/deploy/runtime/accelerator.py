@@ -52,9 +52,9 @@ class DriverBase:
     def predict_raw(self, raw: np.ndarray) -> np.ndarray:
         raise NotImplementedError
 
-    def _check_shape(self, x: np.ndarray) -> None:
-        if x.ndim != 2 or x.shape[1] != self.fin.n:
-            raise AcceleratorError(f"inputs must have shape (batch, {self.fin.n}), not {x.shape}")
+    def _check_shape(self, x: np.ndarray) -> None:  # an empty batch would reach the DMA or kernel as a zero-length run
+        if x.ndim != 2 or x.shape[1] != self.fin.n or len(x) == 0:
+            raise AcceleratorError(f"inputs must have shape (batch >= 1, {self.fin.n}), not {x.shape}")
 
     def quantize(self, x: np.ndarray) -> np.ndarray:
         x = np.asarray(x, dtype=np.float64)

@@ -116,10 +116,6 @@ class KernelAccelerator(DriverBase):
             time.sleep(0)
 
     # -- data path ----------------------------------------------------------------------------------
-    def _check_shape(self, x: np.ndarray) -> None:  # a kernel run needs at least one sample
-        if x.ndim != 2 or x.shape[1] != self.fin.n or len(x) == 0:
-            raise AcceleratorError(f"inputs must have shape (batch >= 1, {self.fin.n}), not {x.shape}")
-
     def predict_raw(self, raw: np.ndarray) -> np.ndarray:
         raw = np.asarray(raw, dtype=np.int64)
         prof = {"to_device_s": 0.0, "kernel_s": 0.0, "from_device_s": 0.0}
