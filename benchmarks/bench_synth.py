@@ -75,8 +75,10 @@ def main() -> None:
                                    "latency": d.latency_cycles, "ii": d.ii_cycles}
             try:
                 r = synthesize(path, target, bitstream=target.startswith("ecp5"))
+                # the Vivado hint names a temporary directory: keep only that these are yosys estimates
+                note = "yosys estimates" if r.note.startswith("yosys estimates") else r.note
                 row.update(lut=r.lut, ff=r.ff, dsp=r.dsp, bram=r.bram, fmax_mhz=r.fmax_mhz, seconds=r.wall_seconds,
-                           note=r.note)
+                           note=note)
             except BondflowError as e:
                 row["error"] = str(e)
             _record(row)
