@@ -44,7 +44,7 @@ def _core_text(layer: Layer, core, module: str, hdr: str) -> str:
     return render("moldable/core.v.j2", header=hdr, module=module, neurons=core.neurons, layer=layer.name, opcodes=ops,
                   plen=len(core.program), acc_type=str(acc), n_in=d.n_in, x_w=xw, slots=len(core.neurons), y_w=y_t.width,
                   pcw=pcw, opw=opw, aw_idx=aw_idx, w_w=wv, nw=nw, rom=rom, xmux=xmux, biasrom=biasrom,
-                  acc_w=acc.width, pw=pw, shift=shift, x_signed=x_t.signed, lanes=lanes,
+                  acc_w=acc.width, pw=pw, shift=shift, x_signed=x_t.signed, lanes=lanes, first_a=core.program[0].a,
                   terms=[_term(f"p{l}", pw, acc.width, shift) for l in range(lanes)],
                   uses_bias=any_of(["MACB", "MACBO", "BIASO"]), no_product=any_of(["BIASO"]),
                   writes_out=any_of(["MACO", "MACBO", "BIASO"]), r_w=d.result_type.width,
