@@ -69,6 +69,17 @@ def test_does_not_fit_is_refused_before_pnr(iris_dir, need_tool) -> None:
         synthesize(iris_dir, "ice40-up5k", bitstream=True)
 
 
+def test_lut6_count_refuses_a_smaller_lut4_part_before_yosys(tmp_path, need_tool) -> None:
+    need_tool("yosys")
+    d = bondflow.generate(one_layer(n_in=24, n_out=24), "dataflow").write(tmp_path / "wide")
+    x = synthesize(d, "xc7z020")
+    assert x.lut > get_target("ice40-up5k").luts  # the premise: more 6-input LUTs than the iCE40 has 4-input ones
+    with pytest.raises(DoesNotFitError, match=rf"must fit ice40-up5k, not need at least {x.lut} LUTs \(its xc7z020 synthesis"):
+        synthesize(d, "ice40-up5k", bitstream=True)
+    assert not list((d / "synth").glob("ice40-up5k-*"))  # refused before any yosys run
+    # (test_lattice_bitstream: a part the bound allows still synthesizes after an xc7z020 run of the same design)
+
+
 def test_xilinx_bitstream_needs_vivado(ref_dir, monkeypatch) -> None:
     monkeypatch.setenv("BONDFLOW_VIVADO", "/nonexistent/vivado")
     with pytest.raises(ToolNotFoundError, match="vivado"):
