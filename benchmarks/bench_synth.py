@@ -80,6 +80,7 @@ def main() -> None:
     ap.add_argument("--resume", action="store_true",
                     help="keep rows of an earlier run whose design digest is unchanged, measure the others")
     ap.add_argument("--examples", default=",".join(EXAMPLES), help="comma-separated subset (run several at once)")
+    ap.add_argument("--designs", default="", help="comma-separated subset of design names, e.g. 'dataflow RF4'")
     ap.add_argument("--table", action="store_true", help="only rewrite synth.json/.md (dropping rows of unknown digest)")
     a = ap.parse_args()
     old = RESULTS / "synth.json"
@@ -95,6 +96,8 @@ def main() -> None:
         for ex in a.examples.split(","):
             g = bondflow.load_model(ROOT / "examples" / ex / "model.h5")
             for name, arch, opts in _designs(ex):
+                if a.designs and name not in a.designs.split(","):
+                    continue
                 if "reuse_factor" in opts:
                     opts = {"reuse_factor": closest_valid_reuse(g, opts["reuse_factor"])}
                 d = bondflow.generate(g, arch, **opts)
