@@ -98,8 +98,8 @@ def _known_lut6(root: Path, digest: str) -> tuple[int, str] | None:
             d = json.loads(p.read_text())
         except (OSError, ValueError):
             continue
-        if d.get("design_digest") == digest and d.get("tool", "").startswith(("yosys", "vivado")) \
-                and getattr(TARGETS.get(d.get("target")), "flow", None) == "xilinx" and (best is None or d["lut"] > best[0]):
+        if d.get("design_digest") == digest and getattr(TARGETS.get(d.get("target")), "flow", None) == "xilinx" \
+                and (best is None or d["lut"] > best[0]):
             best = (int(d["lut"]), d["target"])
     return best
 
@@ -132,7 +132,8 @@ def synthesize(design: Design | str | Path, target: str, clock_mhz: float | None
     if mults > t.luts + t.dsps:  # every multiplier needs a DSP or at least one LUT: refuse before a long run
         raise DoesNotFitError(f"design must fit {t.name}, not need at least {mults} multipliers "
                               f"(the part has {t.luts} LUTs and {t.dsps} DSPs); use a reuse factor or a larger part")
-    known = _known_lut6(root, design.digest()) if root.is_dir() else None
+    # only the LUT4 parts can be refused this way, so only they read the other reports
+    known = _known_lut6(root, design.digest()) if t.flow in ("ecp5", "ice40") and root.is_dir() else None
     if known:
         check_fit_from_lut6(known[0], known[1], t)
     shutil.rmtree(work, ignore_errors=True)
