@@ -9,7 +9,7 @@ __all__ = [
     "ConfigError", "TemplateRenderError", "ToolNotFoundError", "ToolFailedError",
     "SimulationMismatch", "SimulationError", "MissingDependencyError", "ModelLoadError",
     "DesignError", "OutputExistsError", "DoesNotFitError", "ClusterError",
-    "OutputLockedError",
+    "OutputLockedError", "FidelityError",
 ]
 
 
@@ -134,3 +134,9 @@ class OutputLockedError(BondflowError):
     """Another bondflow run holds the lock on the output directory."""
 
     exit_code = 17
+
+
+class FidelityError(BondflowError):
+    """The design's outputs do not follow the source model as closely as the user demanded (--min-agreement, --max-error)."""
+
+    exit_code = 18

@@ -7,6 +7,8 @@ import sys
 from pathlib import Path
 
 
+from .fidelity_args import add_fidelity_args, announce, load_data, load_graph
+
 _OPTION_NAMES = {"rf": "reuse_factor", "cores": "cores", "lanes": "lanes"}
 
 
@@ -20,13 +22,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--vectors", type=int, default=500)
     p.add_argument("--simulator", choices=["icarus", "verilator"], default="icarus")
     p.add_argument("--data", help="npz with x_test (and y_test) for accuracy; default: the example's data.npz next to the model")
+    p.add_argument("--default-precision", help="precision for float layers, e.g. 'fixed<16,6>'")
+    p.add_argument("--input-precision", help="precision of the inputs")
+    add_fidelity_args(p)
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     import numpy as np
 
-    from .. import load_model
     from ..codegen.base import architectures
     from ..compare.flow import compare
     from ..compare.report import write_report
@@ -47,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
                 raise ConfigError(f"architecture option must be rf=N, cores=N or lanes=N, not {o!r}")
             opts[_OPTION_NAMES[k]] = int(v)
         archs[item] = (name, opts)
-    g = load_model(args.model)
+    g = load_graph(args, args.model, default_precision=args.default_precision, input_precision=args.input_precision)
     if any(o.get("reuse_factor") for _, o in archs.values()):
         from ..codegen.hls4ml.generator import closest_valid_reuse
         for key, (name, o) in archs.items():
@@ -59,15 +63,24 @@ def run(args: argparse.Namespace) -> int:
         d = np.load(data_path)
         x, y = d["x_test"], d.get("y_test")
     float_model = None
-    if x is not None:
+    if x is not None and not args.no_fidelity:
         from ..frontend.float_model import float_predict
         float_model = float_predict(args.model, x)
+    fid = None
+    if not args.no_fidelity:  # one run of the source model on the example data serves accuracy and fidelity
+        from ..fidelity import measure
+        own = args.fidelity_data is not None
+        fid = measure(g, args.model, data=load_data(args.fidelity_data) if own else x,
+                      reference=None if own or x is None else float_model)
+        announce(args, fid, sys.stderr)
     out = Path(args.output)
     with lock_dir(out):  # compare() takes it too (nested); held here so the report belongs to this run as well
         results = compare(g, archs, args.target, out, args.vectors, args.simulator, x, y,
-                          lambda m: print(m, file=sys.stderr, flush=True), float_model=float_model)
-        fm = json.loads((out / "results.json").read_text())["float_model"]
-        md, html = write_report(results, out, g.name, args.target, float_model=fm)
+                          lambda m: print(m, file=sys.stderr, flush=True), float_model=float_model, fidelity=fid)
+        saved = json.loads((out / "results.json").read_text())
+        md, html = write_report(results, out, g.name, args.target, float_model=saved["float_model"],
+                                fidelity=saved["fidelity"])
     print(md.read_text())
     print(f"report: {html}")
     return 0 if all(r.status == "ok" for r in results) else 1
+

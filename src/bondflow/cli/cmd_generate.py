@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError
+from .fidelity_args import add_fidelity_args, load_graph, report_fidelity
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -28,6 +29,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--default-precision")
     p.add_argument("--input-precision")
     p.add_argument("--no-lint", action="store_true", help="skip the Verilator lint of generated RTL")
+    add_fidelity_args(p)
     p.set_defaults(func=run)
 
 
@@ -64,14 +66,18 @@ def _options(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from .. import load_model
+    from dataclasses import replace
+
     from ..codegen.base import generate
     out = Path(args.output)
     if out.exists() and not args.force:
         from ..errors import OutputExistsError
         raise OutputExistsError(f"output directory must not exist (or pass --force), not exist: {out}")
-    g = load_model(args.model, default_precision=args.default_precision, input_precision=args.input_precision)
+    g = load_graph(args, args.model, default_precision=args.default_precision, input_precision=args.input_precision)
+    fid = report_fidelity(args, g, args.model)
     design = generate(g, args.arch, **_options(args))
+    if fid is not None:
+        design = replace(design, info={**design.info, "fidelity": fid.to_dict()})
     if design.language == "verilog" and not args.no_lint:
         from ..sim.lint import lint
         lint(design)

@@ -5,6 +5,7 @@ import argparse
 from pathlib import Path
 
 from ..errors import OutputExistsError
+from .fidelity_args import add_fidelity_args, load_graph, report_fidelity
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -16,6 +17,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--input-precision")
     p.add_argument("--trust-model", action="store_true")
     p.add_argument("--force", action="store_true", help="overwrite existing outputs")
+    add_fidelity_args(p)
     p.set_defaults(func=run)
 
 
@@ -24,9 +26,12 @@ def run(args: argparse.Namespace) -> int:
     for o in outs:
         if o.exists() and not args.force:
             raise OutputExistsError(f"output must not exist (or pass --force), not exist: {o}")
-    from .. import load_model
-    g = load_model(args.model, default_precision=args.default_precision, input_precision=args.input_precision,
+    g = load_graph(args, args.model, default_precision=args.default_precision, input_precision=args.input_precision,
                    trust_model=args.trust_model)
+    fid = report_fidelity(args, g, args.model)  # a limit it misses stops here, before anything is written
+    if fid is not None:  # the graph JSON carries its record (meta: not in the digest), so later steps reuse it
+        from ..ir.graph import Graph
+        g = Graph(name=g.name, input=g.input, ops=g.ops, meta=dict(g.meta, fidelity=fid.to_dict()))
     onnx_bytes = None
     if args.onnx:  # build everything first: nothing is written if any step fails
         from ..frontend.onnx_export import graph_to_onnx_bytes

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from ..ir.graph import Graph
 from ..ir.ops import Dense
+from .fidelity_args import add_fidelity_args, load_graph, report_fidelity
 from .table import format_table
 
 
@@ -16,6 +17,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--default-precision", help="precision for float layers, e.g. 'fixed<16,6>'")
     p.add_argument("--input-precision", help="precision of the inputs, e.g. 'fixed<8,3,RND_CONV,SAT>'")
     p.add_argument("--trust-model", action="store_true", help="allow Lambda layers (executes code from the file)")
+    add_fidelity_args(p)
     p.set_defaults(func=run)
 
 
@@ -49,9 +51,9 @@ def run(args: argparse.Namespace) -> int:
             print(f"design {path}: arch {d.arch}, top {d.top}, {len(d.rtl_files)} RTL files, graph {d.graph_digest[:12]}")
             print(json.dumps({k: m[k] for k in ("latency_cycles", "ii_cycles", "info")}, indent=1, default=str))
         return 0
-    from .. import load_model
-    g = load_model(path, default_precision=args.default_precision, input_precision=args.input_precision,
+    g = load_graph(args, str(path), default_precision=args.default_precision, input_precision=args.input_precision,
                    trust_model=args.trust_model)
     print(f"model {path} -> graph '{g.name}' digest {g.digest()[:16]}")
     print(graph_table(g))
+    report_fidelity(args, g, str(path))
     return 0

@@ -41,6 +41,7 @@ class ArchResult:
     fmax_mhz: float | None = None
     accuracy: float | None = None
     float_agreement: float | None = None  # share of samples whose predicted class equals the float model's
+    fidelity: dict[str, Any] | None = None  # bondflow.fidelity record, stated for this design
     step_seconds: dict[str, float] = field(default_factory=dict)
     resumed: list[str] = field(default_factory=list)
 
@@ -138,12 +139,14 @@ def _score(y: np.ndarray, labels: np.ndarray) -> float:
 def compare(graph: Graph, archs: dict[str, tuple[str, dict[str, Any]]], target: str, out: Path, vectors: int = 500,
             simulator: str = "icarus", data: np.ndarray | None = None, labels: np.ndarray | None = None,
             progress: Callable[[str], None] = print,
-            float_model: tuple[np.ndarray, str] | None = None) -> list[ArchResult]:
+            float_model: tuple[np.ndarray, str] | None = None, fidelity: Any = None) -> list[ArchResult]:
     """Run every entry ``label -> (architecture, options)`` through every step; write ``results.json``.
 
     Entries may share a generator with different options (``dataflow`` and ``dataflow:rf=4``), so each
     runs in its own directory named after its label. ``float_model`` is (outputs of the original model on
     ``data``, what computed them): its accuracy is recorded, and each bit-exact design's agreement with it.
+    ``fidelity`` (a bondflow.fidelity.Fidelity of the graph) is recorded for the run and, stated for each
+    design (bit-exact or not), in every result.
     The run holds ``out``'s lock throughout: a second run into
     the same directory fails at once (OutputLockedError) instead of mixing its checkpoints with ours.
     """
@@ -160,7 +163,11 @@ def compare(graph: Graph, archs: dict[str, tuple[str, dict[str, Any]]], target: 
                 agree = float(np.mean(reference.run(graph, data).argmax(1) == yf.argmax(1)))
                 for r in results:  # a bit-exact design computes the golden model's outputs
                     r.float_agreement = agree if r.bit_exact else None
+        if fidelity is not None:
+            for r in results:
+                r.fidelity = fidelity.for_design(r.bit_exact, r.vectors).to_dict()
         atomic_write_text(out / "results.json", json.dumps({"graph": graph.name, "graph_digest": graph.digest(), "target": target,
-                                                            "float_model": fm, "results": [asdict(r) for r in results]},
+                                                            "float_model": fm, "fidelity": fidelity.to_dict() if fidelity is not None else None,
+                                                            "results": [asdict(r) for r in results]},
                                                            indent=1, default=str))
     return results

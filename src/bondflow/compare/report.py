@@ -65,13 +65,25 @@ def _float_line(fm: dict[str, Any] | None) -> str:
             "samples whose predicted class equals the float model's.")
 
 
+def _fidelity_line(fid: dict[str, Any] | None) -> str:
+    """The graph's fidelity record in one sentence; it holds for every design marked bit-exact."""
+    if not fid:
+        return "Fidelity: not measured (--no-fidelity)."
+    from ..fidelity import Fidelity
+    line = Fidelity.from_dict(fid).summary()
+    return "F" + line[1:] + " (holds for every bit-exact design)."
+
+
 def write_report(results: list[ArchResult], out: Path, title: str, target: str,
-                 float_model: dict[str, Any] | None = None) -> tuple[Path, Path]:
+                 float_model: dict[str, Any] | None = None, fidelity: dict[str, Any] | None = None) -> tuple[Path, Path]:
     front = pareto(results)
     rows = [[_label(r)] + [_cell(getattr(r, c)) for c in COLUMNS[1:]] for r in results]
     md = [f"# bondflow comparison: {title} on {target}", "", "| " + " | ".join(COLUMNS) + " |",
           "|" + "---|" * len(COLUMNS)] + ["| " + " | ".join(row) + " |" for row in rows]
-    md += ["", f"Pareto front (latency vs LUTs): {', '.join(sorted(front)) or '-'}", "", _float_line(float_model), ""]
+    md += ["", f"Pareto front (latency vs LUTs): {', '.join(sorted(front)) or '-'}", "", _float_line(float_model), "",
+           _fidelity_line(fidelity), ""]
+    if fidelity and fidelity.get("warnings"):
+        md += [f"**WARNING: poor fidelity**: {w}" for w in fidelity["warnings"]] + [""]
     for r in results:
         if r.error:
             md.append(f"- **{_label(r)}** failed in {r.failed_step}: {r.error}")
@@ -89,6 +101,9 @@ def write_report(results: list[ArchResult], out: Path, title: str, target: str,
             f"<table id='results'><tr>{th}</tr>{trs}</table>"
             f"<p>Pareto front (latency vs LUTs): {html.escape(', '.join(sorted(front)) or '-')}</p>"
             f"<p id='float-model'>{html.escape(_float_line(float_model))}</p>"
+            f"<p id='fidelity'>{html.escape(_fidelity_line(fidelity))}</p>"
+            + "".join(f"<p class='warning'><b>WARNING: poor fidelity</b>: {html.escape(w)}</p>"
+                      for w in (fidelity or {}).get("warnings", []))
             + (f"<img id='pareto' alt='latency vs LUTs' src='data:image/png;base64,{img}'>" if img else "")
             + (f"<h2>Failures</h2><ul>{errs}</ul>" if errs else "") + "</body></html>")
     html_path = atomic_write_text(out / "report.html", page)

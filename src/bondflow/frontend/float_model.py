@@ -1,4 +1,4 @@
-"""The trained model itself, run in floating point (Keras predict or ONNX Runtime): the accuracy designs are judged against."""
+"""The trained model itself, run by its own framework (Keras predict, ONNX Runtime, qonnx): what designs are judged against."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -7,31 +7,70 @@ import numpy as np
 
 from ..errors import BondflowError
 
-__all__ = ["float_predict"]
+__all__ = ["float_predict", "source_predict", "QONNX_MAX_SAMPLES"]
+
+#: qonnx's executor runs node by node in Python; beyond this many samples it takes minutes.
+QONNX_MAX_SAMPLES = 500
 
 
 def float_predict(path: str | Path, x: np.ndarray, trust_model: bool = False) -> tuple[np.ndarray, str] | None:
-    """Outputs of the original model on ``x`` and what computed them; None when no float runtime applies.
+    """Outputs of the original model on ``x`` and what computed them; None when no runtime applies."""
+    y, source = source_predict(path, x, trust_model)
+    return None if y is None else (y, source)
+
+
+def source_predict(path: str | Path, x: np.ndarray, trust_model: bool = False) -> tuple[np.ndarray | None, str]:
+    """(outputs [n, k], what computed them), or (None, why no reference could run).
 
     QKeras models run with their quantizers applied in floating point, as their authors trained and
-    evaluated them. QONNX files with Quant nodes need QONNX's executor and return None here.
+    evaluated them; float ONNX runs in ONNX Runtime; QONNX (custom Quant nodes) in qonnx's executor,
+    on at most ``QONNX_MAX_SAMPLES`` samples.
     """
     path = Path(path)
     x = np.asarray(x, dtype=np.float32)
-    if path.suffix in (".h5", ".keras"):
+    if path.suffix in (".h5", ".hdf5", ".keras") or path.is_dir():
         from .qkeras import _read_model
-        model = _read_model(path, trust_model)
-        y = np.asarray(model.predict(x, verbose=0, batch_size=1024), dtype=np.float64)
+        try:
+            model = _read_model(path, trust_model)
+        except BondflowError as e:
+            return None, f"the Keras model could not be loaded ({e})"
+        xin = x.reshape((len(x),) + tuple(d for d in model.input_shape[1:]))
+        y = np.asarray(model.predict(xin, verbose=0, batch_size=1024), dtype=np.float64)
         return y.reshape(len(x), -1), "Keras predict (QKeras quantizers in floating point)"
     if path.suffix == ".onnx":
-        try:
-            import onnxruntime as ort
-            sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-            name = sess.get_inputs()[0].name
-            y = np.asarray(sess.run(None, {name: x})[0], dtype=np.float64)
-        except (ImportError, BondflowError):
-            return None
-        except Exception:  # custom domains (QONNX Quant) are not runnable by ONNX Runtime: no float reference
-            return None
+        return _onnx_predict(path, x)
+    return None, f"no framework runs '{path.suffix or path.name}' files (only .h5/.keras/SavedModel and .onnx)"
+
+
+def _onnx_predict(path: Path, x: np.ndarray) -> tuple[np.ndarray | None, str]:
+    try:
+        import onnxruntime as ort
+        sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        inp = sess.get_inputs()[0]
+        xin = x.reshape((len(x),) + tuple(int(d) for d in inp.shape[1:])) if all(isinstance(d, int) for d in inp.shape[1:]) else x
+        y = np.asarray(sess.run(None, {inp.name: xin})[0], dtype=np.float64)
         return y.reshape(len(x), -1), "ONNX Runtime"
-    return None
+    except ImportError:
+        ort_error = "onnxruntime is not installed"
+    except Exception as e:  # custom domains (QONNX Quant) are not runnable by ONNX Runtime
+        ort_error = f"ONNX Runtime cannot run it ({type(e).__name__})"
+    try:
+        return _qonnx_predict(path, x[:QONNX_MAX_SAMPLES])
+    except ImportError:
+        return None, f"{ort_error} and qonnx is not installed"
+    except Exception as e:
+        msg = str(e).splitlines()[0][:120] if str(e) else type(e).__name__
+        return None, f"{ort_error} and qonnx's execute_onnx failed ({type(e).__name__}: {msg})"
+
+
+def _qonnx_predict(path: Path, x: np.ndarray) -> tuple[np.ndarray, str]:
+    """qonnx's reference executor, one sample at a time (QONNX exports usually fix the batch size at 1)."""
+    from qonnx.core.modelwrapper import ModelWrapper
+    from qonnx.core.onnx_exec import execute_onnx
+    from qonnx.util.cleanup import cleanup_model
+    model = cleanup_model(ModelWrapper(str(path)))
+    iname, oname = model.graph.input[0].name, model.graph.output[0].name
+    shape = [int(d) for d in model.get_tensor_shape(iname)]
+    rows = [np.asarray(execute_onnx(model, {iname: xi.reshape([1] + shape[1:])})[oname], dtype=np.float64).reshape(-1)
+            for xi in x]
+    return np.stack(rows), "qonnx execute_onnx"

@@ -124,8 +124,8 @@ def _load_onnx(path: Path, default_precision: str | None, input_precision: str |
         return np.asarray(vals, dtype=np.float64), t
 
     def finish_dense(result: FixedType | None, requantized: bool = False) -> None:
-        """Close a pending MatMul(+Add): its type is the Quant after it, else the exact accumulator when an
-        activation follows (it does the rounding), else the default precision when given (as hls4ml)."""
+        """Close a pending MatMul(+Add): its type is the Quant after it, else the exact accumulator when a Relu
+        follows (it does the rounding), else the default precision when given (as hls4ml)."""
         d = state["dense"]
         if d is None:
             return
@@ -207,7 +207,9 @@ def _load_onnx(path: Path, default_precision: str | None, input_precision: str |
                 if _text(p.key) == TYPE_KEY:
                     d[5] = FixedType.parse(_text(p.value))
         elif t in ("Relu", "Softmax", "Sigmoid", "Identity"):
-            finish_dense(None, requantized=t != "Identity")
+            # Relu does the only rounding of an exact sum; a table activation (Softmax, Sigmoid) indexes its
+            # table with the top bits of its input, so its input takes the default precision (as hls4ml).
+            finish_dense(None, requantized=t == "Relu")
             if state["act"]:
                 finish_act(None, node.name)
             kind = {"Relu": "relu", "Softmax": "softmax", "Sigmoid": "sigmoid", "Identity": "linear"}[t]
@@ -227,6 +229,8 @@ def _load_onnx(path: Path, default_precision: str | None, input_precision: str |
     if inp is None or not ops:
         raise ModelLoadError(f"{path} must contain at least one supported layer, not none")
     meta = {"source": str(path), "source_sha256": hashlib.sha256(Path(path).read_bytes()).hexdigest(), "source_format": "onnx"}
+    if default is not None:
+        meta["default_precision"] = str(default)
     for p in proto.metadata_props:
         key = _text(p.key)
         if key.startswith("bondflow.meta.") and key[14:] not in ("source", "source_sha256", "source_format"):

@@ -17,7 +17,10 @@ from ..ir.types import FixedType
 from ..render_names import unique_name
 from .quant import DEFAULT_INPUT_PRECISION, accum_type_for, exact_raw, qkeras_type, quantize_checked, sidecar_options
 
-__all__ = ["load_keras", "SUPPORTED_LAYERS"]
+__all__ = ["load_keras", "SUPPORTED_LAYERS", "TABLE_ACTIVATIONS"]
+
+#: Activations computed from lookup tables addressed by the top bits of their input (hls4ml's nnet_activation.h).
+TABLE_ACTIVATIONS = ("softmax", "sigmoid")
 
 SUPPORTED_LAYERS = ("InputLayer", "Dense", "QDense", "Activation", "QActivation", "ReLU", "BatchNormalization",
                     "Dropout", "Flatten", "Softmax")
@@ -218,10 +221,13 @@ def load_keras(path: Path, default_precision: str | None = None, input_precision
             b_raw = exact_raw(bqv, bt, f"layer '{lname}' biases")
             acc = accum_type_for(cur_type, wt, bt, w.shape[0])
             act = _quantizer(layer, "activation")
-            # A result no activation requantizes takes the default precision (as hls4ml's Dense result does);
-            # without one (fully quantized QKeras) it stays the exact accumulator, equal to QKeras's float sums.
+            # A result no element-wise activation requantizes takes the default precision (as hls4ml's Dense
+            # result does); so does one feeding a table activation (softmax, sigmoid), which indexes its table
+            # with the top bits of its input: an exact accumulator there collapses every input onto one entry.
+            # Without a default (fully quantized QKeras) it stays the exact accumulator, equal to QKeras's sums.
             rtype = acc
-            if default_precision and not (_requantizes(act) or _next_requantizes(layers, idx + 1)):
+            follower = _activation_fn(act) if _requantizes(act) else _next_activation(layers, idx + 1)
+            if default_precision and (follower is None or follower in TABLE_ACTIVATIONS):
                 rtype = FixedType.parse(default_precision)
             name = unique_name(lname, names)
             ops.append(Dense(name=name, input=cur, result_type=rtype, weight=w_raw, weight_type=wt,
@@ -249,6 +255,8 @@ def load_keras(path: Path, default_precision: str | None = None, input_precision
             raise UnsupportedOpError(cls, lname, SUPPORTED_LAYERS)
     meta = {"source": str(path), "source_sha256": _sha256(path), "source_format": "keras",
             "input_precision": str(in_type)}
+    if default_precision:
+        meta["default_precision"] = str(FixedType.parse(default_precision))
     return Graph(name=_safe(model.name), input=inp, ops=tuple(ops), meta=meta)
 
 
@@ -256,18 +264,23 @@ def _requantizes(act: tuple[str, dict[str, Any]] | None) -> bool:
     return act is not None and act[0] != "linear"
 
 
-def _next_requantizes(layers: list[Any], i: int) -> bool:
-    """Whether the next layer (past a folded BatchNormalization) is an activation that sets its own type."""
+def _activation_fn(act: tuple[str, dict[str, Any]] | None) -> str | None:
+    """The function an activation applies ('relu', 'softmax', 'quantized_relu', ...); None for linear or none."""
+    return act[0] if _requantizes(act) else None
+
+
+def _next_activation(layers: list[Any], i: int) -> str | None:
+    """The function of the activation layer at ``i`` (past a folded BatchNormalization) that sets its own type, if any."""
     if i < len(layers) and type(layers[i]).__name__ == "BatchNormalization":
         i += 1
     if i >= len(layers):
-        return False
+        return None
     cls = type(layers[i]).__name__
     if cls == "Activation":
-        return getattr(layers[i].activation, "__name__", "") != "linear"
+        return _activation_fn((getattr(layers[i].activation, "__name__", ""), {}))
     if cls == "QActivation":
-        return _requantizes(_activation_from_quantizer(layers[i]))
-    return cls in ("ReLU", "Softmax")
+        return _activation_fn(_activation_from_quantizer(layers[i]))
+    return {"ReLU": "relu", "Softmax": "softmax"}.get(cls)
 
 
 def _apply_activation(act: tuple[str, dict[str, Any]], lname: str, add, default) -> None:

@@ -55,6 +55,7 @@ class SimResult:
     error: str | None = None
     log: str | None = None
     waves: str | None = None
+    fidelity: dict[str, Any] | None = None  # how closely the design follows the source model (bondflow.fidelity)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=1)
@@ -195,14 +196,15 @@ def _build(design: Design, root: Path, sim: str, waves: bool) -> tuple[Path, flo
 def simulate(design: Design | str | Path, vectors: int | TestVectors = 1000, simulator: str = "icarus", seed: int = 0,
              waves: bool = False, backpressure: bool = True, timeout_cycles: int | None = None,
              workdir: str | Path | None = None, data: np.ndarray | None = None, check: bool = False,
-             result_path: str | Path | None = None) -> SimResult:
+             result_path: str | Path | None = None, fidelity: Any = None) -> SimResult:
     """Simulate ``design`` on ``vectors`` (a count or TestVectors) and compare bit-exactly with its reference.
 
     The result is written atomically as JSON to ``result_path``, else to ``<design dir>/sim_result.json``
     when ``design`` is a directory. Raises DesignError for a directory without design.json,
     ToolNotFoundError when the simulator is missing, SimulationError when the RTL does not compile or
     the simulator cannot run; a mismatch or a cycle timeout is reported in the result (``passed``
-    False, ``error`` set), or raised as SimulationMismatch when ``check`` is True.
+    False, ``error`` set), or raised as SimulationMismatch when ``check`` is True. The result carries the
+    fidelity record (``fidelity``, else the one design.json or its graph carries), stated for this design.
     """
     tool = _require_simulator(simulator)
     design_dir = None
@@ -261,6 +263,9 @@ def simulate(design: Design | str | Path, vectors: int | TestVectors = 1000, sim
                        cycles=cycles, cycles_per_second=(r["total_cycles"] / r["wall_seconds"]) if r.get("wall_seconds") else None,
                        wall_seconds=wall, build_seconds=build_s, reference=tv.reference, seed=seed,
                        backpressure=backpressure, error=r.get("error"), log=str(log), waves=wave)
+    fid = fidelity if fidelity is not None else _recorded_fidelity(design, graph)
+    if fid is not None:
+        result.fidelity = fid.for_design(passed, result.vectors).to_dict()
     if result_path is not None:
         Path(result_path).parent.mkdir(parents=True, exist_ok=True)
         atomic_write_text(Path(result_path), result.to_json())
@@ -273,6 +278,15 @@ def simulate(design: Design | str | Path, vectors: int | TestVectors = 1000, sim
         raise SimulationMismatch(f"RTL must match the {tv.reference} model, not differ on {result.mismatches} of {result.vectors} vectors"
                                  + (f" ({result.error})" if result.error else ""))
     return result
+
+
+def _recorded_fidelity(design: Design, graph: Any) -> Any:
+    """The fidelity record design.json or its graph carries for this graph, if any."""
+    from ..fidelity import Fidelity, recorded
+    d = design.info.get("fidelity")
+    if isinstance(d, dict) and d.get("graph_digest") == graph.digest():
+        return Fidelity.from_dict(d)
+    return recorded(graph)
 
 
 def stream_bytes(design_dir: str | Path, data: bytes, out_bytes: int, simulator: str = "icarus",
