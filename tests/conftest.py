@@ -6,7 +6,10 @@ import pytest
 from bondflow.tools import has_tool
 
 # Tools `make setup` installs on every machine: under --require-tools their absence fails the test.
-INSTALLABLE = {"iverilog", "verilator", "yosys", "nextpnr-ecp5", "nextpnr-ice40", "ecppack", "icepack", "g++", "chromium"}
+INSTALLABLE = {"iverilog", "verilator", "yosys", "nextpnr-ecp5", "nextpnr-ice40", "ecppack", "icepack", "g++", "chromium",
+               "neuralbond", "basm", "bondmachine", "bmnumbers"}
+#: The BondMachine tools (Go, built by make setup from the pinned commit or its source snapshot).
+BM_TOOLS = ("neuralbond", "basm", "bondmachine")
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -24,3 +27,18 @@ def need_tool(request: pytest.FixtureRequest):
             pytest.fail(f"tool {name} must be installed by make setup, not missing")
         pytest.skip(f"{name} not installed")
     return check
+
+
+@pytest.fixture
+def need_bm(need_tool, request: pytest.FixtureRequest) -> None:
+    """The BondMachine tools and neuron library: skip without them, fail under --require-tools."""
+    for t in BM_TOOLS:
+        need_tool(t)
+    from bondflow.bondmachine.toolchain import find_neuron_library
+    from bondflow.errors import ToolNotFoundError
+    try:
+        find_neuron_library()
+    except ToolNotFoundError as e:
+        if request.config.getoption("--require-tools"):
+            pytest.fail(str(e))
+        pytest.skip(str(e))

@@ -11,14 +11,12 @@ import pytest
 from bondflow.bondmachine.netjson import config_json, net_json, plan
 from bondflow.bondmachine.numbers import encode_literal, literal_raw, parse_number_type
 from bondflow.bondmachine.numerics import run
-from bondflow.bondmachine.toolchain import TOOLS_MISSING, missing_tools
 from bondflow.errors import ConfigError, ToolNotFoundError, UnsupportedOpError
 from bondflow.ir.graph import Graph, TensorSpec
 from bondflow.ir.ops import Sigmoid
 from bondflow.ir.types import FixedType
 from simgraphs import one_layer
 
-needs_bm = pytest.mark.skipif(bool(missing_tools()), reason=TOOLS_MISSING)
 
 
 def test_number_types() -> None:
@@ -84,8 +82,7 @@ def test_missing_tools_say_how_to_install(monkeypatch: pytest.MonkeyPatch) -> No
 
 
 @pytest.mark.bmtools
-@needs_bm
-def test_tool_panic_is_reported(tmp_path) -> None:
+def test_tool_panic_is_reported(tmp_path, need_bm) -> None:
     from bondflow.bondmachine.toolchain import run_flow
     from bondflow.errors import ToolFailedError
     net = plan(one_layer(n_in=2, n_out=1), parse_number_type("fps16f10"))
@@ -98,9 +95,8 @@ def test_tool_panic_is_reported(tmp_path) -> None:
 
 @pytest.mark.bmtools
 @pytest.mark.sim
-@needs_bm
 @pytest.mark.parametrize("n_in,n_out,nt", [(3, 2, "fps16f10"), (5, 3, "fps16f8")])
-def test_small_rtl_matches_model(tmp_path, n_in: int, n_out: int, nt: str) -> None:
+def test_small_rtl_matches_model(tmp_path, need_bm, n_in: int, n_out: int, nt: str) -> None:
     from bondflow.codegen.base import generate
     from bondflow.sim.runner import simulate
     g = one_layer(n_in=n_in, n_out=n_out)
@@ -111,9 +107,8 @@ def test_small_rtl_matches_model(tmp_path, n_in: int, n_out: int, nt: str) -> No
 
 
 @pytest.mark.bmtools
-@needs_bm
 @pytest.mark.parametrize("nt", ["fps16f10", "fps32f16"])
-def test_bm_simulator_agrees_with_model(nt: str) -> None:
+def test_bm_simulator_agrees_with_model(need_bm, nt: str) -> None:
     """bondmachine -sim and bondflow's model give the same raw outputs (ReLU included), and outputs become valid."""
     from bondflow.bondmachine.bmsim import bm_ticks, cross_check
     from bondflow.codegen.base import generate

@@ -12,18 +12,19 @@ from typing import Any
 
 from ..errors import ToolFailedError, ToolNotFoundError
 from ..tools import find_tool, run_tool
+from .provenance import read_provenance, snapshot_candidates
 
 __all__ = ["BM_PIN", "BM_MODULE", "TOOLS_MISSING", "find_neuron_library", "prepare_library", "run_flow", "FlowResult",
-           "missing_tools", "OUR_NEURONS"]
+           "missing_tools", "OUR_NEURONS", "locate_neuron_library"]
 
 BM_MODULE = "github.com/BondMachineHQ/BondMachine"
 BM_PIN = os.environ.get("BM_VERSION", "c9e6992")
-#: Why tests skip on machines like this one.
-TOOLS_MISSING = "BondMachine Go tools not installed: the Go proxy returns 403 for github.com/BondMachineHQ/BondMachine"
+#: Why tests skip (without --require-tools) when the tools are missing.
+TOOLS_MISSING = "BondMachine Go tools not installed: run make setup (go install at the pin, else the source snapshot)"
 #: Neurons we ship (written for bondflow) that replace the pinned library's broken ones.
 OUR_NEURONS = ("relu",)
-_INSTALL = (f"CGO_ENABLED=0 go install {BM_MODULE}/cmd/{{tool}}@{BM_PIN}; if the Go proxy refuses the module, "
-            f"BM_SRC=/path/to/BondMachine/checkout make setup")
+_INSTALL = (f"make setup (CGO_ENABLED=0 go install {BM_MODULE}/cmd/{{tool}}@{BM_PIN}, else a source snapshot of that "
+            f"commit: BM_SRC=/path/to/BondMachine/checkout)")
 
 
 def missing_tools() -> list[str]:
@@ -36,31 +37,53 @@ def _require_tools() -> None:
         raise ToolNotFoundError(miss[0], _INSTALL.format(tool=miss[0]))
 
 
-def find_neuron_library() -> Path:
-    """``$BONDFLOW_BM_LIBRARY``, else the pinned module's source from ``go mod download``, else ``$BM_SRC``."""
+def _is_library(p: Path) -> bool:
+    return (p / "weight.nb").is_file() and (p / "frag-weight.basm").is_file()
+
+
+def _go_mod_library() -> Path | None:
+    """The pinned module's library from ``go mod download`` (works where the Go proxy serves the module)."""
+    go = shutil.which("go")
+    if not go:
+        return None
+    try:
+        r = subprocess.run([go, "mod", "download", "-json", f"{BM_MODULE}@{BM_PIN}"], capture_output=True, text=True,
+                           timeout=120, stdin=subprocess.DEVNULL, cwd="/")
+        d = json.loads(r.stdout or "{}").get("Dir") if r.returncode == 0 else None
+    except (OSError, subprocess.TimeoutExpired, json.JSONDecodeError):
+        return None
+    return Path(d) / "library" / "neurons" if d and _is_library(Path(d) / "library" / "neurons") else None
+
+
+def locate_neuron_library() -> tuple[Path, str]:
+    """The neuron library and where it was found: ``$BONDFLOW_BM_LIBRARY``, ``$BM_SRC``, the tools' provenance
+    (the source they were built from), a source snapshot of the pinned commit, then ``go mod download``."""
     env = os.environ.get("BONDFLOW_BM_LIBRARY")
     if env:
-        p = Path(env)
-        if not (p / "weight.nb").is_file():
+        if not _is_library(Path(env)):
             raise ToolNotFoundError("BondMachine neuron library",
-                                    f"BONDFLOW_BM_LIBRARY must name a library/neurons directory (with weight.nb), not {p}")
-        return p
-    go = shutil.which("go")
-    if go:
-        try:
-            r = subprocess.run([go, "mod", "download", "-json", f"{BM_MODULE}@{BM_PIN}"], capture_output=True, text=True,
-                               timeout=120, stdin=subprocess.DEVNULL, cwd="/")
-            d = json.loads(r.stdout or "{}").get("Dir") if r.returncode == 0 else None
-        except (OSError, subprocess.TimeoutExpired, json.JSONDecodeError):
-            d = None
-        if d and (Path(d) / "library" / "neurons" / "weight.nb").is_file():
-            return Path(d) / "library" / "neurons"
+                                    f"BONDFLOW_BM_LIBRARY must name a library/neurons directory (with weight.nb), not {env}")
+        return Path(env), "BONDFLOW_BM_LIBRARY"
     src = os.environ.get("BM_SRC")
-    if src and (Path(src) / "library" / "neurons" / "weight.nb").is_file():
-        return Path(src) / "library" / "neurons"
+    if src and _is_library(Path(src) / "library" / "neurons"):
+        return Path(src) / "library" / "neurons", "BM_SRC"
+    prov = read_provenance()
+    if prov and prov.get("library") and _is_library(Path(prov["library"])):
+        return Path(prov["library"]), f"the tools' source ({prov.get('method', '?')})"
+    for snap in snapshot_candidates():
+        if _is_library(snap / "library" / "neurons"):
+            return snap / "library" / "neurons", "source snapshot"
+    lib = _go_mod_library()
+    if lib is not None:
+        return lib, f"go mod download {BM_MODULE}@{BM_PIN}"
     raise ToolNotFoundError("BondMachine neuron library",
                             f"set BONDFLOW_BM_LIBRARY=/path/to/BondMachine/library/neurons, or BM_SRC=/path/to/checkout, "
                             f"or make `go mod download {BM_MODULE}@{BM_PIN}` work")
+
+
+def find_neuron_library() -> Path:
+    """The neuron library directory (see :func:`locate_neuron_library` for the search order)."""
+    return locate_neuron_library()[0]
 
 
 def prepare_library(dest: Path) -> Path:
