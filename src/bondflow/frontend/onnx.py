@@ -18,7 +18,8 @@ from .quant import DEFAULT_INPUT_PRECISION, accum_type_for, exact_raw, quantize_
 
 __all__ = ["load_onnx", "SUPPORTED_ONNX_OPS"]
 
-SUPPORTED_ONNX_OPS = ("Quant", "MatMul", "Gemm", "Add", "Relu", "Softmax", "Sigmoid", "Flatten", "Reshape", "Identity")
+SUPPORTED_ONNX_OPS = ("Quant", "MatMul", "Gemm", "Add", "Mul (a constant after a float MatMul)", "Relu", "Softmax", "Sigmoid",
+                      "Flatten", "Reshape", "Identity")
 # qonnx's rounding modes (intquant.resolve_rounding_mode) that are ap_fixed modes; CEIL and UP are not.
 _ROUNDING = {"ROUND": "RND_CONV", "HALF_EVEN": "RND_CONV", "FLOOR": "TRN", "DOWN": "TRN_ZERO",
              "HALF_UP": "RND_INF", "HALF_DOWN": "RND_ZERO"}
@@ -50,6 +51,17 @@ def _quant_type(node: Any, consts: dict[str, np.ndarray]) -> FixedType:
     width = int(bw)
     return FixedType(width, width - int(frac), signed=signed, rounding=_ROUNDING[rmode],
                      overflow="SAT_SYM" if narrow and signed else "SAT")
+
+
+def _folds_into(dense: list[Any] | None, node: Any, data: set[str], consts: dict[str, np.ndarray]) -> bool:
+    """Whether ``node`` (Mul, or an Add after the bias) scales/shifts a pending float MatMul's outputs by constants."""
+    if dense is None or not dense[6] or (node.op_type == "Add" and dense[2] is None):
+        return False
+    const_in = [i for i in node.input if i not in data]
+    if len(const_in) != 1 or const_in[0] not in consts:
+        return False
+    c = np.asarray(consts[const_in[0]])
+    return c.size in (1, dense[0].shape[1]) and c.ndim <= 2 and (c.ndim < 2 or c.shape[0] == 1)
 
 
 def _node_name(node: Any, names: set[str]) -> str:
@@ -116,9 +128,9 @@ def _load_onnx(path: Path, default_precision: str | None, input_precision: str |
     def weight(name: str, node: str) -> tuple[np.ndarray, FixedType]:
         if name in const_q:
             vals, t = const_q[name]
-        elif name in consts:
+        elif name in consts:  # float: rounded once when the layer is closed, after any BatchNormalization fold
             t = need_default("weights", node)
-            vals = quantize_checked(consts[name], t, f"node '{node}' constants")
+            vals = consts[name]
         else:
             raise UnsupportedOpError("MatMul of two dynamic tensors", node, SUPPORTED_ONNX_OPS)
         return np.asarray(vals, dtype=np.float64), t
@@ -129,10 +141,12 @@ def _load_onnx(path: Path, default_precision: str | None, input_precision: str |
         d = state["dense"]
         if d is None:
             return
-        w, wt, b, bt, name, acc_meta = d
+        w, wt, b, bt, name, acc_meta, _ = d
         if b is None:
             bt = bt or wt
             b = np.zeros(w.shape[1])
+        w = quantize_checked(w, wt, f"node '{name}' weights")  # values from Quant nodes are on the grid already
+        b = quantize_checked(b, bt, f"node '{name}' biases")
         acc = acc_meta or accum_type_for(state["type"], wt, bt, w.shape[0])
         if result is None and not requantized and default is not None:
             result = default
@@ -195,13 +209,25 @@ def _load_onnx(path: Path, default_precision: str | None, input_precision: str |
                         raise UnsupportedOpError(f"Gemm {a}={attrs[a].f}", node.name, SUPPORTED_ONNX_OPS)
             b, bt = (weight(node.input[2], node.name) if t == "Gemm" and len(node.input) > 2 else (None, None))
             acc_meta = next((FixedType.parse(_text(p.value)) for p in node.metadata_props if _text(p.key) == TYPE_KEY), None)
-            state["dense"] = [w, wt, b, bt, _node_name(node, names), acc_meta]
+            is_float = node.input[1] not in const_q and (b is None or node.input[2] not in const_q)
+            state["dense"] = [w, wt, b, bt, _node_name(node, names), acc_meta, is_float]
+        elif t in ("Mul", "Add") and _folds_into(state["dense"], node, data, consts):
+            # A per-output constant after a float MatMul (+bias): tf2onnx's BatchNormalization is Mul then Add.
+            d = state["dense"]
+            c = np.asarray(consts[next(i for i in node.input if i not in data)], dtype=np.float64).reshape(-1)
+            b = np.zeros(d[0].shape[1]) if d[2] is None else d[2]
+            if t == "Mul":
+                d[0], d[2] = d[0] * c[None, :], b * c
+            else:
+                d[2] = b + c
+            d[3] = d[3] or d[1]
         elif t == "Add":
             d = state["dense"]
             const_in = [i for i in node.input if i not in data]
             if d is None or d[2] is not None or len(const_in) != 1:
                 raise UnsupportedOpError("Add (other than a bias after MatMul)", node.name, SUPPORTED_ONNX_OPS)
             d[2], d[3] = weight(const_in[0], node.name)
+            d[6] = d[6] and const_in[0] not in const_q
             d[2] = d[2].reshape(-1)
             for p in node.metadata_props:
                 if _text(p.key) == TYPE_KEY:

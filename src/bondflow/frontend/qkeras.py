@@ -211,10 +211,11 @@ def load_keras(path: Path, default_precision: str | None = None, input_precision
                 wt = bt = default("weights", lname)
                 wq = quantize_checked(w, wt, f"layer '{lname}' weights")
                 bqv = quantize_checked(b, bt, f"layer '{lname}' biases")
-            # Fold a following BatchNormalization into this layer (as hls4ml's optimizer does).
+            # Fold a following BatchNormalization into this layer (as hls4ml's optimizer does); float weights
+            # fold before their only rounding, so the folded layer is as close to the float model as its type allows.
             nxt = layers[idx + 1] if idx + 1 < len(layers) else None
             if nxt is not None and type(nxt).__name__ == "BatchNormalization":
-                wq, bqv = _fold_bn(nxt, wq, bqv)
+                wq, bqv = _fold_bn(nxt, w if cls == "Dense" else wq, b if cls == "Dense" else bqv)
                 wq = quantize_checked(wq, wt, f"layer '{lname}' weights after folding {nxt.name}")
                 bqv = quantize_checked(bqv, bt, f"layer '{lname}' biases after folding {nxt.name}")
             w_raw = exact_raw(wq, wt, f"layer '{lname}' weights")

@@ -1,6 +1,7 @@
 """Run a design's RTL in cocotb (Icarus or Verilator) against its reference model: build once, test many."""
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
@@ -265,7 +266,7 @@ def simulate(design: Design | str | Path, vectors: int | TestVectors = 1000, sim
                        backpressure=backpressure, error=r.get("error"), log=str(log), waves=wave)
     fid = fidelity if fidelity is not None else _recorded_fidelity(design, graph)
     if fid is not None:
-        result.fidelity = fid.for_design(passed, result.vectors).to_dict()
+        result = dataclasses.replace(result, fidelity=fid.for_design(passed, result.vectors).to_dict())
     if result_path is not None:
         Path(result_path).parent.mkdir(parents=True, exist_ok=True)
         atomic_write_text(Path(result_path), result.to_json())
