@@ -12,7 +12,8 @@ from ...codegen.shell import interface_for, render_shell, shell_latency
 from ...design import Design
 from ...errors import ConfigError
 from ...ir.graph import Graph
-from .program import Layer, map_network
+from .program import Layer, TableLayer, map_network
+from .tables import table_unit
 
 __all__ = ["generate_moldable"]
 
@@ -65,8 +66,16 @@ def generate_moldable(graph: Graph, cores: int | list[int] = 1, tlast_mode: int 
     digest = graph.digest()
     hdr = header("moldable", digest)
     files: dict[str, str] = {}
-    layer_modules = []
+    layer_modules: list[tuple[str, Layer | TableLayer]] = []
+    table_files: list[str] = []
     for k, layer in enumerate(net.layers):
+        if isinstance(layer, TableLayer):
+            lmod = f"bondflow_moldable_{sanitize(layer.name)}"
+            unit = table_unit(layer, lmod, hdr)
+            files.update(unit)
+            table_files += sorted(f for f in unit if f != f"rtl/{lmod}.v") + [f"rtl/{lmod}.v"]
+            layer_modules.append((lmod, layer))
+            continue
         y_t = (layer.act or layer.dense).result_type
         core_info, assemble = [], []
         for c, core in enumerate(layer.cores):
@@ -90,10 +99,11 @@ def generate_moldable(graph: Graph, cores: int | list[int] = 1, tlast_mode: int 
     prev = ("in_data", "in_valid", "in_ready")
     for k, (lmod, layer) in enumerate(layer_modules):
         last = k == len(layer_modules) - 1
-        y_t = (layer.act or layer.dense).result_type
+        y_t, n_out = (layer.op.result_type, layer.n) if isinstance(layer, TableLayer) else \
+            ((layer.act or layer.dense).result_type, layer.dense.n_out)
         cur = ("out_data", "out_valid", "out_ready") if last else (f"b{k}_d", f"b{k}_v", f"b{k}_r")
         if not last:
-            lines += [f"    wire [{layer.dense.n_out * y_t.width - 1}:0] {cur[0]};", f"    wire {cur[1]}, {cur[2]};"]
+            lines += [f"    wire [{n_out * y_t.width - 1}:0] {cur[0]};", f"    wire {cur[1]}, {cur[2]};"]
         lines.append(f"    {lmod} u_{k} (.clk(clk), .rst_n(rst_n), .in_data({prev[0]}), .in_valid({prev[1]}), .in_ready({prev[2]}), "
                      f".out_data({cur[0]}), .out_valid({cur[1]}), .out_ready({cur[2]}));")
         prev = cur
@@ -105,12 +115,16 @@ def generate_moldable(graph: Graph, cores: int | list[int] = 1, tlast_mode: int 
     files["moldable.json"] = json.dumps(net.to_json_dict(), indent=1)
     files["graph.json"] = graph.to_json(indent=1)
     rtl = ["rtl/bondflow_requant.v"] + sorted(f for f in files if f.startswith("rtl/bondflow_moldable_") and "_c" in f.rsplit("/", 1)[1]) \
-        + [f"rtl/{m}.v" for m, _ in layer_modules] + [f"rtl/{core_mod}.v", "rtl/bondflow_top.v"]
+        + table_files + [f"rtl/{m}.v" for m, _ in layer_modules] + [f"rtl/{core_mod}.v", "rtl/bondflow_top.v"]
     rtl = list(dict.fromkeys(rtl))
-    info = {"cores": sum(len(l.cores) for l in net.layers), "cores_per_layer": [len(l.cores) for l in net.layers],
+    mac = [l for l in net.layers if isinstance(l, Layer)]
+    tables = [l for l in net.layers if isinstance(l, TableLayer)]
+    info = {"cores": sum(len(l.cores) for l in mac), "cores_per_layer": [len(l.cores) for l in mac],
             "program_cycles": [l.cycles for l in net.layers], "isa_latency": net.latency, "isa_ii": net.ii,
-            "opcodes": sorted({o for l in net.layers for c in l.cores for o in c.opcodes}), "tlast_mode": tlast_mode,
-            "lanes": lanes, "multipliers": lanes * sum(len(l.cores) for l in net.layers)}
+            "opcodes": sorted({o for l in mac for c in l.cores for o in c.opcodes}), "tlast_mode": tlast_mode,
+            "lanes": lanes, "multipliers": lanes * sum(len(l.cores) for l in mac) + sum(l.n for l in tables
+                                                                                      if l.op.kind == "softmax"),
+            "table_units": [f"{l.name} ({l.op.kind})" for l in tables]}
     return Design(arch="moldable", top="bondflow_top", language="verilog", files=files, interface=iface, graph_digest=digest,
                   rtl_files=tuple(rtl), latency_cycles=net.latency + shell_latency(iface, adapter=False),
                   ii_cycles=max(net.ii, iface.input.beats, iface.output.beats),

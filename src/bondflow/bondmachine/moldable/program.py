@@ -8,11 +8,13 @@ import numpy as np
 
 from ...codegen.layers import product_shape
 from ...errors import ConfigError, UnsupportedOpError
-from ...ir.graph import Graph
-from ...ir.ops import Activation, Dense, Flatten
+from ...ir.graph import Graph, TensorSpec
+from ...ir.ops import Activation, Dense, Flatten, Sigmoid, Softmax
+from ...ir.reference import run_raw
 from ...ir.types import FixedType
 
-__all__ = ["Instr", "Core", "Layer", "Network", "map_network", "simulate_isa", "OPCODES", "LAYER_OVERHEAD"]
+__all__ = ["Instr", "Core", "Layer", "TableLayer", "Network", "map_network", "simulate_isa", "OPCODES", "LAYER_OVERHEAD",
+           "TABLE_CYCLES"]
 
 #: The instruction set; each core's decoder holds only the opcodes its program uses. With L MAC lanes an
 #: instruction multiplies L inputs by L weights at once (x[a] * w stands for the sum over the lanes).
@@ -24,6 +26,8 @@ OPCODES = {
     "BIASO": "y[n] <- cast(bias[n])",
 }
 MAX_LANES = 16
+#: Pipeline depth of the dataflow table layers a table unit wraps (sigmoid: index, ROM; softmax: index, exp+sum+inverse, product).
+TABLE_CYCLES = {"sigmoid": 2, "softmax": 3}
 #: Cycles a layer adds around its longest program: start (input latched) and completion (outputs copied).
 LAYER_OVERHEAD = 2
 
@@ -62,14 +66,39 @@ class Layer:
 
 
 @dataclass
+class TableLayer:
+    """A softmax or sigmoid as one table unit (the dataflow architecture's ROMs, bit-exact with the golden model)."""
+
+    name: str
+    op: Sigmoid | Softmax
+    x_type: FixedType
+    n: int
+
+    @property
+    def cycles(self) -> int:
+        return TABLE_CYCLES[self.op.kind]
+
+    def to_json_dict(self) -> dict[str, Any]:
+        opcode = self.op.kind.upper()
+        return {"name": self.name, "kind": self.op.kind, "n_in": self.n, "n_out": self.n, "x_type": str(self.x_type),
+                "result_type": str(self.op.result_type), "cycles": self.cycles,
+                "cores": [{"name": f"{self.name}_table", "neurons": list(range(self.n)), "opcodes": [opcode],
+                           "program_length": 1, "program": [{"op": opcode, "a": [], "w": [], "n": 0}]}]}
+
+    def run(self, x: np.ndarray) -> np.ndarray:
+        """The golden model's kernel for this op on raw inputs (the RTL reads the same tables)."""
+        return run_raw(Graph(self.name, TensorSpec(self.op.input, self.n, self.x_type), (self.op,)), x)
+
+
+@dataclass
 class Network:
-    layers: list[Layer]
+    layers: list[Layer | TableLayer]
     lanes: int = 1
 
     def to_json_dict(self) -> dict[str, Any]:
         """The architecture description (in the spirit of bondmachine.json; documented in docs/moldable.md)."""
         return {"format": "bondflow-moldable", "version": 2, "lanes": self.lanes, "opcodes": OPCODES, "layers": [
-            {"name": l.name, "n_in": l.dense.n_in, "n_out": l.dense.n_out, "x_type": str(l.x_type),
+            l.to_json_dict() if isinstance(l, TableLayer) else {"name": l.name, "n_in": l.dense.n_in, "n_out": l.dense.n_out, "x_type": str(l.x_type),
              "weight_type": str(l.dense.weight_type), "accum_type": str(l.dense.accum_type),
              "result_type": str((l.act or l.dense).result_type), "cycles": l.cycles,
              "cores": [{"name": c.name, "neurons": c.neurons, "opcodes": c.opcodes, "program_length": len(c.program),
@@ -110,7 +139,7 @@ def map_network(graph: Graph, cores_per_layer: int | list[int] = 1, lanes: int =
     """
     if not isinstance(lanes, int) or isinstance(lanes, bool) or not 1 <= lanes <= MAX_LANES:
         raise ConfigError(f"MAC lanes per core must be an integer in 1..{MAX_LANES}, not {lanes!r}")
-    layers: list[Layer] = []
+    layers: list[Layer | TableLayer] = []
     ops = list(graph.ops)
     cur = graph.input.type
     i = 0
@@ -119,12 +148,20 @@ def map_network(graph: Graph, cores_per_layer: int | list[int] = 1, lanes: int =
         if isinstance(op, Flatten) and op.result_type == cur:
             i += 1
             continue
+        if isinstance(op, (Sigmoid, Softmax)):
+            last = layers[-1] if layers else None
+            n = graph.input.size if last is None else last.dense.n_out if isinstance(last, Layer) else last.n
+            layers.append(TableLayer(op.name, op, cur, n))
+            cur = op.result_type
+            i += 1
+            continue
         if not isinstance(op, Dense):
-            raise UnsupportedOpError(op.kind, op.name, ["dense (+ relu/linear)", "flatten"], "the moldable generator")
+            raise UnsupportedOpError(op.kind, op.name, ["dense (+ relu/linear)", "flatten", "sigmoid", "softmax"],
+                                     "the moldable generator")
         product_shape(op, cur, "the moldable generator")  # raises unless the accumulator is exact and wraps
         nxt = ops[i + 1] if i + 1 < len(ops) else None
         act = nxt if isinstance(nxt, Activation) and nxt.input == op.name else None
-        k = len(layers)
+        k = sum(isinstance(l, Layer) for l in layers)  # cores are given per dense layer
         if isinstance(cores_per_layer, list):
             if k >= len(cores_per_layer):
                 raise ConfigError(f"cores per layer must list one value per dense layer, not only {len(cores_per_layer)}")
@@ -146,8 +183,9 @@ def map_network(graph: Graph, cores_per_layer: int | list[int] = 1, lanes: int =
         layers.append(Layer(op.name, op, act, cur, cores))
         cur = (act or op).result_type
         i += 2 if act else 1
-    if cores_per_layer and isinstance(cores_per_layer, list) and len(cores_per_layer) != len(layers):
-        raise ConfigError(f"cores per layer must list {len(layers)} values, not {len(cores_per_layer)}")
+    n_dense = sum(isinstance(l, Layer) for l in layers)
+    if cores_per_layer and isinstance(cores_per_layer, list) and len(cores_per_layer) != n_dense:
+        raise ConfigError(f"cores per layer must list {n_dense} values, not {len(cores_per_layer)}")
     return Network(layers, lanes)
 
 
@@ -156,6 +194,11 @@ def simulate_isa(net: Network, x_raw: np.ndarray) -> tuple[np.ndarray, dict[str,
     x = np.asarray(x_raw, dtype=np.int64)
     cycles = {"latency": 0, "ii": 0}
     for layer in net.layers:
+        if isinstance(layer, TableLayer):
+            x = layer.run(x)
+            cycles["latency"] += layer.cycles + LAYER_OVERHEAD
+            cycles["ii"] = max(cycles["ii"], layer.cycles + 1)
+            continue
         d, acc_t = layer.dense, layer.dense.accum_type
         shift = acc_t.frac_bits - (layer.x_type.frac_bits + d.weight_type.frac_bits)
         bias = acc_t.requantize(d.bias, d.bias_type.frac_bits)
