@@ -79,3 +79,29 @@ def test_core_count_out_of_range(graphs) -> None:
         bondflow.generate(graphs["iris"], "moldable", cores=[4, 4, 8])
     with pytest.raises(ConfigError, match="must be in 1"):
         bondflow.generate(graphs["iris"], "moldable", cores=0)
+
+
+# BondMachine's own Iris design (fps16f10, 251 CPs), Icarus: benchmarks/results/bondmachine.json
+BONDMACHINE_IRIS_LATENCY, BONDMACHINE_IRIS_II = 174, 173
+
+
+def test_default_cores_are_sized_from_the_model(graphs) -> None:
+    """No options: cores per layer from the model; the II of one core per neuron (capped at 16) with fewer cores."""
+    for name, g in graphs.items():
+        d = bondflow.generate(g, "moldable")
+        auto, full = map_network(g, "auto"), map_network(g, 16)
+        assert d.info["cores_per_layer"] == [len(l.cores) for l in auto.layers]
+        assert auto.ii == full.ii and sum(d.info["cores_per_layer"]) <= sum(len(l.cores) for l in full.layers)
+    d = bondflow.generate(graphs["iris"], "moldable")
+    assert d.latency_cycles < BONDMACHINE_IRIS_LATENCY / 3 and d.ii_cycles < BONDMACHINE_IRIS_II / 10
+    with pytest.raises(ConfigError, match="cores must be a number, a list of numbers or 'auto', not 'many'"):
+        bondflow.generate(graphs["iris"], "moldable", cores="many")
+
+
+@pytest.mark.sim
+def test_default_rtl_is_bit_exact(graphs, tmp_path, need_tool) -> None:
+    need_tool("iverilog")
+    d = bondflow.generate(graphs["iris"], "moldable")
+    r = simulate(d.write(tmp_path / "m"), 1000, simulator="icarus", seed=5)
+    assert r.passed, r.summary()
+    assert r.latency_cycles == d.latency_cycles and r.ii_cycles == d.ii_cycles

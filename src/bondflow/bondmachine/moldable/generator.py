@@ -54,9 +54,10 @@ def _core_text(layer: Layer, core, module: str, hdr: str) -> str:
 
 
 @register_arch("moldable")
-def generate_moldable(graph: Graph, cores: int | list[int] = 1, tlast_mode: int = 0, stream_width: int | None = None,
+def generate_moldable(graph: Graph, cores: int | list[int] | str = "auto", tlast_mode: int = 0, stream_width: int | None = None,
                       lanes: int = 1, **options: Any) -> Design:
-    """``cores``: processors per layer (one number for all layers, or a list); ``lanes``: multipliers per core.
+    """``cores``: processors per layer (one number for all layers, a list, or "auto": sized from the model, see
+    ``auto_cores``); ``lanes``: multipliers per core.
 
     Both trade area for latency: cores split a layer's neurons, lanes split a neuron's multiply-accumulates.
     """

@@ -14,7 +14,7 @@ from ...ir.reference import run_raw
 from ...ir.types import FixedType
 
 __all__ = ["Instr", "Core", "Layer", "TableLayer", "Network", "map_network", "simulate_isa", "OPCODES", "LAYER_OVERHEAD",
-           "TABLE_CYCLES"]
+           "TABLE_CYCLES", "AUTO_MAX_CORES", "auto_cores"]
 
 #: The instruction set; each core's decoder holds only the opcodes its program uses. With L MAC lanes an
 #: instruction multiplies L inputs by L weights at once (x[a] * w stands for the sum over the lanes).
@@ -26,6 +26,8 @@ OPCODES = {
     "BIASO": "y[n] <- cast(bias[n])",
 }
 MAX_LANES = 16
+#: ``cores="auto"`` (the default) gives a layer at most this many cores (one per neuron below it).
+AUTO_MAX_CORES = 16
 #: Pipeline depth of the dataflow table layers a table unit wraps (sigmoid: index, ROM; softmax: index, exp+sum+inverse, product).
 TABLE_CYCLES = {"sigmoid": 2, "softmax": 3}
 #: Cycles a layer adds around its longest program: start (input latched) and completion (outputs copied).
@@ -132,13 +134,38 @@ def _program(d: Dense, neurons: list[int], lanes: int) -> list[Instr]:
     return prog
 
 
-def map_network(graph: Graph, cores_per_layer: int | list[int] = 1, lanes: int = 1) -> Network:
+def _pack(d: Dense, n_cores: int, lanes: int) -> tuple[list[list[int]], int]:
+    """Neurons onto ``n_cores`` cores, longest first onto the least loaded; also the longest program (cycles)."""
+    load = [(max(-(-int(np.count_nonzero(d.weight[:, j])) // lanes), 1), j) for j in range(d.n_out)]
+    bins: list[list[int]] = [[] for _ in range(n_cores)]
+    work = [0] * n_cores
+    for w, j in sorted(load, reverse=True):
+        c = work.index(min(work))
+        bins[c].append(j)
+        work[c] += w
+    return bins, max(work)
+
+
+def auto_cores(graph: Graph, lanes: int = 1) -> list[int]:
+    """Cores per dense layer sized from the model: the II is set by the slowest layer with one core per neuron
+    (at most AUTO_MAX_CORES); every layer then gets the fewest cores that keep its program within that II."""
+    dense = [o for o in graph.ops if isinstance(o, Dense)]
+    target = max(_pack(d, min(d.n_out, AUTO_MAX_CORES), lanes)[1] for d in dense)
+    return [next(c for c in range(1, d.n_out + 1) if _pack(d, c, lanes)[1] <= target) for d in dense]
+
+
+def map_network(graph: Graph, cores_per_layer: int | list[int] | str = "auto", lanes: int = 1) -> Network:
     """Split each Dense(+activation) layer's neurons over its cores, balancing multiply-accumulates.
 
-    ``lanes``: multipliers per core; an instruction does that many multiply-accumulates of one neuron.
+    ``cores_per_layer``: one number (at most that many per layer), a list (one per dense layer) or ``"auto"``
+    (:func:`auto_cores`). ``lanes``: multipliers per core; an instruction does that many multiply-accumulates of one neuron.
     """
     if not isinstance(lanes, int) or isinstance(lanes, bool) or not 1 <= lanes <= MAX_LANES:
         raise ConfigError(f"MAC lanes per core must be an integer in 1..{MAX_LANES}, not {lanes!r}")
+    if isinstance(cores_per_layer, str):
+        if cores_per_layer != "auto":
+            raise ConfigError(f"cores must be a number, a list of numbers or 'auto', not {cores_per_layer!r}")
+        cores_per_layer = auto_cores(graph, lanes)
     layers: list[Layer | TableLayer] = []
     ops = list(graph.ops)
     cur = graph.input.type
@@ -170,13 +197,7 @@ def map_network(graph: Graph, cores_per_layer: int | list[int] = 1, lanes: int =
             n_cores = min(cores_per_layer, op.n_out) if isinstance(cores_per_layer, int) and cores_per_layer >= 1 else cores_per_layer
         if not isinstance(n_cores, int) or not 1 <= n_cores <= op.n_out:
             raise ConfigError(f"cores for layer '{op.name}' must be in 1..{op.n_out} (its neurons), not {n_cores}")
-        load = [(max(-(-int(np.count_nonzero(op.weight[:, j])) // lanes), 1), j) for j in range(op.n_out)]
-        bins: list[list[int]] = [[] for _ in range(n_cores)]
-        work = [0] * n_cores
-        for w, j in sorted(load, reverse=True):  # longest first onto the least loaded core
-            c = work.index(min(work))
-            bins[c].append(j)
-            work[c] += w
+        bins, _ = _pack(op, n_cores, lanes)
         cores = [Core(f"l{k}c{c}", k, sorted(b)) for c, b in enumerate(bins)]
         for c in cores:
             c.program = _program(op, c.neurons, lanes)
