@@ -121,3 +121,63 @@ def test_bm_simulator_agrees_with_model(need_bm, nt: str) -> None:
         ntype = parse_number_type(nt)
         ticks = bm_ticks(bm, np.array([1 << 10, -(1 << 10), 0, 5]), ntype.prefix, int(ntype.frac), Path(tmp))
     assert len(ticks) == 3 and all(10 < t < 400 for t in ticks)
+
+
+def _softmax_graph(n_in: int = 4, n_out: int = 3, res: str = "fixed<16,6>") -> Graph:
+    from bondflow.ir.ops import Softmax
+    g = one_layer(n_in=n_in, n_out=n_out, relu=False)
+    return Graph("sm", g.input, (*g.ops, Softmax(name="sm", input="fc", result_type=FixedType.parse(res))))
+
+
+def test_fps_div_matches_the_verilog_divider() -> None:
+    """sign(a) sign(b) * trunc(|a| 2^f / |b|), wrapped; the same as Go's fpDiv and the generated divider."""
+    from bondflow.bondmachine.numerics import fps_div
+    from bondflow.errors import QuantizationError
+    nt = parse_number_type("fps16f10")
+    a, b = np.array([3 << 10, -(3 << 10), 7, -7, 1 << 10]), np.array([2 << 10, 2 << 10, -(3 << 10), -(3 << 10), 1])
+    assert fps_div(a, b, nt).tolist() == [1536, -1536, -2, 2, 0]  # 2^20 wraps to 0 in 16 bits
+    with pytest.raises(QuantizationError, match="divisor must be non-zero"):
+        fps_div(a, np.zeros(5, dtype=np.int64), nt)
+
+
+def test_softmax_plan_and_expprec_bound() -> None:
+    from bondflow.bondmachine.netjson import max_expprec
+    assert [max_expprec(parse_number_type(n)) for n in ("fps8f4", "fps16f10", "fps16f8", "fps32f16")] == [3, 4, 5, 7]
+    g = _softmax_graph()
+    net = plan(g, parse_number_type("fps16f10"))
+    assert net.softmax == "softmax" and net.expprec == 4
+    nj = net_json(net)
+    assert [n["Type"] for n in nj["Nodes"]].count("softmax") == 3
+    assert sum(1 for w in nj["Weights"] if w["Layer"] == 2) == 9  # every softmax neuron reads every logit
+    assert config_json(net, "")["Params"]["expprec"] == "4"
+    with pytest.raises(ConfigError, match=r"expprec must be an integer in 1\.\.4 for fps16f10"):
+        plan(g, parse_number_type("fps16f10"), expprec=10)
+    with pytest.raises(ConfigError, match="softmax neuron must be one of"):
+        plan(g, parse_number_type("fps16f10"), softmax_neuron="argmax")
+
+
+def test_softmax_model_follows_the_fragment() -> None:
+    """softmax: e(x) = 1 + sum x^k/k! in fps steps, then e_j / sum; exact for small inputs, far off for large ones."""
+    from bondflow.bondmachine.numerics import softmax_neuron
+    nt = parse_number_type("fps32f16")
+    x = np.array([[0, 0, 0], [1 << 16, 0, -(1 << 16)]], dtype=np.int64)
+    y = softmax_neuron(x, "softmax", 7, nt) / 2.0 ** 16
+    assert np.allclose(y[0], 1 / 3, atol=2e-5)
+    assert np.allclose(y[1], np.exp([1, 0, -1]) / np.exp([1, 0, -1]).sum(), atol=1e-3)
+    q = softmax_neuron(x, "softmaxq", 0, nt) / 2.0 ** 16
+    assert q[1].tolist() == [16.0, 6.0, 2.0]  # 6 + 6x + 3x^2 + x^3, not normalised
+
+
+@pytest.mark.bmtools
+@pytest.mark.sim
+def test_softmax_rtl_and_bm_simulator_match_model(tmp_path, need_bm) -> None:
+    """BondMachine's softmax neurons: RTL == bondflow's model == bondmachine -sim (fps16f10, expprec 4)."""
+    from bondflow.bondmachine.bmsim import cross_check
+    from bondflow.codegen.base import generate
+    from bondflow.sim.runner import simulate
+    d = generate(_softmax_graph(), "bondmachine", number_type="fps16f10")
+    assert d.info["reference"] == "bondmachine-fps16f10-softmax4"
+    r = simulate(d.write(tmp_path / "d"), vectors=150, simulator="icarus")
+    assert r.passed, r.summary()
+    c = cross_check(d, vectors=15, ticks=3000)
+    assert c.agree == c.vectors == 15, c.first_disagreements

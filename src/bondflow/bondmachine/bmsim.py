@@ -13,7 +13,7 @@ from ..design import Design
 from ..errors import ToolFailedError
 from ..tools import run_tool
 from .numbers import parse_number_type
-from .numerics import bm_to_output, input_to_bm, run
+from .numerics import bm_to_output, input_to_bm, reference_for
 
 __all__ = ["BMSimResult", "bm_simulate", "bm_ticks", "cross_check"]
 
@@ -90,7 +90,7 @@ def cross_check(design: Design | str | Path, vectors: int = 100, seed: int = 0, 
     nt = parse_number_type(str(d.info["number_type"]))
     tv = make_vectors(graph, vectors, seed, data, "golden")
     x_bm = input_to_bm(tv.inputs, graph.input.type, nt)
-    expected = run(graph, tv.inputs, nt)
+    expected = reference_for(str(d.info["reference"]))(graph, tv.inputs)
     with tempfile.TemporaryDirectory(prefix="bondflow-bmsim-") as tmp:
         bm = Path(tmp) / "bondmachine.json"
         bm.write_text(d.files["bondmachine/bondmachine.json"])

@@ -18,6 +18,7 @@ from ..ir.graph import Graph
 from .model import summarize
 from .netjson import config_json, net_json, plan
 from .numbers import parse_number_type
+from .numerics import reference_name
 from .toolchain import BM_PIN, OUR_NEURONS, run_flow
 
 __all__ = ["generate_bondmachine", "CORE_MODULE", "prepare_for_sim"]
@@ -40,21 +41,23 @@ def prepare_for_sim(text: str) -> str:
 
 @register_arch("bondmachine")
 def generate_bondmachine(graph: Graph, number_type: str = "fps16f10", tlast_mode: int = 0, stream_width: int | None = None,
-                         benchmark_core: bool = False, expprec: int = 10, keep_display: bool = False,
-                         workdir: str | None = None, **options: Any) -> Design:
+                         benchmark_core: bool = False, expprec: int | None = None, softmax_neuron: str = "softmax",
+                         keep_display: bool = False, workdir: str | None = None, **options: Any) -> Design:
     """Lower ``graph`` to neuralbond's net JSON, run the three tools, wrap ``bondmachine`` behind the shell.
 
     ``number_type``: fps<s>f<f> or fixed<s,i> (bit-exact, checked in RTL), float32/float16 (generated, not wrapped yet).
+    A final softmax becomes BondMachine's ``softmax_neuron`` (softmax or softmaxq) with ``expprec`` Taylor terms
+    (default: the most whose factorials fit the register, ``max_expprec``).
     """
     if options:
         raise ConfigError(f"bondmachine options must be among number_type, tlast_mode, stream_width, benchmark_core, "
-                          f"expprec, keep_display, workdir, not {sorted(options)}")
+                          f"expprec, softmax_neuron, keep_display, workdir, not {sorted(options)}")
     nt = parse_number_type(number_type)
     if not nt.is_fixed:
         raise ConfigError(f"number type must be fps<s>f<f> or fixed<s,i> for a simulatable design, not {nt.name}: "
                           "the wrapper does not convert float32/float16 to the graph's fixed-point stream yet")
-    net = plan(graph, nt)
-    nj, cfg = net_json(net), config_json(net, "", expprec)
+    net = plan(graph, nt, softmax_neuron, expprec)
+    nj, cfg = net_json(net), config_json(net, "")
     tmp = Path(tempfile.mkdtemp(prefix="bondflow-bm-", dir=workdir))
     try:
         flow = run_flow(nj, cfg, nt.name, nt.bits, tmp / "flow", benchmark_core=benchmark_core)
@@ -91,7 +94,8 @@ def generate_bondmachine(graph: Graph, number_type: str = "fps16f10", tlast_mode
     files["rtl/bondflow_top.v"] = render_shell(CORE_MODULE, iface, digest, "bondmachine", tlast_mode)
     files["graph.json"] = graph.to_json(indent=1)
     model = summarize(json.loads(files[f"{bm_dir}/bondmachine.json"]), json.loads(files[f"{bm_dir}/bminfo.json"]))
-    info = {"reference": nt.reference_name, "number_type": nt.name, "register_size": nt.bits, "bm_pin": BM_PIN,
+    info = {"reference": reference_name(nt, net.softmax, net.expprec), "softmax_neuron": net.softmax,
+            "expprec": net.expprec or None, "number_type": nt.name, "register_size": nt.bits, "bm_pin": BM_PIN,
             "connecting_processors": model["processors"], "bonds": model["bond_count"],
             "weights": net.weights_count(), "pruned_zero_weights": net.pruned_zero_weights,
             "inexact_constants": sum(l.inexact for l in net.layers),
@@ -103,7 +107,7 @@ def generate_bondmachine(graph: Graph, number_type: str = "fps16f10", tlast_mode
     return Design(arch="bondmachine", top="bondflow_top", language="verilog", files=files, interface=iface, graph_digest=digest,
                   rtl_files=tuple(rtl), latency_cycles=None, ii_cycles=None,
                   options={"number_type": nt.name, "tlast_mode": tlast_mode, "stream_width": stream_width,
-                           "benchmark_core": benchmark_core, "expprec": expprec, "keep_display": keep_display,
+                           "benchmark_core": benchmark_core, "expprec": net.expprec or None, "softmax_neuron": softmax_neuron, "keep_display": keep_display,
                            "verilator_args": ["--no-timing", "-Wno-STMTDLY", "-Wno-fatal", "-Wno-lint", "-Wno-style", "-Wno-MULTIDRIVEN",
                                               "-Wno-INITIALDLY", "-Wno-COMBDLY"]},
                   info=info, generator_version=__version__)

@@ -1,4 +1,4 @@
-"""Graph -> neuralbond's TrainedNet JSON and config: one BondMachine neuron per output of every dense layer."""
+"""Graph -> neuralbond's TrainedNet JSON and config: one BondMachine neuron per dense output, plus its softmax neurons."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -8,12 +8,26 @@ import numpy as np
 
 from ..errors import ConfigError, UnsupportedOpError
 from ..ir.graph import Graph
-from ..ir.ops import Activation, Dense, Flatten
+from ..ir.ops import Activation, Dense, Flatten, Softmax
 from .numbers import NumberType, encode_literal, float_literal
 
-__all__ = ["BMLayer", "BMNet", "plan", "net_json", "config_json", "SUPPORTED"]
+__all__ = ["BMLayer", "BMNet", "plan", "net_json", "config_json", "SUPPORTED", "SOFTMAX_NEURONS", "max_expprec"]
 
-SUPPORTED = ("dense", "activation(relu)", "activation(linear)", "flatten")
+SUPPORTED = ("dense", "activation(relu)", "activation(linear)", "flatten", "softmax (last layer)")
+#: BondMachine's softmax neurons: ``softmax`` (Taylor exp with ``expprec`` terms, then divided by their sum) and
+#: ``softmaxq`` (6 + 6x + 3x^2 + x^3, not normalised).
+SOFTMAX_NEURONS = ("softmax", "softmaxq")
+
+
+def max_expprec(nt: NumberType) -> int:
+    """Largest ``expprec`` whose factorials fit the register: softmax.nb divides x^k by k! held in an fps register,
+    and a wrapped k! (0 for fps16f10 at k = 8) turns the division into garbage or a division by zero."""
+    if not nt.is_fixed:
+        return 10
+    k, fact = 1, 1
+    while fact * (k + 1) < 1 << (nt.bits - 1 - int(nt.frac)):
+        k, fact = k + 1, fact * (k + 1)
+    return k
 
 
 @dataclass(frozen=True, eq=False)
@@ -39,6 +53,8 @@ class BMNet:
     n_out: int
     pruned_zero_weights: int = 0
     notes: list[str] = field(default_factory=list)
+    softmax: str | None = None  # "softmax" or "softmaxq" after the last layer, or None
+    expprec: int = 0  # Taylor terms of the softmax neuron (0 without one)
 
     def weights_count(self) -> int:
         return sum(int(np.count_nonzero(self.keep(l))) for l in self.layers)
@@ -71,10 +87,22 @@ def _to_number(values: np.ndarray, frac: int, nt: NumberType) -> tuple[np.ndarra
     return vals, enc, int(np.count_nonzero(vals != real))
 
 
-def plan(graph: Graph, nt: NumberType) -> BMNet:
-    """Lower ``graph``: Dense [+ ReLU/linear Activation] -> one neuron layer; anything else is UnsupportedOpError."""
+def plan(graph: Graph, nt: NumberType, softmax_neuron: str = "softmax", expprec: int | None = None) -> BMNet:
+    """Lower ``graph``: Dense [+ ReLU/linear Activation] -> one neuron layer; a final Softmax -> one BondMachine
+    softmax neuron per output (``softmax_neuron``, ``expprec`` terms, default :func:`max_expprec`); anything else is
+    UnsupportedOpError."""
     layers: list[BMLayer] = []
     ops = [o for o in graph.ops if not isinstance(o, Flatten)]
+    softmax: str | None = None
+    if ops and isinstance(ops[-1], Softmax) and len(ops) > 1:
+        if softmax_neuron not in SOFTMAX_NEURONS:
+            raise ConfigError(f"softmax neuron must be one of {SOFTMAX_NEURONS}, not {softmax_neuron!r}")
+        top = max_expprec(nt)
+        expprec = top if expprec is None else expprec
+        if not isinstance(expprec, int) or isinstance(expprec, bool) or not 1 <= expprec <= top:
+            raise ConfigError(f"expprec must be an integer in 1..{top} for {nt.name} (k! of every Taylor term must fit "
+                              f"the register), not {expprec!r}")
+        softmax, ops = softmax_neuron, ops[:-1]
     i = 0
     while i < len(ops):
         op = ops[i]
@@ -82,6 +110,8 @@ def plan(graph: Graph, nt: NumberType) -> BMNet:
             what = f"activation({op.function})" if isinstance(op, Activation) else op.kind
             if isinstance(op, Activation) and op.function in ("relu", "linear"):
                 what += " not after a dense layer"
+            if isinstance(op, Softmax):
+                what = "softmax not as the last layer after a dense one"
             raise UnsupportedOpError(what, op.name, SUPPORTED, "the bondmachine architecture (neuralbond neurons)")
         neuron = "linear"
         if i + 1 < len(ops) and isinstance(ops[i + 1], Activation):
@@ -95,9 +125,9 @@ def plan(graph: Graph, nt: NumberType) -> BMNet:
         b, bj, bi = _to_number(op.bias, op.bias_type.frac_bits, nt)
         layers.append(BMLayer(op.name, neuron, w, b, wj, bj, wi + bi))
         i += 1
-    net = BMNet(nt, tuple(layers), graph.input.size, graph.output.size)
     pruned = sum(int(np.count_nonzero(~BMNet.keep(l))) for l in layers)
-    return BMNet(nt, net.layers, net.n_in, net.n_out, pruned)
+    return BMNet(nt, tuple(layers), graph.input.size, graph.output.size, pruned, softmax=softmax,
+                 expprec=int(expprec or 0) if softmax else 0)
 
 
 def net_json(net: BMNet) -> dict[str, Any]:
@@ -113,14 +143,20 @@ def net_json(net: BMNet) -> dict[str, Any]:
                     weights.append({"Layer": k, "PosCurrLayer": j, "PosPrevLayer": i, "Value": float(layer.json_weight[i, j])})
     out_l = len(net.layers) + 1
     one = encode_literal(1 << int(net.number_type.frac), net.number_type) if net.number_type.is_fixed else 1.0
+    if net.softmax:  # every softmax neuron reads every logit through a weight-1 CP (input index = logit position)
+        for j in range(net.n_out):
+            nodes.append({"Layer": out_l, "Pos": j, "Type": net.softmax, "Bias": 0.0})
+            weights += [{"Layer": out_l, "PosCurrLayer": j, "PosPrevLayer": i, "Value": one} for i in range(net.n_out)]
+        out_l += 1
     for j in range(net.n_out):
         nodes.append({"Layer": out_l, "Pos": j, "Type": "output", "Bias": 0.0})
         weights.append({"Layer": out_l, "PosCurrLayer": j, "PosPrevLayer": j, "Value": one})
     return {"Nodes": nodes, "Weights": weights}
 
 
-def config_json(net: BMNet, neuron_lib: str, expprec: int = 10) -> dict[str, Any]:
+def config_json(net: BMNet, neuron_lib: str) -> dict[str, Any]:
     """neuralbond's -config-file: ``signshift`` feeds our relu fragment (Rsize - 1); ``expprec`` (Taylor terms of
     the softmax neuron) is set explicitly because neuralbond stops without it whenever a softmax is present."""
+    expprec = net.expprec or max_expprec(net.number_type)
     return {"DataType": net.number_type.name, "TypePrefix": net.number_type.prefix,
             "Params": {"signshift": str(net.number_type.bits - 1), "expprec": str(expprec)}, "Pruned": [], "Collapsed": [], "NeuronLibPath": neuron_lib}
