@@ -14,7 +14,7 @@ EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
 def run(out: Path) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "bondflow.cli.main", "compare", str(EXAMPLES / "iris" / "model.h5"),
-                           "--arch", "dataflow,dataflow:rf=4,bondmachine", "--vectors", "200", "-o", str(out)],
+                           "--arch", "dataflow,dataflow:rf=4,moldable:lanes=99", "--vectors", "200", "-o", str(out)],
                           capture_output=True, text=True)
 
 
@@ -23,9 +23,10 @@ def test_compare_report_resume_and_failure(tmp_path, need_tool) -> None:
     need_tool("yosys")
     out = tmp_path / "report"
     r = run(out)
-    assert r.returncode == 1, r.stderr  # bondmachine cannot run here: the others still complete
+    assert r.returncode == 1, r.stderr  # one architecture is asked for what it cannot build: the others still complete
     res = {x["label"]: x for x in json.loads((out / "results.json").read_text())["results"]}
-    assert res["bondmachine"]["status"] == "failed" and "neuralbond" in res["bondmachine"]["error"]
+    bad = res["moldable:lanes=99"]
+    assert bad["status"] == "failed" and bad["failed_step"] == "generate" and "lanes" in bad["error"]
     for label in ("dataflow", "dataflow:rf=4"):
         x = res[label]
         step_dir = out / label.replace(":", "_").replace("=", "") / label.split(":")[0]
@@ -43,10 +44,16 @@ def test_compare_report_resume_and_failure(tmp_path, need_tool) -> None:
     from bondflow.frontend.float_model import float_predict
     yf, _ = float_predict(EXAMPLES / "iris" / "model.h5", d["x_test"])
     assert fm["accuracy"] == float(np.mean(yf.argmax(1) == d["y_test"]))
-    assert 0.5 < res["dataflow"]["float_agreement"] <= 1 and res["bondmachine"]["float_agreement"] is None
+    assert 0.5 < res["dataflow"]["float_agreement"] <= 1 and bad["float_agreement"] is None
     assert f"Float model ({fm['source']}): accuracy" in (out / "report.md").read_text()
+    # The fidelity record: measured once on the example's data, stated for each design.
+    fid = json.loads((out / "results.json").read_text())["fidelity"]
+    assert fid["reference"] == fm["source"] and fid["samples"] == len(d["x_test"]) and fid["agreement"] >= 0.95
+    assert res["dataflow"]["fidelity"]["applies_to"].startswith("design (bit-exact")
+    assert bad["fidelity"]["applies_to"].startswith("golden model only")
+    assert "Fidelity vs Keras predict" in (out / "report.md").read_text()
     page = (out / "report.html").read_text()
-    assert "id='float-model'" in page
+    assert "id='float-model'" in page and "id='fidelity'" in page
     assert "<table id='results'>" in page and "data:image/png;base64," in page
     # A rerun resumes every finished step and gives identical results.
     run(out)

@@ -52,6 +52,9 @@ def test_sweep_points_pareto_and_resume(tmp_path, need_tool) -> None:
         assert x["status"] == "ok" and x["bit_exact"] is True and x["vectors"] == 50
         assert (x["latency_cycles"], x["ii_cycles"], x["mismatches"]) == (sim["latency_cycles"], sim["ii_cycles"], sim["mismatches"])
         assert (x["lut"], x["ff"], x["dsp"], x["bram"]) == (syn["lut"], syn["ff"], syn["dsp"], syn["bram"])
+        # A graph JSON built in Python has no source model: the record says so, with no figure.
+        assert p["fidelity"]["reference"] is None and "no source model" in p["fidelity"]["unavailable"]
+        assert p["fidelity"]["agreement"] is None
     # The Pareto set, recomputed here from the step files: minimal latency and LUTs.
     coords = {p["key"]: (p["result"]["latency_cycles"], p["result"]["lut"]) for p in pts}
     front = {k for k, c in coords.items() if not dominated(c, list(coords.values()))}

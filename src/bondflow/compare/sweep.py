@@ -349,6 +349,7 @@ def run_sweep(sweep: Sweep, out: Path, client: Any, points: list[Point], graphs:
             status = result["status"] + ("" if result["status"] == "ok" else f" ({result.get('error')})")
             progress(f"[{n}/{len(todo)}] {p.target} {p.label}: {status} ({time.monotonic() - t0:.0f} s)")
     ordered = [records[p.key] for p in points]
+    _attach_fidelity(ordered, graphs, sweep, data[0], progress)
     front = pareto_front(ordered, sweep.objectives)
     for r in ordered:
         r["pareto"] = r["key"] in front
@@ -357,6 +358,27 @@ def run_sweep(sweep: Sweep, out: Path, client: Any, points: list[Point], graphs:
     atomic_write_text(out / "sweep.json", json.dumps(summary, indent=1, default=str))
     atomic_write_text(out / "sweep.md", markdown(ordered, sweep))
     return ordered
+
+
+def _attach_fidelity(records: list[dict[str, Any]], graphs: dict[str, Graph], sweep: Sweep, x: Any,
+                     progress: Callable[[str], None]) -> None:
+    """One fidelity measurement per graph of the grid (precisions change it), stated for each point's design."""
+    from ..fidelity import measure
+    fids = {}
+    for d in dict.fromkeys(r["graph_digest"] for r in records):
+        if d in graphs:
+            fids[d] = measure(graphs[d], sweep.model, data=x)
+            progress(f"sweep: graph {d[:12]}: {fids[d].summary()}")
+    for r in records:
+        f = fids.get(r["graph_digest"])
+        r["fidelity"] = None if f is None else f.for_design(r["result"].get("bit_exact"), r["result"].get("vectors")).to_dict()
+
+
+def _fidelity_cell(f: dict[str, Any] | None) -> str:
+    if not f or f.get("reference") is None:
+        return "-"
+    v = f"{f['agreement']:.3f}" if f.get("agreement") is not None else f"{100 * (f.get('mean_error') or 0):.2f} %"
+    return v + (" POOR" if f.get("warnings") else "")
 
 
 def _cell(v: Any) -> str:
@@ -368,16 +390,17 @@ def _cell(v: Any) -> str:
 def markdown(records: list[dict[str, Any]], sweep: Sweep) -> str:
     """The sweep as a markdown table, Pareto-optimal points marked with a star."""
     cols = ("latency_cycles", "ii_cycles", "lut", "ff", "dsp", "bram", "accuracy")
-    head = ["pareto", "target", "point", "status", "bit_exact", *cols, "key"]
+    head = ["pareto", "target", "point", "status", "bit_exact", *cols, "fidelity", "key"]
     lines = [f"# bondflow sweep: {sweep.path.name} ({sweep.model.name}, {sweep.vectors} vectors, {sweep.simulator})", "",
              "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in records:
         res = r["result"]
         row = ["*" if r["pareto"] else "", r["target"], r["label"], res["status"], _cell(res.get("bit_exact")),
-               *(_cell(res.get(c)) for c in cols), r["key"][:12]]
+               *(_cell(res.get(c)) for c in cols), _fidelity_cell(r.get("fidelity")), r["key"][:12]]
         lines.append("| " + " | ".join(row) + " |")
     lines += ["", f"\\* Pareto-optimal per target, minimizing {' and '.join(sweep.objectives)} "
-                  "(ok, bit-exact points only)."]
+                  "(ok, bit-exact points only). fidelity: class agreement with the source model (classifiers) or "
+                  "mean error relative to its output range (regressors), POOR when a warning applies."]
     lines += [f"- **{r['target']} {r['label']}** failed in {r['result'].get('failed_step')}: {r['result'].get('error')}"
               for r in records if r["result"]["status"] != "ok"]
     return "\n".join(lines) + "\n"
