@@ -167,7 +167,7 @@ def test_design_and_sim_carry_fidelity_and_stay_bit_exact(models, tmp_path, need
     """dataflow RTL (Icarus, many vectors) and hls4ml's C simulation equal the golden model for the float models."""
     need_tool("iverilog")
     need_tool("g++")
-    for name, vectors in (("mlp", 200), ("bn", 400), ("sigmoid", 400)):
+    for name, vectors in (("mlp", 200), ("bn", 400), ("sigmoid", 400), ("bn_onnx", 300)):
         r = _cli("generate", str(models[name]), "--default-precision", DEFAULT, "--arch", "dataflow", "-o", name,
                  cwd=tmp_path)
         assert r.returncode == 0, r.stderr
