@@ -1,4 +1,10 @@
-"""The real BondMachine per example: CPs, tool times, its simulator's agreement and ticks, RTL clocks vs moldable (same run)."""
+"""BondMachine vs moldable (default, fastest) vs dataflow per example: cycles, II, LUT/FF/DSP, tool-step times, agreement.
+
+Per example (and, for the classifiers, the same model with a softmax appended): the real BondMachine design's
+RTL against bondflow's model of its arithmetic and against ``bondmachine -sim``, its distance to the golden model,
+and the same measurements for moldable and dataflow. Long: run it by hand, not in ``make test``:
+``.venv/bin/python benchmarks/bench_bondmachine.py --examples iris,jet_tagger,muon_pt``.
+"""
 from __future__ import annotations
 
 import argparse
@@ -13,105 +19,162 @@ from typing import Any
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-# moldable (cores, lanes) compared per example (those of benchmarks/results/moldable.json, plus iris 16 and 16x4).
-MOLDABLE = {"iris": ((4, 1), (16, 1), (16, 4)), "jet_tagger": ((8, 1), (32, 1), (32, 4))}
+RESULTS = ROOT / "benchmarks" / "results"
+#: moldable's fastest configuration measured here: one core per neuron (at most 16 per layer), 4 MAC lanes each.
+FASTEST = {"cores": 16, "lanes": 4}
+CLASSIFIERS = ("iris", "jet_tagger")
 
 
-def _ratio(a: float | None, b: float | None) -> float | None:
-    return round(a / b, 2) if a is not None and b else None
+def _known_resources(digest: str, target: str) -> dict[str, Any] | None:
+    """A bench_synth/bench_bondmachine row of this exact design (same digest), so yosys does not run twice."""
+    for name in ("synth.json", "bondmachine.json"):
+        path = RESULTS / name
+        doc = json.loads(path.read_text()) if path.exists() else {}
+        for r in doc.get("rows", []):
+            for m in [r, *(v for v in r.values() if isinstance(v, dict))]:
+                if m.get("digest") == digest and m.get("target", target) == target and m.get("lut") is not None:
+                    return {k: m.get(k) for k in ("lut", "ff", "dsp", "bram")} | {"from": f"{name} (same digest)"}
+    return None
 
 
-def _resources(design_dir: Path, target: str | None) -> dict[str, Any] | None:
-    """yosys LUT/FF/DSP of a design on ``target`` (None: not measured)."""
-    if not target:
-        return None
+def _resources(design: Any, design_dir: Path, a: argparse.Namespace, big: bool) -> dict[str, Any]:
+    known = _known_resources(design.digest(), a.target)
+    if known:
+        return known
+    if not a.synth or (big and not a.synth_big):
+        return {"lut": None, "from": "not measured (--synth / --synth-big)"}
     from bondflow.synth.flow import synthesize
-    r = synthesize(design_dir, target)
-    return {"target": target, "lut": r.lut, "ff": r.ff, "dsp": r.dsp, "bram": r.bram, "seconds": r.wall_seconds}
+    t0 = time.monotonic()
+    r = synthesize(design_dir, a.target)
+    return {"lut": r.lut, "ff": r.ff, "dsp": r.dsp, "bram": r.bram, "from": f"this run ({time.monotonic() - t0:.0f} s)"}
 
 
-def bench_example(ex: str, nt: str, a: argparse.Namespace, tmp: Path) -> dict[str, Any]:
-    import bondflow
-    from bondflow.bondmachine.bmsim import bm_ticks, cross_check
-    from bondflow.bondmachine.numbers import parse_number_type
-    from bondflow.bondmachine.numerics import input_to_bm
+def _with_softmax(g: Any) -> Any:
+    from bondflow.ir.graph import Graph
+    from bondflow.ir.ops import Softmax
+    from bondflow.ir.types import FixedType
+    return Graph(g.name + "_softmax", g.input, (*g.ops, Softmax(name="probs", input=g.ops[-1].name,
+                                                                 result_type=FixedType(16, 6))))
+
+
+def _golden_distance(g: Any, ref: str, data: np.ndarray) -> dict[str, Any]:
+    """BondMachine's outputs (its model, = its RTL) against the golden model on the example's real test inputs."""
+    from bondflow.ir.reference import quantize_input, run_raw
+    from bondflow.sim.vectors import reference_for
+    x = quantize_input(g, data)
+    gold, bm = run_raw(g, x), reference_for(ref)(g, x)
+    t = g.output.type
+    diff = np.abs(t.to_float(bm) - t.to_float(gold))
+    out = {"samples": len(x), "max_abs_diff": float(diff.max()), "mean_abs_diff": round(float(diff.mean()), 5),
+           "raw_equal_fraction": round(float(np.mean(np.all(bm == gold, axis=1))), 4)}
+    if g.output.size > 1:
+        out["argmax_agreement"] = round(float(np.mean(bm.argmax(1) == gold.argmax(1))), 4)
+    return out
+
+
+def bench_bondmachine(g: Any, label: str, nt: str, data: np.ndarray, a: argparse.Namespace, tmp: Path) -> dict[str, Any]:
+    from bondflow.bondmachine.bmsim import cross_check
     from bondflow.codegen.base import generate
     from bondflow.sim.runner import simulate
-    g = bondflow.load_model(ROOT / "examples" / ex / "model.h5")
-    data = np.load(ROOT / "examples" / ex / "data.npz")["x_test"]
     t0 = time.monotonic()
     d = generate(g, "bondmachine", number_type=nt, workdir=str(tmp))
-    row: dict[str, Any] = {"example": ex, "number_type": nt, "connecting_processors": d.info["connecting_processors"],
+    row: dict[str, Any] = {"design": "bondmachine", "model": label, "number_type": nt, "reference": d.info["reference"],
+                           "digest": d.digest(), "connecting_processors": d.info["connecting_processors"],
                            "bonds": d.info["bonds"], "generate_seconds": round(time.monotonic() - t0, 2),
-                           **{f"{s['tool']}_seconds": s["seconds"] for s in d.info["tool_steps"]}}
+                           "tool_seconds": {s["tool"]: s["seconds"] for s in d.info["tool_steps"]}}
+    row["golden_distance"] = _golden_distance(g, d.info["reference"], data)
     print(json.dumps(row), flush=True)
-    # BondMachine's own simulator: ticks until every output is valid, on a few real samples (branch-free code:
-    # the count should not depend on the data; min and max show whether it does).
-    ntype = parse_number_type(nt)
-    bm = tmp / f"{ex}-bondmachine.json"
-    bm.write_text(d.files["bondmachine/bondmachine.json"])
-    from bondflow.sim.vectors import make_vectors
-    tv = make_vectors(g, a.tick_vectors, 0, data, "golden")
-    x_bm = input_to_bm(tv.inputs, g.input.type, ntype)
-    ticks = [max(bm_ticks(bm, r, ntype.prefix, int(ntype.frac), tmp)) for r in x_bm]
-    row.update(sim_ticks_per_inference=max(ticks), sim_ticks_min=min(ticks), sim_tick_vectors=len(ticks))
-    if a.cross_check:
+    ddir = d.write(tmp / f"{label}-bm")
+    if a.rtl_vectors:
         t0 = time.monotonic()
-        r = cross_check(d, vectors=a.cross_check, data=data, ticks=max(ticks) + 50)
-        row.update(bm_sim_agree=r.agree, bm_sim_vectors=r.vectors, cross_check_seconds=round(time.monotonic() - t0, 1))
+        r = simulate(ddir, vectors=a.rtl_vectors, simulator=a.simulator, data=data)
+        row.update(rtl_vectors=r.vectors, rtl_mismatches=r.mismatches, rtl_equals_model=r.passed,
+                   latency_cycles=r.latency_cycles, ii_cycles=r.ii_cycles, rtl_seconds=round(time.monotonic() - t0, 1))
+        print(json.dumps(row), flush=True)
+    if a.bmsim_vectors:
+        t0 = time.monotonic()
+        ticks = 2 * (row.get("latency_cycles") or a.bmsim_ticks)  # ticks <= clocks per inference: 2x lets every CP redo it
+        c = cross_check(d, vectors=a.bmsim_vectors, data=data, ticks=ticks)
+        row.update(bmsim_vectors=c.vectors, bmsim_agree=c.agree, bmsim_ticks_per_sample=ticks,
+                   bmsim_seconds=round(time.monotonic() - t0, 1), bmsim_first_disagreements=c.first_disagreements[:2])
+        print(json.dumps(row), flush=True)
+    row["resources"] = _resources(d, ddir, a, big=True)
+    return row
+
+
+def bench_generated(g: Any, label: str, arch: str, opts: dict[str, Any], data: np.ndarray, a: argparse.Namespace,
+                    tmp: Path) -> dict[str, Any]:
+    import bondflow
+    from bondflow.sim.runner import simulate
+    t0 = time.monotonic()
+    d = bondflow.generate(g, arch, **opts)
+    gen = round(time.monotonic() - t0, 2)
+    name = arch + "".join(f" {k}={v}" for k, v in opts.items()) if opts else arch + (" default" if arch == "moldable" else "")
+    ddir = d.write(tmp / f"{label}-{name.replace(' ', '_').replace('=', '')}")
+    row: dict[str, Any] = {"design": name, "model": label, "digest": d.digest(), "generate_seconds": gen,
+                           "latency_cycles": d.latency_cycles, "ii_cycles": d.ii_cycles}
+    if arch == "moldable":
+        row["cores_per_layer"] = d.info["cores_per_layer"]
+    if a.other_rtl_vectors:
+        r = simulate(ddir, vectors=a.other_rtl_vectors, simulator="verilator" if a.fast_sim else a.simulator, data=data)
+        row.update(rtl_vectors=r.vectors, bit_exact=r.passed, latency_cycles=r.latency_cycles, ii_cycles=r.ii_cycles)
+    row["resources"] = _resources(d, ddir, a, big=arch == "dataflow" and label != "iris")
     print(json.dumps(row), flush=True)
-    if a.sim:
-        # RTL clocks (bondflow's wrapper included) and the moldable reference, same simulator, same run.
-        r = simulate(d.write(tmp / f"{ex}-bm"), vectors=a.sim, simulator=a.simulator, data=data)
-        row.update(rtl_vectors=r.vectors, rtl_mismatches=r.mismatches, rtl_latency_cycles=r.latency_cycles,
-                   rtl_ii_cycles=r.ii_cycles)
-        bm_res = _resources(tmp / f"{ex}-bm", a.synth)
-        row["rtl_resources"] = bm_res
-        for c, lanes in MOLDABLE.get(ex, ()):
-            key = f"moldable_cores{c}" + (f"_lanes{lanes}" if lanes > 1 else "")
-            mdir = bondflow.generate(g, "moldable", cores=c, lanes=lanes).write(tmp / f"{ex}-{key}")
-            m = simulate(mdir, vectors=a.sim, simulator=a.simulator, data=data)
-            res = _resources(mdir, a.synth)
-            row[key] = {"bit_exact": m.passed, "latency_cycles": m.latency_cycles, "ii_cycles": m.ii_cycles,
-                        "bm_rtl_latency_ratio": _ratio(r.latency_cycles, m.latency_cycles),
-                        "bm_rtl_ii_ratio": _ratio(r.ii_cycles, m.ii_cycles),
-                        "bm_sim_ticks_ratio": _ratio(max(ticks), m.latency_cycles), "resources": res,
-                        "bm_lut_ratio": _ratio(bm_res["lut"], res["lut"]) if bm_res and res else None}
-            print(json.dumps(row), flush=True)
     return row
 
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__)
-    p.add_argument("--examples", default="iris", help="comma list of examples/<name>")
-    p.add_argument("--types", default="fps16f10", help="comma list of number types")
-    p.add_argument("--tick-vectors", type=int, default=5, help="samples whose simulator ticks are measured")
-    p.add_argument("--cross-check", type=int, default=30, help="vectors compared with bondmachine -sim (0: none)")
-    p.add_argument("--sim", type=int, default=0, help="vectors to RTL-simulate, with the moldable reference (0: none)")
-    p.add_argument("--simulator", default="icarus")
-    p.add_argument("--synth", default=None, help="also yosys resources of every design on this target (e.g. xc7z020)")
-    p.add_argument("--tools-origin", default="", help="how the Go tools were obtained, recorded verbatim")
-    p.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "bondmachine.json"))
+    p.add_argument("--examples", default="iris,jet_tagger,muon_pt", help="comma list of examples/<name>")
+    p.add_argument("--number-type", default="fps16f10")
+    p.add_argument("--rtl-vectors", type=int, default=500, help="vectors per BondMachine RTL simulation (0: none)")
+    p.add_argument("--other-rtl-vectors", type=int, default=0,
+                   help="vectors per moldable/dataflow RTL simulation (0: the generators' cycle figures, equal to RTL in tests)")
+    p.add_argument("--bmsim-vectors", type=int, default=500, help="vectors compared with bondmachine -sim (0: none)")
+    p.add_argument("--bmsim-ticks", type=int, default=2000, help="simulator ticks per sample when the RTL was not run")
+    p.add_argument("--append", action="store_true", help="add rows to --out instead of replacing it")
+    p.add_argument("--simulator", default="icarus", help="for BondMachine's RTL (its <= #1 delays suit Icarus)")
+    p.add_argument("--fast-sim", action="store_true", help="Verilator for the moldable and dataflow designs")
+    p.add_argument("--target", default="xc7z020")
+    p.add_argument("--synth", action="store_true", help="run yosys for designs without a same-digest measurement")
+    p.add_argument("--synth-big", action="store_true", help="also for BondMachine and large dataflow designs (hours)")
+    p.add_argument("--no-softmax", action="store_true", help="skip the classifiers' softmax variants")
+    p.add_argument("--only-bondmachine", action="store_true")
+    p.add_argument("--out", default=str(RESULTS / "bondmachine.json"))
     a = p.parse_args()
-    from bondflow.bondmachine.toolchain import BM_PIN, TOOLS_MISSING, missing_tools
-    from bondflow.tools import find_tool
+    import bondflow
+    from bondflow.bondmachine.provenance import read_provenance
+    from bondflow.bondmachine.toolchain import BM_PIN, missing_tools
     if missing_tools():
-        print(f"skipped: {TOOLS_MISSING}")
-        return 0
-    rows = []
+        print(f"bondmachine column skipped: missing {', '.join(missing_tools())} (make setup)")
+        return 1
+    out_path = Path(a.out)
+    rows: list[dict[str, Any]] = json.loads(out_path.read_text())["rows"] if a.append and out_path.exists() else []
+
+    def save() -> None:
+        doc = {"benchmark": "bondmachine", "machine": platform.machine(), "python": platform.python_version(),
+               "bm_pin": BM_PIN, "tools_origin": read_provenance(), "simulator": a.simulator, "target": a.target,
+               "notes": ["latency/II: clock cycles of the wrapped design, measured in RTL (one sample in flight for "
+                         "BondMachine); moldable/dataflow without RTL vectors: the generator's figures, equal to RTL in tests",
+                         "bmsim: bondmachine -sim, several samples per run (bondflow.bondmachine.bmsim.bm_simulate)",
+                         "golden_distance: BondMachine's outputs vs the golden model on the example's test inputs"],
+               "rows": rows}
+        out_path.parent.mkdir(parents=True, exist_ok=True)
+        out_path.write_text(json.dumps(doc, indent=1) + "\n")
+
     with tempfile.TemporaryDirectory(prefix="bench-bm-") as tmp:
         for ex in a.examples.split(","):
-            for nt in a.types.split(","):
-                rows.append(bench_example(ex, nt, a, Path(tmp)))
-    out = {"benchmark": "bondmachine", "machine": platform.machine(), "python": platform.python_version(),
-           "bm_pin": BM_PIN, "tools": {t: str(find_tool(t)) for t in ("neuralbond", "basm", "bondmachine")},
-           "tools_origin": a.tools_origin, "simulator": a.simulator,
-           "notes": ["sim_ticks: bondmachine -sim ticks until every output is valid (1 tick = 1 instruction per CP, "
-                     "multi-cycle ops count 1); rtl_*: clock cycles of the wrapped design (one sample in flight)",
-                     "ratios: BondMachine / moldable, measured in this run with the same simulator"],
-           "rows": rows}
-    Path(a.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(a.out).write_text(json.dumps(out, indent=1) + "\n")
+            g = bondflow.load_model(ROOT / "examples" / ex / "model.h5")
+            data = np.load(ROOT / "examples" / ex / "data.npz")["x_test"]
+            variants = [(ex, g)] + ([(f"{ex}+softmax", _with_softmax(g))] if ex in CLASSIFIERS and not a.no_softmax else [])
+            for label, gv in variants:
+                rows.append({"example": ex, **bench_bondmachine(gv, label, a.number_type, data, a, Path(tmp))})
+                save()
+                if a.only_bondmachine:
+                    continue
+                for arch, opts in (("moldable", {}), ("moldable", FASTEST), ("dataflow", {})):
+                    rows.append({"example": ex, **bench_generated(gv, label, arch, opts, data, a, Path(tmp))})
+                    save()
     return 0
 
 

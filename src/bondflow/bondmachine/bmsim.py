@@ -61,23 +61,33 @@ def bm_ticks(bm_json: Path, row: np.ndarray, prefix: str, frac: int, workdir: Pa
     return ticks
 
 
-def bm_simulate(bm_json: Path, x_bm: np.ndarray, prefix: str, type_name: str, frac: int, ticks: int, workdir: Path) -> np.ndarray:
-    """Raw BondMachine outputs for each row of raw inputs ``x_bm``: one simulator run per sample (it has no batch mode)."""
+def bm_simulate(bm_json: Path, x_bm: np.ndarray, prefix: str, type_name: str, frac: int, ticks: int, workdir: Path,
+                per_run: int = 50) -> np.ndarray:
+    """Raw BondMachine outputs for each row of raw inputs ``x_bm``. The simulator has no batch mode, but its network
+    runs forever: sample s is set at tick s*ticks and its outputs read at tick (s+1)*ticks - 1, ``per_run`` samples per
+    simulator run. ``ticks`` must let every CP recompute after an input change (twice an inference is ample); a
+    sample read too early would show stale or mixed values, i.e. disagree with the model, not pass by accident."""
     n_out = json.loads(Path(bm_json).read_text())["Outputs"]
     out = np.zeros((x_bm.shape[0], n_out), dtype=np.int64)
-    for s, row in enumerate(x_bm):
-        rules = _set_inputs(row, prefix, frac)
-        rules += [{"Timec": 0, "Tick": ticks, "Action": 1, "Object": f"o{k}", "Extra": type_name, "Suspended": False}
-                  for k in range(n_out)]
-        sb, rep = workdir / f"sb{s}.json", workdir / f"rep{s}.txt"
+    for start in range(0, x_bm.shape[0], per_run):
+        rows = x_bm[start:start + per_run]
+        rules: list[dict[str, object]] = []
+        for s, row in enumerate(rows):
+            rules += [{**r, "Tick": s * ticks} for r in _set_inputs(row, prefix, frac)]
+            rules += [{"Timec": 0, "Tick": (s + 1) * ticks - 1, "Action": 1, "Object": f"o{k}", "Extra": type_name,
+                       "Suspended": False} for k in range(n_out)]
+        sb, rep = workdir / f"sb{start}.json", workdir / f"rep{start}.txt"
         sb.write_text(json.dumps({"Rules": rules}))
         run_tool("bondmachine", ["-bondmachine-file", str(bm_json), "-sim", "-simbox-file", str(sb), "-sim-interactions",
-                                 str(ticks + 1), "-sim-report", str(rep)], cwd=workdir, log=workdir / f"sim{s}.log")
-        lines = [l for l in rep.read_text().splitlines() if l.strip()]
-        vals = _VALUE.findall(lines[-1]) if lines else []
-        if len(vals) != n_out:
-            raise ToolFailedError("bondmachine", 0, rep, f"simulator report must hold {n_out} values, not {lines[-1:]}")
-        out[s] = [round(float(v) * (1 << frac)) for v in vals]  # exact: the report prints the raw value / 2^f in full
+                                 str(len(rows) * ticks), "-sim-report", str(rep)], cwd=workdir, log=workdir / f"sim{start}.log")
+        lines = [l for l in rep.read_text().splitlines()[1:] if l.strip()]  # first line: the header
+        if len(lines) != len(rows):
+            raise ToolFailedError("bondmachine", 0, rep, f"simulator report must hold {len(rows)} rows, not {len(lines)}")
+        for s, line in enumerate(lines):
+            vals = _VALUE.findall(line)
+            if len(vals) != n_out:
+                raise ToolFailedError("bondmachine", 0, rep, f"simulator report rows must hold {n_out} values, not {line!r}")
+            out[start + s] = [round(float(v) * (1 << frac)) for v in vals]  # exact: raw / 2^f printed in full
     return out
 
 
