@@ -153,7 +153,7 @@ def test_float_onnx_needs_default_precision(tmp_path) -> None:
 
 
 @pytest.mark.parametrize("attrs, match", [(dict(signed=0, narrow=1), "unsigned narrow"),
-                                          (dict(bits=1), "at least 2")])
+                                          (dict(rounding="CEIL"), "rounding_mode must be one of")])
 def test_quant_without_fixed_point_meaning_refused(tmp_path, attrs, match) -> None:
     b = Builder()
     b.quant("x", "xq", 8, 4)

@@ -1,8 +1,12 @@
 """ONNX / QONNX frontend: qonnx cleanup, then Quant/MatMul/Gemm/Add/Relu/... chains into a Graph."""
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import io
+import logging
 import math
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -16,10 +20,19 @@ from ..render_names import unique_name
 from .onnx_export import NAME_KEY, TYPE_KEY
 from .quant import DEFAULT_INPUT_PRECISION, accum_type_for, exact_raw, quantize_checked
 
-__all__ = ["load_onnx", "SUPPORTED_ONNX_OPS"]
+__all__ = ["load_onnx", "SUPPORTED_ONNX_OPS", "BIPOLAR_TYPE"]
 
-SUPPORTED_ONNX_OPS = ("Quant", "MatMul", "Gemm", "Add", "Mul (a constant after a float MatMul)", "Relu", "Softmax", "Sigmoid",
-                      "Flatten", "Reshape", "Identity")
+SUPPORTED_ONNX_OPS = ("Quant", "BipolarQuant", "MatMul", "Gemm", "Add", "Mul (a constant after a float MatMul)", "Relu", "Softmax",
+                      "Sigmoid", "Flatten", "Reshape", "Identity")
+# op_types the node loop handles (some only in certain positions; it reports those itself).
+_HANDLED = {"Quant", "BipolarQuant", "MatMul", "Gemm", "Add", "Mul", "Relu", "Softmax", "Sigmoid", "Flatten", "Reshape",
+            "Identity"}
+# Custom-op domains qonnx executes and renames during its cleanup: QKeras->QONNX and FINN write the old
+# 'finn.custom_op.general' (or 'finn'), Brevitas writes 'onnx.brevitas', often without an opset import.
+_QONNX_DOMAINS = ("qonnx.custom_op.general", "finn.custom_op.general", "onnx.brevitas", "finn")
+#: A bipolar value sign(x)*s is held as h = (sign - 1)/2 in {-1, 0}: floor then saturate to this type gives
+#: exactly -1 for x < 0 and 0 for x >= 0; the next Dense reads s*sign = 2*s*h + s exactly (weights 2sW, bias + s*sum W).
+BIPOLAR_TYPE = FixedType(1, 1, signed=True, rounding="TRN", overflow="SAT")
 # qonnx's rounding modes (intquant.resolve_rounding_mode) that are ap_fixed modes; CEIL and UP are not.
 _ROUNDING = {"ROUND": "RND_CONV", "HALF_EVEN": "RND_CONV", "FLOOR": "TRN", "DOWN": "TRN_ZERO",
              "HALF_UP": "RND_INF", "HALF_DOWN": "RND_ZERO"}
@@ -30,10 +43,7 @@ def _quant_type(node: Any, consts: dict[str, np.ndarray]) -> FixedType:
     for p in node.metadata_props:
         if _text(p.key) == TYPE_KEY:
             return FixedType.parse(_text(p.value))
-    try:
-        scale, zp, bw = (float(np.asarray(consts[i]).reshape(-1)[0]) for i in node.input[1:4])
-    except KeyError:
-        raise UnsupportedOpError("Quant with dynamic scale", node.name, SUPPORTED_ONNX_OPS) from None
+    scale, zp, bw = (_scalar(node, consts, i, what) for i, what in zip(node.input[1:4], ("scale", "zeropt", "bitwidth")))
     attrs = {a.name: a for a in node.attribute}
     signed = bool(attrs["signed"].i) if "signed" in attrs else True
     narrow = bool(attrs["narrow"].i) if "narrow" in attrs else False
@@ -51,6 +61,51 @@ def _quant_type(node: Any, consts: dict[str, np.ndarray]) -> FixedType:
     width = int(bw)
     return FixedType(width, width - int(frac), signed=signed, rounding=_ROUNDING[rmode],
                      overflow="SAT_SYM" if narrow and signed else "SAT")
+
+
+def _scalar(node: Any, consts: dict[str, np.ndarray], name: str, what: str) -> float:
+    """One per-tensor constant of a quantizer (a per-channel array of different values has no single fixed-point type)."""
+    if name not in consts:
+        raise UnsupportedOpError(f"{node.op_type} with dynamic {what}", node.name, SUPPORTED_ONNX_OPS)
+    v = np.asarray(consts[name], dtype=np.float64).reshape(-1)
+    if v.size == 0 or np.any(v != v[0]):
+        raise QuantizationError(f"{node.op_type} '{node.name}' {what} must be one value per tensor, not {v.size} values"
+                                f" ({', '.join(f'{x:g}' for x in v[:3])}{', ...' if v.size > 3 else ''})")
+    return float(v[0])
+
+
+def _bipolar_scale(node: Any, consts: dict[str, np.ndarray]) -> float | None:
+    """The scale s of a bipolar quantizer (sign(x)*s: BipolarQuant, or a signed 1-bit Quant, which qonnx runs as
+    bipolar), None for other nodes and for bondflow's own Quant nodes (they carry their exact type)."""
+    if any(_text(p.key) == TYPE_KEY for p in node.metadata_props):
+        return None
+    if node.op_type == "Quant":
+        attrs = {a.name: a for a in node.attribute}
+        if not (("signed" not in attrs or attrs["signed"].i) and _scalar(node, consts, node.input[3], "bitwidth") == 1):
+            return None
+        zp = _scalar(node, consts, node.input[2], "zeropt")
+        if zp != 0:
+            raise QuantizationError(f"Quant '{node.name}' (1-bit signed: bipolar) zeropt must be 0, not {zp}")
+    elif node.op_type != "BipolarQuant":
+        return None
+    s = _scalar(node, consts, node.input[1], "scale")
+    if not (s > 0 and float(math.log2(s)).is_integer()):
+        raise QuantizationError(f"{node.op_type} '{node.name}' scale must be a power of two (bipolar values +-2^k), not {s}")
+    return s
+
+
+def _fit_type(values: np.ndarray) -> FixedType:
+    """The narrowest signed FixedType (no negative fraction bits) holding every value exactly (folded constants)."""
+    v = np.asarray(values, dtype=np.float64).reshape(-1)
+    frac = 0
+    while frac < 40 and np.any(np.ldexp(v, frac) != np.round(np.ldexp(v, frac))):
+        frac += 1
+    raw = np.ldexp(v, frac)
+    if np.any(raw != np.round(raw)):
+        raise QuantizationError(f"folded constants must lie on a fixed-point grid of at most 40 fraction bits, not e.g. {v[0]}")
+    top = int(max(np.abs(raw).max(initial=0), 1))
+    width = top.bit_length() + 1
+    return FixedType(width, width - frac, signed=True)
 
 
 def _folds_into(dense: list[Any] | None, node: Any, data: set[str], consts: dict[str, np.ndarray]) -> bool:
@@ -77,11 +132,41 @@ def _text(v: Any) -> str:
     return v.decode("utf-8", errors="replace") if isinstance(v, bytes) else str(v)
 
 
+def _add_qonnx_opsets(proto: Any) -> None:
+    """Declare the qonnx custom domains a file's nodes use but its opset list omits (exporters do), so the
+    checker still checks everything else; nodes of any other undeclared domain still fail it."""
+    have = {o.domain for o in proto.opset_import}
+    for d in sorted({n.domain for n in proto.graph.node if n.domain in _QONNX_DOMAINS} - have):
+        proto.opset_import.add(domain=d, version=1)
+
+
+def _check_supported(proto: Any, path: Path) -> None:
+    """Every node on the data path (not constant subgraphs, which cleanup folds) of a kind bondflow reads; all
+    the others in one message, by kind with their count and first names as the file names them."""
+    data = {i.name for i in proto.graph.input} - {i.name for i in proto.graph.initializer}
+    bad: dict[str, list[str]] = {}
+    for n in proto.graph.node:
+        if any(i in data for i in n.input):
+            data.update(n.output)
+            if n.op_type not in _HANDLED:
+                bad.setdefault(n.op_type, []).append(_text(n.name or n.output[0]))
+    if bad:
+        found = "; ".join(f"'{k}' x{len(v)} ({', '.join(v[:3])}{', ...' if len(v) > 3 else ''})" for k, v in bad.items())
+        err = UnsupportedOpError(next(iter(bad)), bad[next(iter(bad))][0], SUPPORTED_ONNX_OPS)
+        err.args = (f"{path.name}: ONNX nodes must be of supported kinds, not {found}; supported: {', '.join(SUPPORTED_ONNX_OPS)}",)
+        raise err
+
+
 def load_onnx(path: Path, default_precision: str | None = None, input_precision: str | None = None, **kw: Any) -> Graph:
     """Read an ONNX/QONNX MLP (Brevitas/QONNX exports, bondflow's own export, or float ONNX with a default precision)."""
     from ..errors import BondflowError
     try:
-        return _load_onnx(path, default_precision, input_precision)
+        if logging.getLogger(__name__).isEnabledFor(logging.INFO):  # -v: let onnx/qonnx speak
+            return _load_onnx(path, default_precision, input_precision)
+        # Otherwise their warnings (qonnx's domain renames, ...) and prints must not precede our one line.
+        with warnings.catch_warnings(), contextlib.redirect_stderr(io.StringIO()), contextlib.redirect_stdout(io.StringIO()):
+            warnings.simplefilter("ignore")
+            return _load_onnx(path, default_precision, input_precision)
     except BondflowError:
         raise
     except Exception as e:  # a damaged file can break parsing anywhere: report it, never crash
@@ -98,9 +183,11 @@ def _load_onnx(path: Path, default_precision: str | None, input_precision: str |
         raise MissingDependencyError(e.name or "onnx/qonnx", "reading ONNX models") from None
     try:
         proto = onnx.load(str(path))
+        _add_qonnx_opsets(proto)
         onnx.checker.check_model(proto)
     except Exception as e:  # protobuf DecodeError, ValidationError, ...
         raise ModelLoadError(f"{path} must be a valid ONNX model, not fail with {type(e).__name__}: {str(e).splitlines()[0][:160] if str(e) else ''}") from None
+    _check_supported(proto, path)
     try:
         model = cleanup_model(ModelWrapper(proto))
     except Exception as e:
@@ -116,7 +203,8 @@ def _load_onnx(path: Path, default_precision: str | None, input_precision: str |
     names: set[str] = set()
     ops: list[Op] = []
     const_q: dict[str, tuple[np.ndarray, FixedType]] = {}
-    state: dict[str, Any] = {"cur": None, "type": None, "dense": None, "act": None}
+    # bip: the scale s when the current tensor holds bipolar values as BIPOLAR_TYPE (see there), else None.
+    state: dict[str, Any] = {"cur": None, "type": None, "dense": None, "act": None, "bip": None, "n": n_in}
     inp: TensorSpec | None = None
     data = {in_name}
 
@@ -141,12 +229,15 @@ def _load_onnx(path: Path, default_precision: str | None, input_precision: str |
         d = state["dense"]
         if d is None:
             return
-        w, wt, b, bt, name, acc_meta, _ = d
+        w, wt, b, bt, name, acc_meta, _, bip = d
         if b is None:
             bt = bt or wt
             b = np.zeros(w.shape[1])
         w = quantize_checked(w, wt, f"node '{name}' weights")  # values from Quant nodes are on the grid already
         b = quantize_checked(b, bt, f"node '{name}' biases")
+        if bip is not None:  # bipolar input held as h in {-1, 0}: W @ (s*(2h+1)) + b = (2sW) @ h + (b + s*sum(W))
+            w, b = 2 * bip * w, b + bip * w.sum(axis=0)
+            wt, bt = _fit_type(w), _fit_type(b)
         acc = acc_meta or accum_type_for(state["type"], wt, bt, w.shape[0])
         if result is None and not requantized and default is not None:
             result = default
@@ -154,7 +245,16 @@ def _load_onnx(path: Path, default_precision: str | None, input_precision: str |
                    weight=exact_raw(w, wt, f"node '{name}' weights"), weight_type=wt,
                    bias=exact_raw(b, bt, f"node '{name}' biases"), bias_type=bt, accum_type=acc)
         ops.append(op)
-        state.update(cur=op.name, type=op.result_type, dense=None)
+        state.update(cur=op.name, type=op.result_type, dense=None, n=op.n_out)
+
+    def materialize_bip() -> None:
+        """A bipolar tensor read by anything but a Dense becomes +-s explicitly: y = 2s*h + s, an exact Dense."""
+        s = state["bip"]
+        if s is None:
+            return
+        w, b = 2 * s * np.eye(state["n"]), np.full(state["n"], float(s))
+        state.update(bip=None, dense=[w, _fit_type(w), b, _fit_type(b), unique_name(f"{state['cur']}_pm1", names), None, False, None])
+        finish_dense(None, requantized=True)
 
     def finish_act(result: FixedType | None, node: str) -> None:
         kind, name = state["act"]
@@ -167,17 +267,24 @@ def _load_onnx(path: Path, default_precision: str | None, input_precision: str |
 
     for node in g.node:
         t = node.op_type
-        if t == "Quant" and node.input[0] not in data:  # quantized constant (weights/bias)
-            qt = _quant_type(node, consts)
+        if t in ("Quant", "BipolarQuant") and node.input[0] not in data:  # quantized constant (weights/bias)
             if node.input[0] not in consts:
-                raise UnsupportedOpError("Quant of a computed constant", node.name, SUPPORTED_ONNX_OPS)
-            const_q[node.output[0]] = (qt.to_float(qt.quantize(consts[node.input[0]])), qt)
+                raise UnsupportedOpError(f"{t} of a computed constant", node.name, SUPPORTED_ONNX_OPS)
+            bip = _bipolar_scale(node, consts)
+            if bip is not None:  # binary weights: exactly +-s (sign(0) = +1, as qonnx)
+                vals = np.where(np.asarray(consts[node.input[0]]) >= 0, bip, -bip).astype(np.float64)
+                const_q[node.output[0]] = (vals, _fit_type(vals))
+            else:
+                qt = _quant_type(node, consts)
+                const_q[node.output[0]] = (qt.to_float(qt.quantize(consts[node.input[0]])), qt)
             continue
         if not any(i in data for i in node.input):
             raise UnsupportedOpError(t, node.name, SUPPORTED_ONNX_OPS, "bondflow's ONNX frontend (constant subgraph)")
         data.update(node.output)
-        if t == "Quant":
-            qt = _quant_type(node, consts)
+        if t in ("Quant", "BipolarQuant"):
+            bip = _bipolar_scale(node, consts)
+            qt = BIPOLAR_TYPE if bip is not None else _quant_type(node, consts)
+            materialize_bip()
             if inp is None and not ops and state["dense"] is None:
                 in_label = next((_text(p.value) for p in proto.metadata_props if _text(p.key) == "bondflow.input_name"), "input")
                 inp = TensorSpec(unique_name(in_label, names), n_in, qt)
@@ -186,9 +293,12 @@ def _load_onnx(path: Path, default_precision: str | None, input_precision: str |
                 finish_dense(qt)
             elif state["act"] is not None:
                 finish_act(qt, node.name)
+            elif ops and isinstance(ops[-1], Flatten) and ops[-1].name == state["cur"] and qt == state["type"] and bip is None:
+                pass  # the Quant bondflow's export writes after a Flatten: the same type, so no cast
             else:
                 state["act"] = ("linear", unique_name(node.output[0], names))
                 finish_act(qt, node.name)
+            state["bip"] = bip
             continue
         if inp is None:  # float ONNX: the input type comes from the user
             inp = TensorSpec(unique_name("input", names), n_in, FixedType.parse(input_precision or (default_precision and str(default)) or DEFAULT_INPUT_PRECISION))
@@ -210,7 +320,8 @@ def _load_onnx(path: Path, default_precision: str | None, input_precision: str |
             b, bt = (weight(node.input[2], node.name) if t == "Gemm" and len(node.input) > 2 else (None, None))
             acc_meta = next((FixedType.parse(_text(p.value)) for p in node.metadata_props if _text(p.key) == TYPE_KEY), None)
             is_float = node.input[1] not in const_q and (b is None or node.input[2] not in const_q)
-            state["dense"] = [w, wt, b, bt, _node_name(node, names), acc_meta, is_float]
+            state["dense"] = [w, wt, b, bt, _node_name(node, names), acc_meta, is_float, state["bip"]]
+            state["bip"] = None
         elif t in ("Mul", "Add") and _folds_into(state["dense"], node, data, consts):
             # A per-output constant after a float MatMul (+bias): tf2onnx's BatchNormalization is Mul then Add.
             d = state["dense"]
@@ -238,6 +349,7 @@ def _load_onnx(path: Path, default_precision: str | None, input_precision: str |
             finish_dense(None, requantized=t == "Relu")
             if state["act"]:
                 finish_act(None, node.name)
+            materialize_bip()
             kind = {"Relu": "relu", "Softmax": "softmax", "Sigmoid": "sigmoid", "Identity": "linear"}[t]
             state["act"] = (kind, _node_name(node, names))
         elif t in ("Flatten", "Reshape"):
@@ -252,6 +364,7 @@ def _load_onnx(path: Path, default_precision: str | None, input_precision: str |
     finish_dense(None)
     if state["act"]:
         finish_act(None, "output")
+    materialize_bip()
     if inp is None or not ops:
         raise ModelLoadError(f"{path} must contain at least one supported layer, not none")
     meta = {"source": str(path), "source_sha256": hashlib.sha256(Path(path).read_bytes()).hexdigest(), "source_format": "onnx"}

@@ -34,11 +34,13 @@ def graph_to_onnx(graph: Graph):
         return name
 
     def quant(src: str, dst: str, t: FixedType) -> None:
+        # qonnx runs a signed 1-bit Quant as bipolar (+-1); raw {-1, 0} is an unsigned bit shifted by zeropt 1.
+        one_bit = t.signed and t.width == 1
         s = const(f"{dst}_scale", np.array(2.0 ** -t.frac_bits))
-        z = const(f"{dst}_zeropt", np.array(0.0))
+        z = const(f"{dst}_zeropt", np.array(1.0 if one_bit else 0.0))
         b = const(f"{dst}_bitwidth", np.array(float(t.width)))
         n = helper.make_node("Quant", [src, s, z, b], [dst], name=dst, domain=QONNX_DOMAIN,
-                             signed=int(t.signed), narrow=int(t.signed and t.overflow is Overflow.SAT_SYM and t.width > 1),
+                             signed=int(t.signed and not one_bit), narrow=int(t.signed and t.overflow is Overflow.SAT_SYM and t.width > 1),
                              rounding_mode=_ROUNDING_NAME[t.rounding])
         n.metadata_props.add(key=TYPE_KEY, value=str(t))
         nodes.append(n)
