@@ -9,7 +9,7 @@ __all__ = [
     "ConfigError", "TemplateRenderError", "ToolNotFoundError", "ToolFailedError",
     "SimulationMismatch", "SimulationError", "MissingDependencyError", "ModelLoadError",
     "DesignError", "OutputExistsError", "DoesNotFitError", "ClusterError",
-    "OutputLockedError", "FidelityError",
+    "OutputLockedError", "FidelityError", "unsupported_layers",
 ]
 
 
@@ -35,6 +35,23 @@ class UnsupportedOpError(BondflowError):
         super().__init__(
             f"layer '{node}' of type '{op}' is not supported by {where}; supported: {', '.join(sorted(self.supported))}"
         )
+
+
+def unsupported_layers(found: Sequence[tuple[str, str]], supported: Sequence[str],
+                       where: str = "bondflow") -> UnsupportedOpError:
+    """One error naming every unsupported (kind, name) of a model: each kind with its count and first names."""
+    if len(found) == 1:
+        return UnsupportedOpError(found[0][0], found[0][1], supported, where)
+    kinds: dict[str, list[str]] = {}
+    for kind, name in found:
+        kinds.setdefault(kind, []).append(name)
+    parts = [f"{kind} x{len(names)} ({', '.join(repr(n) for n in names[:3])}{', ...' if len(names) > 3 else ''})"
+             for kind, names in kinds.items()]
+    err = UnsupportedOpError(found[0][0], found[0][1], supported, where)
+    err.args = (f"{len(found)} layers are not supported by {where}: {'; '.join(parts)}; supported: "
+                f"{', '.join(sorted(err.supported))}",)
+    err.found = tuple(found)
+    return err
 
 
 class QuantizationError(BondflowError):

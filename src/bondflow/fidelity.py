@@ -103,9 +103,14 @@ def _classes(y: np.ndarray) -> np.ndarray:
     return (y[:, 0] > 0.5).astype(np.int64) if y.shape[1] == 1 else y.argmax(1)
 
 
+def _is_graph_json(p: Path) -> bool:
+    from .frontend.keras_files import is_keras_json
+    return p.suffix.lower() == ".json" and not is_keras_json(p)
+
+
 def _source(graph: Graph, model_path: str | Path | None) -> tuple[Path | None, str | None]:
     """The source model file of ``graph`` (checked against the digest taken at import), or why there is none."""
-    if model_path is not None and Path(model_path).suffix.lower() != ".json":
+    if model_path is not None and Path(model_path).exists() and not _is_graph_json(Path(model_path)):
         return Path(model_path), None
     src = graph.meta.get("source")
     if not src:
@@ -113,10 +118,11 @@ def _source(graph: Graph, model_path: str | Path | None) -> tuple[Path | None, s
     p = Path(src)
     if not p.exists():
         return None, f"the source model {src} is not found from here"
-    sha = graph.meta.get("source_sha256")
-    if sha and p.is_file() and hashlib.sha256(p.read_bytes()).hexdigest() != sha:
-        return None, f"the source model {src} changed since the graph was imported"
-    if p.suffix.lower() == ".json":
+    for key, f in (("source_sha256", p), ("source_weights_sha256", Path(graph.meta.get("source_weights") or p))):
+        sha = graph.meta.get(key)
+        if sha and f.is_file() and hashlib.sha256(f.read_bytes()).hexdigest() != sha:
+            return None, f"the source model {f} changed since the graph was imported"
+    if _is_graph_json(p):
         return None, "the graph records no source model (bondflow's own graph JSON)"
     return p, None
 
@@ -161,7 +167,7 @@ def measure(graph: Graph, model_path: str | Path | None = None, data: np.ndarray
         if src is None:
             return Fidelity(reference=None, unavailable=why, warnings=tuple(warnings), **base)
         from .frontend.float_model import source_predict
-        yr, what = source_predict(src, x, trust_model)
+        yr, what = source_predict(src, x, trust_model, graph.meta.get("source_weights"))
         if yr is None:
             return Fidelity(reference=None, unavailable=what, warnings=tuple(warnings), **base)
     else:

@@ -24,6 +24,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--data", help="npz with x_test (and y_test) for accuracy; default: the example's data.npz next to the model")
     p.add_argument("--default-precision", help="precision for float layers, e.g. 'fixed<16,6>'")
     p.add_argument("--input-precision", help="precision of the inputs")
+    p.add_argument("--weights", help="weights file of a Keras architecture JSON (default: model_weights.h5 next to it)")
     add_fidelity_args(p)
     p.set_defaults(func=run)
 
@@ -51,7 +52,8 @@ def run(args: argparse.Namespace) -> int:
                 raise ConfigError(f"architecture option must be rf=N, cores=N or lanes=N, not {o!r}")
             opts[_OPTION_NAMES[k]] = int(v)
         archs[item] = (name, opts)
-    g = load_graph(args, args.model, default_precision=args.default_precision, input_precision=args.input_precision)
+    g = load_graph(args, args.model, default_precision=args.default_precision, input_precision=args.input_precision,
+                   weights=args.weights)
     if any(o.get("reuse_factor") for _, o in archs.values()):
         from ..codegen.hls4ml.generator import closest_valid_reuse
         for key, (name, o) in archs.items():

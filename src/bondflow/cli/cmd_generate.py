@@ -29,6 +29,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--default-precision")
     p.add_argument("--input-precision")
     p.add_argument("--no-lint", action="store_true", help="skip the Verilator lint of generated RTL")
+    p.add_argument("--weights", help="weights file of a Keras architecture JSON (default: model_weights.h5 next to it)")
     add_fidelity_args(p)
     p.set_defaults(func=run)
 
@@ -73,7 +74,8 @@ def run(args: argparse.Namespace) -> int:
     if out.exists() and not args.force:
         from ..errors import OutputExistsError
         raise OutputExistsError(f"output directory must not exist (or pass --force), not exist: {out}")
-    g = load_graph(args, args.model, default_precision=args.default_precision, input_precision=args.input_precision)
+    g = load_graph(args, args.model, default_precision=args.default_precision, input_precision=args.input_precision,
+                   weights=args.weights)
     fid = report_fidelity(args, g, args.model)
     design = generate(g, args.arch, **_options(args))
     if fid is not None:

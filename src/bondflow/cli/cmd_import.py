@@ -17,6 +17,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--input-precision")
     p.add_argument("--trust-model", action="store_true")
     p.add_argument("--force", action="store_true", help="overwrite existing outputs")
+    p.add_argument("--weights", help="weights file of a Keras architecture JSON (default: model_weights.h5 next to it)")
     add_fidelity_args(p)
     p.set_defaults(func=run)
 
@@ -27,6 +28,7 @@ def run(args: argparse.Namespace) -> int:
         if o.exists() and not args.force:
             raise OutputExistsError(f"output must not exist (or pass --force), not exist: {o}")
     g = load_graph(args, args.model, default_precision=args.default_precision, input_precision=args.input_precision,
+                   weights=args.weights,
                    trust_model=args.trust_model)
     fid = report_fidelity(args, g, args.model)  # a limit it misses stops here, before anything is written
     if fid is not None:  # the graph JSON carries its record (meta: not in the digest), so later steps reuse it

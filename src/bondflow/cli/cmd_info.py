@@ -17,6 +17,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--default-precision", help="precision for float layers, e.g. 'fixed<16,6>'")
     p.add_argument("--input-precision", help="precision of the inputs, e.g. 'fixed<8,3,RND_CONV,SAT>'")
     p.add_argument("--trust-model", action="store_true", help="allow Lambda layers (executes code from the file)")
+    p.add_argument("--weights", help="weights file of a Keras architecture JSON (default: model_weights.h5 next to it)")
     add_fidelity_args(p)
     p.set_defaults(func=run)
 
@@ -52,6 +53,7 @@ def run(args: argparse.Namespace) -> int:
             print(json.dumps({k: m[k] for k in ("latency_cycles", "ii_cycles", "info")}, indent=1, default=str))
         return 0
     g = load_graph(args, str(path), default_precision=args.default_precision, input_precision=args.input_precision,
+                   weights=args.weights,
                    trust_model=args.trust_model)
     print(f"model {path} -> graph '{g.name}' digest {g.digest()[:16]}")
     print(graph_table(g))

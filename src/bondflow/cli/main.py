@@ -37,6 +37,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as e:  # argparse already printed a one-line usage error
         return int(e.code or 0)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(message)s")
+    if not args.verbose:  # third-party deprecation chatter must not bury bondflow's one-line messages
+        import warnings
+        warnings.simplefilter("ignore")
+        for name in ("tensorflow", "absl", "h5py", "qonnx", "hls4ml"):
+            logging.getLogger(name).setLevel(logging.ERROR)
     try:
         rc = args.func(args)
         return int(rc or 0)

@@ -25,7 +25,7 @@ log = logging.getLogger(__name__)
 
 #: Bump when the meaning of a cached point changes, so old point files are not reused.
 KEY_VERSION = "sweep-point-1"
-SWEEP_KEYS = ("model", "target", "vectors", "simulator", "data", "objectives", "grid", "arch")
+SWEEP_KEYS = ("model", "weights", "target", "vectors", "simulator", "data", "objectives", "grid", "arch")
 #: Options a sweep may vary per architecture (name -> (type, check, what is expected)); each is a generator argument.
 ARCH_OPTIONS: dict[str, dict[str, tuple[type, Callable[[Any], bool], str]]] = {
     "dataflow": {"reuse_factor": (int, lambda v: v >= 1, "an integer >= 1")},
@@ -59,6 +59,7 @@ class Sweep:
     objectives: list[str]
     grid: dict[str, list[str]]
     archs: list[tuple[str, dict[str, list[Any]]]]
+    weights: Path | None = None  # the weights file of a Keras architecture JSON, when not next to it
 
 
 @dataclass
@@ -137,7 +138,13 @@ def load_sweep(path: Path | str) -> Sweep:
     bad = sorted(set(grid_raw) - set(GRID_AXES))
     if bad:
         raise _fail(path, f"[grid] keys must be among {', '.join(GRID_AXES)}, not {', '.join(map(repr, bad))}")
-    if grid_raw and model.suffix.lower() == ".json":
+    from ..frontend.keras_files import is_keras_json
+    weights = None
+    if raw.get("weights") is not None:
+        if not isinstance(raw["weights"], str) or not (path.parent / raw["weights"]).is_file():
+            raise _fail(path, f"'weights' must name an existing weights file, not {raw['weights']!r}")
+        weights = (path.parent / raw["weights"]).resolve()
+    if grid_raw and model.suffix.lower() == ".json" and not is_keras_json(model):
         # A bondflow JSON graph carries its types; the importer options that change them do not apply.
         raise _fail(path, f"[grid] {', '.join(grid_raw)} must be used with a Keras or ONNX model, not a JSON graph")
     from ..ir.types import FixedType
@@ -160,7 +167,7 @@ def load_sweep(path: Path | str) -> Sweep:
                               f"not {', '.join(map(repr, bad))}")
         archs.append((name, {k: _as_list(path, f"[[arch]] {name} '{k}'", v, *known[k]) for k, v in table.items()
                              if k != "name"}))
-    return Sweep(path.resolve(), model, data, targets, vectors, simulator, objectives, grid, archs)
+    return Sweep(path.resolve(), model, data, targets, vectors, simulator, objectives, grid, archs, weights)
 
 
 def _parses(ftype: Any, s: str) -> bool:
@@ -197,7 +204,7 @@ def expand(sweep: Sweep, load: Callable[..., Graph] | None = None) -> tuple[list
     axes = list(sweep.grid)
     for combo in itertools.product(*(sweep.grid[a] for a in axes)):
         gopts = dict(zip(axes, combo))
-        g = load(sweep.model, **gopts)
+        g = load(sweep.model, **gopts, **({"weights": sweep.weights} if sweep.weights else {}))
         graphs[g.digest()] = g
         for arch, opts in sweep.archs:
             names = list(opts)

@@ -11,7 +11,7 @@ __all__ = ["load_model", "detect_format"]
 
 
 def detect_format(path: Path) -> str:
-    """'keras', 'onnx' or 'json', from the file's name and first bytes."""
+    """'keras', 'onnx' or 'json' (a bondflow graph), from the file's name and content."""
     if path.is_dir():
         if (path / "saved_model.pb").exists():
             return "keras"
@@ -29,7 +29,8 @@ def detect_format(path: Path) -> str:
     if suffix == ".onnx":
         return "onnx"
     if suffix == ".json":
-        return "json"
+        from .keras_files import is_keras_json
+        return "keras" if is_keras_json(path) else "json"
     raise ModelLoadError(f"model file must be .h5, .keras, a SavedModel dir, .onnx or .json, not '{suffix or path.name}'")
 
 
@@ -39,6 +40,10 @@ def load_model(path: Path | str, default_precision: str | None = None, **kwargs:
     if not p.exists():
         raise ModelLoadError(f"model file must exist, not be missing: {p}")
     fmt = detect_format(p)
+    if kwargs.get("weights") is not None and fmt != "keras":
+        from ..errors import ConfigError
+        raise ConfigError(f"--weights applies to a Keras architecture JSON, not to a {fmt} model")
+    kwargs = {k: v for k, v in kwargs.items() if not (k == "weights" and v is None)}
     if fmt == "json":
         return Graph.load(p)
     if fmt == "onnx":

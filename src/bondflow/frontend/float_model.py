@@ -13,13 +13,15 @@ __all__ = ["float_predict", "source_predict", "QONNX_MAX_SAMPLES"]
 QONNX_MAX_SAMPLES = 500
 
 
-def float_predict(path: str | Path, x: np.ndarray, trust_model: bool = False) -> tuple[np.ndarray, str] | None:
+def float_predict(path: str | Path, x: np.ndarray, trust_model: bool = False,
+                  weights: str | Path | None = None) -> tuple[np.ndarray, str] | None:
     """Outputs of the original model on ``x`` and what computed them; None when no runtime applies."""
-    y, source = source_predict(path, x, trust_model)
+    y, source = source_predict(path, x, trust_model, weights)
     return None if y is None else (y, source)
 
 
-def source_predict(path: str | Path, x: np.ndarray, trust_model: bool = False) -> tuple[np.ndarray | None, str]:
+def source_predict(path: str | Path, x: np.ndarray, trust_model: bool = False,
+                   weights: str | Path | None = None) -> tuple[np.ndarray | None, str]:
     """(outputs [n, k], what computed them), or (None, why no reference could run).
 
     QKeras models run with their quantizers applied in floating point, as their authors trained and
@@ -28,10 +30,15 @@ def source_predict(path: str | Path, x: np.ndarray, trust_model: bool = False) -
     """
     path = Path(path)
     x = np.asarray(x, dtype=np.float32)
-    if path.suffix in (".h5", ".hdf5", ".keras") or path.is_dir():
-        from .qkeras import _read_model
+    if path.suffix == ".keras":
+        from .keras_files import keras3_config
+        if keras3_config(path) is not None:  # Keras 3 runs its own file (in a separate process)
+            from .keras3 import keras3_predict
+            return keras3_predict(path, x)
+    if path.suffix in (".h5", ".hdf5", ".keras", ".json") or path.is_dir():
+        from .keras_files import read_model
         try:
-            model = _read_model(path, trust_model)
+            model = read_model(path, trust_model, weights)
         except BondflowError as e:
             return None, f"the Keras model could not be loaded ({e})"
         xin = x.reshape((len(x),) + tuple(d for d in model.input_shape[1:]))
@@ -39,7 +46,7 @@ def source_predict(path: str | Path, x: np.ndarray, trust_model: bool = False) -
         return y.reshape(len(x), -1), "Keras predict (QKeras quantizers in floating point)"
     if path.suffix == ".onnx":
         return _onnx_predict(path, x)
-    return None, f"no framework runs '{path.suffix or path.name}' files (only .h5/.keras/SavedModel and .onnx)"
+    return None, f"no framework runs '{path.suffix or path.name}' files (only .h5/.keras/.json/SavedModel and .onnx)"
 
 
 def _onnx_predict(path: Path, x: np.ndarray) -> tuple[np.ndarray | None, str]:

@@ -2,19 +2,18 @@
 from __future__ import annotations
 
 import hashlib
-import json
-import zipfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from .._compat import import_tensorflow
-from ..errors import ModelLoadError, QuantizationError, UnsupportedOpError
+from ..errors import QuantizationError, UnsupportedOpError
 from ..ir.graph import Graph, TensorSpec
 from ..ir.ops import Activation, Dense, Flatten, Op, Sigmoid, Softmax
 from ..ir.types import FixedType
 from ..render_names import unique_name
+from .keras_files import SUPPORTED_LAYERS, read_model
+from .quant import VALUE_QUANTIZERS, grid_type
 from .quant import DEFAULT_INPUT_PRECISION, accum_type_for, exact_raw, qkeras_type, quantize_checked, sidecar_options
 
 __all__ = ["load_keras", "SUPPORTED_LAYERS", "TABLE_ACTIVATIONS"]
@@ -22,114 +21,7 @@ __all__ = ["load_keras", "SUPPORTED_LAYERS", "TABLE_ACTIVATIONS"]
 #: Activations computed from lookup tables addressed by the top bits of their input (hls4ml's nnet_activation.h).
 TABLE_ACTIVATIONS = ("softmax", "sigmoid")
 
-SUPPORTED_LAYERS = ("InputLayer", "Dense", "QDense", "Activation", "QActivation", "ReLU", "BatchNormalization",
-                    "Dropout", "Flatten", "Softmax")
 _IGNORED = ("InputLayer", "Dropout")
-_UNSAFE = ("Lambda", "TFOpLambda")
-
-
-def _model_config(path: Path) -> dict[str, Any] | None:
-    """The model's JSON config read without building it, so unsafe layers are refused before any code runs."""
-    try:
-        if path.suffix.lower() in (".h5", ".hdf5"):
-            import h5py
-            with h5py.File(path, "r") as f:
-                raw = f.attrs.get("model_config")
-                if raw is None:
-                    raise ModelLoadError(f"{path} must contain a Keras model config, not only weights")
-                return json.loads(raw.decode() if isinstance(raw, bytes) else raw)
-        if path.suffix.lower() == ".keras":
-            with zipfile.ZipFile(path) as z:
-                return json.loads(z.read("config.json"))
-        if path.is_dir() and (path / "keras_metadata.pb").is_file():
-            return _saved_model_config(path / "keras_metadata.pb")
-    except (OSError, KeyError, zipfile.BadZipFile, json.JSONDecodeError) as e:
-        raise ModelLoadError(f"{path} must be a readable Keras model, not corrupt ({type(e).__name__}: {e})") from None
-    return None
-
-
-def _saved_model_config(meta: Path) -> dict[str, Any]:
-    """A SavedModel's layers from keras_metadata.pb, shaped like a model config (direct children as its layers)."""
-    import_tensorflow()
-    from google.protobuf.message import DecodeError
-    from tf_keras.protobuf import saved_metadata_pb2
-    pb = saved_metadata_pb2.SavedMetadata()
-    try:
-        pb.ParseFromString(meta.read_bytes())
-    except DecodeError as e:
-        raise json.JSONDecodeError(f"keras_metadata.pb does not parse ({e})", "", 0) from None
-    nodes = {n.node_path: json.loads(n.metadata) for n in pb.nodes if n.metadata}
-    root = nodes.pop("root", {})
-
-    def entry(d: dict[str, Any]) -> dict[str, Any]:
-        return {"class_name": d.get("class_name", "?"), "config": {"name": d.get("name", "?")}}
-
-    layers = [entry(d) for k, d in nodes.items() if k.count(".") == 1 and ".layer" in k]
-    nested = [entry(d) for k, d in nodes.items() if k.count(".") > 1]
-    return {"class_name": root.get("class_name", "?"), "config": {"layers": layers}, "nested": nested}
-
-
-def _top_layers(cfg: dict[str, Any] | None) -> list[tuple[str, str]]:
-    """(class, name) of the model's own layers, from its config."""
-    inner = cfg.get("config") if isinstance(cfg, dict) else None
-    layers = inner.get("layers") if isinstance(inner, dict) else None
-    if not isinstance(layers, list):
-        return []
-    out = []
-    for layer in layers:
-        if isinstance(layer, dict):
-            lc = layer.get("config") if isinstance(layer.get("config"), dict) else {}
-            out.append((str(layer.get("class_name", "?")), str(lc.get("name", layer.get("name", "?")))))
-    return out
-
-
-def _walk_layers(cfg: Any) -> list[dict[str, Any]]:
-    out: list[dict[str, Any]] = []
-    if isinstance(cfg, dict):
-        if "class_name" in cfg and "config" in cfg:
-            out.append(cfg)
-        for v in cfg.values():
-            out.extend(_walk_layers(v))
-    elif isinstance(cfg, list):
-        for v in cfg:
-            out.extend(_walk_layers(v))
-    return out
-
-
-def _refuse_unsafe(cfg: dict[str, Any] | None, trust_model: bool) -> None:
-    """Refuse code-carrying layers, then any layer class bondflow cannot convert, before TF builds the model."""
-    if cfg is None:
-        return
-    for cls, name in _top_layers(cfg):
-        if cls in _UNSAFE and trust_model:
-            continue  # loaded on request; refused later as unsupported unless it is dropped
-        if cls not in SUPPORTED_LAYERS and cls not in _UNSAFE:
-            raise UnsupportedOpError(cls, name, SUPPORTED_LAYERS)
-    if trust_model:
-        return
-    for layer in _walk_layers(cfg):
-        if layer["class_name"] in _UNSAFE:
-            name = layer["config"].get("name", "?") if isinstance(layer["config"], dict) else "?"
-            raise UnsupportedOpError(layer["class_name"], name, SUPPORTED_LAYERS,
-                                     "bondflow (it would execute code from the model file; pass --trust-model to load it anyway)")
-
-
-def _read_model(path: Path, trust_model: bool):
-    cfg = _model_config(path)
-    _refuse_unsafe(cfg, trust_model)
-    tf_keras = import_tensorflow()
-    try:
-        from qkeras.utils import _add_supported_quantized_objects
-    except ImportError:
-        from ..errors import MissingDependencyError
-        raise MissingDependencyError("qkeras", "reading QKeras models") from None
-    co: dict[str, Any] = {}
-    _add_supported_quantized_objects(co)
-    try:
-        return tf_keras.models.load_model(str(path), custom_objects=co, compile=False)
-    except Exception as e:  # tf_keras raises many types for unreadable files
-        msg = str(e).splitlines()[0][:200] if str(e) else type(e).__name__
-        raise ModelLoadError(f"{path} must be a loadable Keras model, not fail with {type(e).__name__}: {msg}") from None
 
 
 def _quantizer(layer: Any, attr: str) -> tuple[str, dict[str, Any]] | None:
@@ -149,7 +41,7 @@ def _activation_from_quantizer(layer: Any) -> tuple[str, dict[str, Any]]:
 
 
 def load_keras(path: Path, default_precision: str | None = None, input_precision: str | None = None,
-               trust_model: bool = False) -> Graph:
+               trust_model: bool = False, weights: str | Path | None = None) -> Graph:
     """Read a QKeras/Keras-2 MLP.
 
     Types: QKeras quantizers map as hls4ml maps them; plain Dense weights and activations without a
@@ -161,7 +53,7 @@ def load_keras(path: Path, default_precision: str | None = None, input_precision
     side = sidecar_options(path)
     input_precision = input_precision or side.get("input_precision") or default_precision or DEFAULT_INPUT_PRECISION
     default_precision = default_precision or side.get("default_precision")
-    model = _read_model(path, trust_model)
+    model = read_model(path, trust_model, weights)
     in_shape = model.input_shape
     if isinstance(in_shape, list) or in_shape is None:
         raise UnsupportedOpError("multi-input model", model.name, ["single-input Sequential/functional MLP"])
@@ -203,10 +95,13 @@ def load_keras(path: Path, default_precision: str | None = None, input_precision
                 kq, bq = _quantizer(layer, "kernel_quantizer_internal"), _quantizer(layer, "bias_quantizer_internal")
                 if kq is None:
                     raise QuantizationError(f"layer '{lname}': QDense must have a kernel_quantizer, not none")
-                wt = qkeras_type(*kq, lname)
                 wq = np.asarray(layer.kernel_quantizer_internal(w))
-                bt = qkeras_type(*bq, lname) if bq else default("bias", lname)
-                bqv = np.asarray(layer.bias_quantizer_internal(b)) if bq else quantize_checked(b, bt, f"layer '{lname}' biases")
+                wt = grid_type(wq, f"layer '{lname}' {kq[0]} weights") if kq[0] in VALUE_QUANTIZERS else qkeras_type(*kq, lname)
+                bqv = np.asarray(layer.bias_quantizer_internal(b)) if bq else None
+                bt = (grid_type(bqv, f"layer '{lname}' {bq[0]} biases") if bq and bq[0] in VALUE_QUANTIZERS
+                      else qkeras_type(*bq, lname) if bq else default("bias", lname))
+                if bqv is None:
+                    bqv = quantize_checked(b, bt, f"layer '{lname}' biases")
             else:
                 wt = bt = default("weights", lname)
                 wq = quantize_checked(w, wt, f"layer '{lname}' weights")
@@ -215,6 +110,9 @@ def load_keras(path: Path, default_precision: str | None = None, input_precision
             # fold before their only rounding, so the folded layer is as close to the float model as its type allows.
             nxt = layers[idx + 1] if idx + 1 < len(layers) else None
             if nxt is not None and type(nxt).__name__ == "BatchNormalization":
+                if _requantizes(_quantizer(layer, "activation")):  # BN after a relu cannot fold into the Dense
+                    raise UnsupportedOpError("BatchNormalization", nxt.name, SUPPORTED_LAYERS,
+                                             f"bondflow after a Dense with its own activation ('{lname}'; it folds into a linear Dense only)")
                 wq, bqv = _fold_bn(nxt, w if cls == "Dense" else wq, b if cls == "Dense" else bqv)
                 wq = quantize_checked(wq, wt, f"layer '{lname}' weights after folding {nxt.name}")
                 bqv = quantize_checked(bqv, bt, f"layer '{lname}' biases after folding {nxt.name}")
@@ -256,6 +154,10 @@ def load_keras(path: Path, default_precision: str | None = None, input_precision
             raise UnsupportedOpError(cls, lname, SUPPORTED_LAYERS)
     meta = {"source": str(path), "source_sha256": _sha256(path), "source_format": "keras",
             "input_precision": str(in_type)}
+    if path.suffix.lower() == ".json":  # architecture JSON + weights: both are the source
+        from .keras_files import find_weights
+        w = find_weights(path, weights)
+        meta.update(source_weights=str(w), source_weights_sha256=_sha256(w))
     if default_precision:
         meta["default_precision"] = str(FixedType.parse(default_precision))
     return Graph(name=_safe(model.name), input=inp, ops=tuple(ops), meta=meta)

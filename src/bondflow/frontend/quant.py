@@ -10,7 +10,7 @@ import numpy as np
 from ..errors import QuantizationError
 from ..ir.types import FixedType
 
-__all__ = ["qkeras_type", "exact_raw", "quantize_checked", "accum_type_for", "sidecar_options", "DEFAULT_INPUT_PRECISION"]
+__all__ = ["grid_type", "VALUE_QUANTIZERS", "qkeras_type", "exact_raw", "quantize_checked", "accum_type_for", "sidecar_options", "DEFAULT_INPUT_PRECISION"]
 
 #: hls4ml's default precision, rounded and saturated because inputs come from floats.
 DEFAULT_INPUT_PRECISION = "fixed<16,6,RND_CONV,SAT>"
@@ -19,7 +19,8 @@ DEFAULT_INPUT_PRECISION = "fixed<16,6,RND_CONV,SAT>"
 def qkeras_type(class_name: str, config: dict[str, Any], layer: str) -> FixedType:
     """quantized_bits(b, i) -> fixed<b, i+1, RND_CONV, SAT>; quantized_relu(b, i) -> ufixed<b, i, RND_CONV, SAT>."""
     if class_name not in ("quantized_bits", "quantized_relu"):
-        raise QuantizationError(f"layer '{layer}': quantizer must be quantized_bits or quantized_relu, not {class_name}")
+        raise QuantizationError(f"layer '{layer}': quantizer must be quantized_bits or quantized_relu (or, for weights, "
+                                f"{', '.join(VALUE_QUANTIZERS)}), not {class_name}")
     bits = int(config["bits"])
     integer = int(config["integer"] if config.get("integer") is not None else bits - 1)  # hls4ml's default
     alpha = config.get("alpha")
@@ -33,6 +34,28 @@ def qkeras_type(class_name: str, config: dict[str, Any], layer: str) -> FixedTyp
     if int(config.get("symmetric", 0) or 0):
         raise QuantizationError(f"layer '{layer}': quantized_bits symmetric must be 0, not 1 (not an ap_fixed range)")
     return FixedType(bits, integer + (1 if keep_negative else 0), signed=keep_negative, rounding="RND_CONV", overflow="SAT")
+
+
+#: QKeras quantizers whose outputs are not a declared ap_fixed range (signs, powers of two): the type is the
+#: smallest signed fixed-point grid holding the values they produce.
+VALUE_QUANTIZERS = ("binary", "ternary", "quantized_po2")
+
+
+def grid_type(values: np.ndarray, what: str) -> FixedType:
+    """The narrowest signed fixed-point type whose grid holds every value exactly (binary +-1 -> fixed<2,2>)."""
+    v = np.asarray(values, dtype=np.float64)
+    if not np.all(np.isfinite(v)):
+        raise QuantizationError(f"{what} must be finite, not NaN/inf")
+    frac = 0
+    while frac <= 32 and not np.array_equal(np.ldexp(v, frac), np.round(np.ldexp(v, frac))):
+        frac += 1
+    if frac > 32:
+        bad = v.flat[int(np.argmax(np.abs(np.ldexp(v, 32) - np.round(np.ldexp(v, 32)))))]
+        raise QuantizationError(f"{what} must lie on a power-of-two grid (fixed point), not e.g. {bad} (a non-power-of-two scale?)")
+    raw = np.round(np.ldexp(v, frac)).astype(np.int64)
+    m = int(max(raw.max(initial=0), -raw.min(initial=0) - 1, 1))
+    width = m.bit_length() + 1
+    return FixedType(width, width - frac, signed=True, rounding="RND_CONV", overflow="SAT")
 
 
 def exact_raw(values: np.ndarray, t: FixedType, what: str) -> np.ndarray:

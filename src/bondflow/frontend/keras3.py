@@ -1,0 +1,116 @@
+"""Keras 3 ``.keras`` files read without Keras 3: its config.json rebuilt as a tf_keras model, weights from model.weights.h5."""
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import ModelLoadError
+
+__all__ = ["read_keras3", "keras3_predict"]
+
+#: Keras 3 layer classes rebuilt here, with the config keys tf_keras understands for each.
+_KEYS = {
+    "Dense": ("units", "activation", "use_bias"),
+    "BatchNormalization": ("axis", "momentum", "epsilon", "center", "scale"),
+    "Activation": ("activation",),
+    "ReLU": ("max_value", "negative_slope", "threshold"),
+    "Softmax": ("axis",),
+    "Dropout": ("rate",),
+    "Flatten": (),
+}
+
+
+def _snake(name: str) -> str:
+    """Keras 3's key for a layer in model.weights.h5: its class name in snake case."""
+    s = re.sub(r"(.)([A-Z][a-z]+)", r"\1_\2", name)
+    return re.sub(r"([a-z])([A-Z])", r"\1_\2", s).lower()
+
+
+def read_keras3(path: Path) -> Any:
+    """A tf_keras Sequential equal to the Keras 3 model in ``path`` (Dense MLPs); one line for anything else."""
+    from .._compat import import_tensorflow
+    from .keras_files import config_layers, refuse_unsupported
+    with zipfile.ZipFile(path) as z:
+        cfg = json.loads(z.read("config.json"))
+        if "model.weights.h5" not in z.namelist():
+            raise ModelLoadError(f"{path} must hold model.weights.h5 (a Keras 3 .keras archive), not lack it")
+        tmp = Path(tempfile.mkdtemp(prefix="bondflow-keras3-"))
+        z.extract("model.weights.h5", tmp)
+    refuse_unsupported(cfg, trust_model=False)
+    tfk = import_tensorflow()
+    import h5py
+    layers: list[Any] = []
+    weights: list[tuple[Any, list[np.ndarray]]] = []
+    seen: dict[str, int] = {}
+    in_shape = None
+    try:
+        with h5py.File(tmp / "model.weights.h5", "r") as f:
+            for entry in config_layers(cfg):
+                cls, lc = entry.get("class_name"), entry.get("config", {})
+                if cls == "InputLayer":
+                    in_shape = tuple(lc.get("batch_shape") or lc.get("batch_input_shape") or (None,))[1:]
+                    continue
+                if entry.get("build_config") and in_shape is None:
+                    in_shape = tuple(entry["build_config"].get("input_shape", (None,)))[1:]
+                kwargs = {k: lc[k] for k in _KEYS[cls] if k in lc}
+                if isinstance(kwargs.get("axis"), list):
+                    kwargs["axis"] = kwargs["axis"][0]
+                layer = getattr(tfk.layers, cls)(name=lc.get("name"), **kwargs)
+                layers.append(layer)
+                n = seen.get(cls, 0)
+                seen[cls] = n + 1
+                key = _snake(cls) + (f"_{n}" if n else "")
+                grp = f.get(f"layers/{key}/vars")
+                vals = [np.asarray(grp[str(i)]) for i in range(len(grp))] if grp is not None else []
+                if cls in ("Dense", "BatchNormalization") and not vals:
+                    raise ModelLoadError(f"{path}: model.weights.h5 must hold layers/{key}/vars for layer "
+                                         f"'{lc.get('name')}', not lack it")
+                weights.append((layer, vals))
+    finally:
+        (tmp / "model.weights.h5").unlink(missing_ok=True)
+        tmp.rmdir()
+    if in_shape is None or None in in_shape:
+        raise ModelLoadError(f"{path} must declare its input shape (an InputLayer), not leave it open")
+    model = tfk.Sequential([tfk.layers.InputLayer(input_shape=in_shape)] + layers,
+                           name=cfg.get("config", {}).get("name", "model"))
+    for layer, vals in weights:
+        if vals:
+            try:
+                layer.set_weights(vals)
+            except ValueError as e:
+                raise ModelLoadError(f"{path}: weights of '{layer.name}' must match its config, not: {' '.join(str(e).split())[:160]}") from None
+    return model
+
+
+_PREDICT = """
+import sys, numpy as np, keras
+m = keras.saving.load_model(sys.argv[1], compile=False)
+x = np.load(sys.argv[2])
+np.save(sys.argv[3], np.asarray(m.predict(x.reshape((len(x),) + tuple(m.input_shape[1:])), verbose=0)))
+print(keras.__version__)
+"""
+
+
+def keras3_predict(path: Path, x: np.ndarray) -> tuple[np.ndarray | None, str]:
+    """Keras 3's own predict in a separate process (this one aliases keras to tf_keras), or why it cannot run."""
+    with tempfile.TemporaryDirectory(prefix="bondflow-k3p-") as d:
+        xi, yo = Path(d) / "x.npy", Path(d) / "y.npy"
+        np.save(xi, np.asarray(x, dtype=np.float32))
+        env = {k: v for k, v in os.environ.items() if k != "TF_USE_LEGACY_KERAS"}
+        env.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+        r = subprocess.run([sys.executable, "-c", _PREDICT, str(path), str(xi), str(yo)], capture_output=True,
+                           text=True, env=env, timeout=600)
+        if r.returncode != 0 or not yo.exists():
+            tail = (r.stderr.strip().splitlines() or ["no output"])[-1][:160]
+            return None, f"Keras 3 could not run it ({tail})"
+        version = (r.stdout.strip().splitlines() or ["3"])[-1]
+        return np.load(yo).astype(np.float64).reshape(len(x), -1), f"Keras {version} predict"
