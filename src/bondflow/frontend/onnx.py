@@ -22,11 +22,11 @@ from .quant import DEFAULT_INPUT_PRECISION, accum_type_for, exact_raw, quantize_
 
 __all__ = ["load_onnx", "SUPPORTED_ONNX_OPS", "BIPOLAR_TYPE"]
 
-SUPPORTED_ONNX_OPS = ("Quant", "BipolarQuant", "MatMul", "Gemm", "Add", "Mul (a constant after a float MatMul)", "Relu", "Softmax",
-                      "Sigmoid", "Flatten", "Reshape", "Identity")
+SUPPORTED_ONNX_OPS = ("Quant", "BipolarQuant", "MatMul", "Gemm", "Add", "Mul/Add/Sub/Div by a constant", "BatchNormalization",
+                      "Relu", "Softmax", "Sigmoid", "Flatten", "Reshape", "Identity", "Transpose/Unsqueeze/Squeeze of 1-sized axes")
 # op_types the node loop handles (some only in certain positions; it reports those itself).
-_HANDLED = {"Quant", "BipolarQuant", "MatMul", "Gemm", "Add", "Mul", "Relu", "Softmax", "Sigmoid", "Flatten", "Reshape",
-            "Identity"}
+_HANDLED = {"Quant", "BipolarQuant", "MatMul", "Gemm", "Add", "Mul", "Sub", "Div", "BatchNormalization", "Relu", "Softmax",
+            "Sigmoid", "Flatten", "Reshape", "Identity", "Transpose", "Unsqueeze", "Squeeze"}
 # Custom-op domains qonnx executes and renames during its cleanup: QKeras->QONNX and FINN write the old
 # 'finn.custom_op.general' (or 'finn'), Brevitas writes 'onnx.brevitas', often without an opset import.
 _QONNX_DOMAINS = ("qonnx.custom_op.general", "finn.custom_op.general", "onnx.brevitas", "finn")
@@ -108,15 +108,45 @@ def _fit_type(values: np.ndarray) -> FixedType:
     return FixedType(width, width - frac, signed=True)
 
 
-def _folds_into(dense: list[Any] | None, node: Any, data: set[str], consts: dict[str, np.ndarray]) -> bool:
-    """Whether ``node`` (Mul, or an Add after the bias) scales/shifts a pending float MatMul's outputs by constants."""
-    if dense is None or not dense[6] or (node.op_type == "Add" and dense[2] is None):
-        return False
+def _affine(node: Any, data: set[str], consts: dict[str, np.ndarray], shape: list[int] | None,
+            n: int) -> tuple[np.ndarray, np.ndarray] | None:
+    """The per-feature y = a*x + b of a Mul/Add/Sub/Div by a constant or a BatchNormalization, None if not one."""
+    t = node.op_type
+    if t == "BatchNormalization":
+        if any(i not in consts for i in node.input[1:5]):
+            return None
+        attrs = {a.name: a for a in node.attribute}
+        eps = float(attrs["epsilon"].f) if "epsilon" in attrs else 1e-5
+        # Only the channel axis (1) may be longer than 1: [N, C] or [N, C, 1] per feature, [N, 1, C] one channel.
+        if not shape or len(shape) < 2 or int(np.prod(shape[1:])) != n or shape[1] not in (1, n):
+            return None
+        scale, bias, mean, var = (np.asarray(consts[i], dtype=np.float64).reshape(-1) for i in node.input[1:5])
+        a = scale / np.sqrt(var + eps)
+        return np.broadcast_to(a, n).copy(), np.broadcast_to(bias - mean * a, n).copy()
     const_in = [i for i in node.input if i not in data]
-    if len(const_in) != 1 or const_in[0] not in consts:
+    if t not in ("Mul", "Add", "Sub", "Div") or len(const_in) != 1 or const_in[0] not in consts:
+        return None
+    c = np.asarray(consts[const_in[0]], dtype=np.float64)
+    if c.size not in (1, n) or (c.ndim > 1 and max(c.shape[:-1], default=1) != 1):
+        return None
+    c = np.broadcast_to(c.reshape(-1), n).copy()
+    first = node.input[0] == const_in[0]
+    if t == "Mul":
+        return c, np.zeros(n)
+    if t == "Add":
+        return np.ones(n), c
+    if t == "Sub":
+        return (-np.ones(n), c) if first else (np.ones(n), -c)
+    return None if first or np.any(c == 0) else (1.0 / c, np.zeros(n))
+
+
+def _exact_affine(a: np.ndarray, b: np.ndarray) -> bool:
+    """Whether a*x + b is exact in fixed point and in qonnx's float32 alike: scales +-2^k, shifts on a short grid."""
+    with np.errstate(divide="ignore"):
+        k = np.log2(np.abs(a))
+    if not np.all(np.isfinite(k) & (k == np.round(k))):
         return False
-    c = np.asarray(consts[const_in[0]])
-    return c.size in (1, dense[0].shape[1]) and c.ndim <= 2 and (c.ndim < 2 or c.shape[0] == 1)
+    return bool(np.all(np.ldexp(b, 16) == np.round(np.ldexp(b, 16))) and np.all(np.abs(b) < 2.0 ** 7))
 
 
 def _node_name(node: Any, names: set[str]) -> str:
@@ -204,7 +234,8 @@ def _load_onnx(path: Path, default_precision: str | None, input_precision: str |
     ops: list[Op] = []
     const_q: dict[str, tuple[np.ndarray, FixedType]] = {}
     # bip: the scale s when the current tensor holds bipolar values as BIPOLAR_TYPE (see there), else None.
-    state: dict[str, Any] = {"cur": None, "type": None, "dense": None, "act": None, "bip": None, "n": n_in}
+    # aff: (a, b, node) when the current tensor is to be read as a*x + b (normalisation, BatchNormalization), not yet applied.
+    state: dict[str, Any] = {"cur": None, "type": None, "dense": None, "act": None, "bip": None, "n": n_in, "aff": None}
     inp: TensorSpec | None = None
     data = {in_name}
 
@@ -229,10 +260,14 @@ def _load_onnx(path: Path, default_precision: str | None, input_precision: str |
         d = state["dense"]
         if d is None:
             return
-        w, wt, b, bt, name, acc_meta, _, bip = d
+        w, wt, b, bt, name, acc_meta, is_float, bip, aff = d
         if b is None:
             bt = bt or wt
             b = np.zeros(w.shape[1])
+        if aff is not None:  # the input's normalisation a*x + b_in: W' = diag(a) W, bias' = bias + b_in W
+            b, w = b + aff[1] @ w, aff[0][:, None] * w
+            if not is_float:  # exact (checked when the MatMul was read): constants on a grid of their own
+                wt, bt = _fit_type(w), _fit_type(b)
         w = quantize_checked(w, wt, f"node '{name}' weights")  # values from Quant nodes are on the grid already
         b = quantize_checked(b, bt, f"node '{name}' biases")
         if bip is not None:  # bipolar input held as h in {-1, 0}: W @ (s*(2h+1)) + b = (2sW) @ h + (b + s*sum(W))
@@ -253,8 +288,28 @@ def _load_onnx(path: Path, default_precision: str | None, input_precision: str |
         if s is None:
             return
         w, b = 2 * s * np.eye(state["n"]), np.full(state["n"], float(s))
-        state.update(bip=None, dense=[w, _fit_type(w), b, _fit_type(b), unique_name(f"{state['cur']}_pm1", names), None, False, None])
+        state.update(bip=None, dense=[w, _fit_type(w), b, _fit_type(b), unique_name(f"{state['cur']}_pm1", names), None, False, None, None])
         finish_dense(None, requantized=True)
+
+    def materialize_aff() -> None:
+        """A pending normalisation read by anything but a MatMul: a diagonal Dense (exact, or rounded once to the default)."""
+        if state["aff"] is None:
+            return
+        a, b, nm = state["aff"]
+        state["aff"] = None
+        exact = _exact_affine(a, b)
+        if not exact and default is None:
+            raise QuantizationError(f"normalisation '{nm}' must be exact in fixed point (scales +-2^k, shifts on a 2^-16 grid) "
+                                    f"or the model float with --default-precision, not scale {a[0]:g}, shift {b[0]:g}")
+        w = np.diag(a)
+        wt, bt = (_fit_type(w), _fit_type(b)) if exact else (default, default)
+        state["dense"] = [w, wt, b, bt, unique_name(nm, names), None, not exact, None, None]
+
+    def shape_of(tensor: str) -> list[int] | None:
+        try:
+            return list(model.get_tensor_shape(tensor))
+        except Exception:  # qonnx could not infer it
+            return None
 
     def finish_act(result: FixedType | None, node: str) -> None:
         kind, name = state["act"]
@@ -285,6 +340,7 @@ def _load_onnx(path: Path, default_precision: str | None, input_precision: str |
             bip = _bipolar_scale(node, consts)
             qt = BIPOLAR_TYPE if bip is not None else _quant_type(node, consts)
             materialize_bip()
+            materialize_aff()
             if inp is None and not ops and state["dense"] is None:
                 in_label = next((_text(p.value) for p in proto.metadata_props if _text(p.key) == "bondflow.input_name"), "input")
                 inp = TensorSpec(unique_name(in_label, names), n_in, qt)
@@ -320,18 +376,39 @@ def _load_onnx(path: Path, default_precision: str | None, input_precision: str |
             b, bt = (weight(node.input[2], node.name) if t == "Gemm" and len(node.input) > 2 else (None, None))
             acc_meta = next((FixedType.parse(_text(p.value)) for p in node.metadata_props if _text(p.key) == TYPE_KEY), None)
             is_float = node.input[1] not in const_q and (b is None or node.input[2] not in const_q)
-            state["dense"] = [w, wt, b, bt, _node_name(node, names), acc_meta, is_float, state["bip"]]
-            state["bip"] = None
-        elif t in ("Mul", "Add") and _folds_into(state["dense"], node, data, consts):
-            # A per-output constant after a float MatMul (+bias): tf2onnx's BatchNormalization is Mul then Add.
+            aff = state["aff"]
+            if aff is not None and not is_float and not _exact_affine(aff[0], aff[1]):
+                raise QuantizationError(f"normalisation '{aff[2]}' before quantized MatMul '{node.name}' must scale by +-2^k and "
+                                        f"shift on a 2^-16 grid to fold exactly, not scale {aff[0][0]:g}, shift {aff[1][0]:g}")
+            if aff is not None and aff[0].size != w.shape[0]:
+                raise UnsupportedOpError(f"normalisation of {aff[0].size} values before a {w.shape[0]}-input MatMul", node.name, SUPPORTED_ONNX_OPS)
+            state["dense"] = [w, wt, b, bt, _node_name(node, names), acc_meta, is_float, state["bip"], aff and aff[:2]]
+            state.update(bip=None, aff=None)
+        elif t in ("Mul", "Add", "Sub", "Div", "BatchNormalization") and not (
+                t == "Add" and state["dense"] is not None and state["dense"][2] is None):
             d = state["dense"]
-            c = np.asarray(consts[next(i for i in node.input if i not in data)], dtype=np.float64).reshape(-1)
-            b = np.zeros(d[0].shape[1]) if d[2] is None else d[2]
-            if t == "Mul":
-                d[0], d[2] = d[0] * c[None, :], b * c
-            else:
-                d[2] = b + c
-            d[3] = d[3] or d[1]
+            n = d[0].shape[1] if d is not None else state["n"]
+            aff = _affine(node, data, consts, shape_of(node.input[0]), n)
+            if aff is None:
+                raise UnsupportedOpError(f"{t} (other than by a per-feature constant)", node.name, SUPPORTED_ONNX_OPS)
+            a, c = aff
+            if d is not None:  # on a MatMul's outputs: (W x + b) * a + c = (W a) x + (b a + c)
+                if not d[6] and not _exact_affine(a, c):
+                    raise QuantizationError(f"{t} '{node.name}' after quantized MatMul '{d[4]}' must scale by +-2^k and shift on a "
+                                            f"2^-16 grid to fold exactly, not scale {a[0]:g}, shift {c[0]:g} (FINN writes such a"
+                                            f" scale as MultiThreshold, which bondflow does not read)")
+                b = np.zeros(d[0].shape[1]) if d[2] is None else d[2]
+                d[0], d[2] = d[0] * a[None, :], b * a + c
+                d[3] = d[3] or d[1]
+                if not d[6]:  # quantized: the folded constants take exact types of their own
+                    d[1], d[3] = _fit_type(d[0]), _fit_type(d[2])
+            else:  # on the input or an activation's output: kept until a MatMul (folded) or a Quant (a diagonal Dense)
+                materialize_bip()
+                if state["act"]:
+                    finish_act(None, node.name)
+                if state["aff"] is not None:
+                    a, c = a * state["aff"][0], a * state["aff"][1] + c
+                state["aff"] = (a, c, (state["aff"] or (None, None, _node_name(node, names)))[2])
         elif t == "Add":
             d = state["dense"]
             const_in = [i for i in node.input if i not in data]
@@ -346,6 +423,7 @@ def _load_onnx(path: Path, default_precision: str | None, input_precision: str |
         elif t in ("Relu", "Softmax", "Sigmoid", "Identity"):
             # Relu does the only rounding of an exact sum; a table activation (Softmax, Sigmoid) indexes its
             # table with the top bits of its input, so its input takes the default precision (as hls4ml).
+            materialize_aff()
             finish_dense(None, requantized=t == "Relu")
             if state["act"]:
                 finish_act(None, node.name)
@@ -359,8 +437,14 @@ def _load_onnx(path: Path, default_precision: str | None, input_precision: str |
             name = _node_name(node, names)
             ops.append(Flatten(name=name, input=state["cur"], result_type=state["type"]))
             state["cur"] = name
+        elif t in ("Unsqueeze", "Squeeze", "Transpose"):  # reorder nothing when only 1-sized axes move (around a BN)
+            shape = shape_of(node.input[0])
+            perm = next((list(a.ints) for a in node.attribute if a.name == "perm"), None)
+            if t == "Transpose" and (shape is None or perm is None or [p for p in perm if shape[p] != 1] != sorted(p for p in perm if shape[p] != 1)):
+                raise UnsupportedOpError(f"Transpose that reorders values (perm {perm}, shape {shape})", node.name, SUPPORTED_ONNX_OPS)
         else:
             raise UnsupportedOpError(t, node.name or node.output[0], SUPPORTED_ONNX_OPS)
+    materialize_aff()
     finish_dense(None)
     if state["act"]:
         finish_act(None, "output")
