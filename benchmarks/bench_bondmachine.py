@@ -102,7 +102,7 @@ def bench_bondmachine(g: Any, label: str, nt: str, data: np.ndarray, a: argparse
     return row
 
 
-def bench_generated(g: Any, label: str, arch: str, opts: dict[str, Any], data: np.ndarray, a: argparse.Namespace,
+def bench_generated(g: Any, ex: str, label: str, arch: str, opts: dict[str, Any], data: np.ndarray, a: argparse.Namespace,
                     tmp: Path) -> dict[str, Any]:
     import bondflow
     from bondflow.sim.runner import simulate
@@ -118,7 +118,7 @@ def bench_generated(g: Any, label: str, arch: str, opts: dict[str, Any], data: n
     if a.other_rtl_vectors:
         r = simulate(ddir, vectors=a.other_rtl_vectors, simulator="verilator" if a.fast_sim else a.simulator, data=data)
         row.update(rtl_vectors=r.vectors, bit_exact=r.passed, latency_cycles=r.latency_cycles, ii_cycles=r.ii_cycles)
-    row["resources"] = _resources(d, ddir, a, big=arch == "dataflow" and label != "iris")
+    row["resources"] = _resources(d, ddir, a, big=arch == "dataflow" and ex != "iris")
     print(json.dumps(row), flush=True)
     return row
 
@@ -173,7 +173,7 @@ def main() -> int:
                 if a.only_bondmachine:
                     continue
                 for arch, opts in (("moldable", {}), ("moldable", FASTEST), ("dataflow", {})):
-                    rows.append({"example": ex, **bench_generated(gv, label, arch, opts, data, a, Path(tmp))})
+                    rows.append({"example": ex, **bench_generated(gv, ex, label, arch, opts, data, a, Path(tmp))})
                     save()
     return 0
 

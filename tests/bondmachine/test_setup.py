@@ -18,7 +18,7 @@ MODULE = "module github.com/BondMachineHQ/BondMachine\n"
 
 
 def _setup(tmp_path: Path, src: Path) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "BM_SRC": str(src), "GOBIN": str(tmp_path / "bin")}
+    env = {**os.environ, "BM_SRC": str(src), "GOBIN": str(tmp_path / "bin"), "BONDFLOW_SETUP_ONLY": "bondmachine"}
     return subprocess.run(["bash", "scripts/setup.sh"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
 
 
