@@ -12,7 +12,7 @@ from bondflow.frontend.onnx_export import export_onnx
 from bondflow.ir import reference
 
 pytest.importorskip("qonnx")
-from test_qonnx_field import QONNX, FINN, Net, qonnx_exec  # noqa: E402
+from test_qonnx_field import BREVITAS, FINN, QONNX, Net, qonnx_exec  # noqa: E402
 
 
 def norm_before_quant(path: Path) -> Path:
@@ -68,6 +68,15 @@ def _axes(n: Net, axes: list[int]) -> str:
     return name
 
 
+def tfc_w1a1(path: Path) -> Path:
+    """FINN's TFC shape (784-64-64-64-10) with bipolar weights and activations in Brevitas's domain, input scaled 2x - 1."""
+    n = Net(BREVITAS, seed=9)
+    h = n.bipolar(n.op("Add", [n.op("Mul", ["x", n.const(2.0)]), n.const(-1.0)]))
+    for n_in, n_out in ((784, 64), (64, 64), (64, 64)):
+        h = n.bipolar(n.op("MatMul", [h, n.bipolar(n.weights(n_in, n_out))]))
+    return n.save(path, 784, n.op("MatMul", [h, n.bipolar(n.weights(64, 10))]), 10)
+
+
 MODELS = {"norm_before_quant": norm_before_quant, "norm_after_quant": norm_after_quant, "bn_exact": bn_model}
 
 
@@ -105,6 +114,17 @@ def test_folds_leave_plain_dense_layers(files) -> None:
     for name in ("norm_after_quant", "bn_exact"):  # folded into the neighbouring Dense: no extra op
         g = bondflow.load_model(files[name])
         assert [o.kind for o in g.ops] == ["dense", "activation", "dense"], name
+
+
+def test_finn_tfc_w1a1_equals_qonnx(tmp_path) -> None:
+    """MNIST-like pixels k/256, a column of exact ties (2x - 1 = 0, sign +1): bipolar through four layers, bit-exact."""
+    p = tfc_w1a1(tmp_path / "tfc.onnx")
+    g = bondflow.load_model(p)
+    assert [o.kind for o in g.ops] == ["dense"] * 5 and np.count_nonzero(g.ops[0].weight) == 784  # the diagonal 2x - 1
+    x = np.random.default_rng(0).integers(0, 256, (1000, 784)) / 256.0
+    x[:, :50] = 0.5
+    want = qonnx_exec(p, x)
+    assert np.array_equal(reference.run(g, x), want) and len(np.unique(want, axis=0)) > 900
 
 
 def test_inexact_batchnorm_after_quantized_layer_is_one_line(tmp_path) -> None:

@@ -1,0 +1,51 @@
+"""ONNX/QONNX import time of the test models (field exports, binary, ternary, normalisation, BN), as ratios to onnx.load + qonnx cleanup in the same run."""
+from __future__ import annotations
+
+import sys
+import tempfile
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(HERE.parent / "tests" / "frontend"))  # the test models' builders (onnx.helper only)
+from _util import best_of, write  # noqa: E402
+
+import bondflow  # noqa: E402
+
+
+def reference_load(path: Path) -> None:
+    """What any QONNX tool does first: parse the file and run qonnx's cleanup."""
+    import onnx
+    from qonnx.core.modelwrapper import ModelWrapper
+    from qonnx.util.cleanup import cleanup_model
+    cleanup_model(ModelWrapper(onnx.load(str(path))))
+
+
+def main() -> None:
+    from test_onnx_import import qonnx_mlp
+    from test_qonnx_field import MODELS as FIELD
+    from test_qonnx_norm import MODELS as NORM, tfc_w1a1
+    builders = {"third_party_mlp": qonnx_mlp, **FIELD, **NORM, "tfc_w1a1": tfc_w1a1}
+    rows = []
+    with tempfile.TemporaryDirectory() as d, warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for name, build in builders.items():
+            p = build(Path(d) / f"{name}.onnx")
+            g = bondflow.load_model(p)  # warm: imports of onnx/qonnx are paid once, not per model
+            t_bf = best_of(lambda: bondflow.load_model(p), 3)
+            t_ref = best_of(lambda: reference_load(p), 3)
+            rows.append({"model": name, "ops": len(g.ops), "params": int(sum(o.params() for o in g.ops)),
+                         "bondflow_import_s": t_bf, "onnx_load_qonnx_cleanup_s": t_ref, "ratio_vs_cleanup": t_bf / t_ref})
+            print(f"{name:20s} {len(g.ops):2d} ops {rows[-1]['params']:7d} params: import {t_bf * 1e3:7.1f} ms, "
+                  f"onnx.load+cleanup {t_ref * 1e3:7.1f} ms, ratio {t_bf / t_ref:.2f}x")
+    ratios = np.array([r["ratio_vs_cleanup"] for r in rows])
+    print(f"import / (onnx.load + qonnx cleanup): median {np.median(ratios):.2f}x, max {ratios.max():.2f}x; "
+          f"slowest import {max(r['bondflow_import_s'] for r in rows):.3f} s")
+    write("import", {"models": rows, "median_ratio_vs_cleanup": float(np.median(ratios))})
+
+
+if __name__ == "__main__":
+    main()
