@@ -9,7 +9,7 @@ __all__ = [
     "ConfigError", "TemplateRenderError", "ToolNotFoundError", "ToolFailedError",
     "SimulationMismatch", "SimulationError", "MissingDependencyError", "ModelLoadError",
     "DesignError", "OutputExistsError", "DoesNotFitError", "ClusterError",
-    "OutputLockedError", "FidelityError", "unsupported_layers",
+    "OutputLockedError", "FidelityError", "NoDesignError", "unsupported_layers",
 ]
 
 
@@ -157,3 +157,9 @@ class FidelityError(BondflowError):
     """The design's outputs do not follow the source model as closely as the user demanded (--min-agreement, --max-error)."""
 
     exit_code = 18
+
+
+class NoDesignError(BondflowError):
+    """No design of a report meets the user's constraints (bondflow choose / flow)."""
+
+    exit_code = 19

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from bondflow.compare.flow import compare
-from bondflow.compare.report import COLUMNS, write_report
+from bondflow.compare.report import COLUMNS, METRIC_COLUMNS, write_report
 from bondflow.tools import find_tool
 from simgraphs import one_layer
 
@@ -41,7 +41,9 @@ def report(tmp_path, need_tool):
     out = tmp_path / "report"
     results = compare(one_layer(), {"dataflow": ("dataflow", {}), "reference": ("reference", {})}, "xc7z020", out,
                       vectors=50, progress=lambda _m: None)
-    write_report(results, out, "one_layer", "xc7z020")
+    import json
+    saved = json.loads((out / "results.json").read_text())
+    write_report(results, out, "one_layer", "xc7z020", metrics={r["label"]: r["metrics"] for r in saved["results"]})
     return out, results
 
 
@@ -57,10 +59,15 @@ def test_report_renders_in_chromium(report, tmp_path) -> None:
     dom = r.stdout
     assert f'data-rows="{1 + len(results)}"' in dom, dom[:3000]
     table = dom[dom.index('<table id="results">'):dom.index("</table>")]
-    rows = [re.findall(r"<t[dh]>(.*?)</t[dh]>", tr) for tr in re.findall(r"<tr>(.*?)</tr>", table)]
-    assert rows[0] == list(COLUMNS)
+    rows = [re.findall(r"<t[dh][^>]*>(.*?)</t[dh]>", tr) for tr in re.findall(r"<tr>(.*?)</tr>", table)]
+    cols = list(COLUMNS + METRIC_COLUMNS)
+    assert rows[0] == cols
+    assert table.count('class="fits-yes"') == len(results)  # both designs fit the Z-7020: marked, not only printed
     for row, res in zip(rows[1:], results):
-        cells = dict(zip(COLUMNS, row))
+        cells = dict(zip(cols, row))
+        assert cells["fits"] == "✓" and cells["clock_mhz"] == "100"  # no fmax from yosys: the target's clock, assumed
+        assert cells["latency_ns"] == f"{1000 * res.latency_cycles / 100:.4g}"
+        assert cells["util_lut"] == f"{100 * res.lut / 53200:.1f} %"
         assert cells["arch"] == res.label and cells["status"] == "ok" and cells["bit_exact"] == "True"
         assert (cells["vectors"], cells["latency_cycles"], cells["lut"], cells["dsp"]) == (
             str(res.vectors), f"{res.latency_cycles:.3g}" if isinstance(res.latency_cycles, float) else str(res.latency_cycles),

@@ -22,6 +22,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--vectors", type=int, default=500)
     p.add_argument("--simulator", choices=["icarus", "verilator"], default="icarus")
     p.add_argument("--data", help="npz with x_test (and y_test) for accuracy; default: the example's data.npz next to the model")
+    p.add_argument("--clock-mhz", type=float, default=None,
+                   help="clock for latency in ns and throughput where no placed-and-routed fmax exists (Xilinx parts)")
     p.add_argument("--default-precision", help="precision for float layers, e.g. 'fixed<16,6>'")
     p.add_argument("--input-precision", help="precision of the inputs")
     p.add_argument("--weights", help="weights file of a Keras architecture JSON (default: model_weights.h5 next to it)")
@@ -78,10 +80,10 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.output)
     with lock_dir(out):  # compare() takes it too (nested); held here so the report belongs to this run as well
         results = compare(g, archs, args.target, out, args.vectors, args.simulator, x, y,
-                          lambda m: print(m, file=sys.stderr, flush=True), float_model=float_model, fidelity=fid)
+                          lambda m: print(m, file=sys.stderr, flush=True), float_model=float_model, fidelity=fid, clock_mhz=args.clock_mhz)
         saved = json.loads((out / "results.json").read_text())
         md, html = write_report(results, out, g.name, args.target, float_model=saved["float_model"],
-                                fidelity=saved["fidelity"])
+                                fidelity=saved["fidelity"], metrics={r["label"]: r["metrics"] for r in saved["results"]})
     print(md.read_text())
     print(f"report: {html}")
     return 0 if all(r.status == "ok" for r in results) else 1

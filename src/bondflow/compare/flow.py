@@ -139,7 +139,8 @@ def _score(y: np.ndarray, labels: np.ndarray) -> float:
 def compare(graph: Graph, archs: dict[str, tuple[str, dict[str, Any]]], target: str, out: Path, vectors: int = 500,
             simulator: str = "icarus", data: np.ndarray | None = None, labels: np.ndarray | None = None,
             progress: Callable[[str], None] = print,
-            float_model: tuple[np.ndarray, str] | None = None, fidelity: Any = None) -> list[ArchResult]:
+            float_model: tuple[np.ndarray, str] | None = None, fidelity: Any = None,
+            clock_mhz: float | None = None) -> list[ArchResult]:
     """Run every entry ``label -> (architecture, options)`` through every step; write ``results.json``.
 
     Entries may share a generator with different options (``dataflow`` and ``dataflow:rf=4``), so each
@@ -166,8 +167,17 @@ def compare(graph: Graph, archs: dict[str, tuple[str, dict[str, Any]]], target: 
         if fidelity is not None:
             for r in results:
                 r.fidelity = fidelity.for_design(r.bit_exact, r.vectors).to_dict()
-        atomic_write_text(out / "results.json", json.dumps({"graph": graph.name, "graph_digest": graph.digest(), "target": target,
-                                                            "float_model": fm, "fidelity": fidelity.to_dict() if fidelity is not None else None,
-                                                            "results": [asdict(r) for r in results]},
-                                                           indent=1, default=str))
+        from ..synth.targets import get_target
+        from .choose import REPORT_VERSION
+        from .metrics import metrics_for
+        rows = []
+        for r in results:  # clock, latency in ns, throughput, utilisation and fit on the target part
+            row = asdict(r)
+            row["metrics"] = metrics_for(row, get_target(target), clock_mhz).to_dict()
+            rows.append(row)
+        atomic_write_text(out / "results.json", json.dumps({"version": REPORT_VERSION, "graph": graph.name,
+                                                            "graph_digest": graph.digest(), "target": target,
+                                                            "clock_mhz": clock_mhz, "float_model": fm,
+                                                            "fidelity": fidelity.to_dict() if fidelity is not None else None,
+                                                            "results": rows}, indent=1, default=str))
     return results

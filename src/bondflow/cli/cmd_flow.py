@@ -1,0 +1,68 @@
+"""`bondflow flow MODEL --target T --board B [constraints] -o OUT`: import, candidates, verify, synth, choose, deploy."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from .cmd_choose import add_constraint_args, constraints_from, describe
+
+#: Every architecture with a small grid: two dataflow reuse factors, moldable's default and a wide one, hls4ml, BondMachine.
+DEFAULT_ARCHS = "dataflow,dataflow:rf=4,moldable,moldable:cores=16:lanes=4,hls4ml,bondmachine"
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("flow", help="the whole mission: compare candidates, choose under constraints, deploy the chosen one")
+    p.add_argument("model")
+    p.add_argument("--target", default="xc7z020", help="part to synthesize for (resources, fit)")
+    p.add_argument("--board", required=True, help="deploy bundle for this board or card (e.g. pynq-z2, alveo-u55c)")
+    p.add_argument("-o", "--output", required=True, help="flow directory: report/, bundle/, flow.json")
+    p.add_argument("--arch", default=DEFAULT_ARCHS, help=f"candidates, as for compare (default: {DEFAULT_ARCHS})")
+    p.add_argument("--vectors", type=int, default=500)
+    p.add_argument("--simulator", choices=["icarus", "verilator"], default="icarus")
+    p.add_argument("--clock-mhz", type=float, default=None, help="clock where no placed-and-routed fmax exists")
+    p.add_argument("--default-precision")
+    p.add_argument("--input-precision")
+    p.add_argument("--weights")
+    add_constraint_args(p)
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..compare.choose import choose, load_report
+    from ..deploy.package import deploy
+    from ..fsutil import atomic_write_text
+    from ..synth.targets import get_target
+    from .main import build_parser
+    get_target(args.target)
+    if args.fit:
+        get_target(args.fit)
+    out = Path(args.output)
+    report_dir = out / "report"
+    cargv = ["compare", args.model, "--arch", args.arch, "--target", args.target, "-o", str(report_dir),
+             "--vectors", str(args.vectors), "--simulator", args.simulator]
+    for flag, v in (("--clock-mhz", args.clock_mhz), ("--default-precision", args.default_precision),
+                    ("--input-precision", args.input_precision), ("--weights", args.weights)):
+        if v is not None:
+            cargv += [flag, str(v)]
+    print(f"flow: 1/3 compare {args.arch} on {args.target} -> {report_dir}", file=sys.stderr, flush=True)
+    cargs = build_parser().parse_args(cargv)
+    cargs.func(cargs)  # a failed candidate is in the report; choose decides whether any design is left
+    print("flow: 2/3 choose", file=sys.stderr, flush=True)
+    report = load_report(report_dir)
+    choice = choose(report, constraints_from(args, args.clock_mhz))
+    atomic_write_text(report_dir / "chosen.json", json.dumps(choice.to_dict(), indent=1))
+    print(describe(choice))
+    label = choice.chosen.label
+    design_dir = report_dir / label.replace(":", "_").replace("=", "") / choice.chosen.arch / "design"
+    print(f"flow: 3/3 deploy {label} for {args.board}", file=sys.stderr, flush=True)
+    bundle = deploy(design_dir, args.board, out / "bundle", force=True)
+    summary = {"model": str(args.model), "target": args.target, "board": args.board, "report": str(report_dir),
+               "bundle": str(bundle), "deployed": label, "design": str(design_dir), "choice": choice.to_dict()}
+    atomic_write_text(out / "flow.json", json.dumps(summary, indent=1))
+    md = report_dir / "report.md"
+    atomic_write_text(md, md.read_text() + f"\n## Deployed\n\n**{label}** deployed for {args.board} in `{bundle}`: "
+                                           f"{choice.why}.\n")
+    print(f"deployed {label} -> {bundle} (driver: from bondflow_driver import Accelerator; Accelerator('{bundle}').predict(X))")
+    return 0
