@@ -170,14 +170,16 @@ def test_softmax_model_follows_the_fragment() -> None:
 
 @pytest.mark.bmtools
 @pytest.mark.sim
-def test_softmax_rtl_and_bm_simulator_match_model(tmp_path, need_bm) -> None:
+@pytest.mark.parametrize("neuron,ref,vectors", [("softmax", "bondmachine-fps16f10-softmax4", 150),
+                                                ("softmaxq", "bondmachine-fps16f10-softmaxq", 60)])
+def test_softmax_rtl_and_bm_simulator_match_model(tmp_path, need_bm, neuron: str, ref: str, vectors: int) -> None:
     """BondMachine's softmax neurons: RTL == bondflow's model == bondmachine -sim (fps16f10, expprec 4)."""
     from bondflow.bondmachine.bmsim import cross_check
     from bondflow.codegen.base import generate
     from bondflow.sim.runner import simulate
-    d = generate(_softmax_graph(), "bondmachine", number_type="fps16f10")
-    assert d.info["reference"] == "bondmachine-fps16f10-softmax4"
-    r = simulate(d.write(tmp_path / "d"), vectors=150, simulator="icarus")
+    d = generate(_softmax_graph(), "bondmachine", number_type="fps16f10", softmax_neuron=neuron)
+    assert d.info["reference"] == ref
+    r = simulate(d.write(tmp_path / "d"), vectors=vectors, simulator="icarus")
     assert r.passed, r.summary()
     c = cross_check(d, vectors=15, ticks=3000)
     assert c.agree == c.vectors == 15, c.first_disagreements
