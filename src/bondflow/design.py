@@ -80,6 +80,11 @@ class Design:
                 p.parent.mkdir(parents=True, exist_ok=True)
                 p.write_text(text)
             (tmp / MANIFEST).write_text(json.dumps(self.manifest(), indent=1, default=str))
+            if self.language == "verilog" and self.rtl_files:  # derived from the manifest: not in the digest
+                from .fusesoc_core import CORE_FILE, core_text
+                gname = json.loads(self.files["graph.json"]).get("name", "graph") if "graph.json" in self.files else "graph"
+                (tmp / CORE_FILE).write_text(core_text(self.arch, self.top, self.rtl_files, gname, self.graph_digest,
+                                                       self.generator_version, self.latency_cycles, self.ii_cycles))
         return out
 
     @classmethod
