@@ -1,4 +1,4 @@
-"""ONNX/QONNX import time of the test models (field exports, binary, ternary, normalisation, BN), as ratios to onnx.load + qonnx cleanup in the same run."""
+"""ONNX/QONNX import time of the test models (field exports, binary, ternary, normalisation, BN, MultiThreshold), as ratios to onnx.load + qonnx cleanup in the same run."""
 from __future__ import annotations
 
 import sys
@@ -28,7 +28,8 @@ def main() -> None:
     from test_onnx_import import qonnx_mlp
     from test_qonnx_field import MODELS as FIELD
     from test_qonnx_norm import MODELS as NORM, tfc_w1a1
-    builders = {"third_party_mlp": qonnx_mlp, **FIELD, **NORM, "tfc_w1a1": tfc_w1a1}
+    from test_qonnx_threshold import finn_streamlined
+    builders = {"third_party_mlp": qonnx_mlp, **FIELD, **NORM, "finn_multithreshold": finn_streamlined, "tfc_w1a1": tfc_w1a1}
     rows = []
     with tempfile.TemporaryDirectory() as d, warnings.catch_warnings():
         warnings.simplefilter("ignore")

@@ -14,7 +14,7 @@ import numpy as np
 
 from ..errors import MissingDependencyError, ModelLoadError, QuantizationError, UnsupportedOpError
 from ..ir.graph import Graph, TensorSpec
-from ..ir.ops import Activation, Dense, Flatten, Op, Sigmoid, Softmax
+from ..ir.ops import Activation, Dense, Flatten, Op, Sigmoid, Softmax, Threshold
 from ..ir.types import FixedType
 from ..render_names import unique_name
 from .onnx_export import NAME_KEY, TYPE_KEY
@@ -22,10 +22,10 @@ from .quant import DEFAULT_INPUT_PRECISION, accum_type_for, exact_raw, quantize_
 
 __all__ = ["load_onnx", "SUPPORTED_ONNX_OPS", "BIPOLAR_TYPE"]
 
-SUPPORTED_ONNX_OPS = ("Quant", "BipolarQuant", "MatMul", "Gemm", "Add", "Mul/Add/Sub/Div by a constant", "BatchNormalization",
+SUPPORTED_ONNX_OPS = ("Quant", "BipolarQuant", "MultiThreshold", "MatMul", "Gemm", "Add", "Mul/Add/Sub/Div by a constant", "BatchNormalization",
                       "Relu", "Softmax", "Sigmoid", "Flatten", "Reshape", "Identity", "Transpose/Unsqueeze/Squeeze of 1-sized axes")
 # op_types the node loop handles (some only in certain positions; it reports those itself).
-_HANDLED = {"Quant", "BipolarQuant", "MatMul", "Gemm", "Add", "Mul", "Sub", "Div", "BatchNormalization", "Relu", "Softmax",
+_HANDLED = {"Quant", "BipolarQuant", "MultiThreshold", "MatMul", "Gemm", "Add", "Mul", "Sub", "Div", "BatchNormalization", "Relu", "Softmax",
             "Sigmoid", "Flatten", "Reshape", "Identity", "Transpose", "Unsqueeze", "Squeeze"}
 # Custom-op domains qonnx executes and renames during its cleanup: QKeras->QONNX and FINN write the old
 # 'finn.custom_op.general' (or 'finn'), Brevitas writes 'onnx.brevitas', often without an opset import.
@@ -149,6 +149,53 @@ def _exact_affine(a: np.ndarray, b: np.ndarray) -> bool:
     return bool(np.all(np.ldexp(b, 16) == np.round(np.ldexp(b, 16))) and np.all(np.abs(b) < 2.0 ** 7))
 
 
+def _annotated_type(model: Any, name: str) -> FixedType | None:
+    """The exact type of a tensor FINN/qonnx annotated with an integer datatype (INT4, UINT8, BIPOLAR, ...), else None."""
+    try:
+        dt = model.get_tensor_datatype(name)
+        if not dt.is_integer():
+            return None
+        lo, hi = int(dt.min()), int(dt.max())
+    except Exception:  # no annotation, or one qonnx does not know
+        return None
+    if lo >= 0:
+        w = max(hi.bit_length(), 1)
+        return FixedType(w, w, signed=False)
+    w = max(hi.bit_length(), (-lo - 1).bit_length()) + 1
+    return FixedType(w, w, signed=True)
+
+
+def _threshold_op(node: Any, consts: dict[str, np.ndarray], xt: FixedType, n: int, name: str, inp: str) -> Threshold:
+    """MultiThreshold(x, T) = out_scale * #{k: x >= T[., k]} + out_bias, exactly: x is on its type's grid, so
+    x >= t is raw(x) >= ceil(t * 2^frac); the levels must lie on a fixed-point grid."""
+    if len(node.input) < 2 or node.input[1] not in consts:
+        raise UnsupportedOpError("MultiThreshold with dynamic thresholds", node.name, SUPPORTED_ONNX_OPS)
+    attrs = {a.name: a for a in node.attribute}
+    layout = _text(attrs["data_layout"].s) if "data_layout" in attrs else ""
+    if layout not in ("", "NC"):
+        raise UnsupportedOpError(f"MultiThreshold data_layout {layout}", node.name, SUPPORTED_ONNX_OPS)
+    t = np.asarray(consts[node.input[1]], dtype=np.float64)
+    t = t.reshape(1, -1) if t.ndim == 1 else t
+    if t.ndim != 2 or t.shape[0] not in (1, n) or not np.all(~np.isnan(t)):
+        raise QuantizationError(f"MultiThreshold '{node.name}' thresholds must be [1 or {n}, K] numbers, not shape {list(t.shape)}")
+    raw = np.clip(np.ceil(np.ldexp(t, xt.frac_bits)), xt.min_raw, xt.max_raw + 1).astype(np.int64)  # +-inf: never/always
+    scale = float(attrs["out_scale"].f) if "out_scale" in attrs else 1.0
+    bias = float(attrs["out_bias"].f) if "out_bias" in attrs else 0.0
+    levels = bias + scale * np.arange(t.shape[1] + 1)
+    meta = next((FixedType.parse(_text(p.value)) for p in node.metadata_props if _text(p.key) == TYPE_KEY), None)
+    if meta is not None:
+        rt = meta
+    elif not (_exact_affine(np.array([scale]), np.array([bias])) and np.all(np.ldexp(levels, 16) == np.round(np.ldexp(levels, 16)))):
+        raise QuantizationError(f"MultiThreshold '{node.name}' levels must lie on a fixed-point grid (out_scale +-2^k, "
+                                f"out_bias on a 2^-16 grid), not out_scale={scale:g}, out_bias={bias:g}")
+    else:
+        rt = _fit_type(levels)
+        if levels.min() >= 0 and rt.width > 1:  # non-negative levels: the sign bit is not needed
+            rt = FixedType(rt.width - 1, rt.int_bits - 1, signed=False)
+    return Threshold(name=name, input=inp, result_type=rt, thresholds=raw, step=int(np.ldexp(scale, rt.frac_bits)),
+                     offset=int(np.ldexp(bias, rt.frac_bits)))
+
+
 def _node_name(node: Any, names: set[str]) -> str:
     """bondflow's own name for the op when the file carries it, else the ONNX node name, made unique and safe."""
     for p in node.metadata_props:
@@ -233,6 +280,12 @@ def _load_onnx(path: Path, default_precision: str | None, input_precision: str |
     names: set[str] = set()
     ops: list[Op] = []
     const_q: dict[str, tuple[np.ndarray, FixedType]] = {}
+    for k, v in consts.items():  # FINN's integer weights: float initializers with a datatype annotation
+        at = _annotated_type(model, k)
+        if at is not None:
+            vals = np.asarray(v, dtype=np.float64)
+            exact_raw(vals, at, f"initializer '{k}' (annotated {model.get_tensor_datatype(k).name})")
+            const_q[k] = (vals, at)
     # bip: the scale s when the current tensor holds bipolar values as BIPOLAR_TYPE (see there), else None.
     # aff: (a, b, node) when the current tensor is to be read as a*x + b (normalisation, BatchNormalization), not yet applied.
     state: dict[str, Any] = {"cur": None, "type": None, "dense": None, "act": None, "bip": None, "n": n_in, "aff": None}
@@ -357,7 +410,10 @@ def _load_onnx(path: Path, default_precision: str | None, input_precision: str |
             state["bip"] = bip
             continue
         if inp is None:  # float ONNX: the input type comes from the user
-            inp = TensorSpec(unique_name("input", names), n_in, FixedType.parse(input_precision or (default_precision and str(default)) or DEFAULT_INPUT_PRECISION))
+            at = _annotated_type(model, in_name)  # an integer input (e.g. FINN's UINT8 pixels): exact, saturating
+            in_t = (FixedType.parse(input_precision) if input_precision else at.with_modes("RND_CONV", "SAT") if at
+                    else FixedType.parse((default_precision and str(default)) or DEFAULT_INPUT_PRECISION))
+            inp = TensorSpec(unique_name("input", names), n_in, in_t)
             state.update(cur=inp.name, type=inp.type)
         if t in ("MatMul", "Gemm"):
             finish_dense(None)
@@ -437,6 +493,15 @@ def _load_onnx(path: Path, default_precision: str | None, input_precision: str |
             name = _node_name(node, names)
             ops.append(Flatten(name=name, input=state["cur"], result_type=state["type"]))
             state["cur"] = name
+        elif t == "MultiThreshold":  # reads the exact value before it: no rounding in between
+            materialize_aff()
+            finish_dense(None, requantized=True)
+            if state["act"]:
+                finish_act(None, node.name)
+            materialize_bip()
+            op = _threshold_op(node, consts, state["type"], state["n"], _node_name(node, names), state["cur"])
+            ops.append(op)
+            state.update(cur=op.name, type=op.result_type)
         elif t in ("Unsqueeze", "Squeeze", "Transpose"):  # reorder nothing when only 1-sized axes move (around a BN)
             shape = shape_of(node.input[0])
             perm = next((list(a.ints) for a in node.attribute if a.name == "perm"), None)

@@ -5,7 +5,7 @@ import numpy as np
 
 from ..errors import MissingDependencyError, UnsupportedOpError
 from ..ir.graph import Graph
-from ..ir.ops import Activation, Dense, Flatten, Sigmoid, Softmax
+from ..ir.ops import Activation, Dense, Flatten, Sigmoid, Softmax, Threshold
 from ..ir.types import FixedType, Overflow, Rounding
 
 __all__ = ["graph_to_onnx", "graph_to_onnx_bytes", "export_onnx", "QONNX_DOMAIN", "TYPE_KEY"]
@@ -45,6 +45,7 @@ def graph_to_onnx(graph: Graph):
         n.metadata_props.add(key=TYPE_KEY, value=str(t))
         nodes.append(n)
 
+    types = graph.types()
     x0 = "global_in"
     quant(x0, graph.input.name, graph.input.type)
     for op in graph.ops:
@@ -64,8 +65,17 @@ def graph_to_onnx(graph: Graph):
             nodes.append(helper.make_node(kind, [op.input], [f"{op.name}_pre"], name=f"{op.name}_{kind.lower()}"))
             nodes[-1].metadata_props.add(key=NAME_KEY, value=op.name)
             quant(f"{op.name}_pre", op.name, op.result_type)
+        elif isinstance(op, Threshold):
+            # FINN's MultiThreshold: thresholds as real values of the input's grid (exact in float32 up to 24 bits).
+            xt, rt = types[op.input], op.result_type
+            t = const(f"{op.name}_thresholds", xt.to_float(op.thresholds))
+            dtype = f"{'INT' if rt.signed else 'UINT'}{rt.width}" if rt.frac_bits == 0 else "FLOAT32"
+            nodes.append(helper.make_node("MultiThreshold", [op.input, t], [op.name], name=op.name, domain=QONNX_DOMAIN,
+                                          out_dtype=dtype, out_scale=float(rt.to_float(op.step)), out_bias=float(rt.to_float(op.offset))))
+            nodes[-1].metadata_props.add(key=TYPE_KEY, value=str(rt))
+            nodes[-1].metadata_props.add(key=NAME_KEY, value=op.name)
         else:
-            raise UnsupportedOpError(op.kind, op.name, ["dense", "activation", "softmax", "sigmoid", "flatten"], "ONNX export")
+            raise UnsupportedOpError(op.kind, op.name, ["dense", "activation", "softmax", "sigmoid", "flatten", "threshold"], "ONNX export")
     out = graph.ops[-1].name
     g = helper.make_graph(nodes, graph.name,
                           [helper.make_tensor_value_info(x0, TensorProto.FLOAT, [1, graph.input.size])],

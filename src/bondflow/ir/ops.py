@@ -9,7 +9,7 @@ import numpy as np
 from ..errors import GraphValidationError, QuantizationError
 from .types import FixedType
 
-__all__ = ["Op", "Dense", "Activation", "Softmax", "Sigmoid", "Flatten", "OP_KINDS", "frozen_array"]
+__all__ = ["Op", "Dense", "Activation", "Softmax", "Sigmoid", "Flatten", "Threshold", "OP_KINDS", "frozen_array"]
 
 
 def frozen_array(a: Any) -> np.ndarray:
@@ -161,7 +161,45 @@ class Flatten(Op):
     kind: ClassVar[str] = "flatten"
 
 
-OP_KINDS: dict[str, type[Op]] = {c.kind: c for c in (Dense, Activation, Softmax, Sigmoid, Flatten)}
+@dataclass(frozen=True, eq=False)
+class Threshold(Op):
+    """FINN's MultiThreshold, in raw integers: ``y[j] = offset + step * #{k : x[j] >= thresholds[j, k]}``.
+
+    ``thresholds`` are raw values of the input's type, one row per feature (or one row for all);
+    ``step`` and ``offset`` are raw values of ``result_type``, which must hold every level exactly.
+    """
+
+    thresholds: np.ndarray = field(default_factory=lambda: frozen_array(np.zeros((1, 1))))  # raw, [n or 1, K]
+    step: int = 1
+    offset: int = 0
+    kind: ClassVar[str] = "threshold"
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "thresholds", frozen_array(self.thresholds))
+        object.__setattr__(self, "step", int(self.step))
+        object.__setattr__(self, "offset", int(self.offset))
+        if self.thresholds.ndim != 2 or self.thresholds.shape[1] < 1:
+            raise GraphValidationError(f"threshold '{self.name}' thresholds must be 2-D [n or 1, K >= 1], not shape {self.thresholds.shape}")
+        t = self.result_type
+        top = self.offset + self.step * self.thresholds.shape[1]
+        if not (t.min_raw <= min(self.offset, top) and max(self.offset, top) <= t.max_raw):
+            raise QuantizationError(f"threshold '{self.name}' levels must fit {t}, not raw {self.offset}..{top}")
+
+    def out_features(self, in_features: int) -> int:
+        if self.thresholds.shape[0] not in (1, in_features):
+            raise GraphValidationError(f"threshold '{self.name}' must have 1 or {in_features} rows of thresholds, not {self.thresholds.shape[0]}")
+        return in_features
+
+    def params(self) -> int:
+        return int(self.thresholds.size)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = super().to_dict()
+        d.update(thresholds=self.thresholds.tolist(), step=self.step, offset=self.offset)
+        return d
+
+
+OP_KINDS: dict[str, type[Op]] = {c.kind: c for c in (Dense, Activation, Softmax, Sigmoid, Flatten, Threshold)}
 _TYPE_FIELDS = ("result_type", "weight_type", "bias_type", "accum_type", "exp_table_type", "inv_table_type", "table_type")
 
 

@@ -7,7 +7,7 @@ import numpy as np
 
 from ..errors import QuantizationError, UnsupportedOpError
 from .graph import Graph
-from .ops import Activation, Dense, Flatten, Op, Sigmoid, Softmax
+from .ops import Activation, Dense, Flatten, Op, Sigmoid, Softmax, Threshold
 from .types import FixedType, Overflow
 
 __all__ = ["run", "run_raw", "trace_raw", "quantize_input"]
@@ -197,5 +197,11 @@ def _softmax(op: Softmax, x: np.ndarray, xt: FixedType) -> np.ndarray:
     return op.result_type.requantize(prod, acc.frac_bits + op.inv_table_type.frac_bits)
 
 
+def _threshold(op: Threshold, x: np.ndarray, xt: FixedType) -> np.ndarray:
+    """Count the thresholds each raw input reaches (integer compares: exact), then one level per count."""
+    count = (x[:, :, None] >= op.thresholds[None, :, :]).sum(axis=2, dtype=np.int64)
+    return op.offset + op.step * count
+
+
 _KERNELS: dict[type, Kernel] = {Dense: _dense, Activation: _activation, Flatten: _flatten,
-                                Softmax: _softmax, Sigmoid: _sigmoid}
+                                Softmax: _softmax, Sigmoid: _sigmoid, Threshold: _threshold}

@@ -6,10 +6,11 @@ from typing import Any
 from ...design import Design
 from ...errors import ConfigError
 from ...ir.graph import Graph
-from ...ir.ops import Sigmoid, Softmax
+from ...ir.ops import Sigmoid, Softmax, Threshold
 from ..base import register_arch
 from ..pipeline import pipeline_design
 from .tables import table_layer
+from .threshold import threshold_layer
 
 __all__ = ["generate_dataflow"]
 
@@ -29,4 +30,4 @@ def generate_dataflow(graph: Graph, reuse_factor: "int | dict[str, int]" = 1, tl
         return reuse_design(graph, reuse_factor, opts, tlast_mode, stream_width)
     return pipeline_design(graph, "dataflow", opts, tlast_mode=tlast_mode, in_tdata_bits=stream_width,
                            out_tdata_bits=None, description="hls4ml-style fully parallel pipeline (reuse factor 1)",
-                           extra={Sigmoid: table_layer, Softmax: table_layer})
+                           extra={Sigmoid: table_layer, Softmax: table_layer, Threshold: threshold_layer})
