@@ -125,6 +125,11 @@ def test_finn_tfc_w1a1_equals_qonnx(tmp_path) -> None:
     x[:, :50] = 0.5
     want = qonnx_exec(p, x)
     assert np.array_equal(reference.run(g, x), want) and len(np.unique(want, axis=0)) > 900
+    # Any real input: a truncating input type keeps x >= 0.5 exact (the documented advice); rounding does not.
+    xr = np.random.default_rng(1).standard_normal((1000, 784)).astype(np.float32).astype(np.float64)
+    want = qonnx_exec(p, xr)
+    assert np.array_equal(reference.run(bondflow.load_model(p, input_precision="fixed<16,6,TRN,SAT>"), xr), want)
+    assert not np.array_equal(reference.run(g, xr), want)
 
 
 def test_inexact_batchnorm_after_quantized_layer_is_one_line(tmp_path) -> None:
