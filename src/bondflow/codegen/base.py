@@ -18,6 +18,7 @@ ARCH_MODULES: dict[str, str] = {
     "reference": "bondflow.codegen.reference_core",
     "dataflow": "bondflow.codegen.dataflow.generator",
     "hls4ml": "bondflow.codegen.hls4ml.generator",
+    "da4ml": "bondflow.codegen.da4ml.generator",
     "bondmachine": "bondflow.bondmachine.generator",
     "moldable": "bondflow.bondmachine.moldable.generator",
 }
