@@ -22,19 +22,30 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
+def _shape(s: tuple[int, ...]) -> str:
+    return "(" + ",".join(map(str, s)) + ("," if len(s) == 1 else "") + ")"
+
+
 def graph_table(g: Graph) -> str:
-    sizes = g.sizes()
-    rows: list[tuple[object, ...]] = [(g.input.name, "input", f"({g.input.size},)", "-", "-", str(g.input.type), 0, "-", 0)]
+    """One row per tensor: shape, types, parameters, pruning and MACs (convolutions: per image)."""
+    from ..ir.tensor_ops import Conv, Pool
+    shapes = g.shapes()
+    rows: list[tuple[object, ...]] = [(g.input.name, "input", _shape(g.input.shape), "-", "-", str(g.input.type), 0, "-", 0)]
     for op in g.ops:
-        if isinstance(op, Dense):
+        if isinstance(op, (Dense, Conv)):
             nz = op.nonzero()
-            rows.append((op.name, "dense", f"({op.n_in},{op.n_out})", str(op.weight_type), str(op.bias_type),
-                         str(op.result_type), op.params(), f"{nz}/{op.weight.size} ({100 * nz / op.weight.size:.0f}%)", op.macs()))
+            kind = "dense" if isinstance(op, Dense) else f"conv{len(op.kernel)}d {'x'.join(map(str, op.kernel))}"
+            macs = op.macs() if isinstance(op, Dense) else op.macs_for(shapes[op.name])
+            rows.append((op.name, kind, _shape(shapes[op.name]), str(op.weight_type), str(op.bias_type),
+                         str(op.result_type), op.params(), f"{nz}/{op.weight.size} ({100 * nz / op.weight.size:.0f}%)", macs))
         else:
             kind = getattr(op, "function", op.kind)
-            rows.append((op.name, kind, f"({sizes[op.name]},)", "-", "-", str(op.result_type), op.params(), "-", 0))
-    nz_total = sum(o.nonzero() for o in g.dense_layers())
-    w_total = sum(o.weight.size for o in g.dense_layers())
+            if isinstance(op, Pool):
+                kind = f"{op.function} pool " + ("global" if not any(op.pool) else "x".join(map(str, op.pool)))
+            rows.append((op.name, kind, _shape(shapes[op.name]), "-", "-", str(op.result_type), op.params(), "-", 0))
+    weighted = [o for o in g.ops if isinstance(o, (Dense, Conv))]
+    nz_total = sum(o.nonzero() for o in weighted)
+    w_total = sum(o.weight.size for o in weighted)
     rows.append(("total", "", "", "", "", "", g.params(), f"{nz_total}/{w_total}", g.macs()))
     return format_table(("layer", "type", "shape", "weight", "bias", "result", "params", "non-zero weights", "MACs"), rows)
 

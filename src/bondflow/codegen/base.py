@@ -24,6 +24,10 @@ ARCH_MODULES: dict[str, str] = {
 }
 
 
+#: Architectures that implement images and sequences (convolution, pooling); the others refuse them in one line.
+SHAPED_ARCHS: tuple[str, ...] = ("hls4ml",)
+
+
 def register_arch(name: str) -> Callable[[Generator], Generator]:
     def deco(fn: Generator) -> Generator:
         _REGISTRY[name] = fn
@@ -39,6 +43,12 @@ def generate(graph: Graph, arch: str, **options: Any) -> Design:
     """Generate architecture ``arch`` for ``graph``; unknown names list the known ones."""
     if arch not in ARCH_MODULES:
         raise ConfigError(f"architecture must be one of {', '.join(architectures())}, not {arch!r}")
+    if graph.is_shaped() and arch not in SHAPED_ARCHS:
+        from ..errors import UnsupportedOpError
+        from ..ir.tensor_ops import Conv, Pool
+        op = next((o for o in graph.ops if isinstance(o, (Conv, Pool))), graph.ops[0])
+        raise UnsupportedOpError(op.kind, op.name, [k for k in ("dense", "activation", "softmax", "sigmoid", "flatten")],
+                                 f"the {arch} architecture yet (convolutional networks: {', '.join(SHAPED_ARCHS)})")
     if arch not in _REGISTRY:
         try:
             importlib.import_module(ARCH_MODULES[arch])

@@ -9,11 +9,14 @@ from typing import Any
 from .._compat import import_tensorflow
 from ..errors import ConfigError, ModelLoadError, UnsupportedOpError, unsupported_layers
 
-__all__ = ["SUPPORTED_LAYERS", "read_model", "model_config", "refuse_unsupported", "find_weights", "is_keras_json",
+__all__ = ["SUPPORTED_LAYERS", "CONV_LAYERS", "POOL_LAYERS", "read_model", "model_config", "refuse_unsupported", "find_weights", "is_keras_json",
            "keras3_config"]
 
+CONV_LAYERS = ("Conv1D", "Conv2D", "QConv1D", "QConv2D")
+POOL_LAYERS = ("MaxPooling1D", "MaxPooling2D", "AveragePooling1D", "AveragePooling2D", "GlobalAveragePooling1D",
+               "GlobalAveragePooling2D", "GlobalMaxPooling1D", "GlobalMaxPooling2D")
 SUPPORTED_LAYERS = ("InputLayer", "Dense", "QDense", "Activation", "QActivation", "ReLU", "BatchNormalization",
-                    "Dropout", "Flatten", "Softmax")
+                    "Dropout", "Flatten", "Softmax", "ZeroPadding1D", "ZeroPadding2D") + CONV_LAYERS + POOL_LAYERS
 UNSAFE = ("Lambda", "TFOpLambda")
 #: Names a weights file next to ``model.json`` may have (hls4ml's KerasJson/KerasH5 convention first).
 WEIGHT_NAMES = ("{stem}_weights.h5", "model_weights.h5", "{stem}.weights.h5", "{stem}.h5", "weights.h5")

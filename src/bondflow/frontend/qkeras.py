@@ -10,9 +10,10 @@ import numpy as np
 from ..errors import QuantizationError, UnsupportedOpError
 from ..ir.graph import Graph, TensorSpec
 from ..ir.ops import Activation, Dense, Flatten, Op, Sigmoid, Softmax
+from ..ir.tensor_ops import Conv, Pool, same_pads
 from ..ir.types import FixedType
 from ..render_names import unique_name
-from .keras_files import SUPPORTED_LAYERS, read_model
+from .keras_files import CONV_LAYERS, POOL_LAYERS, SUPPORTED_LAYERS, read_model
 from .quant import VALUE_QUANTIZERS, grid_type
 from .quant import DEFAULT_INPUT_PRECISION, accum_type_for, exact_raw, qkeras_type, quantize_checked, sidecar_options
 
@@ -57,12 +58,15 @@ def load_keras(path: Path, default_precision: str | None = None, input_precision
     in_shape = model.input_shape
     if isinstance(in_shape, list) or in_shape is None:
         raise UnsupportedOpError("multi-input model", model.name, ["single-input Sequential/functional MLP"])
-    n_in = int(np.prod([d for d in in_shape[1:] if d is not None]))
+    if any(d is None for d in in_shape[1:]):
+        raise UnsupportedOpError(f"input of open shape {tuple(in_shape[1:])}", model.name, ["a fixed input shape"])
+    n_in = int(np.prod(in_shape[1:]))
     in_type = FixedType.parse(input_precision)
     names: set[str] = set()
-    inp = TensorSpec(unique_name("input", names), n_in, in_type)
+    inp = TensorSpec(unique_name("input", names), n_in, in_type, tuple(in_shape[1:]) if len(in_shape) > 2 else ())
     ops: list[Op] = []
-    cur, cur_type = inp.name, in_type
+    cur, cur_type, cur_shape = inp.name, in_type, inp.shape
+    pending_pads: tuple[tuple[int, int], ...] | None = None  # a ZeroPadding waiting for its convolution
 
     def default(what: str, lname: str) -> FixedType:
         if not default_precision:
@@ -87,14 +91,18 @@ def load_keras(path: Path, default_precision: str | None = None, input_precision
     for idx, layer in enumerate(layers):
         cls = type(layer).__name__
         lname = layer.name
-        if cls in ("Dense", "QDense"):
+        if pending_pads is not None and cls not in CONV_LAYERS:
+            raise UnsupportedOpError(f"ZeroPadding before {cls}", lname, SUPPORTED_LAYERS,
+                                     "bondflow unless a convolution follows it (it folds into the convolution's padding)")
+        if cls in ("Dense", "QDense") + CONV_LAYERS:
+            is_conv = cls in CONV_LAYERS
             w, b = (layer.get_weights() + [None])[:2]
             if not getattr(layer, "use_bias", True) or b is None:
-                b = np.zeros(w.shape[1])
-            if cls == "QDense":
+                b = np.zeros(w.shape[-1])
+            if cls.startswith("Q"):
                 kq, bq = _quantizer(layer, "kernel_quantizer_internal"), _quantizer(layer, "bias_quantizer_internal")
                 if kq is None:
-                    raise QuantizationError(f"layer '{lname}': QDense must have a kernel_quantizer, not none")
+                    raise QuantizationError(f"layer '{lname}': {cls} must have a kernel_quantizer, not none")
                 wq = np.asarray(layer.kernel_quantizer_internal(w))
                 wt = grid_type(wq, f"layer '{lname}' {kq[0]} weights") if kq[0] in VALUE_QUANTIZERS else qkeras_type(*kq, lname)
                 bqv = np.asarray(layer.bias_quantizer_internal(b)) if bq else None
@@ -113,12 +121,13 @@ def load_keras(path: Path, default_precision: str | None = None, input_precision
                 if _requantizes(_quantizer(layer, "activation")):  # BN after a relu cannot fold into the Dense
                     raise UnsupportedOpError("BatchNormalization", nxt.name, SUPPORTED_LAYERS,
                                              f"bondflow after a Dense with its own activation ('{lname}'; it folds into a linear Dense only)")
-                wq, bqv = _fold_bn(nxt, w if cls == "Dense" else wq, b if cls == "Dense" else bqv)
+                flt = not cls.startswith("Q")
+                wq, bqv = _fold_bn(nxt, w if flt else wq, b if flt else bqv)
                 wq = quantize_checked(wq, wt, f"layer '{lname}' weights after folding {nxt.name}")
                 bqv = quantize_checked(bqv, bt, f"layer '{lname}' biases after folding {nxt.name}")
             w_raw = exact_raw(wq, wt, f"layer '{lname}' weights")
             b_raw = exact_raw(bqv, bt, f"layer '{lname}' biases")
-            acc = accum_type_for(cur_type, wt, bt, w.shape[0])
+            acc = accum_type_for(cur_type, wt, bt, int(np.prod(w.shape[:-1])))
             act = _quantizer(layer, "activation")
             # A result no element-wise activation requantizes takes the default precision (as hls4ml's Dense
             # result does); so does one feeding a table activation (softmax, sigmoid), which indexes its table
@@ -129,15 +138,35 @@ def load_keras(path: Path, default_precision: str | None = None, input_precision
             if default_precision and (follower is None or follower in TABLE_ACTIVATIONS):
                 rtype = FixedType.parse(default_precision)
             name = unique_name(lname, names)
-            ops.append(Dense(name=name, input=cur, result_type=rtype, weight=w_raw, weight_type=wt,
-                             bias=b_raw, bias_type=bt, accum_type=acc))
+            if is_conv:
+                strides, pads = _conv_geometry(layer, cls, cur_shape, w.shape[:-2], pending_pads)
+                pending_pads = None
+                ops.append(Conv(name=name, input=cur, result_type=rtype, weight=w_raw, weight_type=wt, bias=b_raw,
+                                bias_type=bt, accum_type=acc, strides=strides, pads=pads))
+            else:
+                if len(cur_shape) > 1:
+                    raise UnsupportedOpError(f"{cls} on a {len(cur_shape)}-D tensor {cur_shape}", lname, SUPPORTED_LAYERS,
+                                             "bondflow (add a Flatten before it)")
+                ops.append(Dense(name=name, input=cur, result_type=rtype, weight=w_raw, weight_type=wt,
+                                 bias=b_raw, bias_type=bt, accum_type=acc))
             cur, cur_type = name, rtype
+            cur_shape = ops[-1].out_shape(cur_shape)
             if act is not None:
                 _apply_activation(act, lname + "_act", add_activation, default)
         elif cls == "BatchNormalization":
             prev = type(layers[idx - 1]).__name__ if idx else None
-            if prev not in ("Dense", "QDense"):
-                raise UnsupportedOpError(cls, lname, SUPPORTED_LAYERS, "bondflow unless it directly follows a Dense layer")
+            if prev not in ("Dense", "QDense") + CONV_LAYERS:
+                raise UnsupportedOpError(cls, lname, SUPPORTED_LAYERS, "bondflow unless it directly follows a Dense or convolution layer")
+        elif cls in POOL_LAYERS:
+            op = _pool_op(layer, cls, unique_name(lname, names), cur, cur_type, cur_shape)
+            ops.append(op)
+            cur, cur_type, cur_shape = op.name, op.result_type, op.out_shape(cur_shape)
+        elif cls in ("ZeroPadding1D", "ZeroPadding2D"):
+            pad = layer.get_config()["padding"]
+            pad = [pad] if isinstance(pad, int) or (cls == "ZeroPadding1D" and isinstance(pad[0], int)) else pad
+            pending_pads = tuple((p, p) if isinstance(p, int) else (int(p[0]), int(p[1])) for p in pad)
+            if len(pending_pads) == 1 and cls == "ZeroPadding2D":
+                pending_pads = pending_pads * 2
         elif cls == "QActivation":
             _apply_activation(_activation_from_quantizer(layer), lname, add_activation, default)
         elif cls == "Activation":
@@ -149,7 +178,7 @@ def load_keras(path: Path, default_precision: str | None = None, input_precision
         elif cls == "Flatten":
             name = unique_name(lname, names)
             ops.append(Flatten(name=name, input=cur, result_type=cur_type))
-            cur = name
+            cur, cur_shape = name, (int(np.prod(cur_shape)),)
         else:
             raise UnsupportedOpError(cls, lname, SUPPORTED_LAYERS)
     meta = {"source": str(path), "source_sha256": _sha256(path), "source_format": "keras",
@@ -160,6 +189,8 @@ def load_keras(path: Path, default_precision: str | None = None, input_precision
         meta.update(source_weights=str(w), source_weights_sha256=_sha256(w))
     if default_precision:
         meta["default_precision"] = str(FixedType.parse(default_precision))
+    if pending_pads is not None:
+        raise UnsupportedOpError("ZeroPadding at the end", model.name, SUPPORTED_LAYERS, "bondflow unless a convolution follows it")
     return Graph(name=_safe(model.name), input=inp, ops=tuple(ops), meta=meta)
 
 
@@ -198,17 +229,75 @@ def _apply_activation(act: tuple[str, dict[str, Any]], lname: str, add, default)
         raise UnsupportedOpError(f"activation {fn}", lname, ["relu", "linear", "softmax", "sigmoid", "quantized_relu", "quantized_bits"])
 
 
+def _conv_geometry(layer: Any, cls: str, in_shape: tuple[int, ...], kernel: tuple[int, ...],
+                   extra: tuple[tuple[int, int], ...] | None) -> tuple[tuple[int, ...], tuple[tuple[int, int], ...]]:
+    """Strides and explicit pads of a Keras convolution (channels last); unsupported options are one line."""
+    cfg = layer.get_config()
+    nd = len(kernel)
+    if len(in_shape) != nd + 1:
+        raise UnsupportedOpError(f"{cls} on a tensor of shape {in_shape}", layer.name, SUPPORTED_LAYERS,
+                                 f"bondflow (it needs a {nd}-D input with channels)")
+    if cfg.get("data_format", "channels_last") != "channels_last":
+        raise UnsupportedOpError(f"{cls} data_format={cfg['data_format']}", layer.name, SUPPORTED_LAYERS, "bondflow (channels_last only)")
+    for key, ok in (("dilation_rate", 1), ("groups", 1)):
+        v = cfg.get(key, ok)
+        if any(int(d) != ok for d in (v if isinstance(v, (list, tuple)) else [v])):
+            raise UnsupportedOpError(f"{cls} {key}={v}", layer.name, SUPPORTED_LAYERS, f"bondflow ({key} must be {ok})")
+    strides = tuple(int(s) for s in (cfg.get("strides") or (1,) * nd))
+    padding = cfg.get("padding", "valid")
+    if padding == "same":
+        pads = tuple(same_pads(n, k, st) for n, k, st in zip(in_shape[:-1], kernel, strides))
+    elif padding == "valid":
+        pads = ((0, 0),) * nd
+    else:
+        raise UnsupportedOpError(f"{cls} padding={padding}", layer.name, SUPPORTED_LAYERS, "bondflow (valid or same padding only)")
+    if extra is not None:
+        if len(extra) != nd:
+            raise UnsupportedOpError(f"ZeroPadding of {len(extra)} dims before a {nd}-D convolution", layer.name, SUPPORTED_LAYERS)
+        pads = tuple((a + c, b + d) for (a, b), (c, d) in zip(extra, pads))
+    return strides, pads
+
+
+def _pool_op(layer: Any, cls: str, name: str, cur: str, xt: FixedType, in_shape: tuple[int, ...]) -> Pool:
+    """Max pooling keeps its input type (exact); an average over N = 2^k values gains k fraction bits (exact)."""
+    cfg = layer.get_config()
+    nd = 2 if "2D" in cls else 1
+    if len(in_shape) != nd + 1:
+        raise UnsupportedOpError(f"{cls} on a tensor of shape {in_shape}", layer.name, SUPPORTED_LAYERS)
+    if cfg.get("data_format", "channels_last") != "channels_last":
+        raise UnsupportedOpError(f"{cls} data_format={cfg['data_format']}", layer.name, SUPPORTED_LAYERS, "bondflow (channels_last only)")
+    fn = "max" if "Max" in cls else "average"
+    if cls.startswith("Global"):
+        if cfg.get("keepdims"):
+            raise UnsupportedOpError(f"{cls} keepdims=True", layer.name, SUPPORTED_LAYERS)
+        pool, strides, pads = (0,) * nd, (1,) * nd, ((0, 0),) * nd
+    else:
+        pool = tuple(int(p) for p in (cfg["pool_size"] if isinstance(cfg["pool_size"], (list, tuple)) else [cfg["pool_size"]] * nd))
+        strides = tuple(int(s) for s in (cfg.get("strides") or pool))
+        pads = (tuple(same_pads(n, k, st) for n, k, st in zip(in_shape[:-1], pool, strides))
+                if cfg.get("padding", "valid") == "same" else ((0, 0),) * nd)
+    win = tuple(n if p == 0 else p for p, n in zip(pool, in_shape[:-1]))
+    n = int(np.prod(win))
+    if fn == "average" and n & (n - 1):
+        raise UnsupportedOpError(f"{cls} over {n} values", layer.name, SUPPORTED_LAYERS,
+                                 "bondflow (an average is exact in fixed point only over a power-of-two window)")
+    rt = xt if fn == "max" else FixedType(xt.width + n.bit_length() - 1, xt.int_bits, signed=xt.signed)
+    op = Pool(name=name, input=cur, result_type=rt, function=fn, pool=pool, strides=strides, pads=pads)
+    op.out_shape(in_shape)  # a shape problem is reported here, with the layer's name
+    return op
+
+
 def _fold_bn(bn: Any, w: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     cfg = bn.get_config()
     weights = bn.get_weights()
     i = 0
-    gamma = weights[i] if cfg.get("scale", True) else np.ones(w.shape[1])
+    gamma = weights[i] if cfg.get("scale", True) else np.ones(w.shape[-1])
     i += 1 if cfg.get("scale", True) else 0
-    beta = weights[i] if cfg.get("center", True) else np.zeros(w.shape[1])
+    beta = weights[i] if cfg.get("center", True) else np.zeros(w.shape[-1])
     i += 1 if cfg.get("center", True) else 0
     mean, var = weights[i], weights[i + 1]
     s = gamma / np.sqrt(var + cfg.get("epsilon", 1e-3))
-    return w * s[None, :], (b - mean) * s + beta
+    return w * s, (b - mean) * s + beta  # s scales the output channels (the last axis), Dense or convolution
 
 
 def _sha256(path: Path) -> str:

@@ -8,9 +8,11 @@ from pathlib import Path
 from typing import Any, Iterator
 
 import networkx as nx
+import numpy as np
 
 from ..errors import GraphValidationError
 from .ops import Dense, Op, op_from_dict
+from . import tensor_ops  # noqa: F401  (registers the shaped op kinds)
 from .types import FixedType
 
 __all__ = ["Graph", "TensorSpec", "FORMAT_VERSION"]
@@ -20,18 +22,29 @@ FORMAT_VERSION = 1
 
 @dataclass(frozen=True)
 class TensorSpec:
-    """A named 1-D tensor (per sample) of ``size`` values of fixed-point ``type``."""
+    """A named tensor (per sample) of ``size`` values of fixed-point ``type``; ``shape`` (channels last) when
+    it is an image or a sequence, else ``(size,)``. Samples travel flattened in row-major (channels-last) order."""
 
     name: str
     size: int
     type: FixedType
+    shape: tuple[int, ...] = ()
+
+    def __post_init__(self) -> None:
+        shape = tuple(int(d) for d in self.shape) or (int(self.size),)
+        if int(np.prod(shape)) != int(self.size) or min(shape) < 1:
+            raise GraphValidationError(f"tensor '{self.name}' shape must hold its {self.size} values, not {shape}")
+        object.__setattr__(self, "shape", shape)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "size": self.size, "type": str(self.type)}
+        d: dict[str, Any] = {"name": self.name, "size": self.size, "type": str(self.type)}
+        if len(self.shape) > 1:  # flat tensors keep the format (and digests) they always had
+            d["shape"] = list(self.shape)
+        return d
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "TensorSpec":
-        return cls(d["name"], int(d["size"]), FixedType.parse(d["type"]))
+        return cls(d["name"], int(d["size"]), FixedType.parse(d["type"]), tuple(d.get("shape", ())))
 
 
 @dataclass(frozen=True, eq=False)
@@ -83,12 +96,20 @@ class Graph:
             raise GraphValidationError(f"graph must have one output (the last op), not {sinks}")
         self.sizes()  # shape inference raises on mismatch
 
+    def shapes(self) -> dict[str, tuple[int, ...]]:
+        """Per-sample shape of every tensor, by node name (flat tensors: ``(n,)``); raises on a mismatch."""
+        shapes = {self.input.name: self.input.shape}
+        for op in self.ops:
+            shapes[op.name] = op.out_shape(shapes[op.input])
+        return shapes
+
     def sizes(self) -> dict[str, int]:
         """Features per sample of every tensor, by node name."""
-        sizes = {self.input.name: self.input.size}
-        for op in self.ops:
-            sizes[op.name] = op.out_features(sizes[op.input])
-        return sizes
+        return {k: int(np.prod(v)) for k, v in self.shapes().items()}
+
+    def is_shaped(self) -> bool:
+        """Whether any tensor is an image or a sequence (a CNN), not only flat vectors (an MLP)."""
+        return any(len(s) > 1 for s in self.shapes().values())
 
     def types(self) -> dict[str, FixedType]:
         t = {self.input.name: self.input.type}
@@ -98,7 +119,8 @@ class Graph:
     @property
     def output(self) -> TensorSpec:
         last = self.ops[-1]
-        return TensorSpec(last.name, self.sizes()[last.name], last.result_type)
+        shape = self.shapes()[last.name]
+        return TensorSpec(last.name, int(np.prod(shape)), last.result_type, shape)
 
     def __iter__(self) -> Iterator[Op]:
         return iter(self.ops)
@@ -113,7 +135,8 @@ class Graph:
         return [o for o in self.ops if isinstance(o, Dense)]
 
     def macs(self) -> int:
-        return sum(o.macs() for o in self.ops)
+        shapes = self.shapes()
+        return sum(o.macs_for(shapes[o.name]) if hasattr(o, "macs_for") else o.macs() for o in self.ops)
 
     def params(self) -> int:
         return sum(o.params() for o in self.ops)

@@ -27,9 +27,20 @@ class Op:
     input: str
     result_type: FixedType
     kind: ClassVar[str] = "op"
+    #: Whether the op maps each value on its own (so an image stays an image); others need a flat input.
+    elementwise: ClassVar[bool] = False
 
     def out_features(self, in_features: int) -> int:
         return in_features
+
+    def out_shape(self, in_shape: tuple[int, ...]) -> tuple[int, ...]:
+        """Per-sample output shape; a shaped input (image) is kept by element-wise ops, refused by the others."""
+        n = self.out_features(int(np.prod(in_shape)))
+        if len(in_shape) > 1:
+            if self.elementwise:
+                return tuple(in_shape)
+            raise GraphValidationError(f"{self.kind} '{self.name}' needs a flat input (add a Flatten), not shape {tuple(in_shape)}")
+        return (n,)
 
     def macs(self) -> int:
         return 0
@@ -101,6 +112,7 @@ class Activation(Op):
 
     function: str = "linear"
     kind: ClassVar[str] = "activation"
+    elementwise: ClassVar[bool] = True
     FUNCTIONS: ClassVar[tuple[str, ...]] = ("linear", "relu")
 
     def __post_init__(self) -> None:
@@ -147,6 +159,7 @@ class Sigmoid(Op):
     table_size: int = 1024
     table_type: FixedType = FixedType(18, 8)
     kind: ClassVar[str] = "sigmoid"
+    elementwise: ClassVar[bool] = True
 
     def to_dict(self) -> dict[str, Any]:
         d = super().to_dict()
@@ -156,9 +169,12 @@ class Sigmoid(Op):
 
 @dataclass(frozen=True, eq=False)
 class Flatten(Op):
-    """Reshape to one dimension; values and type unchanged (samples are already flat)."""
+    """Reshape to one dimension; values and type unchanged (samples travel flat, channels last, already)."""
 
     kind: ClassVar[str] = "flatten"
+
+    def out_shape(self, in_shape: tuple[int, ...]) -> tuple[int, ...]:
+        return (int(np.prod(in_shape)),)
 
 
 @dataclass(frozen=True, eq=False)
@@ -173,6 +189,7 @@ class Threshold(Op):
     step: int = 1
     offset: int = 0
     kind: ClassVar[str] = "threshold"
+    elementwise: ClassVar[bool] = True
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "thresholds", frozen_array(self.thresholds))

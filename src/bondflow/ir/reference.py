@@ -8,6 +8,8 @@ import numpy as np
 from ..errors import QuantizationError, UnsupportedOpError
 from .graph import Graph
 from .ops import Activation, Dense, Flatten, Op, Sigmoid, Softmax, Threshold
+from .tensor_kernels import conv_kernel, pool_kernel
+from .tensor_ops import Conv, Pool
 from .types import FixedType, Overflow
 
 __all__ = ["run", "run_raw", "trace_raw", "quantize_input"]
@@ -48,10 +50,13 @@ def trace_raw(graph: Graph, x_raw: np.ndarray) -> dict[str, np.ndarray]:
         raise QuantizationError(f"raw inputs must lie in {t.min_raw}..{t.max_raw} for {t}, not {x.min()}..{x.max()}")
     values = {graph.input.name: x}
     types = graph.types()
+    shapes = graph.shapes()
+    # Shaped ops read their input's per-sample shape (samples travel flat, channels last).
+    shaped = {Conv: conv_kernel(_dense, shapes), Pool: pool_kernel(shapes)}
     for op in graph.ops:
-        kernel = _KERNELS.get(type(op))
+        kernel = _KERNELS.get(type(op)) or shaped.get(type(op))
         if kernel is None:
-            raise UnsupportedOpError(op.kind, op.name, [k.kind for k in _KERNELS], "the golden model")
+            raise UnsupportedOpError(op.kind, op.name, [k.kind for k in (*_KERNELS, *shaped)], "the golden model")
         values[op.name] = kernel(op, values[op.input], types[op.input])
     return values
 
