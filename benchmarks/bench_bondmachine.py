@@ -123,6 +123,41 @@ def bench_generated(g: Any, ex: str, label: str, arch: str, opts: dict[str, Any]
     return row
 
 
+def _fmt(v: Any) -> str:
+    return "-" if v is None else f"{v:,}" if isinstance(v, int) else f"{v:g}" if isinstance(v, float) else str(v)
+
+
+def render_table(doc: dict[str, Any]) -> str:
+    """The results as a Markdown table (benchmarks/results/bondmachine.md)."""
+    head = ("| model | design | latency / II (clk) | LUT / FF / DSP (xc7z020) | generation (tool steps) | verified |\n"
+            "|---|---|---|---|---|---|\n")
+    lines = []
+    for r in doc["rows"]:
+        res = r.get("resources") or {}
+        hw = " / ".join(_fmt(res.get(k)) for k in ("lut", "ff", "dsp")) if res.get("lut") is not None else "not measured"
+        if r["design"] == "bondmachine":
+            steps = ", ".join(f"{k} {v:.0f} s" for k, v in r["tool_seconds"].items())
+            gen = f"{r['generate_seconds']:.0f} s ({steps})"
+            ver = []
+            if r.get("rtl_vectors"):
+                ver.append(f"RTL == model {r['rtl_vectors'] - r['rtl_mismatches']}/{r['rtl_vectors']}")
+            if r.get("bmsim_vectors"):
+                ver.append(f"bondmachine -sim == model {r['bmsim_agree']}/{r['bmsim_vectors']}")
+            gd = r.get("golden_distance") or {}
+            if "argmax_agreement" in gd:
+                ver.append(f"argmax = golden {gd['argmax_agreement']:.1%}, max abs diff {gd['max_abs_diff']:.3g}")
+            elif gd:
+                ver.append(f"max abs diff vs golden {gd['max_abs_diff']:.3g}")
+            name = f"BondMachine {r['number_type']}, {r['connecting_processors']:,} CPs"
+        else:
+            gen = f"{r['generate_seconds']:.2f} s"
+            ver = [f"RTL == golden {r['rtl_vectors']}" if r.get("bit_exact") else "cycles: generator figure (= RTL in tests/moldable, tests/codegen)"]
+            name = r["design"] + (f" ({', '.join(map(str, r['cores_per_layer']))} cores)" if r["design"] == "moldable default" else "")
+        lat = f"{_fmt(r.get('latency_cycles'))} / {_fmt(r.get('ii_cycles'))}"
+        lines.append(f"| {r['model']} | {name} | {lat} | {hw} | {gen} | {'; '.join(ver)} |")
+    return head + "\n".join(lines) + "\n"
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--examples", default="iris,jet_tagger,muon_pt", help="comma list of examples/<name>")
@@ -141,7 +176,11 @@ def main() -> int:
     p.add_argument("--no-softmax", action="store_true", help="skip the classifiers' softmax variants")
     p.add_argument("--only-bondmachine", action="store_true")
     p.add_argument("--out", default=str(RESULTS / "bondmachine.json"))
+    p.add_argument("--table", action="store_true", help="only print --out as a Markdown table")
     a = p.parse_args()
+    if a.table:
+        print(render_table(json.loads(Path(a.out).read_text())), end="")
+        return 0
     import bondflow
     from bondflow.bondmachine.provenance import read_provenance
     from bondflow.bondmachine.toolchain import BM_PIN, missing_tools
@@ -161,6 +200,7 @@ def main() -> int:
                "rows": rows}
         out_path.parent.mkdir(parents=True, exist_ok=True)
         out_path.write_text(json.dumps(doc, indent=1) + "\n")
+        out_path.with_suffix(".md").write_text(render_table(doc))
 
     with tempfile.TemporaryDirectory(prefix="bench-bm-") as tmp:
         for ex in a.examples.split(","):
