@@ -8,6 +8,8 @@ import numpy as np
 from ..errors import ConfigError
 from .graph import Graph
 from .ops import Activation, Dense, Flatten, Sigmoid, Softmax
+from .tensor_kernels import patches
+from .tensor_ops import Conv, Pool
 from .types import FixedType
 
 __all__ = ["float_trace", "auto_precision", "PrecisionChoice", "HEADROOM_BITS"]
@@ -34,6 +36,7 @@ class PrecisionChoice:
 def float_trace(graph: Graph, x: np.ndarray) -> dict[str, np.ndarray]:
     """Every tensor computed in float64 with the graph's (quantized) constants and no result casts: the float model's ranges."""
     values = {graph.input.name: np.asarray(x, dtype=np.float64).reshape(len(x), -1)}
+    shapes = graph.shapes()
     for op in graph.ops:
         v = values[op.input]
         if isinstance(op, Dense):
@@ -49,6 +52,17 @@ def float_trace(graph: Graph, x: np.ndarray) -> dict[str, np.ndarray]:
             values[op.name] = 1.0 / (1.0 + np.exp(-v))
         elif isinstance(op, Flatten):
             values[op.name] = v
+        elif isinstance(op, Conv):
+            xs = v.reshape((len(v),) + shapes[op.input])
+            p = patches(xs, op.kernel, op.strides, op.pads)
+            w = op.weight_type.to_float(op.weight).reshape(-1, op.c_out)
+            values[op.name] = (p.reshape(-1, w.shape[0]) @ w + op.bias_type.to_float(op.bias)).reshape(len(v), -1)
+        elif isinstance(op, Pool):
+            win = op.window(shapes[op.input])
+            strides = tuple(s if q else n for s, q, n in zip(op.strides, op.pool, shapes[op.input][:-1]))
+            p = patches(v.reshape((len(v),) + shapes[op.input]), win, strides, op.pads, fill=-np.inf if op.function == "max" else 0)
+            axes = tuple(range(1 + len(win), 1 + 2 * len(win)))
+            values[op.name] = (p.max(axis=axes) if op.function == "max" else p.mean(axis=axes)).reshape(len(v), -1)
         else:
             raise ConfigError(f"auto-precision must know op kind '{op.kind}', not meet it unknown ('{op.name}')")
     return values
@@ -68,7 +82,7 @@ def auto_precision(graph: Graph, x: np.ndarray, default: FixedType) -> tuple[Gra
     choices: list[PrecisionChoice] = []
     ops = []
     for op in graph.ops:
-        if op.result_type != default or isinstance(op, Flatten):
+        if op.result_type != default or isinstance(op, (Flatten, Pool)):
             ops.append(op)
             continue
         v = trace[op.name]
@@ -80,12 +94,17 @@ def auto_precision(graph: Graph, x: np.ndarray, default: FixedType) -> tuple[Gra
         t = FixedType(width, ib, signed=default.signed, rounding=default.rounding, overflow=default.overflow)
         choices.append(PrecisionChoice(op.name, lo, hi, str(op.result_type), str(t)))
         ops.append(replace(op, result_type=t))
-    # A Flatten carries its input's type: follow any retyped input.
+    # A Flatten or max pool carries its input's type, an average pool the exact mean of it: follow retyped inputs.
     types = {graph.input.name: graph.input.type}
+    shapes = graph.shapes()
     fixed = []
     for op in ops:
-        if isinstance(op, Flatten) and op.result_type != types[op.input]:
-            op = replace(op, result_type=types[op.input])
+        xt = types[op.input]
+        if isinstance(op, Flatten) or (isinstance(op, Pool) and op.function == "max"):
+            op = replace(op, result_type=xt) if op.result_type != xt else op
+        elif isinstance(op, Pool):
+            k = int(np.prod(op.window(shapes[op.input]))).bit_length() - 1
+            op = replace(op, result_type=FixedType(xt.width + k, xt.int_bits, signed=xt.signed))
         types[op.name] = op.result_type
         fixed.append(op)
     meta = dict(graph.meta, auto_precision=[c.to_dict() for c in choices])

@@ -147,6 +147,8 @@ class Pool(Op):
                                        f"(an exact fixed-point mean), not {n} ({'x'.join(map(str, win))})")
         if self.function == "average" and any(a or b for a, b in self.pads):
             raise GraphValidationError(f"average pool '{self.name}' must not pad (padded means are not exact), not {self.pads}")
+        if not any(self.pool):  # global pooling leaves one value per channel: a flat vector, as Keras gives it
+            return (in_shape[-1],)
         return out + (in_shape[-1],)
 
     def out_features(self, in_features: int) -> int:

@@ -19,6 +19,8 @@ from ...errors import ConfigError, MissingDependencyError, ToolFailedError, Tool
 from ...ir.graph import Graph
 from ...ir.reference import SOFTMAX_ACCUM_TYPE
 from ...ir.ops import Activation, Dense, Flatten, Sigmoid, Softmax
+from ...ir.tensor_ops import Conv, Pool, same_pads
+from ...ir.types import FixedType
 from ...tools import find_tool
 from ..base import register_arch
 
@@ -72,10 +74,30 @@ def check_reuse_factor(graph: Graph, rf: "int | dict[str, int]") -> None:
 def keras_model_of(graph: Graph):
     """A tf_keras model with the graph's exact (dequantized) weights; hls4ml reads it, the Graph sets precisions."""
     tfk = import_tensorflow()
-    layers = [tfk.layers.InputLayer(input_shape=(graph.input.size,), name=INPUT_LAYER)]
+    layers = [tfk.layers.InputLayer(input_shape=graph.input.shape, name=INPUT_LAYER)]
+    shapes = graph.shapes()
     for op in graph.ops:
         if isinstance(op, Dense):
             layers.append(tfk.layers.Dense(op.n_out, name=op.name))
+        elif isinstance(op, Conv):
+            in_shape = shapes[op.input]
+            same = op.pads == tuple(same_pads(n, k, s) for n, k, s in zip(in_shape[:-1], op.kernel, op.strides))
+            if not same and any(a or b for a, b in op.pads):
+                pad = op.pads[0] if len(op.kernel) == 1 else op.pads
+                layers.append(getattr(tfk.layers, f"ZeroPadding{len(op.kernel)}D")(pad, name=f"{op.name}_pad"))
+            conv = tfk.layers.Conv1D if len(op.kernel) == 1 else tfk.layers.Conv2D
+            layers.append(conv(op.c_out, op.kernel, strides=op.strides, padding="same" if same and any(map(any, op.pads)) else "valid",
+                               name=op.name))
+        elif isinstance(op, Pool):
+            nd = len(op.pool)
+            if not any(op.pool):
+                cls = f"Global{'Max' if op.function == 'max' else 'Average'}Pooling{nd}D"
+                layers.append(getattr(tfk.layers, cls)(name=op.name))
+            else:
+                if any(a or b for a, b in op.pads):
+                    raise UnsupportedOpError("padded pooling", op.name, ["pool without padding"], "the hls4ml generator")
+                cls = f"{'Max' if op.function == 'max' else 'Average'}Pooling{nd}D"
+                layers.append(getattr(tfk.layers, cls)(op.pool, strides=op.strides, name=op.name))
         elif isinstance(op, Activation):
             layers.append(tfk.layers.Activation(op.function, name=op.name))
         elif isinstance(op, Sigmoid):
@@ -83,13 +105,17 @@ def keras_model_of(graph: Graph):
         elif isinstance(op, Softmax):
             layers.append(tfk.layers.Activation("softmax", name=op.name))
         elif isinstance(op, Flatten):
+            if len(shapes[op.input]) > 1:
+                layers.append(tfk.layers.Flatten(name=op.name))
             continue
         else:
-            raise UnsupportedOpError(op.kind, op.name, ["dense", "activation", "sigmoid", "softmax", "flatten"], "the hls4ml generator")
+            raise UnsupportedOpError(op.kind, op.name, ["dense", "conv", "pool", "activation", "sigmoid", "softmax", "flatten"],
+                                     "the hls4ml generator")
     model = tfk.Sequential(layers, name=graph.name)
-    for op in graph.dense_layers():
-        model.get_layer(op.name).set_weights([op.weight_type.to_float(op.weight).astype(np.float64),
-                                              op.bias_type.to_float(op.bias).astype(np.float64)])
+    for op in graph.ops:
+        if isinstance(op, (Dense, Conv)):
+            model.get_layer(op.name).set_weights([op.weight_type.to_float(op.weight).astype(np.float64),
+                                                  op.bias_type.to_float(op.bias).astype(np.float64)])
     return model
 
 
@@ -134,13 +160,20 @@ def hls_config(graph: Graph, model, reuse_factor: "int | dict[str, int]", strate
     for op in graph.ops:
         lc = layers.setdefault(op.name, {})
         lc["ReuseFactor"] = rfs.get(op.name, 1)
-        if isinstance(op, Dense):
+        if isinstance(op, (Dense, Conv)):
             lc["Precision"] = {"weight": op.weight_type.to_ap(), "bias": op.bias_type.to_ap(),
                                "result": op.result_type.to_ap(), "accum": op.accum_type.to_ap()}
             lc["Strategy"] = strategy.capitalize()
             # Keras Dense without activation gets a linear activation layer in hls4ml: keep it an identity.
             layers.setdefault(f"{op.name}_linear", {})["Precision"] = {"result": op.result_type.to_ap()}
         elif isinstance(op, Activation):
+            lc["Precision"] = {"result": op.result_type.to_ap()}
+        elif isinstance(op, Pool):  # max is exact; the average's exact sum needs the mean's bits plus log2(N) integer bits
+            xt = graph.types()[op.input]
+            n = int(np.prod(op.window(graph.shapes()[op.input])))
+            acc = FixedType(op.result_type.width + n.bit_length(), op.result_type.int_bits + n.bit_length(), signed=xt.signed)
+            lc["Precision"] = {"result": op.result_type.to_ap(), "accum": acc.to_ap()}
+        elif isinstance(op, Flatten) and graph.is_shaped():
             lc["Precision"] = {"result": op.result_type.to_ap()}
         elif isinstance(op, Sigmoid):
             lc["Precision"] = {"result": op.result_type.to_ap(), "table": op.table_type.to_ap()}
@@ -189,8 +222,9 @@ def build_project(graph: Graph, out_dir: Path, reuse_factor: "int | dict[str, in
         import hls4ml
     except ImportError:
         raise MissingDependencyError("hls4ml", "the hls4ml architecture") from None
-    kw: dict[str, Any] = dict(output_dir=str(out_dir), project_name="myproject", io_type="io_parallel",
-                              clock_period=clock_period)
+    # hls4ml streams images through line buffers (io_stream); MLPs keep the fully parallel io_parallel.
+    kw: dict[str, Any] = dict(output_dir=str(out_dir), project_name="myproject",
+                              io_type="io_stream" if graph.is_shaped() else "io_parallel", clock_period=clock_period)
     if board:
         kw.update(backend="VivadoAccelerator", board=board)
     else:

@@ -1,0 +1,147 @@
+"""CNNs from import to the golden model and hls4ml: every layer kind bit-exact with QKeras, the bundled CNN examples."""
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import bondflow
+from bondflow.errors import GraphValidationError, UnsupportedOpError
+from bondflow.ir.graph import Graph
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+INPUT = "fixed<8,3,RND_CONV,SAT>"
+
+
+@pytest.fixture(scope="module")
+def tfk():
+    from bondflow._compat import import_tensorflow
+    return import_tensorflow()
+
+
+def _qkeras_equal(model, g, n: int = 1500, seed: int = 0) -> None:
+    """Golden model == QKeras predict on n inputs on the input grid (QKeras sums in float32: exact at these widths)."""
+    t = g.input.type
+    x = np.random.default_rng(seed).uniform(t.min_value, t.max_value, (n, g.input.size))
+    xq = t.to_float(t.quantize(x))
+    want = model.predict(xq.reshape((n,) + g.input.shape), verbose=0, batch_size=4096).reshape(n, -1)
+    assert np.array_equal(bondflow.reference.run(g, x), want)
+
+
+def _quantized(tfk, layers: list, in_shape: tuple[int, ...], name: str, seed: int):
+    rng = np.random.default_rng(seed)
+    m = tfk.Sequential([tfk.layers.InputLayer(input_shape=in_shape)] + layers, name=name)
+    for layer in m.layers:
+        if layer.get_weights():
+            layer.set_weights([rng.normal(0, 0.5, w.shape) for w in layer.get_weights()])
+    return m
+
+
+def _q():
+    from qkeras import quantized_bits
+    return dict(kernel_quantizer=quantized_bits(6, 0, alpha=1), bias_quantizer=quantized_bits(6, 0, alpha=1))
+
+
+def _relu(name: str):
+    from qkeras import QActivation, quantized_relu
+    return QActivation(quantized_relu(8, 3), name=name)
+
+
+def _layer_kinds(tfk) -> dict[str, object]:
+    from qkeras import QConv1D, QConv2D, QDense
+    L = tfk.layers
+    return {
+        "conv2d_same_stride_max": _quantized(tfk, [QConv2D(4, 3, padding="same", strides=2, name="c", **_q()), _relu("r"),
+                                                   L.MaxPooling2D(2, padding="same", name="p"), L.Flatten(), QDense(3, name="d", **_q())],
+                                             (9, 9, 2), "k1", 1),
+        "conv2d_valid_avg_global": _quantized(tfk, [L.ZeroPadding2D(((1, 0), (2, 1)), name="zp"), QConv2D(8, (3, 2), name="c", **_q()),
+                                                    _relu("r"), L.AveragePooling2D(2, name="p"), L.GlobalMaxPooling2D(name="g"),
+                                                    QDense(3, name="d", **_q())], (8, 8, 1), "k2", 2),
+        "conv1d_stride_avg": _quantized(tfk, [QConv1D(6, 4, strides=2, padding="same", name="c", **_q()), _relu("r"),
+                                              L.AveragePooling1D(2, name="p"), L.GlobalAveragePooling1D(name="g"),
+                                              QDense(2, name="d", **_q())], (16, 3), "k3", 3),
+        "conv1d_max_flatten": _quantized(tfk, [QConv1D(3, 5, name="c", **_q()), _relu("r"), L.MaxPooling1D(3, strides=2, name="p"),
+                                               L.Flatten(), QDense(4, name="d", **_q())], (20, 1), "k4", 4),
+    }
+
+
+def test_every_layer_kind_equals_qkeras(tfk, tmp_path) -> None:
+    for kind, m in _layer_kinds(tfk).items():
+        m.save(tmp_path / f"{kind}.h5")
+        g = bondflow.load_model(tmp_path / f"{kind}.h5", input_precision=INPUT)
+        assert g.is_shaped() and len(g.input.shape) > 1, kind
+        _qkeras_equal(m, g, seed=len(kind))
+        assert Graph.from_json(g.to_json()).digest() == g.digest()  # JSON round trip keeps shapes and ops
+
+
+@pytest.mark.parametrize("example", ["digits_cnn", "conv1d"])
+def test_bundled_cnn_examples(example: str, tfk) -> None:
+    from qkeras.utils import _add_supported_quantized_objects
+    co: dict = {}
+    _add_supported_quantized_objects(co)
+    path = EXAMPLES / example / "model.h5"
+    g = bondflow.load_model(path)
+    m = tfk.models.load_model(str(path), custom_objects=co, compile=False)
+    _qkeras_equal(m, g, n=2000)
+    d = np.load(EXAMPLES / example / "data.npz")
+    acc = float(np.mean(bondflow.reference.run(g, d["x_test"]).argmax(1) == d["y_test"]))
+    assert acc > 0.95, f"{example}: golden-model accuracy {acc}"  # a useful classifier, not only an exact one
+    from bondflow.fidelity import measure
+    f = measure(g)
+    assert f.agreement >= 0.98 and not f.poor
+
+
+@pytest.mark.parametrize("example", ["digits_cnn", "conv1d"])
+def test_hls4ml_csim_equals_golden_for_cnns(example: str, need_tool) -> None:
+    need_tool("g++")
+    g = bondflow.load_model(EXAMPLES / example / "model.h5")
+    d = bondflow.generate(g, "hls4ml", vectors=300)
+    assert d.info["csim_vectors"] == 300 and d.info["csim_mismatches_vs_golden"] == 0
+    assert '"IOType": "io_stream"' in d.files["hls4ml_config.json"] or "io_stream" in "".join(
+        t for n, t in d.files.items() if n.endswith("hls4ml_config.yml"))
+
+
+def test_float_cnn_with_bn_follows_keras(tfk, tmp_path) -> None:
+    """A float Keras CNN (Conv2D, BatchNormalization folded, ReLU, pooling, softmax) typed at the default precision."""
+    L = tfk.layers
+    tfk.utils.set_random_seed(0)
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((2000, 8, 8, 1))
+    quadrants = [x[:, i:i + 4, j:j + 4].sum(axis=(1, 2, 3)) for i in (0, 4) for j in (0, 4)]
+    y = np.argmax(quadrants, axis=0)  # which quadrant is brightest
+    m = tfk.Sequential([L.InputLayer(input_shape=(8, 8, 1)), L.Conv2D(4, 3, padding="same"), L.BatchNormalization(),
+                        L.Activation("relu"), L.MaxPooling2D(2), L.Conv2D(8, 3), L.Activation("relu"),
+                        L.AveragePooling2D(2), L.Flatten(), L.Dense(4),
+                        L.Activation("softmax")])
+    m.compile("adam", "sparse_categorical_crossentropy")
+    m.fit(x, y, epochs=4, verbose=0)
+    m.save(tmp_path / "float_cnn.h5")
+    g = bondflow.load_model(tmp_path / "float_cnn.h5", default_precision="fixed<16,6>")
+    assert [o.kind for o in g.ops].count("conv") == 2 and "batch" not in " ".join(o.name for o in g.ops)  # BN folded
+    from bondflow.fidelity import measure
+    f = measure(g)
+    assert f.agreement >= 0.95 and f.distinct_outputs > 1, f.summary()
+
+
+def test_shape_errors_and_refusals(tfk, tmp_path) -> None:
+    from qkeras import QDense
+    L = tfk.layers
+    m = tfk.Sequential([L.InputLayer(input_shape=(4, 4, 2)), QDense(3, name="d3", **_q())])  # Dense on an image
+    m.save(tmp_path / "d3.h5")
+    with pytest.raises(UnsupportedOpError, match="add a Flatten"):
+        bondflow.load_model(tmp_path / "d3.h5", input_precision=INPUT)
+    from bondflow.ir.tensor_ops import Conv
+    from bondflow.ir.types import FixedType
+    t = FixedType(8, 3)
+    with pytest.raises(GraphValidationError, match="input channels"):
+        Conv(name="c", input="x", result_type=t, weight=np.zeros((3, 3, 2, 4)), weight_type=t, bias=np.zeros(4),
+             bias_type=t, accum_type=t, strides=(1, 1), pads=((0, 0), (0, 0))).out_shape((8, 8, 3))
+    # Every RTL architecture refuses a CNN in one line (until the CNN RTL issue), never a traceback.
+    for arch in ("dataflow", "moldable", "bondmachine", "reference"):
+        r = subprocess.run([sys.executable, "-m", "bondflow.cli.main", "generate", str(EXAMPLES / "digits_cnn" / "model.h5"),
+                            "--arch", arch, "--no-fidelity", "-o", str(tmp_path / arch)], capture_output=True, text=True)
+        assert r.returncode == 3 and r.stderr.count("\n") == 1 and "layer 'conv1' of type 'conv'" in r.stderr, r.stderr
+        assert not (tmp_path / arch).exists()
