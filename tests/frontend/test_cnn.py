@@ -145,3 +145,75 @@ def test_shape_errors_and_refusals(tfk, tmp_path) -> None:
                             "--arch", arch, "--no-fidelity", "-o", str(tmp_path / arch)], capture_output=True, text=True)
         assert r.returncode == 3 and r.stderr.count("\n") == 1 and "layer 'conv1' of type 'conv'" in r.stderr, r.stderr
         assert not (tmp_path / arch).exists()
+
+
+@pytest.mark.parametrize("example", ["digits_cnn", "conv1d"])
+def test_qonnx_round_trip_and_qonnx_executes_it(example: str, tmp_path) -> None:
+    """CNN graphs export to QONNX (NHWC input, one transpose to NCHW) and re-import to the same digest; qonnx runs the file."""
+    from qonnx.core.modelwrapper import ModelWrapper
+    from qonnx.core.onnx_exec import execute_onnx
+    from bondflow.frontend.onnx_export import export_onnx
+    g = bondflow.load_model(EXAMPLES / example / "model.h5")
+    export_onnx(g, tmp_path / "g.onnx")
+    assert bondflow.load_model(tmp_path / "g.onnx").digest() == g.digest()
+    from qonnx.util.cleanup import cleanup_model
+    m = cleanup_model(ModelWrapper(str(tmp_path / "g.onnx")))  # qonnx's own shape inference first, as its users do
+    x = np.load(EXAMPLES / example / "data.npz")["x_test"][:40]
+    got = np.stack([execute_onnx(m, {"global_in": xi.reshape((1,) + g.input.shape).astype(np.float32)})[m.graph.output[0].name].reshape(-1)
+                    for xi in x])
+    assert np.array_equal(got, bondflow.reference.run(g, x))
+
+
+def test_tf2onnx_cnn_equals_keras_import(tfk, tmp_path) -> None:
+    """tf2onnx's export of a float Keras CNN (NHWC input, Reshape/Transpose to NCHW, Conv with bias, pools) imports
+    to the same numbers and types as the Keras file."""
+    import tensorflow as tf
+    import tf2onnx
+    L = tfk.layers
+    tfk.utils.set_random_seed(1)
+    m = tfk.Sequential([L.InputLayer(input_shape=(8, 8, 2)), L.Conv2D(4, 3, padding="same", activation="relu"), L.MaxPooling2D(2),
+                        L.Conv2D(6, 3, strides=2, padding="same"), L.Activation("relu"), L.GlobalAveragePooling2D(),
+                        L.Dense(3), L.Activation("softmax")])
+    m.save(tmp_path / "m.h5")
+    proto, _ = tf2onnx.convert.from_keras(m, input_signature=(tf.TensorSpec((None, 8, 8, 2), tf.float32, name="x"),), opset=13)
+    (tmp_path / "m.onnx").write_bytes(proto.SerializeToString())
+    gk = bondflow.load_model(tmp_path / "m.h5", default_precision="fixed<16,6>")
+    go = bondflow.load_model(tmp_path / "m.onnx", default_precision="fixed<16,6>")
+    assert [str(o.result_type) for o in gk.ops] == [str(o.result_type) for o in go.ops]
+    x = np.random.default_rng(2).standard_normal((1500, gk.input.size))
+    assert np.array_equal(bondflow.reference.run(gk, x), bondflow.reference.run(go, x))
+    from bondflow.fidelity import measure
+    assert measure(go).reference == "ONNX Runtime"
+
+
+def test_channels_first_onnx_input(tmp_path) -> None:
+    """A channels-first [N, C, H, W] input: exact when C = 1 (the same flat order), refused in one line otherwise."""
+    from onnx import TensorProto, helper, numpy_helper, save
+    rng = np.random.default_rng(0)
+    for c in (1, 2):
+        w = numpy_helper.from_array(rng.normal(0, 0.5, (3, c, 3, 3)).astype(np.float32), "w")
+        wd = numpy_helper.from_array(rng.normal(0, 0.5, (3 * 4 * 4, 2)).astype(np.float32), "wd")
+        shape = numpy_helper.from_array(np.array([1, -1], dtype=np.int64), "s")
+        nodes = [helper.make_node("Conv", ["x", "w"], ["c"], name="conv", kernel_shape=[3, 3], pads=[1, 1, 1, 1], strides=[2, 2]),
+                 helper.make_node("Relu", ["c"], ["r"], name="relu"), helper.make_node("Reshape", ["r", "s"], ["f"], name="flat"),
+                 helper.make_node("MatMul", ["f", "wd"], ["y"], name="fc")]
+        gr = helper.make_graph(nodes, "nchw", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, c, 8, 8])],
+                               [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 2])], [w, wd, shape])
+        model = helper.make_model(gr, opset_imports=[helper.make_opsetid("", 13)])
+        model.ir_version = 8
+        save(model, tmp_path / f"c{c}.onnx")
+        if c == 2:
+            with pytest.raises(UnsupportedOpError, match="channels-first graph input with 2 channels"):
+                bondflow.load_model(tmp_path / "c2.onnx", default_precision="fixed<16,6>")
+            continue
+        g = bondflow.load_model(tmp_path / "c1.onnx", default_precision="fixed<16,6>")
+        assert g.input.shape == (8, 8, 1) and [o.kind for o in g.ops] == ["conv", "activation", "flatten", "dense"]
+        # The flatten was channels first (PyTorch order): the Dense reads its rows permuted, exactly.
+        import onnxruntime as ort
+        x = rng.uniform(-4, 4, (300, 64)).astype(np.float32)
+        xq = g.input.type.to_float(g.input.type.quantize(x)).astype(np.float32)
+        sess = ort.InferenceSession(str(tmp_path / "c1.onnx"), providers=["CPUExecutionProvider"])
+        want = np.concatenate([sess.run(None, {"x": xi.reshape(1, 1, 8, 8)})[0] for xi in xq])
+        got = bondflow.reference.run(g, x)
+        # Only fixed<16,6> truncation apart (a permuted flatten would be off by whole values).
+        assert np.abs(got - want).max() < 0.1 and np.mean(got.argmax(1) == want.argmax(1)) > 0.95

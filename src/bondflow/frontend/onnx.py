@@ -264,13 +264,21 @@ def _load_onnx(path: Path, default_precision: str | None, input_precision: str |
         onnx.checker.check_model(proto)
     except Exception as e:  # protobuf DecodeError, ValidationError, ...
         raise ModelLoadError(f"{path} must be a valid ONNX model, not fail with {type(e).__name__}: {str(e).splitlines()[0][:160] if str(e) else ''}") from None
-    _check_supported(proto, path)
+    from .onnx_cnn import has_spatial_ops, load_onnx_cnn
+    cnn = has_spatial_ops(proto.graph)
+    if not cnn:
+        _check_supported(proto, path)
     try:
         model = cleanup_model(ModelWrapper(proto))
     except Exception as e:
         raise ModelLoadError(f"{path} must pass qonnx cleanup, not fail with {type(e).__name__}: {str(e)[:160]}") from None
     g = model.graph
     consts: dict[str, np.ndarray] = {i.name: numpy_helper.to_array(i) for i in g.initializer}
+    if cnn:  # convolutional graphs: their own converter, which tracks layouts (onnx_cnn.py)
+        meta = {"source": str(path), "source_sha256": hashlib.sha256(Path(path).read_bytes()).hexdigest(), "source_format": "onnx"}
+        meta.update({_text(p.key)[14:]: _text(p.value) for p in proto.metadata_props if _text(p.key).startswith("bondflow.meta.")
+                     and _text(p.key)[14:] not in ("source", "source_sha256", "source_format")})
+        return load_onnx_cnn(model, proto, path, consts, _quant_type, default_precision, input_precision, meta)
     if len(g.input) != 1 or len(g.output) != 1:
         raise UnsupportedOpError("multi-input/output ONNX graph", g.name, ["single input, single output MLP"])
     in_name = g.input[0].name

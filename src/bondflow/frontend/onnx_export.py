@@ -6,6 +6,7 @@ import numpy as np
 from ..errors import MissingDependencyError, UnsupportedOpError
 from ..ir.graph import Graph
 from ..ir.ops import Activation, Dense, Flatten, Sigmoid, Softmax, Threshold
+from ..ir.tensor_ops import Conv, Pool
 from ..ir.types import FixedType, Overflow, Rounding
 
 __all__ = ["graph_to_onnx", "graph_to_onnx_bytes", "export_onnx", "QONNX_DOMAIN", "TYPE_KEY"]
@@ -46,10 +47,66 @@ def graph_to_onnx(graph: Graph):
         nodes.append(n)
 
     types = graph.types()
+    shapes = graph.shapes()
     x0 = "global_in"
     quant(x0, graph.input.name, graph.input.type)
+    # Images travel channels last (bondflow's order) into the model and are transposed once to ONNX's NCHW;
+    # a Flatten transposes back first, so the flat order stays bondflow's.
+    nchw: set[str] = set()  # tensors (by bondflow name) held channels first in the ONNX graph
+
+    def src(name: str, op_name: str) -> str:
+        """``name`` as an NCHW tensor, transposing the channels-last graph input once."""
+        if name in nchw or len(shapes[name]) < 2:
+            return name
+        nd = len(shapes[name]) - 1
+        out = f"{name}_nchw"
+        if out not in {o for n in nodes for o in n.output}:
+            nodes.append(helper.make_node("Transpose", [name], [out], name=f"{op_name}_to_nchw", perm=[0, nd + 1] + list(range(1, nd + 1))))
+        return out
+
     for op in graph.ops:
-        if isinstance(op, Dense):
+        if isinstance(op, Conv):
+            nd = len(op.kernel)
+            w = op.weight_type.to_float(op.weight).transpose((nd + 1, nd) + tuple(range(nd)))  # (c_out, c_in, *k)
+            quant(const(f"{op.name}_W_f", w), f"{op.name}_W", op.weight_type)
+            quant(const(f"{op.name}_b_f", op.bias_type.to_float(op.bias)), f"{op.name}_b", op.bias_type)
+            nodes.append(helper.make_node("Conv", [src(op.input, op.name), f"{op.name}_W", f"{op.name}_b"], [f"{op.name}_acc"],
+                                          name=f"{op.name}_conv", kernel_shape=list(op.kernel), strides=list(op.strides),
+                                          pads=[a for a, _ in op.pads] + [b for _, b in op.pads]))
+            nodes[-1].metadata_props.add(key=NAME_KEY, value=op.name)
+            nodes[-1].metadata_props.add(key=TYPE_KEY, value=str(op.accum_type))
+            quant(f"{op.name}_acc", op.name, op.result_type)
+            nchw.add(op.name)
+        elif isinstance(op, Pool):
+            nd = len(op.pool)
+            if not any(op.pool):
+                kind, kw = ("GlobalMaxPool" if op.function == "max" else "GlobalAveragePool"), {}
+            else:
+                kind = "MaxPool" if op.function == "max" else "AveragePool"
+                kw = dict(kernel_shape=list(op.pool), strides=list(op.strides), pads=[a for a, _ in op.pads] + [b for _, b in op.pads])
+            pre = f"{op.name}_pre"
+            nodes.append(helper.make_node(kind, [src(op.input, op.name)], [pre], name=f"{op.name}_pool", **kw))
+            nodes[-1].metadata_props.add(key=NAME_KEY, value=op.name)
+            if not any(op.pool):  # (1, C, 1, 1) -> (1, C): bondflow's global pooling is already flat
+                nodes.append(helper.make_node("Flatten", [pre], [f"{op.name}_flat"], name=f"{op.name}_flatten"))
+                pre = f"{op.name}_flat"
+            else:
+                nchw.add(op.name)
+            quant(pre, op.name, op.result_type)
+        elif isinstance(op, Flatten) and op.input in nchw:
+            nd = len(shapes[op.input]) - 1
+            nodes.append(helper.make_node("Transpose", [op.input], [f"{op.name}_nhwc"], name=f"{op.name}_to_nhwc",
+                                          perm=[0] + list(range(2, nd + 2)) + [1]))
+            nodes.append(helper.make_node("Flatten", [f"{op.name}_nhwc"], [f"{op.name}_pre"], name=f"{op.name}_flatten"))
+            nodes[-1].metadata_props.add(key=NAME_KEY, value=op.name)
+            quant(f"{op.name}_pre", op.name, op.result_type)
+        elif isinstance(op, (Activation, Sigmoid)) and op.input in nchw:
+            kind = {"relu": "Relu", "linear": "Identity"}.get(getattr(op, "function", ""), "Sigmoid")
+            nodes.append(helper.make_node(kind, [op.input], [f"{op.name}_pre"], name=f"{op.name}_{kind.lower()}"))
+            nodes[-1].metadata_props.add(key=NAME_KEY, value=op.name)
+            quant(f"{op.name}_pre", op.name, op.result_type)
+            nchw.add(op.name)
+        elif isinstance(op, Dense):
             w = op.weight_type.to_float(op.weight)
             b = op.bias_type.to_float(op.bias)
             quant(const(f"{op.name}_W_f", w), f"{op.name}_W", op.weight_type)
@@ -78,7 +135,7 @@ def graph_to_onnx(graph: Graph):
             raise UnsupportedOpError(op.kind, op.name, ["dense", "activation", "softmax", "sigmoid", "flatten", "threshold"], "ONNX export")
     out = graph.ops[-1].name
     g = helper.make_graph(nodes, graph.name,
-                          [helper.make_tensor_value_info(x0, TensorProto.FLOAT, [1, graph.input.size])],
+                          [helper.make_tensor_value_info(x0, TensorProto.FLOAT, [1, *graph.input.shape])],
                           [helper.make_tensor_value_info(out, TensorProto.FLOAT, [1, graph.output.size])], inits)
     model = helper.make_model(g, producer_name="bondflow", opset_imports=[helper.make_opsetid("", 13), helper.make_opsetid(QONNX_DOMAIN, 1)])
     model.ir_version = 8

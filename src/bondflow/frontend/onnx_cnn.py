@@ -1,0 +1,284 @@
+"""ONNX/QONNX CNNs: Conv, pooling and layout nodes (Transpose, Reshape) mapped exactly onto bondflow's channels-last tensors.
+
+Layout is tracked with an index view: for the current data tensor, the ONNX-layout array of each value's
+position in bondflow's channels-last tensor. Transposes and reshapes act on the view; a Conv or pool needs
+it to read NCHW; a MatMul after a flatten in another order gets its weight rows permuted (exact).
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ..errors import QuantizationError, UnsupportedOpError
+from ..ir.graph import Graph, TensorSpec
+from ..ir.ops import Activation, Dense, Flatten, Op, Sigmoid, Softmax
+from ..ir.tensor_ops import Conv, Pool
+from ..ir.types import FixedType
+from ..render_names import unique_name
+from .quant import DEFAULT_INPUT_PRECISION, accum_type_for, exact_raw, quantize_checked
+
+__all__ = ["has_spatial_ops", "load_onnx_cnn", "CNN_ONNX_OPS"]
+
+SPATIAL = ("Conv", "MaxPool", "AveragePool", "GlobalAveragePool", "GlobalMaxPool")
+CNN_ONNX_OPS = SPATIAL + ("Quant", "Relu", "Transpose", "Reshape", "Flatten", "Squeeze", "Unsqueeze", "MatMul", "Gemm", "Add", "Softmax",
+                          "Sigmoid", "Identity")
+
+
+def _name(node: Any, names: set[str]) -> str:
+    """bondflow's own op name when the file carries it (its export), else the node's name, made unique."""
+    from .onnx_export import NAME_KEY
+    for p in node.metadata_props:
+        if p.key == NAME_KEY:
+            return unique_name(p.value, names)
+    return unique_name(node.name or node.output[0], names)
+
+
+def has_spatial_ops(graph: Any) -> bool:
+    return any(n.op_type in SPATIAL for n in graph.node)
+
+
+def _attrs(node: Any) -> dict[str, Any]:
+    from onnx import helper
+    return {a.name: helper.get_attribute_value(a) for a in node.attribute}
+
+
+def _chw(shape: tuple[int, ...]) -> tuple[int, ...]:
+    """Channels-last (H, W, C) -> the ONNX NCHW order (C, H, W) of the same tensor."""
+    return (len(shape) - 1,) + tuple(range(len(shape) - 1))
+
+
+def load_onnx_cnn(model: Any, proto: Any, path: Any, consts: dict[str, np.ndarray], quant_type: Any,
+                  default_precision: str | None, input_precision: str | None, meta: dict[str, Any]) -> Graph:
+    """Convert a cleaned qonnx ModelWrapper holding a CNN; ``quant_type(node, consts)`` types a Quant node."""
+    g = model.graph
+    default = FixedType.parse(default_precision) if default_precision else None
+    names: set[str] = set()
+    ops: list[Op] = []
+    in_name = g.input[0].name
+    in_dims = [int(d) for d in model.get_tensor_shape(in_name)][1:]
+    const_q: dict[str, tuple[np.ndarray, FixedType]] = {}
+    data = {in_name}
+    st: dict[str, Any] = {"cur": None, "type": None, "shape": None, "view": None, "pending": None}
+    inp: TensorSpec | None = None
+
+    def need_default(what: str, node: str) -> FixedType:
+        if default is None:
+            raise QuantizationError(f"node '{node}' has float {what}: a default precision must be given (--default-precision), not none")
+        return default
+
+    def weight(name: str, node: str) -> tuple[np.ndarray, FixedType, bool]:
+        if name in const_q:
+            v, t = const_q[name]
+            return v, t, False
+        if name in consts:
+            return np.asarray(consts[name], dtype=np.float64), need_default("weights", node), True
+        raise UnsupportedOpError("a layer with computed weights", node, CNN_ONNX_OPS)
+
+    def emit(op: Op) -> None:
+        ops.append(op)
+        st.update(cur=op.name, type=op.result_type, shape=op.out_shape(st["shape"]))
+        st["view"] = np.arange(int(np.prod(st["shape"]))).reshape(st["shape"])
+        if len(st["shape"]) > 1:
+            st["view"] = st["view"].transpose(_chw(st["shape"]))  # ONNX holds images channels first
+
+    def close(result: FixedType | None, requantized: bool) -> None:
+        """Emit the pending Conv/Dense: the Quant's type, the exact sum before a Relu, else the default."""
+        p = st["pending"]
+        if p is None:
+            return
+        st["pending"] = None
+        kind, name, w, wt, b, bt, extra = p
+        w = quantize_checked(w, wt, f"node '{name}' weights")
+        b = quantize_checked(b, bt, f"node '{name}' biases")
+        acc = accum_type_for(st["type"], wt, bt, int(np.prod(w.shape[:-1])))
+        rt = result or (acc if requantized else default or acc)
+        common = dict(name=name, input=st["cur"], result_type=rt, weight=exact_raw(w, wt, f"node '{name}' weights"),
+                      weight_type=wt, bias=exact_raw(b, bt, f"node '{name}' biases"), bias_type=bt, accum_type=acc)
+        emit(Conv(**common, **extra) if kind == "conv" else Dense(**common))
+
+    def act(kind: str, node: Any, rt: FixedType) -> None:
+        name = _name(node, names)
+        cls = {"relu": Activation, "linear": Activation, "softmax": Softmax, "sigmoid": Sigmoid}[kind]
+        extra = {"function": kind} if cls is Activation else {}
+        emit(cls(name=name, input=st["cur"], result_type=rt, **extra))
+
+    nodes = list(g.node)
+    for i, node in enumerate(nodes):
+        if node is _SKIP:  # a Quant already applied with the activation before it
+            continue
+        t = node.op_type
+        if t == "Quant" and node.input[0] not in data:
+            if node.input[0] not in consts:
+                raise UnsupportedOpError("Quant of a computed constant", node.name, CNN_ONNX_OPS)
+            qt = quant_type(node, consts)
+            const_q[node.output[0]] = (qt.to_float(qt.quantize(consts[node.input[0]])), qt)
+            continue
+        if not any(x in data for x in node.input):
+            raise UnsupportedOpError(t, node.name, CNN_ONNX_OPS, "bondflow's ONNX frontend (constant subgraph)")
+        data.update(node.output)
+        if inp is None:
+            if t == "Quant":
+                in_t = quant_type(node, consts)
+            else:
+                in_t = FixedType.parse(input_precision or (default_precision and str(default)) or DEFAULT_INPUT_PRECISION)
+            shape = _input_shape(nodes, in_dims)
+            label = next((p.value for p in proto.metadata_props if p.key == "bondflow.input_name"), "input")
+            inp = TensorSpec(unique_name(label, names), int(np.prod(shape)), in_t, shape if len(shape) > 1 else ())
+            st.update(cur=inp.name, type=in_t, shape=inp.shape, input=inp.name,
+                      view=np.arange(inp.size).reshape(in_dims) if len(in_dims) > 1 else np.arange(inp.size))
+            if t == "Quant":
+                continue
+        nxt = nodes[i + 1].op_type if i + 1 < len(nodes) else None
+        if t == "Quant":
+            if st["pending"] is not None:
+                close(quant_type(node, consts), False)
+            elif ops and ops[-1].name == st["cur"] and isinstance(ops[-1], (Activation, Softmax, Sigmoid, Pool, Flatten)) \
+                    and ops[-1].result_type == quant_type(node, consts):
+                pass  # the same type again (bondflow's own export re-quantizes after every op)
+            else:
+                act("linear", node, quant_type(node, consts))
+        elif t == "Conv":
+            close(None, False)
+            a = _attrs(node)
+            if a.get("group", 1) != 1 or any(d != 1 for d in a.get("dilations", [1])):
+                raise UnsupportedOpError(f"Conv group={a.get('group', 1)} dilations={a.get('dilations')}", node.name, CNN_ONNX_OPS,
+                                         "bondflow (groups and dilation must be 1)")
+            if a.get("auto_pad", b"NOTSET") not in (b"NOTSET", "NOTSET"):
+                raise UnsupportedOpError(f"Conv auto_pad={a['auto_pad']}", node.name, CNN_ONNX_OPS, "bondflow (explicit pads only)")
+            _require_nchw(st, node)
+            w, wt, wf = weight(node.input[1], node.name)  # (c_out, c_in, *k) -> (*k, c_in, c_out)
+            nd = w.ndim - 2
+            w = w.transpose(tuple(range(2, 2 + nd)) + (1, 0))
+            b, bt, bf = (weight(node.input[2], node.name) if len(node.input) > 2 and node.input[2] else (np.zeros(w.shape[-1]), wt, wf))
+            pads = a.get("pads", [0] * (2 * nd))
+            extra = {"strides": tuple(a.get("strides", [1] * nd)), "pads": tuple(zip(pads[:nd], pads[nd:]))}
+            st["pending"] = ("conv", _name(node, names), w, wt, np.asarray(b).reshape(-1), bt, extra)
+        elif t in ("MatMul", "Gemm"):
+            close(None, False)
+            w, wt, _ = weight(node.input[1], node.name)
+            a = _attrs(node)
+            if t == "Gemm" and a.get("transB", 0):
+                w = w.T
+            flat = np.asarray(st["view"]).reshape(-1)
+            if len(st["shape"]) > 1 or not np.array_equal(flat, np.arange(flat.size)):
+                if len(st["shape"]) > 1:  # flatten channels last, then read the weights in that order
+                    fl = Flatten(name=unique_name("flatten", names), input=st["cur"], result_type=st["type"])
+                    ops.append(fl)
+                    st.update(cur=fl.name, shape=(flat.size,))
+                w = w[np.argsort(flat)]  # row k of ONNX's flatten is value flat[k] of ours
+            st["view"] = np.arange(w.shape[1])
+            b, bt = (weight(node.input[2], node.name)[:2] if t == "Gemm" and len(node.input) > 2 else (np.zeros(w.shape[1]), wt))
+            st["pending"] = ("dense", _name(node, names), w, wt, np.asarray(b).reshape(-1), bt, {})
+        elif t == "Add":
+            p = st["pending"]
+            const_in = [x for x in node.input if x not in data]
+            if p is None or len(const_in) != 1 or not np.all(np.asarray(p[4]) == 0):
+                raise UnsupportedOpError("Add (other than a bias)", node.name, CNN_ONNX_OPS, "bondflow (branches: not yet)")
+            b, bt, _ = weight(const_in[0], node.name)
+            st["pending"] = p[:4] + (np.asarray(b).reshape(-1), bt, p[6])
+        elif t in ("Relu", "Softmax", "Sigmoid", "Identity"):
+            close(None, t == "Relu")
+            kind = {"Relu": "relu", "Softmax": "softmax", "Sigmoid": "sigmoid", "Identity": "linear"}[t]
+            if t in ("Softmax", "Sigmoid") and len(st["shape"]) > 1:
+                raise UnsupportedOpError(f"{t} over an image", node.name, CNN_ONNX_OPS)
+            rt = quant_type(nodes[i + 1], consts) if nxt == "Quant" else need_default("activation output", node.name)
+            act(kind, node, rt)
+            if nxt == "Quant":
+                data.update(nodes[i + 1].output)
+                nodes[i + 1] = _SKIP
+        elif t in SPATIAL[1:]:
+            close(None, False)
+            _require_nchw(st, node)
+            a = _attrs(node)
+            nd = len(st["shape"]) - 1
+            fn = "max" if "Max" in t else "average"
+            if t.startswith("Global"):
+                pool, strides, pads = (0,) * nd, (1,) * nd, ((0, 0),) * nd
+            else:
+                if a.get("ceil_mode", 0) or (fn == "average" and a.get("count_include_pad", 0)):
+                    raise UnsupportedOpError(f"{t} ceil_mode/count_include_pad", node.name, CNN_ONNX_OPS)
+                pool = tuple(a["kernel_shape"])
+                strides = tuple(a.get("strides", pool))
+                p = a.get("pads", [0] * (2 * nd))
+                pads = tuple(zip(p[:nd], p[nd:]))
+            xt = st["type"]
+            win = tuple(n if q == 0 else q for q, n in zip(pool, st["shape"][:-1]))
+            k = int(np.prod(win)).bit_length() - 1
+            rt = xt if fn == "max" else FixedType(xt.width + k, xt.int_bits, signed=xt.signed)
+            emit(Pool(name=_name(node, names), input=st["cur"], result_type=rt, function=fn,
+                      pool=pool, strides=strides, pads=pads))
+            if t.startswith("Global"):  # ONNX keeps (C, 1, 1): the view must say so
+                st["view"] = np.arange(st["shape"][0]).reshape((st["shape"][0],) + (1,) * nd)
+        elif t in ("Transpose", "Reshape", "Flatten", "Squeeze", "Unsqueeze"):
+            close(None, False)
+            out_dims = [int(d) for d in model.get_tensor_shape(node.output[0])][1:]
+            view = _layout(node, np.asarray(st["view"]), out_dims)
+            if len(out_dims) == 1 and len(st["shape"]) > 1:  # an image becomes a vector: a Flatten (its order in the view)
+                ops.append(Flatten(name=_name(node, names), input=st["cur"], result_type=st["type"]))
+                st.update(cur=ops[-1].name, shape=(int(out_dims[0]),))
+            st["view"] = view
+        else:
+            raise UnsupportedOpError(t, node.name or node.output[0], CNN_ONNX_OPS)
+    close(None, False)
+    if inp is not None and st.get("input_shape") is not None:  # a one-channel NCHW input read as (H, W, 1)
+        inp = TensorSpec(inp.name, inp.size, inp.type, st["input_shape"])
+    if inp is None or not ops:
+        raise UnsupportedOpError("an ONNX graph without layers", str(path), CNN_ONNX_OPS)
+    if default is not None:
+        meta["default_precision"] = str(default)
+    name = next((p.value for p in proto.metadata_props if p.key == "bondflow.graph_name"), None) or g.name or "model"
+    if len(ops) and not np.array_equal(np.asarray(st["view"]).reshape(-1), np.arange(int(np.prod(st["shape"])))):
+        raise UnsupportedOpError("an output in channels-first order", ops[-1].name, CNN_ONNX_OPS,
+                                 "bondflow (outputs must be flat or channels last)")
+    return Graph(name=unique_name(str(name), set()), input=inp, ops=tuple(ops), meta=meta)
+
+
+class _Skip:
+    op_type = "_skip"
+    input: list[str] = []
+    output: list[str] = []
+    name = ""
+
+
+_SKIP: Any = _Skip()
+
+
+def _input_shape(nodes: list[Any], in_dims: list[int]) -> tuple[int, ...]:
+    """bondflow's input shape: the ONNX input itself when channels last (tf2onnx's NHWC); a channels-first input
+    is accepted only where both orders are the same (one channel), so samples keep their flat order."""
+    if len(in_dims) <= 1:
+        return tuple(in_dims) or (1,)
+    return tuple(in_dims)
+
+
+def _require_nchw(st: dict[str, Any], node: Any) -> None:
+    """The view must be our (H, W, C) tensor read channels first, as Conv and pools read it."""
+    shape = st["shape"]
+    view = np.asarray(st["view"])
+    if len(shape) < 2:
+        raise UnsupportedOpError(f"{node.op_type} on a flat tensor", node.name, CNN_ONNX_OPS)
+    want = np.arange(int(np.prod(shape))).reshape(shape).transpose(_chw(shape))
+    if view.shape == want.shape and np.array_equal(view, want):
+        return
+    # The graph input arrives as ONNX laid it out: reinterpret our input as channels last of what the Conv reads.
+    if st["cur"] == st.get("input") and view.ndim == len(shape) and int(np.prod(view.shape)) == int(np.prod(shape)):
+        c, *sp = view.shape
+        hwc = tuple(sp) + (c,)
+        if np.array_equal(view, np.arange(view.size).reshape(hwc).transpose(_chw(hwc))):
+            st["shape"] = st["input_shape"] = hwc
+            return
+    raise UnsupportedOpError(f"{node.op_type} reading a channels-first graph input with {view.shape[0]} channels", node.name,
+                             CNN_ONNX_OPS, "bondflow (export the model with a channels-last [N, H, W, C] input, as tf2onnx does)")
+
+
+def _layout(node: Any, view: np.ndarray, out_dims: list[int]) -> np.ndarray:
+    """The index view after a Transpose/Reshape/Flatten (the batch axis removed)."""
+    if node.op_type == "Transpose":
+        perm = list(_attrs(node).get("perm", list(range(view.ndim + 1))[::-1]))
+        if perm[0] != 0:
+            raise UnsupportedOpError("Transpose moving the batch axis", node.name, CNN_ONNX_OPS)
+        return view.transpose([p - 1 for p in perm[1:]])
+    if int(np.prod(out_dims)) != view.size:
+        raise UnsupportedOpError(f"{node.op_type} to {out_dims}", node.name, CNN_ONNX_OPS, "bondflow (layout changes only)")
+    return view.reshape(out_dims)
