@@ -145,8 +145,12 @@ def inputs_for(graph: Graph, model_path: str | Path | None = None, data: np.ndar
     rng = np.random.default_rng(seed)
     t = graph.input.type
     if t.min_value <= -4 and t.max_value >= 4:
-        return rng.standard_normal((samples, n)), f"N(0,1), seed {seed}"
-    return rng.uniform(t.min_value, t.max_value, (samples, n)), f"uniform over {t}'s range, seed {seed}"
+        x, desc = rng.standard_normal((samples, n)), f"N(0,1), seed {seed}"
+    else:
+        x, desc = rng.uniform(t.min_value, t.max_value, (samples, n)), f"uniform over {t}'s range, seed {seed}"
+    if t.frac_bits <= 0:  # integer inputs (e.g. FINN's UINT8 pixels): the source model only accepts integers
+        x, desc = t.to_float(t.quantize(x)), desc + ", on the input grid"
+    return x, desc
 
 
 def measure(graph: Graph, model_path: str | Path | None = None, data: np.ndarray | None = None,
