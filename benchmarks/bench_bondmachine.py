@@ -174,7 +174,8 @@ def main() -> int:
     p.add_argument("--synth", action="store_true", help="run yosys for designs without a same-digest measurement")
     p.add_argument("--synth-big", action="store_true", help="also for BondMachine and large dataflow designs (hours)")
     p.add_argument("--no-softmax", action="store_true", help="skip the classifiers' softmax variants")
-    p.add_argument("--only-bondmachine", action="store_true")
+    p.add_argument("--designs", default="bondmachine,moldable,moldable-fastest,dataflow", help="comma list to run")
+    p.add_argument("--variants", default="plain,softmax", help="plain and/or softmax (classifiers only)")
     p.add_argument("--out", default=str(RESULTS / "bondmachine.json"))
     p.add_argument("--table", action="store_true", help="only print --out as a Markdown table")
     a = p.parse_args()
@@ -206,13 +207,18 @@ def main() -> int:
         for ex in a.examples.split(","):
             g = bondflow.load_model(ROOT / "examples" / ex / "model.h5")
             data = np.load(ROOT / "examples" / ex / "data.npz")["x_test"]
-            variants = [(ex, g)] + ([(f"{ex}+softmax", _with_softmax(g))] if ex in CLASSIFIERS and not a.no_softmax else [])
+            kinds = a.variants.split(",")
+            variants = ([(ex, g)] if "plain" in kinds else []) + \
+                ([(f"{ex}+softmax", _with_softmax(g))] if ex in CLASSIFIERS and "softmax" in kinds and not a.no_softmax else [])
+            designs = a.designs.split(",")
             for label, gv in variants:
-                rows.append({"example": ex, **bench_bondmachine(gv, label, a.number_type, data, a, Path(tmp))})
-                save()
-                if a.only_bondmachine:
-                    continue
-                for arch, opts in (("moldable", {}), ("moldable", FASTEST), ("dataflow", {})):
+                if "bondmachine" in designs:
+                    rows.append({"example": ex, **bench_bondmachine(gv, label, a.number_type, data, a, Path(tmp))})
+                    save()
+                for key, arch, opts in (("moldable", "moldable", {}), ("moldable-fastest", "moldable", FASTEST),
+                                        ("dataflow", "dataflow", {})):
+                    if key not in designs:
+                        continue
                     rows.append({"example": ex, **bench_generated(gv, ex, label, arch, opts, data, a, Path(tmp))})
                     save()
     return 0
