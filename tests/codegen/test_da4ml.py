@@ -53,7 +53,7 @@ def modes_graph() -> Graph:
 
 
 def _iris() -> Graph:
-    return bondflow.load_model(EXAMPLES / "iris" / "model.h5")
+    return bondflow.load_model(EXAMPLES / "iris" / "model.h5")  # once: only the Iris test loads TensorFlow
 
 
 @pytest.mark.sim
@@ -62,7 +62,8 @@ def test_iris_bit_exact_icarus(da4ml, need_tool, tmp_path) -> None:
     need_tool("verilator")
     d = bondflow.generate(_iris(), "da4ml")
     assert d.info["da4ml_version"] == da4ml and d.info["multipliers"] == 0
-    assert all(f"da4ml {da4ml}" in d.files[p] and d.graph_digest in d.files[p] for p in d.rtl_files)  # headers
+    headed = [p for p in d.rtl_files if p != "rtl/bondflow_pipe_adapter.v"]  # the shell's static FIFO adapter has none
+    assert all(f"da4ml {da4ml}" in d.files[p] and d.graph_digest in d.files[p] for p in headed), "header in every file"
     lint(d)
     r = simulate(d.write(tmp_path / "iris"), 1000, simulator="icarus", seed=3, backpressure=True)
     assert r.passed, r.summary()
@@ -71,13 +72,13 @@ def test_iris_bit_exact_icarus(da4ml, need_tool, tmp_path) -> None:
 
 @pytest.mark.sim
 @pytest.mark.slow
-def test_jet_tagger_bit_exact_verilator(da4ml, need_tool, tmp_path) -> None:
-    """Icarus needs minutes for da4ml's ~50k adders: Verilator only."""
-    need_tool("verilator")
+def test_jet_tagger_bit_exact_icarus(da4ml, need_tool, tmp_path) -> None:
+    """~50k adders: Icarus builds in seconds and runs 1000 vectors in ~100 s; Verilator's C++ build took 20 min here."""
+    need_tool("iverilog")
     d = bondflow.generate(bondflow.load_model(EXAMPLES / "jet_tagger" / "model.h5"), "da4ml")
-    r = simulate(d.write(tmp_path / "jet"), 1000, simulator="verilator", seed=4, backpressure=True)
+    r = simulate(d.write(tmp_path / "jet"), 1000, simulator="icarus", seed=4, backpressure=True)
     assert r.passed, r.summary()
-    assert r.latency_cycles == d.latency_cycles
+    assert r.latency_cycles == d.latency_cycles and r.ii_cycles == 1
 
 
 @pytest.mark.sim
@@ -96,7 +97,7 @@ def test_every_expressible_mode_bit_exact(da4ml, need_tool, tmp_path) -> None:
 def test_corrupted_constant_is_caught(da4ml, need_tool, tmp_path) -> None:
     """Flip one bit of one of da4ml's constants (a bias): the simulation must report mismatches."""
     need_tool("iverilog")
-    d = bondflow.generate(_iris(), "da4ml")
+    d = bondflow.generate(modes_graph(), "da4ml")
     out = d.write(tmp_path / "bad")
     last = sorted((out / "rtl" / "da4ml").glob("*_stage*.v"))[-1]
     text = last.read_text()
@@ -106,11 +107,11 @@ def test_corrupted_constant_is_caught(da4ml, need_tool, tmp_path) -> None:
     bits = bits[0] + ("0" if bits[1] == "1" else "1") + bits[2:] if len(bits) > 1 else ("0" if bits == "1" else "1")
     last.write_text(text[:m.start(2)] + bits + text[m.end(2):])
     r = simulate(out, 300, simulator="icarus", seed=6)
-    assert not r.passed and r.mismatches > 0
+    assert not r.passed and r.mismatches > 0, r.summary()
 
 
 def test_rnd_conv_needs_the_parity_term(da4ml) -> None:
-    """Tracing the graph's RND_CONV casts as da4ml's RND (ties up) must differ from the golden model on Iris' vectors."""
+    """Tracing RND_CONV casts as da4ml's RND (ties up) must differ from the golden model: the parity term matters."""
     from bondflow.codegen.da4ml.env import run_worker
     from bondflow.codegen.da4ml.lower import lower
     import tempfile

@@ -69,7 +69,7 @@ def generate_da4ml(graph: Graph, stage_adders: int = DEFAULT_STAGE_ADDERS, tlast
                   description=f"da4ml's pipeline of {reply['stages']} stages behind bondflow's adapter",
                   stages=[{"module": LAYER, "inp": "in_data", "out": "l0_y", "out_bits": out_bits}], latency=core_latency)
     files.update({"rtl/bondflow_pipe_adapter.v": static_rtl("bondflow_pipe_adapter.v"), f"rtl/{LAYER}.v": layer,
-                  f"rtl/{CORE}.v": core, "rtl/bondflow_top.v": render_shell(CORE, iface, digest, ARCH, tlast_mode),
+                  f"rtl/{CORE}.v": core, "rtl/bondflow_top.v": render_shell(CORE, iface, digest, ARCH, tlast_mode).replace(header(ARCH, digest), hdr, 1),
                   "graph.json": graph.to_json(indent=1)})
     da4ml_rtl = sorted(f"rtl/da4ml/{n}" for n in da4ml_files)
     rtl = tuple(da4ml_rtl + ["rtl/bondflow_pipe_adapter.v", f"rtl/{LAYER}.v", f"rtl/{CORE}.v", "rtl/bondflow_top.v"])
