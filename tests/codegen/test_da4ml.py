@@ -145,11 +145,21 @@ def _with_result(g: Graph, name: str, result: str) -> Graph:
         name="d", input="x", result_type=T("fixed<8,4>"), weight=np.ones((5, 2), int), weight_type=T("fixed<6,2>"),
         bias=np.zeros(2, int), bias_type=T("fixed<6,2>"), accum_type=T("fixed<16,8>")),)), QuantizationError, "accumulator"),
 ])
-def test_refusals_are_one_line(graph, err, words, da4ml) -> None:
+def test_refusals_are_one_line(graph, err, words) -> None:
+    """Refused while lowering, before da4ml runs: no da4ml needed."""
     with pytest.raises(err) as e:
         bondflow.generate(graph(), "da4ml")
     msg = str(e.value)
     assert "\n" not in msg and words in msg and ("must be" in msg or "not supported" in msg), msg
+
+
+def test_missing_da4ml_is_one_line(monkeypatch) -> None:
+    """The project venv itself has no da4ml (numpy < 2): pointing bondflow at it must say how to install da4ml."""
+    import sys
+    monkeypatch.setenv("BONDFLOW_DA4ML_PYTHON", sys.executable)
+    with pytest.raises(MissingDependencyError) as e:
+        bondflow.generate(modes_graph(), "da4ml")
+    assert "\n" not in str(e.value) and "da4ml==0.6.0" in str(e.value)
 
 
 def test_bad_options_are_one_line() -> None:

@@ -21,9 +21,9 @@ _WORKER = Path(__file__).with_name("worker.py")
 
 
 def _candidates() -> list[Path]:
+    if os.environ.get("BONDFLOW_DA4ML_PYTHON"):  # an explicit choice is the only one
+        return [Path(os.environ["BONDFLOW_DA4ML_PYTHON"])]
     found = []
-    if os.environ.get("BONDFLOW_DA4ML_PYTHON"):
-        found.append(Path(os.environ["BONDFLOW_DA4ML_PYTHON"]))
     if importlib.util.find_spec("da4ml") is not None:  # a numpy-2 venv that has everything
         found.append(Path(sys.executable))
     repo = Path(__file__).resolve().parents[4]  # src/bondflow/codegen/da4ml -> the checkout (editable install)
@@ -31,9 +31,13 @@ def _candidates() -> list[Path]:
     return found
 
 
-@lru_cache(maxsize=1)
 def _probe() -> tuple[str, str]:
-    for py in _candidates():
+    return _probe_in(tuple(map(str, _candidates())))
+
+
+@lru_cache(maxsize=4)
+def _probe_in(candidates: tuple[str, ...]) -> tuple[str, str]:
+    for py in map(Path, candidates):
         if not py.exists():
             continue
         r = subprocess.run([str(py), "-c", "from importlib.metadata import version; print(version('da4ml'))"],
