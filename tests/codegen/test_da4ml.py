@@ -82,15 +82,18 @@ def test_jet_tagger_bit_exact_icarus(da4ml, need_tool, tmp_path) -> None:
 
 
 @pytest.mark.sim
-def test_every_expressible_mode_bit_exact(da4ml, need_tool, tmp_path) -> None:
+@pytest.mark.parametrize("opts", [{"stage_adders": 3}, {"stage_adders": 2, "stream_width": 16, "tlast_mode": 1}])
+def test_every_expressible_mode_bit_exact(opts, da4ml, need_tool, tmp_path) -> None:
+    """Also through a narrow stream (3 beats per sample, TLAST per batch): the shell is the common one."""
     need_tool("iverilog")
     g = modes_graph()
     tv = make_vectors(g, 1000, seed=5)
     assert len(np.unique(tv.expected)) > 20  # the vectors exercise the casts
-    d = bondflow.generate(g, "da4ml", stage_adders=3)
+    d = bondflow.generate(g, "da4ml", **opts)
     lint(d)
     r = simulate(d.write(tmp_path / "modes"), tv, simulator="icarus", seed=5)
     assert r.passed, r.summary()
+    assert r.latency_cycles == d.latency_cycles and r.ii_cycles == d.ii_cycles
 
 
 @pytest.mark.sim
