@@ -22,12 +22,14 @@ EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
 
 @pytest.fixture(scope="module")
-def da4ml() -> str:
-    """da4ml's version in its own venv (docs/da4ml.md); skips without it (scripts/setup.sh does not create it yet)."""
+def da4ml(request: pytest.FixtureRequest) -> str:
+    """da4ml's version in its own venv (make setup creates .venv-da4ml): skips without it, fails under --require-tools."""
     from bondflow.codegen.da4ml.env import da4ml_version
     try:
         return da4ml_version()
     except MissingDependencyError as e:
+        if request.config.getoption("--require-tools"):
+            pytest.fail(str(e))
         pytest.skip(str(e))
 
 
