@@ -9,7 +9,7 @@ from pathlib import Path
 
 from .fidelity_args import add_fidelity_args, announce, load_data, load_graph
 
-_OPTION_NAMES = {"rf": "reuse_factor", "cores": "cores", "lanes": "lanes"}
+_OPTION_NAMES = {"rf": "reuse_factor", "cores": "cores", "lanes": "lanes", "stage_adders": "stage_adders"}
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -51,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
         for o in filter(None, opt.split(":")):  # moldable:cores=16:lanes=4
             k, _, v = o.partition("=")
             if k not in _OPTION_NAMES or not v.isdigit():
-                raise ConfigError(f"architecture option must be rf=N, cores=N or lanes=N, not {o!r}")
+                raise ConfigError(f"architecture option must be rf=N, cores=N, lanes=N or stage_adders=N, not {o!r}")
             opts[_OPTION_NAMES[k]] = int(v)
         archs[item] = (name, opts)
     g = load_graph(args, args.model, default_precision=args.default_precision, input_precision=args.input_precision,

@@ -29,6 +29,7 @@ SWEEP_KEYS = ("model", "weights", "target", "vectors", "simulator", "data", "obj
 #: Options a sweep may vary per architecture (name -> (type, check, what is expected)); each is a generator argument.
 ARCH_OPTIONS: dict[str, dict[str, tuple[type, Callable[[Any], bool], str]]] = {
     "dataflow": {"reuse_factor": (int, lambda v: v >= 1, "an integer >= 1")},
+    "da4ml": {"stage_adders": (int, lambda v: v >= 1, "an integer >= 1")},
     "moldable": {"cores": (int, lambda v: v >= 1, "an integer >= 1"),
                  "lanes": (int, lambda v: 1 <= v <= 16, "an integer in 1..16")},
     "hls4ml": {"reuse_factor": (int, lambda v: v >= 1, "an integer >= 1"),
