@@ -97,10 +97,10 @@ def test_pareto_front_per_target_and_ties() -> None:
 
 @pytest.mark.parametrize("body, msg", [
     ('model = "tiny.json"\nvector = 5\n[[arch]]\nname = "dataflow"\n',
-     "keys must be among model, target, vectors, simulator, data, objectives, grid, arch, not 'vector'"),
+     "keys must be among model, weights, target, vectors, simulator, data, objectives, grid, arch, not 'vector'"),
     ('model = "tiny.json"\n[[arch]]\nname = "dataflow"\nreuse_factor = []\n', "not an empty list (empty grid)"),
     ('model = "tiny.json"\narch = []\n', "must be one or more [[arch]] tables, not [] (empty grid)"),
-    ('model = "tiny.json"\n[[arch]]\nname = "nope"\n', "name must be one of bondmachine, dataflow, hls4ml, moldable, reference, not 'nope'"),
+    ('model = "tiny.json"\n[[arch]]\nname = "nope"\n', "name must be one of bondmachine, da4ml, dataflow, hls4ml, moldable, reference, not 'nope'"),
     ('model = "tiny.json"\ntarget = ["xc7z020", "nope"]\n[[arch]]\nname = "dataflow"\n', "'target' must be one of xc7z020,"),
     ('model = "tiny.json"\n[[arch]]\nname = "moldable"\nreuse_factor = 2\n', "moldable options must be among name, cores, lanes, not 'reuse_factor'"),
     ('model = "tiny.json"\n[grid]\ninput_precision = ["fixed<8,3>"]\n[[arch]]\nname = "dataflow"\n',
