@@ -9,9 +9,13 @@ set -x
 bondflow doctor
 bondflow info examples/iris/model.h5
 bondflow import examples/iris/model.h5 -o "$OUT/iris.json" --onnx "$OUT/iris.onnx" --force
-# bondmachine is listed so the report shows why it cannot run on this machine (exit 1 = an arch failed).
-bondflow compare examples/iris/model.h5 --arch dataflow,dataflow:rf=4,moldable:cores=4,moldable:cores=16,moldable:cores=16:lanes=4,hls4ml,bondmachine --target xc7z020 \
-    --vectors 1000 -o "$OUT/compare" || true
+# Every generator side by side (exit 1 = an architecture failed: the report says why), then the choice under constraints.
+bondflow compare examples/iris/model.h5 --arch dataflow,dataflow:rf=4,moldable,moldable:cores=16:lanes=4,da4ml,hls4ml,bondmachine --target xc7z020 \
+    --vectors 500 -o "$OUT/compare" || true
+bondflow choose "$OUT/compare" --max-latency-ns 200 --objective lut
+# CNNs: shapes per layer, and hls4ml's C simulation of the digits CNN against the golden model.
+bondflow info examples/digits_cnn/model.h5
+bondflow generate examples/digits_cnn/model.h5 --arch hls4ml -o "$OUT/digits_hls4ml" --force
 bondflow generate examples/iris/model.h5 --arch dataflow --reuse-factor 4 -o "$OUT/dataflow_rf4" --force
 bondflow synth "$OUT/dataflow_rf4" --target ecp5-25k --bitstream
 bondflow generate examples/iris/model.h5 --arch dataflow --tlast batch -o "$OUT/dataflow_batch" --force
