@@ -75,8 +75,8 @@ def test_iris_bit_exact_icarus(da4ml, need_tool, tmp_path) -> None:
 @pytest.mark.sim
 @pytest.mark.slow
 def test_jet_tagger_bit_exact_icarus(da4ml, need_tool, tmp_path) -> None:
-    """~50k adders: Icarus builds in seconds and runs ~10 vectors/s (300 here, to keep CI short; bench_da4ml runs
-    more); Verilator's C++ build took 20 min here."""
+    """~50k adders: Icarus builds in seconds and runs ~10 vectors/s (300 here, to keep CI short;
+    1000 passed when the test was written); Verilator's C++ build took 20 min here."""
     need_tool("iverilog")
     d = bondflow.generate(bondflow.load_model(EXAMPLES / "jet_tagger" / "model.h5"), "da4ml")
     r = simulate(d.write(tmp_path / "jet"), 300, simulator="icarus", seed=4, backpressure=True)
