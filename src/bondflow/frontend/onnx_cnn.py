@@ -13,7 +13,7 @@ import numpy as np
 from ..errors import QuantizationError, UnsupportedOpError
 from ..ir.graph import Graph, TensorSpec
 from ..ir.ops import Activation, Dense, Flatten, Op, Sigmoid, Softmax
-from ..ir.tensor_ops import Conv, Pool
+from ..ir.tensor_ops import Conv, Pool, pool_result_type
 from ..ir.types import FixedType
 from ..render_names import unique_name
 from .quant import DEFAULT_INPUT_PRECISION, accum_type_for, exact_raw, quantize_checked
@@ -122,7 +122,7 @@ def load_onnx_cnn(model: Any, proto: Any, path: Any, consts: dict[str, np.ndarra
                 in_t = quant_type(node, consts)
             else:
                 in_t = FixedType.parse(input_precision or (default_precision and str(default)) or DEFAULT_INPUT_PRECISION)
-            shape = _input_shape(nodes, in_dims)
+            shape = tuple(in_dims) or (1,)  # as laid out; a one-channel NCHW input is re-read at its first Conv
             label = next((p.value for p in proto.metadata_props if p.key == "bondflow.input_name"), "input")
             inp = TensorSpec(unique_name(label, names), int(np.prod(shape)), in_t, shape if len(shape) > 1 else ())
             st.update(cur=inp.name, type=in_t, shape=inp.shape, input=inp.name,
@@ -204,8 +204,7 @@ def load_onnx_cnn(model: Any, proto: Any, path: Any, consts: dict[str, np.ndarra
                 pads = tuple(zip(p[:nd], p[nd:]))
             xt = st["type"]
             win = tuple(n if q == 0 else q for q, n in zip(pool, st["shape"][:-1]))
-            k = int(np.prod(win)).bit_length() - 1
-            rt = xt if fn == "max" else FixedType(xt.width + k, xt.int_bits, signed=xt.signed)
+            rt = pool_result_type(fn, xt, int(np.prod(win)))
             emit(Pool(name=_name(node, names), input=st["cur"], result_type=rt, function=fn,
                       pool=pool, strides=strides, pads=pads))
             if t.startswith("Global"):  # ONNX keeps (C, 1, 1): the view must say so
@@ -242,14 +241,6 @@ class _Skip:
 
 
 _SKIP: Any = _Skip()
-
-
-def _input_shape(nodes: list[Any], in_dims: list[int]) -> tuple[int, ...]:
-    """bondflow's input shape: the ONNX input itself when channels last (tf2onnx's NHWC); a channels-first input
-    is accepted only where both orders are the same (one channel), so samples keep their flat order."""
-    if len(in_dims) <= 1:
-        return tuple(in_dims) or (1,)
-    return tuple(in_dims)
 
 
 def _require_nchw(st: dict[str, Any], node: Any) -> None:

@@ -10,7 +10,7 @@ import numpy as np
 from ..errors import QuantizationError, UnsupportedOpError
 from ..ir.graph import Graph, TensorSpec
 from ..ir.ops import Activation, Dense, Flatten, Op, Sigmoid, Softmax
-from ..ir.tensor_ops import Conv, Pool, same_pads
+from ..ir.tensor_ops import Conv, Pool, pool_result_type, same_pads
 from ..ir.types import FixedType
 from ..render_names import unique_name
 from .keras_files import CONV_LAYERS, POOL_LAYERS, SUPPORTED_LAYERS, read_model
@@ -281,7 +281,7 @@ def _pool_op(layer: Any, cls: str, name: str, cur: str, xt: FixedType, in_shape:
     if fn == "average" and n & (n - 1):
         raise UnsupportedOpError(f"{cls} over {n} values", layer.name, SUPPORTED_LAYERS,
                                  "bondflow (an average is exact in fixed point only over a power-of-two window)")
-    rt = xt if fn == "max" else FixedType(xt.width + n.bit_length() - 1, xt.int_bits, signed=xt.signed)
+    rt = pool_result_type(fn, xt, n)
     op = Pool(name=name, input=cur, result_type=rt, function=fn, pool=pool, strides=strides, pads=pads)
     op.out_shape(in_shape)  # a shape problem is reported here, with the layer's name
     return op

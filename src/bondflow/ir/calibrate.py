@@ -9,7 +9,7 @@ from ..errors import ConfigError
 from .graph import Graph
 from .ops import Activation, Dense, Flatten, Sigmoid, Softmax
 from .tensor_kernels import patches
-from .tensor_ops import Conv, Pool
+from .tensor_ops import Conv, Pool, pool_result_type
 from .types import FixedType
 
 __all__ = ["float_trace", "auto_precision", "PrecisionChoice", "HEADROOM_BITS"]
@@ -103,8 +103,7 @@ def auto_precision(graph: Graph, x: np.ndarray, default: FixedType) -> tuple[Gra
         if isinstance(op, Flatten) or (isinstance(op, Pool) and op.function == "max"):
             op = replace(op, result_type=xt) if op.result_type != xt else op
         elif isinstance(op, Pool):
-            k = int(np.prod(op.window(shapes[op.input]))).bit_length() - 1
-            op = replace(op, result_type=FixedType(xt.width + k, xt.int_bits, signed=xt.signed))
+            op = replace(op, result_type=pool_result_type(op.function, xt, int(np.prod(op.window(shapes[op.input])))))
         types[op.name] = op.result_type
         fixed.append(op)
     meta = dict(graph.meta, auto_precision=[c.to_dict() for c in choices])

@@ -10,7 +10,7 @@ from ..errors import GraphValidationError, QuantizationError
 from .ops import OP_KINDS, Dense, Op, frozen_array
 from .types import FixedType
 
-__all__ = ["Conv", "Pool", "conv_out_len", "same_pads"]
+__all__ = ["Conv", "Pool", "conv_out_len", "same_pads", "pool_result_type"]
 
 
 def conv_out_len(n: int, k: int, stride: int, pad: tuple[int, int]) -> int:
@@ -22,6 +22,13 @@ def same_pads(n: int, k: int, stride: int) -> tuple[int, int]:
     out = -(-n // stride)
     total = max((out - 1) * stride + k - n, 0)
     return total // 2, total - total // 2
+
+
+def pool_result_type(function: str, xt: FixedType, window_values: int) -> FixedType:
+    """Max keeps its input type; the mean of N = 2^k values is the exact sum with k more fraction bits."""
+    if function == "max":
+        return xt
+    return FixedType(xt.width + window_values.bit_length() - 1, xt.int_bits, signed=xt.signed)
 
 
 def _spatial_check(name: str, kind: str, in_shape: tuple[int, ...], kernel: tuple[int, ...],
