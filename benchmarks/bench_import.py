@@ -1,4 +1,4 @@
-"""ONNX/QONNX import time of the test models (field exports, binary, ternary, normalisation, BN, MultiThreshold), as ratios to onnx.load + qonnx cleanup in the same run."""
+"""ONNX/QONNX import time of the test models (field exports, binary, ternary, normalisation, BN, MultiThreshold, 1-3-bit and non-power-of-two-scale activations), as ratios to onnx.load + qonnx cleanup in the same run; QKeras sign-activation model import time."""
 from __future__ import annotations
 
 import sys
@@ -28,8 +28,11 @@ def main() -> None:
     from test_onnx_import import qonnx_mlp
     from test_qonnx_field import MODELS as FIELD
     from test_qonnx_norm import MODELS as NORM, tfc_w1a1
+    from test_qonnx_scale import scaled
     from test_qonnx_threshold import finn_streamlined
-    builders = {"third_party_mlp": qonnx_mlp, **FIELD, **NORM, "finn_multithreshold": finn_streamlined, "tfc_w1a1": tfc_w1a1}
+    from test_sign_activations import qonnx_low_bit
+    builders = {"third_party_mlp": qonnx_mlp, **FIELD, **NORM, "finn_multithreshold": finn_streamlined, "tfc_w1a1": tfc_w1a1,
+                "low_bit_activations": qonnx_low_bit, "non_po2_scales": scaled}
     rows = []
     with tempfile.TemporaryDirectory() as d, warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -42,10 +45,38 @@ def main() -> None:
                          "bondflow_import_s": t_bf, "onnx_load_qonnx_cleanup_s": t_ref, "ratio_vs_cleanup": t_bf / t_ref})
             print(f"{name:20s} {len(g.ops):2d} ops {rows[-1]['params']:7d} params: import {t_bf * 1e3:7.1f} ms, "
                   f"onnx.load+cleanup {t_ref * 1e3:7.1f} ms, ratio {t_bf / t_ref:.2f}x")
+    keras_rows = qkeras_sign_import()
     ratios = np.array([r["ratio_vs_cleanup"] for r in rows])
     print(f"import / (onnx.load + qonnx cleanup): median {np.median(ratios):.2f}x, max {ratios.max():.2f}x; "
           f"slowest import {max(r['bondflow_import_s'] for r in rows):.3f} s")
-    write("import", {"models": rows, "median_ratio_vs_cleanup": float(np.median(ratios))})
+    write("import", {"models": rows, "median_ratio_vs_cleanup": float(np.median(ratios)), "keras_models": keras_rows})
+
+
+def qkeras_sign_import() -> list[dict]:
+    """The QKeras model with binary/ternary activations (tests/frontend/test_sign_activations.py), as tf_keras.load_model."""
+    import test_sign_activations as t
+    from bondflow._compat import import_tensorflow
+    tfk = import_tensorflow()
+    with tempfile.TemporaryDirectory() as d:
+        p, _ = t.signnet.__wrapped__(_TmpFactory(Path(d)))
+        bondflow.load_model(p, input_precision=t.INPUT)  # warm: TensorFlow's first model build
+        t_bf = best_of(lambda: bondflow.load_model(p, input_precision=t.INPUT), 3)
+        from bondflow.frontend.keras_files import _custom_objects
+        t_ref = best_of(lambda: tfk.models.load_model(p, custom_objects=_custom_objects(), compile=False), 3)
+    print(f"{'qkeras_sign_activations':20s} import {t_bf * 1e3:7.1f} ms, tf_keras load_model {t_ref * 1e3:7.1f} ms, ratio {t_bf / t_ref:.2f}x")
+    return [{"model": "qkeras_sign_activations", "bondflow_import_s": t_bf, "tf_keras_load_model_s": t_ref, "ratio": t_bf / t_ref}]
+
+
+class _TmpFactory:
+    """Stands in for pytest's tmp_path_factory when a fixture body builds a model."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def mktemp(self, name: str) -> Path:
+        p = self.root / name
+        p.mkdir(exist_ok=True)
+        return p
 
 
 if __name__ == "__main__":

@@ -130,7 +130,7 @@ CASES: list[tuple[str, list[str], str, dict[str, str]]] = [
     ("deploy-output-exists", ["deploy", "{w}/ref", "--board", "pynq-z2", "-o", "{w}/exists"], "--force", {}),
     ("compare-unknown-arch", ["compare", IRIS, "--arch", "nope", "-o", "{w}/c1"], "architecture must be one of", {}),
     ("compare-unknown-target", ["compare", IRIS, "--target", "nope", "-o", "{w}/c2"], "target must be one of", {}),
-    ("compare-bad-arch-option", ["compare", IRIS, "--arch", "dataflow:speed=9", "-o", "{w}/c3"], "rf=N, cores=N, lanes=N or stage_adders=N", {}),
+    ("compare-bad-arch-option", ["compare", IRIS, "--arch", "dataflow:speed=9", "-o", "{w}/c3"], "rf=N, cores=N, lanes=N, stage_adders=N or parallelism=N", {}),
 ]
 
 

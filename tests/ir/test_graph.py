@@ -86,3 +86,15 @@ def test_sequential_accumulation_with_narrow_accumulator() -> None:
     g = Graph("t", TensorSpec("x", 3, FixedType(8, 8)), (d,))
     # 100 + 100 saturates at 127, then -100 -> 27 (an exact sum would give 100).
     assert reference.run_raw(g, np.array([[100, 100, 100]])).tolist() == [[27]]
+
+
+def test_dumps_indented_is_json_dumps_text() -> None:
+    """The fast writer of graph.json gives json.dumps's text exactly (design digests depend on it)."""
+    import json
+
+    from bondflow.ir.graph import dumps_indented
+    cases = [{"w": [[1, -2], [3, 4]], "b": [5], "e": [], "n": [[], [1]], "m": [1, [2]], "f": [1.5, 2], "t": [True, 1],
+              "deep": [[[1, 2], [3]]], "big": [-1, 10**30], "s": "\x00x"}, {"s": "\x000\x00", "w": [1]}, [[1, 2]], 7]
+    for obj in cases:
+        for indent in (0, 1, 3):
+            assert dumps_indented(obj, indent) == json.dumps(obj, indent=indent)

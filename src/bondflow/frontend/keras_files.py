@@ -18,6 +18,11 @@ POOL_LAYERS = ("MaxPooling1D", "MaxPooling2D", "AveragePooling1D", "AveragePooli
 SUPPORTED_LAYERS = ("InputLayer", "Dense", "QDense", "Activation", "QActivation", "ReLU", "BatchNormalization",
                     "Dropout", "Flatten", "Softmax", "ZeroPadding1D", "ZeroPadding2D") + CONV_LAYERS + POOL_LAYERS
 UNSAFE = ("Lambda", "TFOpLambda")
+#: Binary/ternary layers of other libraries (Larq; the BinaryDense/TernaryDense of early BNN code in hls4ml's examples):
+#: their quantizers are code outside the file, and no reference inference of theirs runs here to check a reading against.
+BNN_LAYERS = ("QuantDense", "QuantConv1D", "QuantConv2D", "QuantDepthwiseConv2D", "BinaryDense", "TernaryDense", "BinaryConv2D")
+BNN_HINT = ("bondflow: binary/ternary layers of Larq or early BNN code are not read; write the model with QKeras "
+            "QDense(kernel_quantizer=binary(alpha=1) or ternary(alpha=1)) and QActivation(binary() or ternary()), or export it to QONNX")
 #: Names a weights file next to ``model.json`` may have (hls4ml's KerasJson/KerasH5 convention first).
 WEIGHT_NAMES = ("{stem}_weights.h5", "model_weights.h5", "{stem}.weights.h5", "{stem}.h5", "weights.h5")
 
@@ -144,7 +149,8 @@ def refuse_unsupported(cfg: dict[str, Any] | None, trust_model: bool) -> None:
         raise UnsupportedOpError(unsafe[0][0], unsafe[0][1], SUPPORTED_LAYERS,
                                  "bondflow (it would execute code from the model file; pass --trust-model to load it anyway)")
     if bad:
-        raise unsupported_layers([b for b in bad if b[0] not in UNSAFE] or bad, SUPPORTED_LAYERS)
+        hint = BNN_HINT if any(b[0].split(">")[-1] in BNN_LAYERS for b in bad) else "bondflow"
+        raise unsupported_layers([b for b in bad if b[0] not in UNSAFE] or bad, SUPPORTED_LAYERS, hint)
     if trust_model:
         return
     for layer in _walk_layers(cfg):

@@ -94,6 +94,88 @@ def _bipolar_scale(node: Any, consts: dict[str, np.ndarray]) -> float | None:
     return s
 
 
+def _is_fixed_cast(node: Any, consts: dict[str, np.ndarray]) -> bool:
+    """Whether a Quant/BipolarQuant is a plain fixed-point cast (power-of-two scale, zero zero-point), or one of bondflow's own."""
+    if any(_text(p.key) == TYPE_KEY for p in node.metadata_props):
+        return True
+    s = _scalar(node, consts, node.input[1], "scale")
+    po2 = s > 0 and float(math.log2(s)).is_integer()
+    return po2 if node.op_type == "BipolarQuant" else po2 and _scalar(node, consts, node.input[2], "zeropt") == 0
+
+
+def _scaled_levels(node: Any, consts: dict[str, np.ndarray]) -> tuple[Any, np.ndarray, np.ndarray]:
+    """A Quant/BipolarQuant with any scale s and zero-point z as (k(x), ks, levels): k maps float32 inputs to integer levels
+    exactly as qonnx's executor does (monotone in x), and level k is the value (k - z) * s, which must be exact in float32
+    (qonnx's own product): then it is a fixed-point number and the levels are evenly spaced."""
+    s32 = np.float32(_scalar(node, consts, node.input[1], "scale"))
+    if not (s32 > 0 and np.isfinite(s32)):
+        raise QuantizationError(f"{node.op_type} '{node.name}' scale must be a positive number, not {float(s32):g}")
+    attrs = {a.name: a for a in node.attribute}
+    if node.op_type == "BipolarQuant":
+        z, ks = np.float32(0), np.array([-1, 1])
+        kfun = lambda x: np.where(x >= 0, 1, -1)  # noqa: E731
+    else:
+        z = np.float32(_scalar(node, consts, node.input[2], "zeropt"))
+        bw = _scalar(node, consts, node.input[3], "bitwidth")
+        signed = bool(attrs["signed"].i) if "signed" in attrs else True
+        narrow = bool(attrs["narrow"].i) if "narrow" in attrs else False
+        rmode = _text(attrs["rounding_mode"].s).upper() if "rounding_mode" in attrs else "ROUND"
+        if not float(bw).is_integer() or not 1 <= bw <= 16:
+            raise QuantizationError(f"Quant '{node.name}' with scale {float(s32):g} must have an integer bit width of 1..16, not {bw:g}")
+        from qonnx.custom_op.general.quant import max_int, min_int, resolve_rounding_mode
+        if signed and bw == 1:  # qonnx runs it as bipolar
+            ks = np.array([-1, 1])
+            kfun = lambda x: np.where(x / s32 + z >= 0, 1, -1)  # noqa: E731
+        else:
+            lo, hi = int(min_int(signed, narrow, int(bw))), int(max_int(signed, narrow, int(bw)))
+            rnd = resolve_rounding_mode(rmode)
+            ks = np.arange(lo, hi + 1)
+            kfun = lambda x: rnd(np.clip(x / s32 + z, np.float32(lo), np.float32(hi))).astype(np.int64)  # noqa: E731
+    exact = (ks - np.float64(z)) * np.float64(s32)
+    qonnx_vals = (ks.astype(np.float32) - z) * s32  # float32, as qonnx computes (y_int - zeropt) * scale
+    if not np.array_equal(exact, qonnx_vals.astype(np.float64)):
+        i = int(np.argmax(exact != qonnx_vals))
+        raise QuantizationError(
+            f"{node.op_type} '{node.name}' levels (k - zeropt) * scale must be exact in float32 to be fixed-point numbers "
+            f"(a scale of at most {24 - int(np.abs(ks - z).max()).bit_length()} significant bits here), not scale {float(s32):.9g}"
+            f" ({_significant_bits(float(s32))} bits): {ks[i] - float(z):g} * scale = {exact[i]:.12g}, which qonnx rounds to {float(qonnx_vals[i]):.12g}")
+    return kfun, ks, exact
+
+
+def _significant_bits(v: float) -> int:
+    m, _ = math.frexp(abs(v))
+    n = 0
+    while m != int(m):
+        m *= 2
+        n += 1
+    return max(int(m).bit_length(), 1)
+
+
+def _scaled_threshold(node: Any, consts: dict[str, np.ndarray], xt: FixedType, name: str, inp: str, relu: bool) -> Threshold:
+    """A Quant with a non-power-of-two scale (or a zero-point) on activations as a Threshold op: the j-th threshold is the
+    smallest raw input whose level is at least the j-th, found on the input's grid by bisection of qonnx's own float32
+    formula (exact: it is monotone); the levels (k - z) * s are exact fixed-point numbers, evenly spaced."""
+    kfun, ks, vals = _scaled_levels(node, consts)
+
+    def index(raw: np.ndarray) -> np.ndarray:
+        r = np.maximum(raw, 0) if relu else raw  # a Relu before it: k(max(x, 0)), still monotone
+        return np.searchsorted(ks, kfun(np.ldexp(r.astype(np.float64), -xt.frac_bits).astype(np.float32)))
+
+    targets = np.arange(1, len(ks))
+    lo = np.full(len(targets), xt.min_raw, dtype=np.int64)
+    hi = np.full(len(targets), xt.max_raw + 1, dtype=np.int64)  # max_raw + 1: never reached
+    while np.any(lo < hi):
+        active, mid = lo < hi, (lo + hi) // 2
+        ok = index(mid) >= targets
+        hi = np.where(active & ok, mid, hi)
+        lo = np.where(active & ~ok, mid + 1, lo)
+    rt = _fit_type(vals)
+    if vals.min() >= 0 and rt.width > 1:  # non-negative levels: no sign bit
+        rt = FixedType(rt.width - 1, rt.int_bits - 1, signed=False)
+    raw = rt.quantize(vals)
+    return Threshold(name=name, input=inp, result_type=rt, thresholds=lo[None, :], step=int(raw[1] - raw[0]), offset=int(raw[0]))
+
+
 def _fit_type(values: np.ndarray) -> FixedType:
     """The narrowest signed FixedType (no negative fraction bits) holding every value exactly (folded constants)."""
     v = np.asarray(values, dtype=np.float64).reshape(-1)
@@ -288,6 +370,9 @@ def _load_onnx(path: Path, default_precision: str | None, input_precision: str |
     names: set[str] = set()
     ops: list[Op] = []
     const_q: dict[str, tuple[np.ndarray, FixedType]] = {}
+    # Tensors holding values of a non-power-of-two scale (by tensor or op name -> the Quant node): a MatMul reading
+    # them equals qonnx's float32 only while its sums fit float32's 24 significant bits.
+    np2: dict[str, str] = {}
     for k, v in consts.items():  # FINN's integer weights: float initializers with a datatype annotation
         at = _annotated_type(model, k)
         if at is not None:
@@ -296,7 +381,7 @@ def _load_onnx(path: Path, default_precision: str | None, input_precision: str |
             const_q[k] = (vals, at)
     # bip: the scale s when the current tensor holds bipolar values as BIPOLAR_TYPE (see there), else None.
     # aff: (a, b, node) when the current tensor is to be read as a*x + b (normalisation, BatchNormalization), not yet applied.
-    state: dict[str, Any] = {"cur": None, "type": None, "dense": None, "act": None, "bip": None, "n": n_in, "aff": None}
+    state: dict[str, Any] = {"cur": None, "type": None, "dense": None, "act": None, "bip": None, "n": n_in, "aff": None, "np2": None}
     inp: TensorSpec | None = None
     data = {in_name}
 
@@ -335,6 +420,10 @@ def _load_onnx(path: Path, default_precision: str | None, input_precision: str |
             w, b = 2 * bip * w, b + bip * w.sum(axis=0)
             wt, bt = _fit_type(w), _fit_type(b)
         acc = acc_meta or accum_type_for(state["type"], wt, bt, w.shape[0])
+        if state["np2"] and acc.width > 25:  # sign + 24 bits: every partial sum exact in float32
+            raise QuantizationError(f"MatMul '{name}' reads values of Quant '{state['np2']}' (non-power-of-two scale): its sums must fit "
+                                    f"float32's 24 significant bits to equal qonnx, not need {acc} ({acc.width} bits)")
+        state["np2"] = None
         if result is None and not requantized and default is not None:
             result = default
         op = Dense(name=name, input=state["cur"], result_type=result or acc,
@@ -386,6 +475,12 @@ def _load_onnx(path: Path, default_precision: str | None, input_precision: str |
         if t in ("Quant", "BipolarQuant") and node.input[0] not in data:  # quantized constant (weights/bias)
             if node.input[0] not in consts:
                 raise UnsupportedOpError(f"{t} of a computed constant", node.name, SUPPORTED_ONNX_OPS)
+            if not _is_fixed_cast(node, consts):  # any scale/zero-point: qonnx's own float32 levels, exact when checked so
+                kfun, ks, vals = _scaled_levels(node, consts)
+                v = vals[np.searchsorted(ks, kfun(np.asarray(consts[node.input[0]], dtype=np.float32)))]
+                const_q[node.output[0]] = (v, _fit_type(v))
+                np2[node.output[0]] = node.name
+                continue
             bip = _bipolar_scale(node, consts)
             if bip is not None:  # binary weights: exactly +-s (sign(0) = +1, as qonnx)
                 vals = np.where(np.asarray(consts[node.input[0]]) >= 0, bip, -bip).astype(np.float64)
@@ -397,7 +492,7 @@ def _load_onnx(path: Path, default_precision: str | None, input_precision: str |
         if not any(i in data for i in node.input):
             raise UnsupportedOpError(t, node.name, SUPPORTED_ONNX_OPS, "bondflow's ONNX frontend (constant subgraph)")
         data.update(node.output)
-        if t in ("Quant", "BipolarQuant"):
+        if t in ("Quant", "BipolarQuant") and _is_fixed_cast(node, consts):
             bip = _bipolar_scale(node, consts)
             qt = BIPOLAR_TYPE if bip is not None else _quant_type(node, consts)
             materialize_bip()
@@ -447,7 +542,7 @@ def _load_onnx(path: Path, default_precision: str | None, input_precision: str |
             if aff is not None and aff[0].size != w.shape[0]:
                 raise UnsupportedOpError(f"normalisation of {aff[0].size} values before a {w.shape[0]}-input MatMul", node.name, SUPPORTED_ONNX_OPS)
             state["dense"] = [w, wt, b, bt, _node_name(node, names), acc_meta, is_float, state["bip"], aff and aff[:2]]
-            state.update(bip=None, aff=None)
+            state.update(bip=None, aff=None, np2=next((np2[i] for i in [*node.input[1:], state["cur"]] if i in np2), None))
         elif t in ("Mul", "Add", "Sub", "Div", "BatchNormalization") and not (
                 t == "Add" and state["dense"] is not None and state["dense"][2] is None):
             d = state["dense"]
@@ -501,6 +596,19 @@ def _load_onnx(path: Path, default_precision: str | None, input_precision: str |
             name = _node_name(node, names)
             ops.append(Flatten(name=name, input=state["cur"], result_type=state["type"]))
             state["cur"] = name
+        elif t in ("Quant", "BipolarQuant"):  # a non-power-of-two scale or a zero-point: its levels by compares
+            materialize_aff()
+            finish_dense(None, requantized=True)  # the threshold reads the exact sum
+            relu = False
+            if state["act"] and state["act"][0] in ("relu", "linear"):  # folded: k(max(x, 0)) is still monotone in x
+                relu, state["act"] = state["act"][0] == "relu", None
+            elif state["act"]:
+                finish_act(None, node.name)
+            materialize_bip()
+            op = _scaled_threshold(node, consts, state["type"], _node_name(node, names), state["cur"], relu)
+            ops.append(op)
+            np2[op.name] = node.name
+            state.update(cur=op.name, type=op.result_type)
         elif t == "MultiThreshold":  # reads the exact value before it: no rounding in between
             materialize_aff()
             finish_dense(None, requantized=True)

@@ -14,7 +14,7 @@ from ..ir.tensor_ops import Conv, Pool, pool_result_type, same_pads
 from ..ir.types import FixedType
 from ..render_names import unique_name
 from .keras_files import CONV_LAYERS, POOL_LAYERS, SUPPORTED_LAYERS, read_model
-from .quant import VALUE_QUANTIZERS, grid_type
+from .quant import VALUE_QUANTIZERS, grid_type, is_sign_quantizer, sign_threshold
 from .quant import DEFAULT_INPUT_PRECISION, accum_type_for, exact_raw, qkeras_type, quantize_checked, sidecar_options
 
 __all__ = ["load_keras", "SUPPORTED_LAYERS", "TABLE_ACTIVATIONS"]
@@ -87,6 +87,12 @@ def load_keras(path: Path, default_precision: str | None = None, input_precision
             raise UnsupportedOpError(f"activation {fn}", lname, ["relu", "linear", "softmax", "sigmoid"])
         cur, cur_type = name, rtype
 
+    def add_threshold(fn: str, cfg: dict[str, Any], lname: str) -> None:
+        nonlocal cur, cur_type
+        op = sign_threshold(fn, cfg, cur_type, unique_name(lname, names), cur, lname)
+        ops.append(op)
+        cur, cur_type = op.name, op.result_type
+
     layers = [l for l in model.layers if type(l).__name__ not in _IGNORED]
     for idx, layer in enumerate(layers):
         cls = type(layer).__name__
@@ -104,9 +110,9 @@ def load_keras(path: Path, default_precision: str | None = None, input_precision
                 if kq is None:
                     raise QuantizationError(f"layer '{lname}': {cls} must have a kernel_quantizer, not none")
                 wq = np.asarray(layer.kernel_quantizer_internal(w))
-                wt = grid_type(wq, f"layer '{lname}' {kq[0]} weights") if kq[0] in VALUE_QUANTIZERS else qkeras_type(*kq, lname)
+                wt = grid_type(wq, f"layer '{lname}' {kq[0]} weights") if _on_value_grid(kq) else qkeras_type(*kq, lname)
                 bqv = np.asarray(layer.bias_quantizer_internal(b)) if bq else None
-                bt = (grid_type(bqv, f"layer '{lname}' {bq[0]} biases") if bq and bq[0] in VALUE_QUANTIZERS
+                bt = (grid_type(bqv, f"layer '{lname}' {bq[0]} biases") if bq and _on_value_grid(bq)
                       else qkeras_type(*bq, lname) if bq else default("bias", lname))
                 if bqv is None:
                     bqv = quantize_checked(b, bt, f"layer '{lname}' biases")
@@ -152,7 +158,7 @@ def load_keras(path: Path, default_precision: str | None = None, input_precision
             cur, cur_type = name, rtype
             cur_shape = ops[-1].out_shape(cur_shape)
             if act is not None:
-                _apply_activation(act, lname + "_act", add_activation, default)
+                _apply_activation(act, lname + "_act", add_activation, default, add_threshold)
         elif cls == "BatchNormalization":
             prev = type(layers[idx - 1]).__name__ if idx else None
             if prev not in ("Dense", "QDense") + CONV_LAYERS:
@@ -168,9 +174,9 @@ def load_keras(path: Path, default_precision: str | None = None, input_precision
             if len(pending_pads) == 1 and cls == "ZeroPadding2D":
                 pending_pads = pending_pads * 2
         elif cls == "QActivation":
-            _apply_activation(_activation_from_quantizer(layer), lname, add_activation, default)
+            _apply_activation(_activation_from_quantizer(layer), lname, add_activation, default, add_threshold)
         elif cls == "Activation":
-            _apply_activation((getattr(layer.activation, "__name__", str(layer.activation)), {}), lname, add_activation, default)
+            _apply_activation((getattr(layer.activation, "__name__", str(layer.activation)), {}), lname, add_activation, default, add_threshold)
         elif cls == "ReLU":
             add_activation("relu", lname, default("activation", lname))
         elif cls == "Softmax":
@@ -217,16 +223,24 @@ def _next_activation(layers: list[Any], i: int) -> str | None:
     return {"ReLU": "relu", "Softmax": "softmax"}.get(cls)
 
 
-def _apply_activation(act: tuple[str, dict[str, Any]], lname: str, add, default) -> None:
+def _on_value_grid(q: tuple[str, dict[str, Any]]) -> bool:
+    """Whether a weight quantizer's values set the type (signs, powers of two), not a declared fixed-point range."""
+    return q[0] in VALUE_QUANTIZERS or is_sign_quantizer(*q)
+
+
+def _apply_activation(act: tuple[str, dict[str, Any]], lname: str, add, default, add_threshold) -> None:
     fn, cfg = act
-    if fn in ("quantized_relu", "quantized_bits"):
+    if is_sign_quantizer(fn, cfg):  # binary, ternary, 1-bit quantized_bits: compares, an exact threshold op
+        add_threshold(fn, cfg, lname)
+    elif fn in ("quantized_relu", "quantized_bits"):
         add("relu" if fn == "quantized_relu" else "linear", lname, qkeras_type(fn, cfg, lname))
     elif fn in ("relu", "softmax", "sigmoid"):
         add(fn, lname, default("activation", lname))
     elif fn == "linear":
         return
     else:
-        raise UnsupportedOpError(f"activation {fn}", lname, ["relu", "linear", "softmax", "sigmoid", "quantized_relu", "quantized_bits"])
+        raise UnsupportedOpError(f"activation {fn}", lname, ["relu", "linear", "softmax", "sigmoid", "quantized_relu", "quantized_bits",
+                                                              "binary", "ternary"])
 
 
 def _conv_geometry(layer: Any, cls: str, in_shape: tuple[int, ...], kernel: tuple[int, ...],

@@ -8,9 +8,10 @@ from typing import Any
 import numpy as np
 
 from ..errors import QuantizationError
+from ..ir.ops import Threshold
 from ..ir.types import FixedType
 
-__all__ = ["grid_type", "VALUE_QUANTIZERS", "qkeras_type", "exact_raw", "quantize_checked", "accum_type_for", "sidecar_options", "DEFAULT_INPUT_PRECISION"]
+__all__ = ["grid_type", "VALUE_QUANTIZERS", "SIGN_ACTIVATIONS", "is_sign_quantizer", "sign_threshold", "qkeras_type", "exact_raw", "quantize_checked", "accum_type_for", "sidecar_options", "DEFAULT_INPUT_PRECISION"]
 
 #: hls4ml's default precision, rounded and saturated because inputs come from floats.
 DEFAULT_INPUT_PRECISION = "fixed<16,6,RND_CONV,SAT>"
@@ -39,6 +40,49 @@ def qkeras_type(class_name: str, config: dict[str, Any], layer: str) -> FixedTyp
 #: QKeras quantizers whose outputs are not a declared ap_fixed range (signs, powers of two): the type is the
 #: smallest signed fixed-point grid holding the values they produce.
 VALUE_QUANTIZERS = ("binary", "ternary", "quantized_po2")
+
+
+#: QKeras quantizers whose activation output is a sign: a few levels chosen by comparing x with constants.
+SIGN_ACTIVATIONS = ("binary", "ternary")
+
+
+def is_sign_quantizer(class_name: str, config: dict[str, Any]) -> bool:
+    """binary/ternary, or a 1-bit signed quantized_bits (QKeras returns sign(x) for it, whatever its ``integer``)."""
+    return class_name in SIGN_ACTIVATIONS or (class_name == "quantized_bits" and int(config.get("bits", 8)) == 1
+                                              and bool(config.get("keep_negative", True)))
+
+
+def sign_threshold(class_name: str, config: dict[str, Any], xt: FixedType, name: str, inp: str, layer: str) -> Threshold:
+    """A QKeras binary/ternary activation as an exact Threshold op on the raw input.
+
+    binary: +alpha for x >= 0 (QKeras makes sign(0) = +1), else -alpha (0 with use_01); ternary: sign(x) where
+    |x| >= threshold (float32, default 0.33), else 0, times alpha. QKeras's straight-through form x + (q - x)
+    (with tanh when alpha is None) returns q itself in float32 for these levels.
+    """
+    if config.get("use_stochastic_rounding"):
+        raise QuantizationError(f"layer '{layer}': {class_name} activation must be deterministic, not use_stochastic_rounding=True")
+    alpha = config.get("alpha")
+    if isinstance(alpha, str) or (alpha is not None and np.ndim(alpha) > 0):
+        raise QuantizationError(f"layer '{layer}': {class_name} activation alpha must be one number or None, not {alpha!r}"
+                                " (an 'auto' scale is computed from each batch)")
+    a = float(np.float32(1.0 if alpha is None else alpha))  # TF multiplies by alpha in float32
+    f = xt.frac_bits
+    if class_name == "ternary":
+        thr = float(np.float32(0.33 if config.get("threshold") is None else config["threshold"]))
+        t = np.ldexp(thr, f)
+        # -1 iff x < 0 and |x| >= thr; +1 iff x > 0 and x >= thr (sign(0) = 0): two raw compares.
+        raw = [min(0, int(np.floor(-t)) + 1), max(1, int(np.ceil(t)))]
+        levels = np.array([-a, 0.0, a])
+    else:
+        raw = [0]
+        levels = np.array([0.0, a] if config.get("use_01") else [-a, a])
+    rt = grid_type(levels, f"layer '{layer}' {class_name} levels")
+    if levels.min() >= 0 and rt.width > 1:  # {0, alpha}: no sign bit needed
+        rt = FixedType(rt.width - 1, rt.int_bits - 1, signed=False, rounding=rt.rounding, overflow=rt.overflow)
+    raw_levels = rt.quantize(levels)
+    thresholds = np.clip(np.array([raw], dtype=np.int64), xt.min_raw, xt.max_raw + 1)
+    return Threshold(name=name, input=inp, result_type=rt, thresholds=thresholds,
+                     step=int(raw_levels[1] - raw_levels[0]), offset=int(raw_levels[0]))
 
 
 def grid_type(values: np.ndarray, what: str) -> FixedType:
