@@ -99,3 +99,19 @@ def test_hang_times_out(iris, tmp_path, need_tool) -> None:
     acc.dma.recvchannel.transfer(buf)
     with pytest.raises(drv.DmaTimeoutError, match="must finish within 0.5 s"):
         acc._wait(acc.dma.recvchannel, "receive")
+
+
+def test_cnn_bundle_takes_images(tmp_path, need_tool) -> None:
+    """A streaming CNN design: the driver takes (batch, L, C) sequences, packs them pixel by pixel, equals golden."""
+    need_tool("iverilog")
+    g = bondflow.load_model(EXAMPLES / "conv1d" / "model.h5")
+    d = bondflow.generate(g, "dataflow", tlast_mode=1).write(tmp_path / "design")
+    bundle = deploy(d, "pynq-z2", tmp_path / "bundle")
+    assert json.loads((bundle / "manifest.json").read_text())["shapes"] == {"input": [32, 1], "output": [3]}
+    drv = driver(bundle)
+    acc = drv.Accelerator(bundle, backend="sim", batch_size=8)
+    x = np.load(EXAMPLES / "conv1d" / "data.npz")["x_test"][:20].reshape(20, 32, 1)  # stored flat
+    y = acc.predict(x)
+    assert np.array_equal(y, bondflow.reference.run(g, x.reshape(20, -1)))
+    with pytest.raises(drv.AcceleratorError, match=r"\(batch >= 1, 32\) or \(batch >= 1, 32, 1\), not \(20, 16, 2\)"):
+        acc.predict(x.reshape(20, 16, 2))

@@ -25,7 +25,7 @@ ARCH_MODULES: dict[str, str] = {
 
 
 #: Architectures that implement images and sequences (convolution, pooling); the others refuse them in one line.
-SHAPED_ARCHS: tuple[str, ...] = ("hls4ml",)
+SHAPED_ARCHS: tuple[str, ...] = ("hls4ml", "dataflow", "moldable")
 
 
 def register_arch(name: str) -> Callable[[Generator], Generator]:

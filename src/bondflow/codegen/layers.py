@@ -5,15 +5,21 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..errors import UnsupportedOpError
+from ..errors import ConfigError, UnsupportedOpError
 from ..ir.ops import Activation, Dense
 from ..ir.types import FixedType, Overflow, Rounding
 from .render import render, vlog_literal
 
-__all__ = ["ProductShape", "product_shape", "LayerRTL", "dense_layer", "activation_layer", "requant_params", "LEVELS_PER_STAGE"]
+__all__ = ["ProductShape", "product_shape", "LayerRTL", "dense_layer", "activation_layer", "requant_params", "LEVELS_PER_STAGE",
+           "MULTIPLIER_MODES", "LUT_STAGE_ADDERS", "check_arith_options"]
 
 #: Adder-tree levels between pipeline registers (three levels sum eight terms per cycle).
 LEVELS_PER_STAGE = 3
+#: How a Dense multiplies by its constant weights: "dsp" one ``x * w`` per weight (synthesis maps them to DSP
+#: blocks), "lut" shared shift-and-add graphs (codegen.cmvm), "auto" per layer what fits the target's DSPs.
+MULTIPLIER_MODES = ("lut", "dsp", "auto")
+#: Adder levels per pipeline stage of "lut" layers by default (da4ml's default cutoff, so the two compare alike).
+LUT_STAGE_ADDERS = 5
 _ROUND_CODE = {r: i for i, r in enumerate(Rounding)}
 _OVF_CODE = {o: i for i, o in enumerate(Overflow)}
 
@@ -74,10 +80,40 @@ def _term(p: str, pw: int, aw: int, shift: int) -> str:
     return f"{{{p}[{aw - shift - 1}:0]{zeros}}}" if zeros else f"{p}[{aw - 1}:0]"
 
 
-def dense_layer(module: str, op: Dense, x_type: FixedType, act: Activation | None, hdr: str) -> LayerRTL:
-    """Dense with its exact accumulator, then its result cast, then an optional fused activation cast."""
+def _block(lines: list[str], indent: int) -> list[str]:
+    """``lines`` as the one item of a dense_layer.v.j2 loop that indents each item by ``indent`` spaces.
+
+    The template's text is unchanged, but Jinja emits one string per line instead of several per item: its
+    per-item loop was a quarter of the generation time of a 1M-MAC MLP (millions of lines).
+    """
+    return [("\n" + " " * indent).join(lines)] if lines else []
+
+
+def check_arith_options(multipliers: object, stage_adders: object, modes: tuple[str, ...] = MULTIPLIER_MODES) -> None:
+    """ConfigError (one line) unless ``multipliers`` is one of ``modes`` and ``stage_adders`` is None or an integer >= 1."""
+    if multipliers not in modes:
+        raise ConfigError(f"multipliers must be one of {', '.join(modes)}, not {multipliers!r}")
+    if stage_adders is not None and (isinstance(stage_adders, bool) or not isinstance(stage_adders, int) or stage_adders < 1):
+        raise ConfigError(f"stage_adders must be an integer >= 1, not {stage_adders!r}")
+
+
+def dense_layer(module: str, op: Dense, x_type: FixedType, act: Activation | None, hdr: str, *,
+                multipliers: str = "dsp", stage_adders: int | None = None) -> LayerRTL:
+    """Dense with its exact accumulator, then its result cast, then an optional fused activation cast.
+
+    ``multipliers`` "dsp" (the default) registers one constant multiplier per non-zero weight, then adder trees
+    with a register every ``stage_adders`` levels (default LEVELS_PER_STAGE); "lut" builds the products from
+    shared shifts and adds (default LUT_STAGE_ADDERS levels per stage). Both are bit-exact with the golden model.
+    """
+    check_arith_options(multipliers, stage_adders, ("lut", "dsp"))
     acc = op.accum_type
     shape = product_shape(op, x_type)
+    if multipliers == "lut":
+        from .dense_lut import dense_lut_layer
+        text, latency, _ = dense_lut_layer(module, op, x_type, act, hdr, shape.shift, stage_adders or LUT_STAGE_ADDERS,
+                                           requant_params)
+        return LayerRTL(module, text, latency, op.n_in, x_type.width, op.n_out, (act or op).result_type.width, 0)
+    levels_per_stage = stage_adders or LEVELS_PER_STAGE
     shift, pw = shape.shift, shape.width
     xw, aw = x_type.width, acc.width
     decls: list[str] = []
@@ -93,50 +129,48 @@ def dense_layer(module: str, op: Dense, x_type: FixedType, act: Activation | Non
         ext = f"x[{i * xw + xw - 1}]" if x_type.signed else "1'b0"
         assigns.append(f"assign xe_{i} = {{{{{pw - xw}{{{ext}}}}}, {src}}};")
     # Stage 1: one registered constant multiplier per non-zero weight (pruned weights cost nothing).
-    leaves: list[list[str]] = [[] for _ in range(op.n_out)]
+    leaves: list[list[str]] = []
     n_mult = 0
-    for j in range(op.n_out):
-        for i in range(op.n_in):
-            w = int(op.weight[i, j])
-            if w == 0:
-                continue
-            n_mult += 1
-            p = f"p_{i}_{j}"
-            if aw < pw + shift:  # the wrapping accumulator keeps only the product's low bits
-                decls.append(f"/* verilator lint_off UNUSEDSIGNAL */ reg signed [{pw - 1}:0] {p}; /* verilator lint_on UNUSEDSIGNAL */")
-            else:
-                decls.append(f"reg signed [{pw - 1}:0] {p};")
-            regs.append(f"{p} <= xe_{i} * $signed({vlog_literal(w, pw)});")
-            leaves[j].append(_term(p, pw, aw, shift))
-        bias = int(acc.requantize(np.array([op.bias[j]]), op.bias_type.frac_bits)[0])
+    # Plain Python lists, comprehensions and one literal per distinct weight: these loops run once per weight
+    # (a million in large MLPs), so each line is built by joining fixed parts around the product's name.
+    weights = np.asarray(op.weight).T.tolist()
+    biases = acc.requantize(np.asarray(op.bias), op.bias_type.frac_bits).tolist()
+    literal = {w: vlog_literal(w, pw) for w in np.unique(np.asarray(op.weight)).tolist()}
+    term = _term("{p}", pw, aw, shift).split("{p}")
+    wrapped = aw < pw + shift  # the wrapping accumulator keeps only the product's low bits
+    decl = ("/* verilator lint_off UNUSEDSIGNAL */ reg signed [{w}:0] {p}; /* verilator lint_on UNUSEDSIGNAL */" if wrapped
+            else "reg signed [{w}:0] {p};").replace("{w}", str(pw - 1)).split("{p}")
+    for j, row in enumerate(weights):
+        nz = [(i, w) for i, w in enumerate(row) if w != 0]
+        names = [f"p_{i}_{j}" for i, _ in nz]
+        n_mult += len(names)
+        decls += [p.join(decl) for p in names]
+        regs += [f"{p} <= xe_{i} * $signed({literal[w]});" for p, (i, w) in zip(names, nz)]
+        leaves.append([p.join(term) for p in names])
+        bias = int(biases[j])
         if bias != 0:
             leaves[j].append(vlog_literal(bias, aw))
-    # Adder trees, registered every LEVELS_PER_STAGE levels; every output gets the same number of stages.
+    # Adder trees, registered every levels_per_stage levels; every output gets the same number of stages.
     def levels(n: int) -> int:
         return max(n - 1, 0).bit_length()
-    stages = max((levels(len(t)) + LEVELS_PER_STAGE - 1) // LEVELS_PER_STAGE for t in leaves) if leaves else 0
+    stages = max((levels(len(t)) + levels_per_stage - 1) // levels_per_stage for t in leaves) if leaves else 0
     sums: list[str] = []
     for j in range(op.n_out):
         terms = leaves[j] or [f"{aw}'d0"]
         for s in range(stages):
-            for lvl in range(LEVELS_PER_STAGE):
+            for lvl in range(levels_per_stage):
                 if len(terms) == 1:
                     break
-                nxt = []
-                for k in range(0, len(terms) - 1, 2):
-                    name = f"s{j}_{s}_{lvl}_{k // 2}"
-                    decls.append(f"wire [{aw - 1}:0] {name};")
-                    assigns.append(f"assign {name} = {terms[k]} + {terms[k + 1]};")
-                    nxt.append(name)
+                pairs = range(0, len(terms) - 1, 2)
+                nxt = [f"s{j}_{s}_{lvl}_{k // 2}" for k in pairs]
+                decls += [f"wire [{aw - 1}:0] {name};" for name in nxt]
+                assigns += [f"assign {name} = {terms[k]} + {terms[k + 1]};" for name, k in zip(nxt, pairs)]
                 if len(terms) % 2:
                     nxt.append(terms[-1])
                 terms = nxt
-            regged = []
-            for k, t in enumerate(terms):
-                name = f"r{j}_{s}_{k}"
-                decls.append(f"reg [{aw - 1}:0] {name};")
-                regs.append(f"{name} <= {t};")
-                regged.append(name)
+            regged = [f"r{j}_{s}_{k}" for k in range(len(terms))]
+            decls += [f"reg [{aw - 1}:0] {name};" for name in regged]
+            regs += [f"{name} <= {t};" for name, t in zip(regged, terms)]
             terms = regged
         sums.append(terms[0])
     # Casts: accumulator -> dense result type -> activation type, then the output register.
@@ -157,8 +191,9 @@ def dense_layer(module: str, op: Dense, x_type: FixedType, act: Activation | Non
     latency = 1 + stages + 1
     text = render("layers/dense_layer.v.j2", header=hdr, module=module, n_in=op.n_in, n_out=op.n_out, x_w=xw,
                   y_w=yw, n_mult=n_mult, act=(act.function if act else None), latency=latency, x_type=str(x_type),
-                  w_type=str(op.weight_type), acc_type=str(acc), y_type=str(y_type), decls=decls, assigns=assigns,
-                  regs=regs, insts=insts, x_partly_unused=not bool(np.all(used)))
+                  w_type=str(op.weight_type), acc_type=str(acc), y_type=str(y_type), decls=_block(decls, 4),
+                  assigns=_block(assigns, 4), regs=_block(regs, 8), insts=_block(insts, 4),
+                  x_partly_unused=not bool(np.all(used)))
     return LayerRTL(module, text, latency, op.n_in, xw, op.n_out, yw, n_mult)
 
 

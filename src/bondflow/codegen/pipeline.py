@@ -13,18 +13,27 @@ from .layers import LayerRTL, activation_layer, dense_layer
 from .render import header, render, sanitize, static_rtl
 from .shell import TLAST_PER_SAMPLE, interface_for, render_shell, shell_latency
 
-__all__ = ["pipeline_layers", "pipeline_design"]
+__all__ = ["pipeline_layers", "layers_for", "pipeline_design"]
 
 
 #: Builds the RTL of a further op kind: (module, op, input type, width n, header) -> LayerRTL.
 LayerBuilder = Callable[[str, Op, FixedType, int, str], LayerRTL]
 
 
-def pipeline_layers(graph: Graph, arch: str, hdr: str, extra: dict[type, LayerBuilder] | None = None) -> list[LayerRTL]:
-    """One LayerRTL per Dense (with its following activation fused), standalone activation, or ``extra`` op kind."""
+def pipeline_layers(graph: Graph, arch: str, hdr: str, extra: dict[type, LayerBuilder] | None = None,
+                    dense_options: dict[str, dict[str, Any]] | None = None) -> list[LayerRTL]:
+    """One LayerRTL per Dense (with its following activation fused), standalone activation, or ``extra`` op kind.
+
+    ``dense_options`` maps a Dense's name to keyword options of its ``dense_layer`` (e.g. its multiplier mode).
+    """
+    return layers_for(list(graph.ops), graph.input.type, graph.input.size, arch, hdr, extra, dense_options)
+
+
+def layers_for(ops: list[Op], cur_type: FixedType, cur_n: int, arch: str, hdr: str,
+               extra: dict[type, LayerBuilder] | None = None,
+               dense_options: dict[str, dict[str, Any]] | None = None) -> list[LayerRTL]:
+    """The layers of a chain of ops fed ``cur_n`` values of ``cur_type`` (also the dense tail after a CNN's stream)."""
     layers: list[LayerRTL] = []
-    ops = list(graph.ops)
-    cur_type, cur_n = graph.input.type, graph.input.size
     i = 0
     while i < len(ops):
         op = ops[i]
@@ -32,7 +41,7 @@ def pipeline_layers(graph: Graph, arch: str, hdr: str, extra: dict[type, LayerBu
         if isinstance(op, Dense):
             nxt = ops[i + 1] if i + 1 < len(ops) else None
             act = nxt if isinstance(nxt, Activation) and nxt.input == op.name else None
-            layers.append(dense_layer(name, op, cur_type, act, hdr))
+            layers.append(dense_layer(name, op, cur_type, act, hdr, **(dense_options or {}).get(op.name, {})))
             cur_type = (act or op).result_type
             cur_n = op.n_out
             i += 2 if act else 1
@@ -54,10 +63,11 @@ def pipeline_layers(graph: Graph, arch: str, hdr: str, extra: dict[type, LayerBu
 
 def pipeline_design(graph: Graph, arch: str, options: dict[str, Any], tlast_mode: int = TLAST_PER_SAMPLE,
                     in_tdata_bits: int | None = None, out_tdata_bits: int | None = None,
-                    description: str = "", extra: dict[type, LayerBuilder] | None = None) -> Design:
+                    description: str = "", extra: dict[type, LayerBuilder] | None = None,
+                    dense_options: dict[str, dict[str, Any]] | None = None) -> Design:
     digest = graph.digest()
     hdr = header(arch, digest)
-    layers = pipeline_layers(graph, arch, hdr, extra)
+    layers = pipeline_layers(graph, arch, hdr, extra, dense_options)
     core = f"bondflow_{arch}_core"
     stages, prev, prev_bits = [], "in_data", graph.input.size * graph.input.type.width
     for k, layer in enumerate(layers):

@@ -34,7 +34,11 @@ def shell_latency(iface: Interface, adapter: bool) -> int:
     return SHELL_REGISTERS + (ADAPTER_LATENCY if adapter else 0) + iface.input.beats - 1
 
 
-def render_shell(core_module: str, iface: Interface, graph_digest: str, arch: str, tlast_mode: int = TLAST_PER_SAMPLE) -> str:
-    """Verilog of ``bondflow_top`` wrapping ``core_module`` (which has the core interface of docs/interface.md)."""
+def render_shell(core_module: str, iface: Interface, graph_digest: str, arch: str, tlast_mode: int = TLAST_PER_SAMPLE,
+                 stream_in: bool = False) -> str:
+    """Verilog of ``bondflow_top`` wrapping ``core_module`` (which has the core interface of docs/interface.md).
+
+    ``stream_in``: the core takes input beats as they arrive (``in_data`` is one beat's lanes) instead of whole samples.
+    """
     return render("shell/axis_shell.v.j2", header=header(arch, graph_digest), core=core_module,
-                  inp=iface.input, out=iface.output, tlast_mode=tlast_mode)
+                  inp=iface.input, out=iface.output, tlast_mode=tlast_mode, stream_in=stream_in)

@@ -12,6 +12,7 @@ from typing import Any
 from .. import __version__
 from ..codegen.render import render
 from ..design import Design
+from .shapes import bundle_shapes
 from ..errors import ConfigError, ToolFailedError
 from ..fsutil import atomic_dir
 from ..tools import find_tool
@@ -95,7 +96,7 @@ def deploy_card(design_dir: Path, board: str, out: Path, force: bool = False, bu
                     "pynq_memory": card["pynq_memory"], "memory": card["memory"], "clock_mhz": card["clock_mhz"],
                     "arch": kd.options["core_arch"], "design_digest": kd.options["core_digest"],
                     "kernel_digest": kd.digest(), "graph_digest": kd.graph_digest,
-                    "interface": kd.interface.to_dict() if kd.interface else None,
+                    "interface": kd.interface.to_dict() if kd.interface else None, "shapes": bundle_shapes(Path(design_dir)),
                     "kernel": {**lay, "name": KERNEL_NAME, "instance": f"{KERNEL_NAME}_1"},
                     "xclbin": None, "xclbin_sha256": None, "xclbin_howto": howto}
         built = _build(vitis, card["xclbin"], Path(out).with_name(Path(out).name + ".vitis-build.log")) if build else None

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from .. import __version__
 from ..design import Design
+from .shapes import bundle_shapes
 from ..errors import ConfigError, DesignError
 from ..fsutil import atomic_dir
 
@@ -54,7 +55,7 @@ def deploy(design_dir: str | Path, board: str, out: str | Path, force: bool = Fa
                     "design_digest": d.digest(), "graph_digest": d.graph_digest, "interface": d.interface.to_dict(),
                     "tlast_mode": d.info.get("tlast_mode", 0), "latency_cycles": d.latency_cycles, "ii_cycles": d.ii_cycles,
                     "dma": {"path": "hier_0/axi_dma_0", "data_width": b["data_width"], "length_width": b["length_width"]},
-                    "bitstream": None, "bitstream_sha256": None,
+                    "shapes": bundle_shapes(design_dir), "bitstream": None, "bitstream_sha256": None,
                     "bitstream_howto": f"bondflow synth {design_dir} --target {b['part']} --vivado (needs Vivado), then deploy again"}
         if bit is not None and bit.with_suffix(".hwh").exists():
             shutil.copy(bit, tmp / "bondflow.bit")

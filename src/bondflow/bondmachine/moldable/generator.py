@@ -12,6 +12,8 @@ from ...codegen.shell import interface_for, render_shell, shell_latency
 from ...design import Design
 from ...errors import ConfigError
 from ...ir.graph import Graph
+from .conv_program import ShapedLayer
+from .conv_rtl import shaped_core_text
 from .program import Layer, TableLayer, map_network
 from .tables import table_unit
 
@@ -77,19 +79,25 @@ def generate_moldable(graph: Graph, cores: int | list[int] | str = "auto", tlast
             table_files += sorted(f for f in unit if f != f"rtl/{lmod}.v") + [f"rtl/{lmod}.v"]
             layer_modules.append((lmod, layer))
             continue
-        y_t = (layer.act or layer.dense).result_type
+        shaped = isinstance(layer, ShapedLayer)
+        y_t = layer.result_type if shaped else (layer.act or layer.dense).result_type
+        yw = y_t.width
+        # A shaped core holds its channels at every position: slot s of position p is output p * channels + channel.
+        positions, width = (layer.geom.positions, layer.channels_out) if shaped else (1, 0)
         core_info, assemble = [], []
         for c, core in enumerate(layer.cores):
             mod = f"bondflow_moldable_{sanitize(layer.name)}_c{c}"
-            files[f"rtl/{mod}.v"] = _core_text(layer, core, mod, hdr)
-            core_info.append({"module": mod, "slots": len(core.neurons)})
-            for s, j in enumerate(core.neurons):
-                yw = y_t.width
-                assemble.append(f"assign assembled[{j * yw + yw - 1}:{j * yw}] = y_{c}[{s * yw + yw - 1}:{s * yw}];")
+            files[f"rtl/{mod}.v"] = shaped_core_text(layer, core, mod, hdr) if shaped else _core_text(layer, core, mod, hdr)
+            core_info.append({"module": mod, "slots": positions * len(core.neurons), "x_in": not shaped})
+            for p in range(positions):
+                for s, j in enumerate(core.neurons):
+                    o, i = p * width + j, p * len(core.neurons) + s
+                    assemble.append(f"assign assembled[{o * yw + yw - 1}:{o * yw}] = y_{c}[{i * yw + yw - 1}:{i * yw}];")
         lmod = f"bondflow_moldable_{sanitize(layer.name)}"
         files[f"rtl/{lmod}.v"] = render("moldable/layer.v.j2", header=hdr, module=lmod, layer=layer.name, cores=core_info,
-                                        cycles=layer.cycles, n_in=layer.dense.n_in, x_w=layer.x_type.width,
-                                        n_out=layer.dense.n_out, y_w=y_t.width, assemble=assemble)
+                                        cycles=layer.cycles, n_in=layer.n_in if shaped else layer.dense.n_in,
+                                        x_w=layer.x_type.width, n_out=layer.n if shaped else layer.dense.n_out,
+                                        y_w=yw, assemble=assemble)
         layer_modules.append((lmod, layer))
     core_mod = "bondflow_moldable_core"
     lines = [hdr.rstrip(), f"// {core_mod}: {len(net.layers)} layers of moldable processors, chained by valid/ready bonds.",
@@ -101,7 +109,7 @@ def generate_moldable(graph: Graph, cores: int | list[int] | str = "auto", tlast
     for k, (lmod, layer) in enumerate(layer_modules):
         last = k == len(layer_modules) - 1
         y_t, n_out = (layer.op.result_type, layer.n) if isinstance(layer, TableLayer) else \
-            ((layer.act or layer.dense).result_type, layer.dense.n_out)
+            (layer.result_type, layer.n) if isinstance(layer, ShapedLayer) else ((layer.act or layer.dense).result_type, layer.dense.n_out)
         cur = ("out_data", "out_valid", "out_ready") if last else (f"b{k}_d", f"b{k}_v", f"b{k}_r")
         if not last:
             lines += [f"    wire [{n_out * y_t.width - 1}:0] {cur[0]};", f"    wire {cur[1]}, {cur[2]};"]
@@ -118,14 +126,18 @@ def generate_moldable(graph: Graph, cores: int | list[int] | str = "auto", tlast
     rtl = ["rtl/bondflow_requant.v"] + sorted(f for f in files if f.startswith("rtl/bondflow_moldable_") and "_c" in f.rsplit("/", 1)[1]) \
         + table_files + [f"rtl/{m}.v" for m, _ in layer_modules] + [f"rtl/{core_mod}.v", "rtl/bondflow_top.v"]
     rtl = list(dict.fromkeys(rtl))
-    mac = [l for l in net.layers if isinstance(l, Layer)]
+    mac = [l for l in net.layers if isinstance(l, Layer) or (isinstance(l, ShapedLayer) and l.mode == "mac")]
+    pool = [l for l in net.layers if isinstance(l, ShapedLayer) and l.mode != "mac"]
     tables = [l for l in net.layers if isinstance(l, TableLayer)]
-    info = {"cores": sum(len(l.cores) for l in mac), "cores_per_layer": [len(l.cores) for l in mac],
+    info = {"cores": sum(len(l.cores) for l in mac + pool),
+            "cores_per_layer": [len(l.cores) for l in net.layers if not isinstance(l, TableLayer)],
             "program_cycles": [l.cycles for l in net.layers], "isa_latency": net.latency, "isa_ii": net.ii,
             "opcodes": sorted({o for l in mac for c in l.cores for o in c.opcodes}), "tlast_mode": tlast_mode,
             "lanes": lanes, "multipliers": lanes * sum(len(l.cores) for l in mac) + sum(l.n for l in tables
                                                                                       if l.op.kind == "softmax"),
-            "table_units": [f"{l.name} ({l.op.kind})" for l in tables]}
+            "table_units": [f"{l.name} ({l.op.kind})" for l in tables],
+            **({"pixel_loops": {l.name: l.geom.positions for l in net.layers if isinstance(l, ShapedLayer)}} if pool or
+               any(isinstance(l, ShapedLayer) for l in mac) else {})}
     return Design(arch="moldable", top="bondflow_top", language="verilog", files=files, interface=iface, graph_digest=digest,
                   rtl_files=tuple(rtl), latency_cycles=net.latency + shell_latency(iface, adapter=False),
                   ii_cycles=max(net.ii, iface.input.beats, iface.output.beats),

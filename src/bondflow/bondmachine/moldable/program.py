@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -10,11 +10,12 @@ from ...codegen.layers import product_shape
 from ...errors import ConfigError, UnsupportedOpError
 from ...ir.graph import Graph, TensorSpec
 from ...ir.ops import Activation, Dense, Flatten, Sigmoid, Softmax
+from ...ir.tensor_ops import Conv, Pool
 from ...ir.reference import run_raw
 from ...ir.types import FixedType
 
 __all__ = ["Instr", "Core", "Layer", "TableLayer", "Network", "map_network", "simulate_isa", "OPCODES", "LAYER_OVERHEAD",
-           "TABLE_CYCLES", "AUTO_MAX_CORES", "auto_cores"]
+           "TABLE_CYCLES", "AUTO_MAX_CORES", "auto_cores", "POOL_OPCODES"]
 
 #: The instruction set; each core's decoder holds only the opcodes its program uses. With L MAC lanes an
 #: instruction multiplies L inputs by L weights at once (x[a] * w stands for the sum over the lanes).
@@ -24,6 +25,16 @@ OPCODES = {
     "MACO": "y[n] <- cast(acc + x[a] * w)",
     "MACBO": "y[n] <- cast(bias[n] + x[a] * w)",
     "BIASO": "y[n] <- cast(bias[n])",
+}
+#: Pool cores' opcodes (one lane; in a pixel loop ``x[a]`` is window element a at the current output position,
+#: and a window element in the padding reads the fill: 0, or the type's minimum for max pooling).
+POOL_OPCODES = {
+    "LD": "acc <- x[a]",
+    "LDO": "y[n] <- cast(x[a])",
+    "MAX": "acc <- max(acc, x[a])",
+    "MAXO": "y[n] <- cast(max(acc, x[a]))",
+    "ADD": "acc <- acc + x[a]",
+    "ADDO": "y[n] <- cast(acc + x[a])",
 }
 MAX_LANES = 16
 #: ``cores="auto"`` (the default) gives a layer at most this many cores (one per neuron below it).
@@ -51,7 +62,7 @@ class Core:
 
     @property
     def opcodes(self) -> list[str]:
-        return sorted({i.op for i in self.program}, key=list(OPCODES).index)
+        return sorted({i.op for i in self.program}, key=[*OPCODES, *POOL_OPCODES].index)
 
 
 @dataclass
@@ -94,13 +105,15 @@ class TableLayer:
 
 @dataclass
 class Network:
-    layers: list[Layer | TableLayer]
+    layers: list[Any]  # Layer, TableLayer or conv_program.ShapedLayer (conv and pooling over a pixel loop)
     lanes: int = 1
 
     def to_json_dict(self) -> dict[str, Any]:
         """The architecture description (in the spirit of bondmachine.json; documented in docs/moldable.md)."""
-        return {"format": "bondflow-moldable", "version": 2, "lanes": self.lanes, "opcodes": OPCODES, "layers": [
-            l.to_json_dict() if isinstance(l, TableLayer) else {"name": l.name, "n_in": l.dense.n_in, "n_out": l.dense.n_out, "x_type": str(l.x_type),
+        shaped = any(hasattr(l, "geom") for l in self.layers)
+        return {"format": "bondflow-moldable", "version": 2, "lanes": self.lanes,
+                "opcodes": {**OPCODES, **POOL_OPCODES} if shaped else OPCODES, "layers": [
+            l.to_json_dict() if not isinstance(l, Layer) else {"name": l.name, "n_in": l.dense.n_in, "n_out": l.dense.n_out, "x_type": str(l.x_type),
              "weight_type": str(l.dense.weight_type), "accum_type": str(l.dense.accum_type),
              "result_type": str((l.act or l.dense).result_type), "cycles": l.cycles,
              "cores": [{"name": c.name, "neurons": c.neurons, "opcodes": c.opcodes, "program_length": len(c.program),
@@ -147,11 +160,20 @@ def _pack(d: Dense, n_cores: int, lanes: int) -> tuple[list[list[int]], int]:
 
 
 def auto_cores(graph: Graph, lanes: int = 1) -> list[int]:
-    """Cores per dense layer sized from the model: the II is set by the slowest layer with one core per neuron
-    (at most AUTO_MAX_CORES); every layer then gets the fewest cores that keep its program within that II."""
-    dense = [o for o in graph.ops if isinstance(o, Dense)]
-    target = max(_pack(d, min(d.n_out, AUTO_MAX_CORES), lanes)[1] for d in dense)
-    return [next(c for c in range(1, d.n_out + 1) if _pack(d, c, lanes)[1] <= target) for d in dense]
+    """Cores per dense, conv or pool layer sized from the model: the II is set by the slowest layer with one core
+    per neuron or output channel (at most AUTO_MAX_CORES); every layer then gets the fewest cores that keep its
+    cycles within that II."""
+    from .conv_program import shaped_cycles  # it builds on this module's cores and programs
+    shapes = graph.shapes()
+    cost: list[tuple[int, Callable[[int], int]]] = []  # per layer: output units, cycles with n cores
+    for o in graph.ops:
+        if isinstance(o, Dense):
+            cost.append((o.n_out, lambda n, o=o: _pack(o, n, lanes)[1]))
+        elif isinstance(o, (Conv, Pool)):
+            units = o.c_out if isinstance(o, Conv) else shapes[o.input][-1]
+            cost.append((units, lambda n, o=o: shaped_cycles(o, shapes[o.input], n, lanes)))
+    target = max(f(min(u, AUTO_MAX_CORES)) for u, f in cost)
+    return [next(c for c in range(1, u + 1) if f(c) <= target) for u, f in cost]
 
 
 def map_network(graph: Graph, cores_per_layer: int | list[int] | str = "auto", lanes: int = 1) -> Network:
@@ -166,7 +188,9 @@ def map_network(graph: Graph, cores_per_layer: int | list[int] | str = "auto", l
         if cores_per_layer != "auto":
             raise ConfigError(f"cores must be a number, a list of numbers or 'auto', not {cores_per_layer!r}")
         cores_per_layer = auto_cores(graph, lanes)
-    layers: list[Layer | TableLayer] = []
+    from .conv_program import map_shaped  # it builds on this module's cores and programs
+    layers: list[Any] = []
+    shapes = graph.shapes()
     ops = list(graph.ops)
     cur = graph.input.type
     i = 0
@@ -182,19 +206,26 @@ def map_network(graph: Graph, cores_per_layer: int | list[int] | str = "auto", l
             cur = op.result_type
             i += 1
             continue
-        if not isinstance(op, Dense):
-            raise UnsupportedOpError(op.kind, op.name, ["dense (+ relu/linear)", "flatten", "sigmoid", "softmax"],
-                                     "the moldable generator")
-        product_shape(op, cur, "the moldable generator")  # raises unless the accumulator is exact and wraps
+        if not isinstance(op, (Dense, Conv, Pool)):
+            raise UnsupportedOpError(op.kind, op.name, ["dense (+ relu/linear)", "conv (+ relu/linear)", "pool", "flatten",
+                                                        "sigmoid", "softmax"], "the moldable generator")
+        if not isinstance(op, Pool):
+            product_shape(op.as_dense() if isinstance(op, Conv) else op, cur, "the moldable generator")  # exact, wrapping accumulator
         nxt = ops[i + 1] if i + 1 < len(ops) else None
         act = nxt if isinstance(nxt, Activation) and nxt.input == op.name else None
-        k = sum(isinstance(l, Layer) for l in layers)  # cores are given per dense layer
+        k = sum(not isinstance(l, TableLayer) for l in layers)  # cores are given per dense, conv or pool layer
+        units = op.n_out if isinstance(op, Dense) else op.c_out if isinstance(op, Conv) else shapes[op.input][-1]
         if isinstance(cores_per_layer, list):
             if k >= len(cores_per_layer):
-                raise ConfigError(f"cores per layer must list one value per dense layer, not only {len(cores_per_layer)}")
+                raise ConfigError(f"cores per layer must list one value per dense, conv or pool layer, not only {len(cores_per_layer)}")
             n_cores = cores_per_layer[k]
         else:  # one number: at most that many cores per layer, never more than the layer's neurons
-            n_cores = min(cores_per_layer, op.n_out) if isinstance(cores_per_layer, int) and cores_per_layer >= 1 else cores_per_layer
+            n_cores = min(cores_per_layer, units) if isinstance(cores_per_layer, int) and cores_per_layer >= 1 else cores_per_layer
+        if not isinstance(op, Dense):
+            layers.append(map_shaped(op, act, cur, shapes[op.input], n_cores, k, lanes))
+            cur = layers[-1].result_type
+            i += 2 if act else 1
+            continue
         if not isinstance(n_cores, int) or not 1 <= n_cores <= op.n_out:
             raise ConfigError(f"cores for layer '{op.name}' must be in 1..{op.n_out} (its neurons), not {n_cores}")
         bins, _ = _pack(op, n_cores, lanes)
@@ -204,7 +235,7 @@ def map_network(graph: Graph, cores_per_layer: int | list[int] | str = "auto", l
         layers.append(Layer(op.name, op, act, cur, cores))
         cur = (act or op).result_type
         i += 2 if act else 1
-    n_dense = sum(isinstance(l, Layer) for l in layers)
+    n_dense = sum(not isinstance(l, TableLayer) for l in layers)
     if cores_per_layer and isinstance(cores_per_layer, list) and len(cores_per_layer) != n_dense:
         raise ConfigError(f"cores per layer must list {n_dense} values, not {len(cores_per_layer)}")
     return Network(layers, lanes)
@@ -215,7 +246,7 @@ def simulate_isa(net: Network, x_raw: np.ndarray) -> tuple[np.ndarray, dict[str,
     x = np.asarray(x_raw, dtype=np.int64)
     cycles = {"latency": 0, "ii": 0}
     for layer in net.layers:
-        if isinstance(layer, TableLayer):
+        if not isinstance(layer, Layer):  # table units run the golden kernel, shaped layers their pixel loop
             x = layer.run(x)
             cycles["latency"] += layer.cycles + LAYER_OVERHEAD
             cycles["ii"] = max(cycles["ii"], layer.cycles + 1)

@@ -19,15 +19,39 @@ __all__ = ["generate_dataflow"]
 def generate_dataflow(graph: Graph, reuse_factor: "int | dict[str, int]" = 1, tlast_mode: int = 0, stream_width: int | None = None,
                       **options: Any) -> Design:
     """Generate the pipeline; ``reuse_factor`` > 1 shares multipliers (see reuse.py)."""
+    parallelism = options.pop("parallelism", None)
+    arith = {k: options.pop(k) for k in ("multipliers", "stage_adders", "target", "dsp_budget") if k in options}
     if options:
-        raise ConfigError(f"dataflow options must be among reuse_factor, tlast_mode, stream_width, not {sorted(options)}")
+        raise ConfigError("dataflow options must be among reuse_factor, parallelism, multipliers, stage_adders, target, dsp_budget, "
+                          f"tlast_mode, stream_width, not {sorted(options)}")
     values = list(reuse_factor.values()) if isinstance(reuse_factor, dict) else [reuse_factor]
     if not all(isinstance(v, int) and v >= 1 for v in values):
         raise ConfigError(f"reuse factor must be an integer >= 1 (or a layer -> integer mapping), not {reuse_factor!r}")
     opts = {"reuse_factor": reuse_factor, "tlast_mode": tlast_mode, "stream_width": stream_width}
+    if graph.is_shaped():  # images and sequences stream pixel by pixel through window stages
+        if max(values) > 1:
+            raise ConfigError(f"a CNN's dataflow design shares multipliers with parallelism (output channels per cycle), not reuse_factor {reuse_factor!r}")
+        from .cnn import cnn_design
+        return cnn_design(graph, parallelism, {**opts, "parallelism": parallelism, **arith}, tlast_mode, stream_width, arith)
+    if parallelism is not None:
+        raise ConfigError(f"parallelism applies to convolutions; an MLP must use reuse_factor, not parallelism {parallelism!r}")
+    dense_opts, arith_info = None, None
+    if arith:  # multiplier-free or mixed arithmetic (arith.py); without these options the design is as before
+        from .arith import dense_options
+        dense_opts, arith_info = dense_options(graph, arith.get("multipliers", "dsp"), arith.get("stage_adders"),
+                                               arith.get("target"), arith.get("dsp_budget"))
+        if max(values) > 1 and arith_info["multiplier_mode"] != "dsp":
+            raise ConfigError(f"reuse_factor > 1 shares multipliers, so multipliers must be dsp with it, not {arith_info['multiplier_mode']}")
+        opts.update(arith)
     if max(values) > 1:
         from .reuse import reuse_design
         return reuse_design(graph, reuse_factor, opts, tlast_mode, stream_width)
-    return pipeline_design(graph, "dataflow", opts, tlast_mode=tlast_mode, in_tdata_bits=stream_width,
-                           out_tdata_bits=None, description="hls4ml-style fully parallel pipeline (reuse factor 1)",
-                           extra={Sigmoid: table_layer, Softmax: table_layer, Threshold: threshold_layer})
+    what = {"dsp": "", "lut": ", multiplier-free", "auto": ", LUT or DSP multipliers per layer"}
+    design = pipeline_design(graph, "dataflow", opts, tlast_mode=tlast_mode, in_tdata_bits=stream_width, out_tdata_bits=None,
+                             description="hls4ml-style fully parallel pipeline (reuse factor 1"
+                                         f"{what[arith_info['multiplier_mode']] if arith_info else ''})",
+                             extra={Sigmoid: table_layer, Softmax: table_layer, Threshold: threshold_layer},
+                             dense_options=dense_opts)
+    if arith_info:
+        design.info.update(arith_info)
+    return design

@@ -48,17 +48,28 @@ class DriverBase:
     fin: StreamFormat
     tin: FixedType
     tout: FixedType
+    in_shape: tuple[int, ...] = ()  # per-sample tensor shapes (channels last) when the bundle records them
+    out_shape: tuple[int, ...] = ()
+
+    def _read_shapes(self, manifest: dict[str, Any]) -> None:
+        shapes = manifest.get("shapes") or {}
+        self.in_shape, self.out_shape = tuple(shapes.get("input", ())), tuple(shapes.get("output", ()))
 
     def predict_raw(self, raw: np.ndarray) -> np.ndarray:
         raise NotImplementedError
 
-    def _check_shape(self, x: np.ndarray) -> None:  # an empty batch would reach the DMA or kernel as a zero-length run
+    def _check_shape(self, x: np.ndarray) -> np.ndarray:
+        """Rows of the flat sample (images flatten channels last, the stream's order); an empty batch is refused."""
+        shaped = len(self.in_shape) > 1 and x.ndim == len(self.in_shape) + 1 and tuple(x.shape[1:]) == self.in_shape
+        if shaped and len(x):
+            return x.reshape(len(x), -1)
         if x.ndim != 2 or x.shape[1] != self.fin.n or len(x) == 0:
-            raise AcceleratorError(f"inputs must have shape (batch >= 1, {self.fin.n}), not {x.shape}")
+            also = f" or (batch >= 1, {', '.join(map(str, self.in_shape))})" if len(self.in_shape) > 1 else ""
+            raise AcceleratorError(f"inputs must have shape (batch >= 1, {self.fin.n}){also}, not {x.shape}")
+        return x
 
     def quantize(self, x: np.ndarray) -> np.ndarray:
-        x = np.asarray(x, dtype=np.float64)
-        self._check_shape(x)
+        x = self._check_shape(np.asarray(x, dtype=np.float64))
         out_of_range = (x < self.tin.min_value) | (x > self.tin.max_value)
         if np.any(out_of_range):
             warnings.warn(f"{int(out_of_range.sum())} input values lie outside {self.tin}; "
@@ -70,6 +81,8 @@ class DriverBase:
         raw = self.quantize(X)
         t0 = time.perf_counter()
         y = self.tout.to_float(self.predict_raw(raw))
+        if len(self.out_shape) > 1:  # a network that ends on an image returns images
+            y = y.reshape((len(y),) + self.out_shape)
         dt = time.perf_counter() - t0
         return (y, dt, len(raw) / dt if dt > 0 else float("inf")) if profile else y
 
@@ -90,6 +103,7 @@ class Accelerator(DriverBase):
             raise BundleError(f"bundle driver format must be {DRIVER_FORMAT}, not {self.manifest.get('driver_format')} "
                               f"(made by bondflow {self.manifest.get('bondflow_version')})")
         iface = self.manifest["interface"]
+        self._read_shapes(self.manifest)
         self.fin, self.fout = StreamFormat.from_dict(iface["input"]), StreamFormat.from_dict(iface["output"])
         self.tin, self.tout = FixedType.parse(iface["input_type"]), FixedType.parse(iface["output_type"])
         self.per_batch = self.manifest["tlast_mode"] == 1

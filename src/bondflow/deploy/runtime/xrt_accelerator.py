@@ -41,6 +41,7 @@ class KernelAccelerator(DriverBase):
             raise BundleError(f"bundle must be an xrt-kernel bundle of driver format {DRIVER_FORMAT}, not "
                               f"{m.get('kind', 'zynq-dma')} format {m.get('driver_format')} (made by bondflow {m.get('bondflow_version')})")
         k = m["kernel"]
+        self._read_shapes(m)
         self.fin, self.fout = StreamFormat.from_dict(k["input"]["stream"]), StreamFormat.from_dict(k["output"]["stream"])
         self.in_slot, self.out_slot = k["input"]["slot_bytes"], k["output"]["slot_bytes"]
         self.regs = k["registers"]

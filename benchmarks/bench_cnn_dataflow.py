@@ -1,0 +1,68 @@
+"""dataflow's streaming CNNs: cycles per image, II (Verilator, 1000 images vs golden), xc7z020 resources (yosys), ECP5 fmax.
+
+Settings per example: every output channel per cycle with DSP-style constant multipliers, the same multiplier-free
+(lut), and shared multipliers (parallelism). The hls4ml C simulation declares no latency (that needs vendor HLS), so
+its column stays empty unless Vivado/Vitis ran. ``--ecp5`` also places and routes on an ECP5-85k (slow: minutes to an
+hour per design). Arguments (example names) run only those examples; their rows replace the same settings' rows.
+"""
+from __future__ import annotations
+
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _util import RESULTS, write  # noqa: E402
+
+import bondflow  # noqa: E402
+from bondflow.sim.runner import simulate  # noqa: E402
+from bondflow.synth.flow import synthesize  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+#: (example, setting name, generate options)
+SETTINGS = [("digits_cnn", "full dsp", {}), ("digits_cnn", "full lut", {"multipliers": "lut"}),
+            ("digits_cnn", "parallelism 4", {"parallelism": 4}),
+            ("conv1d", "full dsp", {}), ("conv1d", "full lut", {"multipliers": "lut"}), ("conv1d", "parallelism 2", {"parallelism": 2})]
+
+
+def main() -> None:
+    args = [a for a in sys.argv[1:] if not a.startswith("--")]
+    ecp5 = "--ecp5" in sys.argv
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for ex, name, opts in SETTINGS:
+            if args and ex not in args:
+                continue
+            g = bondflow.load_model(ROOT / "examples" / ex / "model.h5")
+            data = np.load(ROOT / "examples" / ex / "data.npz")["x_test"]
+            t0 = time.monotonic()
+            design = bondflow.generate(g, "dataflow", **opts)
+            t_gen = time.monotonic() - t0
+            d = design.write(Path(tmp) / f"{ex}-{name.replace(' ', '_')}")
+            r = simulate(d, 1000, simulator="verilator", data=data, seed=1)
+            s = synthesize(d, "xc7z020")
+            row = {"example": ex, "setting": name, "options": opts, "bit_exact": r.passed, "images": r.vectors,
+                   "backpressure": r.backpressure, "latency_cycles": r.latency_cycles, "ii_cycles": r.ii_cycles,
+                   "declared": [design.latency_cycles, design.ii_cycles], "input_pixels": int(np.prod(g.input.shape[:-1])),
+                   "lut": s.lut, "ff": s.ff, "dsp": s.dsp, "bram": s.bram, "xc7z020_util_pct": s.utilization_pct,
+                   "generate_seconds": round(t_gen, 1), "synth_seconds": round(s.wall_seconds, 1),
+                   "hls4ml_declared_latency": None}
+            if ecp5:
+                p = synthesize(d, "ecp5-85k", bitstream=True)
+                row.update(ecp5_lut=p.lut, ecp5_fmax_mhz=p.fmax_mhz, ecp5_bitstream=bool(p.bitstream))
+            rows.append(row)
+            print(row, flush=True)
+    path = RESULTS / "cnn_dataflow.json"
+    key = lambda r: (r["example"], r["setting"])  # noqa: E731
+    done = {key(r) for r in rows}
+    kept = [r for r in json.loads(path.read_text())["rows"] if key(r) not in done] if path.exists() and args else []
+    order = [(e, n) for e, n, _ in SETTINGS]
+    write("cnn_dataflow", {"rows": sorted(kept + rows, key=lambda r: order.index(key(r)) if key(r) in order else len(order))})
+
+
+if __name__ == "__main__":
+    main()

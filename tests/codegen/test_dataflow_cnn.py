@@ -1,0 +1,199 @@
+"""Streaming CNN RTL (dataflow): window stages bit-exact with the golden model, latency and II as the cycle model declares."""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import bondflow
+from bondflow.errors import ConfigError, UnsupportedOpError
+from bondflow.ir.graph import Graph, TensorSpec
+from bondflow.ir.ops import Activation, Dense, Flatten
+from bondflow.ir.tensor_ops import Conv, Pool, same_pads
+from bondflow.ir.types import FixedType
+from bondflow.sim.runner import simulate
+from bondflow.sim.vectors import make_vectors
+
+T = FixedType.parse
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+XT = T("fixed<6,2,RND_CONV,SAT>")
+WT = T("fixed<5,1>")
+
+
+def _conv(name: str, inp: str, kernel: tuple[int, ...], c_in: int, c_out: int, strides: tuple[int, ...],
+          pads: tuple[tuple[int, int], ...], rng: np.random.Generator) -> Conv:
+    w = rng.integers(WT.min_raw, WT.max_raw + 1, kernel + (c_in, c_out))
+    w[rng.random(w.shape) < 0.2] = 0
+    acc = FixedType(20, 20 - (XT.frac_bits + WT.frac_bits))
+    return Conv(name=name, input=inp, result_type=T("fixed<10,4,RND_CONV,SAT>"), weight=w, weight_type=WT,
+                bias=rng.integers(WT.min_raw, WT.max_raw + 1, c_out), bias_type=WT, accum_type=acc,
+                strides=strides, pads=pads)
+
+
+def small_cnn(which: str) -> Graph:
+    """Small images that put every window branch to work: padding overlap and not, strides, max-pool fill, 1-D."""
+    rng = np.random.default_rng(len(which))
+    relu = lambda name, inp: Activation(name=name, input=inp, result_type=XT, function="relu")  # noqa: E731
+    if which == "same_even":  # 2x2 kernel padded a row above and below: the tail (W shifts) exceeds d0 (1), no overlap
+        x = TensorSpec("x", 5 * 6 * 2, XT, (5, 6, 2))
+        ops = (_conv("c1", "x", (2, 2), 2, 3, (1, 1), ((1, 1), (0, 0)), rng), relu("r1", "c1"),
+               Pool(name="p1", input="r1", result_type=XT, function="max", pool=(2, 2), strides=(2, 2), pads=((0, 0), (0, 1))),
+               Flatten(name="f", input="p1", result_type=XT))
+        n = 3 * 3 * 3
+    elif which == "stride2":  # 3x3 'same' stride 2 on 7x7, then global average pooling and a standalone ReLU
+        x = TensorSpec("x", 7 * 7 * 1, XT, (7, 7, 1))
+        ops = (_conv("c1", "x", (3, 3), 1, 4, (2, 2), (same_pads(7, 3, 2), same_pads(7, 3, 2)), rng),
+               Activation(name="r1", input="c1", result_type=T("fixed<8,4,RND_CONV,SAT>"), function="linear"),
+               Pool(name="gp", input="r1", result_type=T("fixed<12,4>"), function="average", pool=(4, 4), strides=(4, 4),
+                    pads=((0, 0), (0, 0))),
+               relu("r2", "gp"), Flatten(name="f", input="r2", result_type=XT))
+        n = 4
+    else:  # 1-D: valid conv, stride-2 conv, no dense tail (the image is the output)
+        x = TensorSpec("x", 12 * 2, XT, (12, 2))
+        ops = (_conv("c1", "x", (3,), 2, 4, (1,), ((0, 0),), rng), relu("r1", "c1"),
+               _conv("c2", "r1", (2,), 4, 2, (2,), ((0, 0),), rng), relu("r2", "c2"))
+        return Graph(which, x, ops)
+    rt = T("fixed<12,5,RND_CONV,SAT>")
+    fc = Dense(name="fc", input="f", result_type=rt, weight=rng.integers(-15, 16, (n, 3)), weight_type=WT,
+               bias=rng.integers(-15, 16, 3), bias_type=WT, accum_type=FixedType(24, 24 - 8))
+    return Graph(which, x, ops + (fc,))
+
+
+@pytest.mark.sim
+@pytest.mark.parametrize("which,parallelism", [("same_even", None), ("same_even", 1), ("stride2", None), ("stride2", 2),
+                                               ("conv1d_tail_free", None), ("conv1d_tail_free", 2)])
+def test_small_cnns_bit_exact(which, parallelism, tmp_path, need_tool) -> None:
+    need_tool("iverilog")
+    g = small_cnn(which)
+    d = bondflow.generate(g, "dataflow", parallelism=parallelism)
+    tv = make_vectors(g, 120, seed=3)
+    assert len(np.unique(tv.expected, axis=0)) > 15  # outputs really vary
+    r = simulate(d.write(tmp_path / "d"), tv, simulator="icarus", seed=5)
+    assert r.passed, r.summary()
+    assert r.latency_cycles == d.latency_cycles and r.ii_cycles == d.info["ii_model"], r.summary()
+
+
+@pytest.mark.sim
+def test_two_pixels_per_beat_and_batch_tlast(tmp_path, need_tool) -> None:
+    """A wider stream (the serializer) and one TLAST per batch keep results and timing."""
+    need_tool("iverilog")
+    g = small_cnn("same_even")
+    d = bondflow.generate(g, "dataflow", stream_width=2 * 2 * 8, tlast_mode=1)
+    assert d.info["pixels_per_beat"] == 2 and d.interface.input.beats == 15
+    r = simulate(d.write(tmp_path / "d"), make_vectors(g, 120, seed=1), simulator="icarus")
+    assert r.passed, r.summary()
+    assert r.latency_cycles == d.latency_cycles
+
+
+def _example(name: str) -> Graph:
+    return bondflow.load_model(EXAMPLES / name / "model.h5")
+
+
+@pytest.mark.sim
+@pytest.mark.parametrize("parallelism", [None, 2])
+def test_conv1d_example(parallelism, tmp_path, need_tool) -> None:
+    need_tool("iverilog")
+    g = _example("conv1d")
+    d = bondflow.generate(g, "dataflow", parallelism=parallelism)
+    r = simulate(d.write(tmp_path / "d"), 150, simulator="icarus")
+    assert r.passed, r.summary()
+    assert r.latency_cycles == d.latency_cycles and r.ii_cycles == d.ii_cycles
+    # one input sample per cycle at full parallelism; sharing multipliers costs cycles per window
+    assert (d.ii_cycles == 32) if parallelism is None else (d.ii_cycles > 32)
+
+
+@pytest.mark.sim
+@pytest.mark.slow
+def test_digits_cnn_verilator_1000_images(tmp_path, need_tool) -> None:
+    """The issue's check: 1000 images with back-pressure, one pixel per cycle (II = 64 input pixels)."""
+    need_tool("verilator")
+    g = _example("digits_cnn")
+    d = bondflow.generate(g, "dataflow")
+    r = simulate(d.write(tmp_path / "d"), 1000, simulator="verilator")
+    assert r.passed and r.vectors == 1000, r.summary()
+    assert r.latency_cycles == d.latency_cycles and r.ii_cycles == d.ii_cycles == 64
+
+
+@pytest.mark.sim
+@pytest.mark.slow
+def test_digits_cnn_shared_multipliers_icarus(tmp_path, need_tool) -> None:
+    need_tool("iverilog")
+    g = _example("digits_cnn")
+    d = bondflow.generate(g, "dataflow", parallelism={"conv1": 4, "conv2": 4})
+    assert d.info["stages"][2]["cycles_per_window"] == 4 and d.ii_cycles == 128
+    r = simulate(d.write(tmp_path / "d"), 64, simulator="icarus")
+    assert r.passed, r.summary()
+    assert r.latency_cycles == d.latency_cycles and r.ii_cycles == d.ii_cycles
+
+
+@pytest.mark.sim
+def test_corrupted_line_buffer_constant_is_caught(tmp_path, need_tool) -> None:
+    """The harness can fail: one wrong mask bound in a window generator gives mismatches."""
+    need_tool("iverilog")
+    g = small_cnn("stride2")
+    path = bondflow.generate(g, "dataflow").write(tmp_path / "d")
+    win = path / "rtl" / "bondflow_dataflow_c1_window.v"
+    text = win.read_text()
+    # the due-position step from one output row to the next: the windows of every later row slide by one pixel
+    bad, n = re.subn(r"(due <= due \+ \d+'d)(\d+)", lambda m: f"{m.group(1)}{int(m.group(2)) + 1}", text, count=1)
+    assert n == 1
+    win.write_text(bad)
+    # wrong windows give wrong values, or windows that never complete: a hang the harness reports as an error
+    try:
+        r = simulate(path, 100, simulator="icarus", timeout_cycles=5000)
+    except bondflow.errors.SimulationError as e:
+        assert "must finish within 5000 cycles" in str(e)
+    else:
+        assert not r.passed and r.mismatches > 0, r.summary()
+
+
+def test_bad_options() -> None:
+    g = small_cnn("stride2")
+    with pytest.raises(ConfigError, match=r"parallelism of conv 'c1' must divide its 4 output channels \(\[1, 2, 4\]\), not 3"):
+        bondflow.generate(g, "dataflow", parallelism=3)
+    with pytest.raises(ConfigError, match="not reuse_factor 2"):
+        bondflow.generate(g, "dataflow", reuse_factor=2)
+    with pytest.raises(ConfigError, match="whole pixels"):
+        bondflow.generate(small_cnn("same_even"), "dataflow", stream_width=24)  # 2-channel pixels: 16 bits
+
+
+def test_padding_wider_than_kernel_is_refused() -> None:
+    rng = np.random.default_rng(0)
+    g = Graph("pad", TensorSpec("x", 16, XT, (4, 4, 1)), (_conv("c1", "x", (2, 2), 1, 1, (1, 1), ((2, 0), (0, 0)), rng),))
+    with pytest.raises(UnsupportedOpError, match="c1"):
+        bondflow.generate(g, "dataflow")
+    wide = Graph("wide", TensorSpec("x", 16, XT, (4, 4, 1)), (_conv("c1", "x", (2, 2), 1, 1, (1, 1), ((0, 0), (1, 1)), rng),))
+    with pytest.raises(UnsupportedOpError, match="left \\+ right padding below the kernel width"):
+        bondflow.generate(wide, "dataflow")
+
+
+@pytest.mark.sim
+def test_multiplier_free_convolutions(tmp_path, need_tool) -> None:
+    """multipliers=lut builds every window's products from shifts and adds (codegen/cmvm.py), still bit-exact."""
+    need_tool("iverilog")
+    g = small_cnn("same_even")
+    d = bondflow.generate(g, "dataflow", multipliers="lut", stage_adders=3)
+    assert d.info["layer_multipliers"] == {"c1": "lut", "fc": "lut"} and d.info["dsp_estimate"] == 0
+    assert not any("*" in line for line in d.files["rtl/bondflow_dataflow_c1.v"].splitlines() if "assign" in line)
+    r = simulate(d.write(tmp_path / "d"), make_vectors(g, 120, seed=2), simulator="icarus")
+    assert r.passed, r.summary()
+    assert r.latency_cycles == d.latency_cycles and r.ii_cycles == d.info["ii_model"]
+    with pytest.raises(ConfigError, match="conv 'c1' shares its multipliers"):
+        bondflow.generate(g, "dataflow", multipliers="lut", parallelism=1)
+
+
+def test_cli_parallelism(tmp_path, capsys) -> None:
+    from bondflow.cli.main import main
+    from bondflow.design import load_design
+    g = small_cnn("stride2")
+    g.save(tmp_path / "g.json")
+    assert main(["generate", str(tmp_path / "g.json"), "--arch", "dataflow", "--parallelism", "c1=2", "--no-lint",
+                 "-o", str(tmp_path / "d")]) == 0
+    d = load_design(tmp_path / "d")
+    assert d.options["parallelism"] == {"c1": 2} and d.info["stages"][0]["cycles_per_window"] == 2
+    assert main(["generate", str(tmp_path / "g.json"), "--arch", "dataflow", "--parallelism", "c1=two",
+                 "-o", str(tmp_path / "e")]) != 0
+    assert "--parallelism must be a number or layer=N pairs" in capsys.readouterr().err
+    assert not (tmp_path / "e").exists()
