@@ -11,8 +11,11 @@ setup:
 demo: setup
 	@bash scripts/demo.sh
 
+# Tests run on TEST_WORKERS processes (pytest-xdist; CI has 2 cores). worksteal: each worker starts on a contiguous
+# half of the tests (module fixtures built once per worker) and takes tests from the other when it runs dry.
+TEST_WORKERS ?= 2
 test: setup
-	$(PY) -m pytest -q -m "not vivado and not board" --require-tools
+	$(PY) -m pytest -q -m "not vivado and not board" --require-tools -n $(TEST_WORKERS) --dist worksteal
 
 bench: setup
 	$(PY) benchmarks/run_all.py

@@ -72,19 +72,36 @@ def _golden_distance(g: Any, ref: str, data: np.ndarray) -> dict[str, Any]:
     return out
 
 
+def _kept_design(ddir: Path, g: Any, nt: str) -> Any:
+    """The BondMachine design an earlier run left in ``ddir`` for this graph and number type, else None."""
+    from bondflow.design import Design
+    if not (ddir / "design.json").exists() or not (ddir / "generate_seconds.txt").exists():
+        return None
+    d = Design.load(ddir)
+    return d if d.graph().digest() == g.digest() and d.info.get("number_type") == nt else None
+
+
 def bench_bondmachine(g: Any, label: str, nt: str, data: np.ndarray, a: argparse.Namespace, tmp: Path) -> dict[str, Any]:
     from bondflow.bondmachine.bmsim import cross_check
     from bondflow.codegen.base import generate
     from bondflow.sim.runner import simulate
     t0 = time.monotonic()
-    d = generate(g, "bondmachine", number_type=nt, workdir=str(tmp))
+    ddir = tmp / f"{label}-bm"
+    d = _kept_design(ddir, g, nt)
+    if d is None:
+        d = generate(g, "bondmachine", number_type=nt, workdir=str(tmp))
+        gen_s = round(time.monotonic() - t0, 2)
+        ddir = d.write(ddir, force=True)
+        (ddir / "generate_seconds.txt").write_text(f"{gen_s}\n")
+    else:  # --workdir: the design of an earlier run of this same graph and number type
+        gen_s = float((ddir / "generate_seconds.txt").read_text())
+        print(f"{label}: reusing the BondMachine design in {ddir} (generated in {gen_s:.0f} s)", flush=True)
     row: dict[str, Any] = {"design": "bondmachine", "model": label, "number_type": nt, "reference": d.info["reference"],
                            "digest": d.digest(), "connecting_processors": d.info["connecting_processors"],
-                           "bonds": d.info["bonds"], "generate_seconds": round(time.monotonic() - t0, 2),
+                           "bonds": d.info["bonds"], "generate_seconds": gen_s,
                            "tool_seconds": {s["tool"]: s["seconds"] for s in d.info["tool_steps"]}}
     row["golden_distance"] = _golden_distance(g, d.info["reference"], data)
     print(json.dumps(row), flush=True)
-    ddir = d.write(tmp / f"{label}-bm")
     if a.rtl_vectors:
         t0 = time.monotonic()
         r = simulate(ddir, vectors=a.rtl_vectors, simulator=a.simulator, data=data)
@@ -110,7 +127,7 @@ def bench_generated(g: Any, ex: str, label: str, arch: str, opts: dict[str, Any]
     d = bondflow.generate(g, arch, **opts)
     gen = round(time.monotonic() - t0, 2)
     name = arch + "".join(f" {k}={v}" for k, v in opts.items()) if opts else arch + (" default" if arch == "moldable" else "")
-    ddir = d.write(tmp / f"{label}-{name.replace(' ', '_').replace('=', '')}")
+    ddir = d.write(tmp / f"{label}-{name.replace(' ', '_').replace('=', '')}", force=True)
     row: dict[str, Any] = {"design": name, "model": label, "digest": d.digest(), "generate_seconds": gen,
                            "latency_cycles": d.latency_cycles, "ii_cycles": d.ii_cycles}
     if arch == "moldable":
@@ -121,6 +138,17 @@ def bench_generated(g: Any, ex: str, label: str, arch: str, opts: dict[str, Any]
     row["resources"] = _resources(d, ddir, a, big=arch == "dataflow" and ex != "iris")
     print(json.dumps(row), flush=True)
     return row
+
+
+def _put(rows: list[dict[str, Any]], row: dict[str, Any]) -> None:
+    """Add ``row``, replacing an earlier row of the same model and design (--append re-measures in place)."""
+    same = [i for i, r in enumerate(rows) if (r["model"], r["design"]) == (row["model"], row["design"])]
+    if same:
+        rows[same[0]] = row
+        for i in reversed(same[1:]):
+            del rows[i]
+    else:
+        rows.append(row)
 
 
 def _fmt(v: Any) -> str:
@@ -178,6 +206,8 @@ def main() -> int:
     p.add_argument("--variants", default="plain,softmax", help="plain and/or softmax (classifiers only)")
     p.add_argument("--out", default=str(RESULTS / "bondmachine.json"))
     p.add_argument("--table", action="store_true", help="only print --out as a Markdown table")
+    p.add_argument("--workdir", default=None,
+                   help="keep designs here and reuse a BondMachine design an earlier run generated (jet: ~10 min each)")
     a = p.parse_args()
     if a.table:
         print(render_table(json.loads(Path(a.out).read_text())), end="")
@@ -203,7 +233,9 @@ def main() -> int:
         out_path.write_text(json.dumps(doc, indent=1) + "\n")
         out_path.with_suffix(".md").write_text(render_table(doc))
 
-    with tempfile.TemporaryDirectory(prefix="bench-bm-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="bench-bm-") as scratch:
+        tmp = a.workdir or scratch
+        Path(tmp).mkdir(parents=True, exist_ok=True)
         for ex in a.examples.split(","):
             g = bondflow.load_model(ROOT / "examples" / ex / "model.h5")
             data = np.load(ROOT / "examples" / ex / "data.npz")["x_test"]
@@ -213,13 +245,13 @@ def main() -> int:
             designs = a.designs.split(",")
             for label, gv in variants:
                 if "bondmachine" in designs:
-                    rows.append({"example": ex, **bench_bondmachine(gv, label, a.number_type, data, a, Path(tmp))})
+                    _put(rows, {"example": ex, **bench_bondmachine(gv, label, a.number_type, data, a, Path(tmp))})
                     save()
                 for key, arch, opts in (("moldable", "moldable", {}), ("moldable-fastest", "moldable", FASTEST),
                                         ("dataflow", "dataflow", {})):
                     if key not in designs:
                         continue
-                    rows.append({"example": ex, **bench_generated(gv, ex, label, arch, opts, data, a, Path(tmp))})
+                    _put(rows, {"example": ex, **bench_generated(gv, ex, label, arch, opts, data, a, Path(tmp))})
                     save()
     return 0
 

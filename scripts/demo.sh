@@ -13,9 +13,12 @@ bondflow import examples/iris/model.h5 -o "$OUT/iris.json" --onnx "$OUT/iris.onn
 bondflow compare examples/iris/model.h5 --arch dataflow,dataflow:rf=4,moldable,moldable:cores=16:lanes=4,da4ml,hls4ml,bondmachine --target xc7z020 \
     --vectors 500 -o "$OUT/compare" || true
 bondflow choose "$OUT/compare" --max-latency-ns 200 --objective lut
-# CNNs: shapes per layer, and hls4ml's C simulation of the digits CNN against the golden model.
+# CNNs: shapes per layer, hls4ml's C simulation of the digits CNN against the golden model, and our streaming
+# pipeline (one pixel per cycle, multiplier-free) verified on Verilator.
 bondflow info examples/digits_cnn/model.h5
 bondflow generate examples/digits_cnn/model.h5 --arch hls4ml -o "$OUT/digits_hls4ml" --force
+bondflow generate examples/digits_cnn/model.h5 --arch dataflow --multipliers lut -o "$OUT/digits_dataflow" --force
+bondflow sim "$OUT/digits_dataflow" --simulator verilator --vectors 300
 bondflow generate examples/iris/model.h5 --arch dataflow --reuse-factor 4 -o "$OUT/dataflow_rf4" --force
 bondflow synth "$OUT/dataflow_rf4" --target ecp5-25k --bitstream
 bondflow generate examples/iris/model.h5 --arch dataflow --tlast batch -o "$OUT/dataflow_batch" --force

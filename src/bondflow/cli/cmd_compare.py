@@ -5,18 +5,19 @@ import argparse
 import json
 import sys
 from pathlib import Path
-
+from typing import Any
 
 from .fidelity_args import add_fidelity_args, announce, load_data, load_graph
 
-_OPTION_NAMES = {"rf": "reuse_factor", "cores": "cores", "lanes": "lanes", "stage_adders": "stage_adders"}
+_OPTION_NAMES = {"rf": "reuse_factor", "cores": "cores", "lanes": "lanes", "stage_adders": "stage_adders",
+                 "parallelism": "parallelism"}
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("compare", help="generate, verify and synthesize several architectures; write a report")
     p.add_argument("model")
     p.add_argument("--arch", default="dataflow,hls4ml",
-                   help="comma list; NAME, NAME:rf=R or moldable:cores=N[:lanes=L] (e.g. dataflow,dataflow:rf=4,moldable:cores=16:lanes=4,hls4ml)")
+                   help="comma list; NAME, NAME:rf=R or moldable:cores=N|auto[:lanes=L] (e.g. dataflow,dataflow:rf=4,moldable:cores=16:lanes=4,hls4ml)")
     p.add_argument("--target", default="xc7z020")
     p.add_argument("-o", "--output", required=True)
     p.add_argument("--vectors", type=int, default=500)
@@ -31,29 +32,45 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
+def parse_arch_specs(text: str) -> dict[str, tuple[str, dict[str, Any]]]:
+    """``--arch`` items (``NAME[:key=value...]``) -> {item: (architecture, generator options)}; ConfigError when bad."""
+    from ..codegen.base import architectures
+    from ..errors import ConfigError
+    archs: dict[str, tuple[str, dict[str, Any]]] = {}
+    for item in filter(None, (a.strip() for a in text.split(","))):
+        name, _, opt = item.partition(":")
+        if name not in architectures():
+            raise ConfigError(f"architecture must be one of {', '.join(architectures())}, not {name!r}")
+        opts: dict[str, Any] = {}
+        for o in filter(None, opt.split(":")):  # moldable:cores=16:lanes=4, moldable:cores=auto
+            k, _, v = o.partition("=")
+            if k == "cores" and name == "moldable" and v == "auto":
+                opts["cores"] = "auto"
+                continue
+            if k == "multipliers" and name == "dataflow" and v in ("lut", "dsp", "auto"):
+                opts["multipliers"] = v  # dataflow:multipliers=lut; auto fits compare's --target (see run)
+                continue
+            if k not in _OPTION_NAMES or not v.isdigit():
+                raise ConfigError("architecture option must be rf=N, cores=N, lanes=N, stage_adders=N or parallelism=N "
+                                  f"(moldable also cores=auto, dataflow also multipliers=lut|dsp|auto), not {o!r}")
+            opts[_OPTION_NAMES[k]] = int(v)
+        archs[item] = (name, opts)
+    return archs
+
+
 def run(args: argparse.Namespace) -> int:
     import numpy as np
 
-    from ..codegen.base import architectures
     from ..compare.flow import compare
     from ..compare.report import write_report
-    from ..errors import ConfigError
     from ..fsutil import check_unlocked, lock_dir
     from ..synth.targets import get_target
     get_target(args.target)
     check_unlocked(Path(args.output))  # refuse before the slow model load; the lock itself is taken below
-    archs: dict[str, dict] = {}
-    for item in filter(None, (a.strip() for a in args.arch.split(","))):
-        name, _, opt = item.partition(":")
-        if name not in architectures():
-            raise ConfigError(f"architecture must be one of {', '.join(architectures())}, not {name!r}")
-        opts = {}
-        for o in filter(None, opt.split(":")):  # moldable:cores=16:lanes=4
-            k, _, v = o.partition("=")
-            if k not in _OPTION_NAMES or not v.isdigit():
-                raise ConfigError(f"architecture option must be rf=N, cores=N, lanes=N or stage_adders=N, not {o!r}")
-            opts[_OPTION_NAMES[k]] = int(v)
-        archs[item] = (name, opts)
+    archs = parse_arch_specs(args.arch)
+    for name, o in archs.values():
+        if name == "dataflow" and o.get("multipliers") == "auto":
+            o["target"] = args.target  # fit the DSPs of the device being compared on
     g = load_graph(args, args.model, default_precision=args.default_precision, input_precision=args.input_precision,
                    weights=args.weights)
     if any(o.get("reuse_factor") for _, o in archs.values()):

@@ -7,7 +7,8 @@ import argparse
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("sim", help="simulate a design against the golden model (cocotb)")
     p.add_argument("design", help="design directory (with design.json)")
-    p.add_argument("--simulator", choices=["icarus", "verilator"], default="icarus")
+    p.add_argument("--simulator", choices=["icarus", "verilator", "auto"], default="icarus",
+                   help="icarus (the default), verilator, or auto: Verilator for a design above 4 MB of RTL, Icarus otherwise")
     p.add_argument("--vectors", type=int, default=1000)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--waves", action="store_true", help="write a waveform (VCD for Icarus, FST for Verilator)")

@@ -27,10 +27,13 @@ log = logging.getLogger(__name__)
 KEY_VERSION = "sweep-point-1"
 SWEEP_KEYS = ("model", "weights", "target", "vectors", "simulator", "data", "objectives", "grid", "arch")
 #: Options a sweep may vary per architecture (name -> (type, check, what is expected)); each is a generator argument.
-ARCH_OPTIONS: dict[str, dict[str, tuple[type, Callable[[Any], bool], str]]] = {
-    "dataflow": {"reuse_factor": (int, lambda v: v >= 1, "an integer >= 1")},
+ARCH_OPTIONS: dict[str, dict[str, tuple[type | tuple[type, ...], Callable[[Any], bool], str]]] = {
+    "dataflow": {"reuse_factor": (int, lambda v: v >= 1, "an integer >= 1"),
+                 "multipliers": (str, lambda v: v in ("lut", "dsp", "auto"), "'lut', 'dsp' or 'auto'"),
+                 "stage_adders": (int, lambda v: v >= 1, "an integer >= 1"),
+                 "parallelism": (int, lambda v: v >= 1, "an integer >= 1 (CNNs: output channels per cycle)")},
     "da4ml": {"stage_adders": (int, lambda v: v >= 1, "an integer >= 1")},
-    "moldable": {"cores": (int, lambda v: v >= 1, "an integer >= 1"),
+    "moldable": {"cores": ((int, str), lambda v: v == "auto" or (isinstance(v, int) and v >= 1), "an integer >= 1 or 'auto'"),
                  "lanes": (int, lambda v: 1 <= v <= 16, "an integer in 1..16")},
     "hls4ml": {"reuse_factor": (int, lambda v: v >= 1, "an integer >= 1"),
                "strategy": (str, lambda v: v in ("latency", "resource"), "'latency' or 'resource'")},
@@ -43,7 +46,7 @@ GRID_AXES = ("input_precision", "default_precision")
 OBJECTIVES = ("latency_cycles", "ii_cycles", "lut", "ff", "dsp", "bram")
 SIMULATORS = ("icarus", "verilator")
 #: Short names for the point labels and the table.
-_SHORT = {"reuse_factor": "rf", "cores": "cores", "lanes": "lanes", "strategy": "strategy", "number_type": "nt",
+_SHORT = {"reuse_factor": "rf", "parallelism": "par", "multipliers": "mult", "cores": "cores", "lanes": "lanes", "strategy": "strategy", "number_type": "nt",
           "input_precision": "in", "default_precision": "default"}
 
 
@@ -81,7 +84,7 @@ def _fail(path: Path, what: str) -> ConfigError:
     return ConfigError(f"{path.name}: {what}")
 
 
-def _as_list(path: Path, where: str, value: Any, typ: type, check: Callable[[Any], bool], expected: str) -> list[Any]:
+def _as_list(path: Path, where: str, value: Any, typ: type | tuple[type, ...], check: Callable[[Any], bool], expected: str) -> list[Any]:
     """A scalar or a non-empty list of ``typ`` values, each passing ``check``; bools are not integers here."""
     values = value if isinstance(value, list) else [value]
     if not values:
@@ -216,6 +219,8 @@ def expand(sweep: Sweep, load: Callable[..., Graph] | None = None) -> tuple[list
                     from ..codegen.hls4ml.generator import closest_valid_reuse
                     options["reuse_factor"] = closest_valid_reuse(g, options["reuse_factor"])
                 for target in sweep.targets:
+                    if arch == "dataflow" and options.get("multipliers") == "auto":
+                        options = {**options, "target": target}  # fit this target's DSPs
                     key = _digest({"v": KEY_VERSION, "graph": g.digest(), "arch": arch, "options": options,
                                    "target": target, "vectors": sweep.vectors, "data": data_digest,
                                    "simulator": sweep.simulator})[:20]
