@@ -183,3 +183,11 @@ def test_softmax_rtl_and_bm_simulator_match_model(tmp_path, need_bm, neuron: str
     assert r.passed, r.summary()
     c = cross_check(d, vectors=15, ticks=3000)
     assert c.agree == c.vectors == 15, c.first_disagreements
+
+
+def test_step_timeout_grows_with_the_net() -> None:
+    from bondflow.bondmachine.toolchain import step_timeout
+    nodes = lambda n: {"Nodes": [{"Type": "x"}] * n}  # noqa: E731
+    assert step_timeout(nodes(10)) == 900.0
+    assert step_timeout(nodes(4225)) > 3 * 900  # the jet tagger's net: basm/bondmachine need more than 15 min loaded
+    assert step_timeout(nodes(2000)) < step_timeout(nodes(3000))

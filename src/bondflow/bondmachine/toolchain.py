@@ -14,7 +14,7 @@ from ..errors import ToolFailedError, ToolNotFoundError
 from ..tools import find_tool, run_tool
 from .provenance import read_provenance, snapshot_candidates
 
-__all__ = ["BM_PIN", "BM_MODULE", "TOOLS_MISSING", "find_neuron_library", "prepare_library", "run_flow", "FlowResult",
+__all__ = ["BM_PIN", "BM_MODULE", "TOOLS_MISSING", "find_neuron_library", "prepare_library", "run_flow", "step_timeout", "FlowResult",
            "missing_tools", "OUR_NEURONS", "locate_neuron_library"]
 
 BM_MODULE = "github.com/BondMachineHQ/BondMachine"
@@ -112,11 +112,23 @@ class FlowResult:
     steps: tuple[dict[str, Any], ...]
 
 
+def step_timeout(net: dict[str, Any]) -> float:
+    """Seconds one tool may run on ``net``: 15 min, plus 1 s per node beyond 900.
+
+    basm and bondmachine grow faster than linearly with the processors (the jet tagger's 4,225 took 400 s on an idle
+    machine and over 900 s on a loaded one), so a fixed limit killed big nets that were making progress.
+    """
+    return 900.0 + max(len(net.get("Nodes", ())) - 900, 0)
+
+
 def run_flow(net: dict[str, Any], config: dict[str, Any], number_type: str, register_size: int, workdir: Path,
-             benchmark_core: bool = False, timeout: float = 900) -> FlowResult:
+             benchmark_core: bool = False, timeout: float | None = None) -> FlowResult:
     """Run the ML flow of the notes (fragment mode, sync I/O) in ``workdir``, which must not exist yet
-    (the tools never overwrite their outputs, so a reused directory would silently keep stale files)."""
+    (the tools never overwrite their outputs, so a reused directory would silently keep stale files).
+
+    ``timeout`` (seconds per tool) defaults to :func:`step_timeout` of the net's size."""
     _require_tools()
+    timeout = step_timeout(net) if timeout is None else timeout
     workdir = Path(workdir)
     workdir.mkdir(parents=True)
     lib = prepare_library(workdir / "neurons")
