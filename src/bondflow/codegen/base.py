@@ -1,6 +1,7 @@
 """Architecture registry: every generator is ``generate(graph, **options) -> Design`` behind one name."""
 from __future__ import annotations
 
+import functools
 import importlib
 from typing import Any, Callable
 
@@ -8,7 +9,7 @@ from ..design import Design
 from ..errors import ConfigError
 from ..ir.graph import Graph
 
-__all__ = ["register_arch", "generate", "architectures", "ARCH_MODULES"]
+__all__ = ["register_arch", "generate", "architectures", "ARCH_MODULES", "BRANCH_ARCHS", "refuse_branches"]
 
 Generator = Callable[..., Design]
 _REGISTRY: dict[str, Generator] = {}
@@ -28,10 +29,30 @@ ARCH_MODULES: dict[str, str] = {
 SHAPED_ARCHS: tuple[str, ...] = ("hls4ml", "dataflow", "moldable")
 
 
+#: Architectures that build graphs with branches (Add/Concatenate merges, tensors read twice); the RTL
+#: generators walk ``graph.ops`` as a chain, so they refuse such a graph in one line (see ``refuse_branches``).
+BRANCH_ARCHS: tuple[str, ...] = ("hls4ml",)
+
+
+def refuse_branches(graph: Graph, arch: str) -> None:
+    """Raise UnsupportedOpError naming the first merge (or branch) when ``arch`` builds chains only."""
+    if arch in BRANCH_ARCHS or graph.is_chain():
+        return
+    from ..errors import UnsupportedOpError
+    op = graph.branch_op()
+    assert op is not None  # a graph that is not a chain has one
+    kind = f"{op.kind} {getattr(op, 'function', '')}".strip() if len(op.inputs) > 1 else f"{op.kind} (reads '{op.input}', a branch)"
+    raise UnsupportedOpError(kind, op.name, ["chains of ops"], f"the {arch} architecture yet (branches: {', '.join(BRANCH_ARCHS)})")
+
+
 def register_arch(name: str) -> Callable[[Generator], Generator]:
     def deco(fn: Generator) -> Generator:
-        _REGISTRY[name] = fn
-        return fn
+        @functools.wraps(fn)
+        def checked(graph: Graph, *args: Any, **options: Any) -> Design:
+            refuse_branches(graph, name)  # also when a generator is called directly, not through generate()
+            return fn(graph, *args, **options)
+        _REGISTRY[name] = checked
+        return checked
     return deco
 
 
@@ -43,6 +64,7 @@ def generate(graph: Graph, arch: str, **options: Any) -> Design:
     """Generate architecture ``arch`` for ``graph``; unknown names list the known ones."""
     if arch not in ARCH_MODULES:
         raise ConfigError(f"architecture must be one of {', '.join(architectures())}, not {arch!r}")
+    refuse_branches(graph, arch)
     if graph.is_shaped() and arch not in SHAPED_ARCHS:
         from ..errors import UnsupportedOpError
         from ..ir.tensor_ops import Conv, Pool

@@ -9,14 +9,15 @@ from typing import Any
 from .._compat import import_tensorflow
 from ..errors import ConfigError, ModelLoadError, UnsupportedOpError, unsupported_layers
 
-__all__ = ["SUPPORTED_LAYERS", "CONV_LAYERS", "POOL_LAYERS", "read_model", "model_config", "refuse_unsupported", "find_weights", "is_keras_json",
+__all__ = ["SUPPORTED_LAYERS", "CONV_LAYERS", "POOL_LAYERS", "MERGE_LAYERS", "read_model", "model_config", "refuse_unsupported", "find_weights", "is_keras_json",
            "keras3_config"]
 
 CONV_LAYERS = ("Conv1D", "Conv2D", "QConv1D", "QConv2D")
 POOL_LAYERS = ("MaxPooling1D", "MaxPooling2D", "AveragePooling1D", "AveragePooling2D", "GlobalAveragePooling1D",
                "GlobalAveragePooling2D", "GlobalMaxPooling1D", "GlobalMaxPooling2D")
+MERGE_LAYERS = ("Add", "Concatenate")
 SUPPORTED_LAYERS = ("InputLayer", "Dense", "QDense", "Activation", "QActivation", "ReLU", "BatchNormalization",
-                    "Dropout", "Flatten", "Softmax", "ZeroPadding1D", "ZeroPadding2D") + CONV_LAYERS + POOL_LAYERS
+                    "Dropout", "Flatten", "Softmax", "ZeroPadding1D", "ZeroPadding2D") + CONV_LAYERS + POOL_LAYERS + MERGE_LAYERS
 UNSAFE = ("Lambda", "TFOpLambda")
 #: Binary/ternary layers of other libraries (Larq; the BinaryDense/TernaryDense of early BNN code in hls4ml's examples):
 #: their quantizers are code outside the file, and no reference inference of theirs runs here to check a reading against.

@@ -12,7 +12,7 @@ import numpy as np
 
 from ..errors import GraphValidationError
 from .ops import Dense, Op, op_from_dict
-from . import tensor_ops  # noqa: F401  (registers the shaped op kinds)
+from . import merge, tensor_ops  # noqa: F401  (registers the shaped and multi-input op kinds)
 from .types import FixedType
 
 __all__ = ["Graph", "TensorSpec", "FORMAT_VERSION"]
@@ -115,9 +115,10 @@ class Graph:
                 raise GraphValidationError(f"node names must be unique, not repeated '{op.name}'")
             g.add_node(op.name, op=op)
         for op in self.ops:
-            if op.input not in g:
-                raise GraphValidationError(f"op '{op.name}' reads '{op.input}', which must be a node, not dangling")
-            g.add_edge(op.input, op.name)
+            for src in op.inputs:
+                if src not in g:
+                    raise GraphValidationError(f"op '{op.name}' reads '{src}', which must be a node, not dangling")
+                g.add_edge(src, op.name)
         return g
 
     def validate(self) -> None:
@@ -132,7 +133,7 @@ class Graph:
             raise GraphValidationError(f"graph must be acyclic, not contain the cycle {cycle}")
         order = {n: i for i, n in enumerate([self.input.name] + [o.name for o in self.ops])}
         for op in self.ops:
-            if order[op.input] >= order[op.name]:
+            if any(order[src] >= order[op.name] for src in op.inputs):
                 raise GraphValidationError(f"ops must be in topological order: '{op.name}' comes before its input")
         sinks = [n for n in g if g.out_degree(n) == 0]
         if sinks != [self.ops[-1].name]:
@@ -143,12 +144,33 @@ class Graph:
         """Per-sample shape of every tensor, by node name (flat tensors: ``(n,)``); raises on a mismatch."""
         shapes = {self.input.name: self.input.shape}
         for op in self.ops:
-            shapes[op.name] = op.out_shape(shapes[op.input])
+            shapes[op.name] = op.infer_shape([shapes[src] for src in op.inputs])
         return shapes
 
     def sizes(self) -> dict[str, int]:
         """Features per sample of every tensor, by node name."""
         return {k: int(np.prod(v)) for k, v in self.shapes().items()}
+
+    def is_chain(self) -> bool:
+        """Whether every op reads only the node before it (no branches, no merges): what the RTL generators build."""
+        prev = self.input.name
+        for op in self.ops:
+            if op.inputs != (prev,):
+                return False
+            prev = op.name
+        return True
+
+    def branch_op(self) -> Op | None:
+        """The op to name when a chain is required: the first merge, else the first op reading an earlier tensor."""
+        merges = [o for o in self.ops if len(o.inputs) > 1]
+        if merges:
+            return merges[0]
+        prev = self.input.name
+        for op in self.ops:
+            if op.inputs != (prev,):
+                return op
+            prev = op.name
+        return None
 
     def is_shaped(self) -> bool:
         """Whether any tensor is an image or a sequence (a CNN), not only flat vectors (an MLP)."""

@@ -30,6 +30,15 @@ class Op:
     #: Whether the op maps each value on its own (so an image stays an image); others need a flat input.
     elementwise: ClassVar[bool] = False
 
+    @property
+    def inputs(self) -> tuple[str, ...]:
+        """Every tensor the op reads (one for all but merges)."""
+        return (self.input,)
+
+    def infer_shape(self, in_shapes: "list[tuple[int, ...]] | tuple[tuple[int, ...], ...]") -> tuple[int, ...]:
+        """Per-sample output shape from the shapes of ``inputs`` (in order)."""
+        return self.out_shape(tuple(in_shapes[0]))
+
     def out_features(self, in_features: int) -> int:
         return in_features
 

@@ -8,6 +8,7 @@ import numpy as np
 from ..errors import QuantizationError, UnsupportedOpError
 from .graph import Graph
 from .ops import Activation, Dense, Flatten, Op, Sigmoid, Softmax, Threshold
+from .merge import Merge
 from .tensor_kernels import conv_kernel, pool_kernel
 from .tensor_ops import Conv, Pool
 from .types import FixedType, Overflow
@@ -55,10 +56,28 @@ def trace_raw(graph: Graph, x_raw: np.ndarray) -> dict[str, np.ndarray]:
     shaped = {Conv: conv_kernel(_dense, shapes), Pool: pool_kernel(shapes)}
     for op in graph.ops:
         kernel = _KERNELS.get(type(op)) or shaped.get(type(op))
-        if kernel is None:
-            raise UnsupportedOpError(op.kind, op.name, [k.kind for k in (*_KERNELS, *shaped)], "the golden model")
+        if kernel is None and not isinstance(op, Merge):
+            raise UnsupportedOpError(op.kind, op.name, [k.kind for k in (*_KERNELS, *shaped, Merge)], "the golden model")
+        if isinstance(op, Merge):
+            values[op.name] = _merge(op, [values[s] for s in op.inputs], [types[s] for s in op.inputs],
+                                     [shapes[s] for s in op.inputs])
+            continue
         values[op.name] = kernel(op, values[op.input], types[op.input])
     return values
+
+
+def _merge(op: Merge, xs: list[np.ndarray], xts: list[FixedType], in_shapes: list[tuple[int, ...]]) -> np.ndarray:
+    """Raw inputs aligned to the finest fraction bits (a left shift: exact); add sums then casts once,
+    concatenate casts each input (hls4ml's ``res[i] = data[i]``) and joins them along the axis."""
+    if op.function == "add":
+        frac = max(t.frac_bits for t in xts)
+        need = max(t.width + frac - t.frac_bits for t in xts) + (len(xs) - 1).bit_length()
+        if need > 62:
+            raise QuantizationError(f"add '{op.name}' exact sum must fit 62 bits, not need {need}; narrow the types")
+        total = sum(x << (frac - t.frac_bits) for x, t in zip(xs, xts))
+        return op.result_type.requantize(total, frac)
+    parts = [op.result_type.requantize(x, t.frac_bits).reshape((len(x),) + tuple(s)) for x, t, s in zip(xs, xts, in_shapes)]
+    return np.concatenate(parts, axis=1 + op.axis).reshape(len(xs[0]), -1)
 
 
 def _dense(op: Dense, x: np.ndarray, xt: FixedType) -> np.ndarray:
