@@ -9,11 +9,13 @@ import numpy as np
 
 from ..errors import QuantizationError, UnsupportedOpError
 from ..ir.graph import Graph, TensorSpec
+from ..ir.merge import Merge, merge_result_type
 from ..ir.ops import Activation, Dense, Flatten, Op, Sigmoid, Softmax
 from ..ir.tensor_ops import Conv, Pool, pool_result_type, same_pads
 from ..ir.types import FixedType
 from ..render_names import unique_name
-from .keras_files import CONV_LAYERS, POOL_LAYERS, SUPPORTED_LAYERS, read_model
+from .keras_files import CONV_LAYERS, MERGE_LAYERS, POOL_LAYERS, SUPPORTED_LAYERS, read_model
+from .keras_graph import MODEL_INPUT, layer_graph
 from .quant import VALUE_QUANTIZERS, grid_type, is_sign_quantizer, sign_threshold
 from .quant import DEFAULT_INPUT_PRECISION, accum_type_for, exact_raw, qkeras_type, quantize_checked, sidecar_options
 
@@ -66,7 +68,7 @@ def load_keras(path: Path, default_precision: str | None = None, input_precision
     inp = TensorSpec(unique_name("input", names), n_in, in_type, tuple(in_shape[1:]) if len(in_shape) > 2 else ())
     ops: list[Op] = []
     cur, cur_type, cur_shape = inp.name, in_type, inp.shape
-    pending_pads: tuple[tuple[int, int], ...] | None = None  # a ZeroPadding waiting for its convolution
+    pending_pads: tuple[tuple[int, int], ...] | None = None  # the pads of a ZeroPadding this convolution reads
 
     def default(what: str, lname: str) -> FixedType:
         if not default_precision:
@@ -93,13 +95,34 @@ def load_keras(path: Path, default_precision: str | None = None, input_precision
         ops.append(op)
         cur, cur_type = op.name, op.result_type
 
-    layers = [l for l in model.layers if type(l).__name__ not in _IGNORED]
-    for idx, layer in enumerate(layers):
+    # The layers in topological order, each reading the tensors of earlier ones (a Sequential model: the one
+    # before it). Ignored layers pass their input on; "the next layer" of a layer is its only reader.
+    nodes, readers = _resolved_graph(model)
+    layer_of = {n.name: n.layer for n in nodes}
+    produced: dict[str, tuple[str, FixedType, tuple[int, ...]]] = {MODEL_INPUT: (cur, cur_type, cur_shape)}
+    pads_of: dict[str, tuple[tuple[int, int], ...]] = {}  # ZeroPadding layer -> pads, folded into the convolution reading it
+    folded: set[str] = set()  # BatchNormalization layers folded into the layer before them
+
+    def next_layer(name: str) -> Any:
+        only = readers.get(name, [])
+        return layer_of[only[0]] if len(only) == 1 else None
+
+    for node in nodes:
+        layer = node.layer
         cls = type(layer).__name__
         lname = layer.name
-        if pending_pads is not None and cls not in CONV_LAYERS:
+        padded = [s for s in node.inputs if s in pads_of]
+        if padded and cls not in CONV_LAYERS:
             raise UnsupportedOpError(f"ZeroPadding before {cls}", lname, SUPPORTED_LAYERS,
                                      "bondflow unless a convolution follows it (it folds into the convolution's padding)")
+        pending_pads = pads_of[padded[0]] if padded else None
+        if cls in MERGE_LAYERS:
+            srcs = [produced[s] for s in node.inputs]
+            op = _merge_op(layer, cls, unique_name(lname, names), srcs)
+            ops.append(op)
+            produced[lname] = (op.name, op.result_type, op.infer_shape([s[2] for s in srcs]))
+            continue
+        cur, cur_type, cur_shape = produced[node.inputs[0]]
         if cls in ("Dense", "QDense") + CONV_LAYERS:
             is_conv = cls in CONV_LAYERS
             w, b = (layer.get_weights() + [None])[:2]
@@ -122,8 +145,9 @@ def load_keras(path: Path, default_precision: str | None = None, input_precision
                 bqv = quantize_checked(b, bt, f"layer '{lname}' biases")
             # Fold a following BatchNormalization into this layer (as hls4ml's optimizer does); float weights
             # fold before their only rounding, so the folded layer is as close to the float model as its type allows.
-            nxt = layers[idx + 1] if idx + 1 < len(layers) else None
+            nxt = next_layer(lname)
             if nxt is not None and type(nxt).__name__ == "BatchNormalization":
+                folded.add(nxt.name)
                 if _requantizes(_quantizer(layer, "activation")):  # BN after a relu cannot fold into the Dense
                     raise UnsupportedOpError("BatchNormalization", nxt.name, SUPPORTED_LAYERS,
                                              f"bondflow after a Dense with its own activation ('{lname}'; it folds into a linear Dense only)")
@@ -140,13 +164,12 @@ def load_keras(path: Path, default_precision: str | None = None, input_precision
             # with the top bits of its input: an exact accumulator there collapses every input onto one entry.
             # Without a default (fully quantized QKeras) it stays the exact accumulator, equal to QKeras's sums.
             rtype = acc
-            follower = _activation_fn(act) if _requantizes(act) else _next_activation(layers, idx + 1)
+            follower = _activation_fn(act) if _requantizes(act) else _next_activation(next_layer(lname), next_layer)
             if default_precision and (follower is None or follower in TABLE_ACTIVATIONS):
                 rtype = FixedType.parse(default_precision)
             name = unique_name(lname, names)
             if is_conv:
                 strides, pads = _conv_geometry(layer, cls, cur_shape, w.shape[:-2], pending_pads)
-                pending_pads = None
                 ops.append(Conv(name=name, input=cur, result_type=rtype, weight=w_raw, weight_type=wt, bias=b_raw,
                                 bias_type=bt, accum_type=acc, strides=strides, pads=pads))
             else:
@@ -160,9 +183,9 @@ def load_keras(path: Path, default_precision: str | None = None, input_precision
             if act is not None:
                 _apply_activation(act, lname + "_act", add_activation, default, add_threshold)
         elif cls == "BatchNormalization":
-            prev = type(layers[idx - 1]).__name__ if idx else None
-            if prev not in ("Dense", "QDense") + CONV_LAYERS:
-                raise UnsupportedOpError(cls, lname, SUPPORTED_LAYERS, "bondflow unless it directly follows a Dense or convolution layer")
+            if lname not in folded:
+                raise UnsupportedOpError(cls, lname, SUPPORTED_LAYERS,
+                                         "bondflow unless it directly follows a Dense or convolution layer (its only reader)")
         elif cls in POOL_LAYERS:
             op = _pool_op(layer, cls, unique_name(lname, names), cur, cur_type, cur_shape)
             ops.append(op)
@@ -170,9 +193,8 @@ def load_keras(path: Path, default_precision: str | None = None, input_precision
         elif cls in ("ZeroPadding1D", "ZeroPadding2D"):
             pad = layer.get_config()["padding"]
             pad = [pad] if isinstance(pad, int) or (cls == "ZeroPadding1D" and isinstance(pad[0], int)) else pad
-            pending_pads = tuple((p, p) if isinstance(p, int) else (int(p[0]), int(p[1])) for p in pad)
-            if len(pending_pads) == 1 and cls == "ZeroPadding2D":
-                pending_pads = pending_pads * 2
+            zp = tuple((p, p) if isinstance(p, int) else (int(p[0]), int(p[1])) for p in pad)
+            pads_of[lname] = zp * 2 if len(zp) == 1 and cls == "ZeroPadding2D" else zp
         elif cls == "QActivation":
             _apply_activation(_activation_from_quantizer(layer), lname, add_activation, default, add_threshold)
         elif cls == "Activation":
@@ -187,6 +209,7 @@ def load_keras(path: Path, default_precision: str | None = None, input_precision
             cur, cur_shape = name, (int(np.prod(cur_shape)),)
         else:
             raise UnsupportedOpError(cls, lname, SUPPORTED_LAYERS)
+        produced[lname] = (cur, cur_type, cur_shape)
     meta = {"source": str(path), "source_sha256": _sha256(path), "source_format": "keras",
             "input_precision": str(in_type)}
     if path.suffix.lower() == ".json":  # architecture JSON + weights: both are the source
@@ -195,7 +218,7 @@ def load_keras(path: Path, default_precision: str | None = None, input_precision
         meta.update(source_weights=str(w), source_weights_sha256=_sha256(w))
     if default_precision:
         meta["default_precision"] = str(FixedType.parse(default_precision))
-    if pending_pads is not None:
+    if nodes and nodes[-1].name in pads_of:
         raise UnsupportedOpError("ZeroPadding at the end", model.name, SUPPORTED_LAYERS, "bondflow unless a convolution follows it")
     return Graph(name=_safe(model.name), input=inp, ops=tuple(ops), meta=meta)
 
@@ -209,17 +232,56 @@ def _activation_fn(act: tuple[str, dict[str, Any]] | None) -> str | None:
     return act[0] if _requantizes(act) else None
 
 
-def _next_activation(layers: list[Any], i: int) -> str | None:
-    """The function of the activation layer at ``i`` (past a folded BatchNormalization) that sets its own type, if any."""
-    if i < len(layers) and type(layers[i]).__name__ == "BatchNormalization":
-        i += 1
-    if i >= len(layers):
+def _resolved_graph(model: Any) -> tuple[list[Any], dict[str, list[str]]]:
+    """The model's layers without the ignored ones (their readers read their input instead), and each layer's readers."""
+    nodes = layer_graph(model, SUPPORTED_LAYERS)
+    alias: dict[str, str] = {}
+    kept = []
+    for n in nodes:
+        srcs = tuple(alias.get(s, s) for s in n.inputs)
+        if type(n.layer).__name__ in _IGNORED:
+            alias[n.name] = srcs[0] if srcs else MODEL_INPUT
+            continue
+        kept.append(type(n)(n.layer, srcs))
+    readers: dict[str, list[str]] = {}
+    for n in kept:
+        for s in n.inputs:
+            readers.setdefault(s, []).append(n.name)
+    return kept, readers
+
+
+def _merge_op(layer: Any, cls: str, name: str, srcs: list[tuple[str, FixedType, tuple[int, ...]]]) -> Merge:
+    """Add sums exactly (one more integer bit, as hls4ml types an unquantized Add); Concatenate joins along its
+    axis in a common type holding every input exactly. Keras computes both in float32, exactly at these widths."""
+    if cls == "Add":
+        fn, axis = "add", 0
+    else:
+        fn, rank = "concatenate", len(srcs[0][2])
+        axis = int(layer.get_config().get("axis", -1))
+        axis = axis - 1 if axis > 0 else rank + axis
+        if not 0 <= axis < rank:
+            raise UnsupportedOpError(f"Concatenate axis {layer.get_config().get('axis')}", layer.name, SUPPORTED_LAYERS,
+                                     f"bondflow (a per-sample axis of the rank-{rank} inputs)")
+    op = Merge(name=name, inputs=tuple(s[0] for s in srcs), result_type=merge_result_type(fn, [s[1] for s in srcs]),
+               function=fn, axis=axis)
+    try:
+        op.infer_shape([s[2] for s in srcs])
+    except Exception as e:  # a shape problem, reported with the layer's name
+        raise UnsupportedOpError(f"{cls} of shapes {[s[2] for s in srcs]}", layer.name, SUPPORTED_LAYERS, f"bondflow ({e})") from None
+    return op
+
+
+def _next_activation(layer: Any, next_layer: Any) -> str | None:
+    """The function of ``layer`` (past a folded BatchNormalization) when it is an activation that sets its own type."""
+    if layer is not None and type(layer).__name__ == "BatchNormalization":
+        layer = next_layer(layer.name)
+    if layer is None:
         return None
-    cls = type(layers[i]).__name__
+    cls = type(layer).__name__
     if cls == "Activation":
-        return _activation_fn((getattr(layers[i].activation, "__name__", ""), {}))
+        return _activation_fn((getattr(layer.activation, "__name__", ""), {}))
     if cls == "QActivation":
-        return _activation_fn(_activation_from_quantizer(layers[i]))
+        return _activation_fn(_activation_from_quantizer(layer))
     return {"ReLU": "relu", "Softmax": "softmax"}.get(cls)
 
 

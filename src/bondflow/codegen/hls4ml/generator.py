@@ -18,7 +18,8 @@ from ...design import Design
 from ...errors import ConfigError, MissingDependencyError, ToolFailedError, ToolNotFoundError, UnsupportedOpError
 from ...ir.graph import Graph
 from ...ir.reference import SOFTMAX_ACCUM_TYPE
-from ...ir.ops import Activation, Dense, Flatten, Sigmoid, Softmax
+from ...ir.merge import Merge
+from ...ir.ops import Activation, Dense, Flatten, Op, Sigmoid, Softmax
 from ...ir.tensor_ops import Conv, Pool, same_pads
 from ...ir.types import FixedType
 from ...tools import find_tool
@@ -74,49 +75,72 @@ def check_reuse_factor(graph: Graph, rf: "int | dict[str, int]") -> None:
 def keras_model_of(graph: Graph):
     """A tf_keras model with the graph's exact (dequantized) weights; hls4ml reads it, the Graph sets precisions."""
     tfk = import_tensorflow()
-    layers = [tfk.layers.InputLayer(input_shape=graph.input.shape, name=INPUT_LAYER)]
     shapes = graph.shapes()
-    for op in graph.ops:
-        if isinstance(op, Dense):
-            layers.append(tfk.layers.Dense(op.n_out, name=op.name))
-        elif isinstance(op, Conv):
-            in_shape = shapes[op.input]
-            same = op.pads == tuple(same_pads(n, k, s) for n, k, s in zip(in_shape[:-1], op.kernel, op.strides))
-            if not same and any(a or b for a, b in op.pads):
-                pad = op.pads[0] if len(op.kernel) == 1 else op.pads
-                layers.append(getattr(tfk.layers, f"ZeroPadding{len(op.kernel)}D")(pad, name=f"{op.name}_pad"))
-            conv = tfk.layers.Conv1D if len(op.kernel) == 1 else tfk.layers.Conv2D
-            layers.append(conv(op.c_out, op.kernel, strides=op.strides, padding="same" if same and any(map(any, op.pads)) else "valid",
-                               name=op.name))
-        elif isinstance(op, Pool):
-            nd = len(op.pool)
-            if not any(op.pool):
-                cls = f"Global{'Max' if op.function == 'max' else 'Average'}Pooling{nd}D"
-                layers.append(getattr(tfk.layers, cls)(name=op.name))
-            else:
-                if any(a or b for a, b in op.pads):
-                    raise UnsupportedOpError("padded pooling", op.name, ["pool without padding"], "the hls4ml generator")
-                cls = f"{'Max' if op.function == 'max' else 'Average'}Pooling{nd}D"
-                layers.append(getattr(tfk.layers, cls)(op.pool, strides=op.strides, name=op.name))
-        elif isinstance(op, Activation):
-            layers.append(tfk.layers.Activation(op.function, name=op.name))
-        elif isinstance(op, Sigmoid):
-            layers.append(tfk.layers.Activation("sigmoid", name=op.name))
-        elif isinstance(op, Softmax):
-            layers.append(tfk.layers.Activation("softmax", name=op.name))
-        elif isinstance(op, Flatten):
-            if len(shapes[op.input]) > 1:
-                layers.append(tfk.layers.Flatten(name=op.name))
-            continue
-        else:
-            raise UnsupportedOpError(op.kind, op.name, ["dense", "conv", "pool", "activation", "sigmoid", "softmax", "flatten"],
-                                     "the hls4ml generator")
-    model = tfk.Sequential(layers, name=graph.name)
+    if graph.is_chain():
+        layers = [tfk.layers.InputLayer(input_shape=graph.input.shape, name=INPUT_LAYER)]
+        for op in graph.ops:
+            layers.extend(_keras_layers(tfk, op, shapes))
+        model = tfk.Sequential(layers, name=graph.name)
+    else:  # branches: a functional model, each op applied to the tensors it reads
+        tensors = {graph.input.name: tfk.Input(shape=graph.input.shape, name=INPUT_LAYER)}
+        for op in graph.ops:
+            if isinstance(op, Merge):
+                if len(op.inputs) != 2:  # hls4ml 1.3's merge layers take exactly two tensors
+                    raise UnsupportedOpError(f"merge {op.function} of {len(op.inputs)} tensors", op.name,
+                                             ["merge of 2 tensors"], "the hls4ml generator")
+                layer = (tfk.layers.Add(name=op.name) if op.function == "add"
+                         else tfk.layers.Concatenate(axis=op.axis + 1, name=op.name))
+                tensors[op.name] = layer([tensors[s] for s in op.inputs])
+                continue
+            t = tensors[op.input]
+            for layer in _keras_layers(tfk, op, shapes):
+                t = layer(t)
+            tensors[op.name] = t
+        model = tfk.Model(tensors[graph.input.name], tensors[graph.ops[-1].name], name=graph.name)
     for op in graph.ops:
         if isinstance(op, (Dense, Conv)):
             model.get_layer(op.name).set_weights([op.weight_type.to_float(op.weight).astype(np.float64),
                                                   op.bias_type.to_float(op.bias).astype(np.float64)])
     return model
+
+
+def _keras_layers(tfk: Any, op: Op, shapes: dict[str, tuple[int, ...]]) -> list[Any]:
+    """The tf_keras layers computing one single-input op (none for a Flatten of a flat tensor)."""
+    layers: list[Any] = []
+    if isinstance(op, Dense):
+        layers.append(tfk.layers.Dense(op.n_out, name=op.name))
+    elif isinstance(op, Conv):
+        in_shape = shapes[op.input]
+        same = op.pads == tuple(same_pads(n, k, s) for n, k, s in zip(in_shape[:-1], op.kernel, op.strides))
+        if not same and any(a or b for a, b in op.pads):
+            pad = op.pads[0] if len(op.kernel) == 1 else op.pads
+            layers.append(getattr(tfk.layers, f"ZeroPadding{len(op.kernel)}D")(pad, name=f"{op.name}_pad"))
+        conv = tfk.layers.Conv1D if len(op.kernel) == 1 else tfk.layers.Conv2D
+        layers.append(conv(op.c_out, op.kernel, strides=op.strides, padding="same" if same and any(map(any, op.pads)) else "valid",
+                           name=op.name))
+    elif isinstance(op, Pool):
+        nd = len(op.pool)
+        if not any(op.pool):
+            cls = f"Global{'Max' if op.function == 'max' else 'Average'}Pooling{nd}D"
+            layers.append(getattr(tfk.layers, cls)(name=op.name))
+        else:
+            if any(a or b for a, b in op.pads):
+                raise UnsupportedOpError("padded pooling", op.name, ["pool without padding"], "the hls4ml generator")
+            cls = f"{'Max' if op.function == 'max' else 'Average'}Pooling{nd}D"
+            layers.append(getattr(tfk.layers, cls)(op.pool, strides=op.strides, name=op.name))
+    elif isinstance(op, Activation):
+        layers.append(tfk.layers.Activation(op.function, name=op.name))
+    elif isinstance(op, Sigmoid):
+        layers.append(tfk.layers.Activation("sigmoid", name=op.name))
+    elif isinstance(op, Softmax):
+        layers.append(tfk.layers.Activation("softmax", name=op.name))
+    elif isinstance(op, Flatten):
+        if len(shapes[op.input]) > 1:
+            layers.append(tfk.layers.Flatten(name=op.name))
+    else:
+        raise UnsupportedOpError(op.kind, op.name, ["dense", "conv", "pool", "activation", "sigmoid", "softmax", "flatten",
+                                                    "merge"], "the hls4ml generator")
+    return layers
 
 
 def source_model_of(graph: Graph):
@@ -142,7 +166,9 @@ def _matches_graph(graph: Graph, hls_model: Any) -> bool:
     ops = {o.name for o in graph.ops if not isinstance(o, Flatten)}
     dense = {o.name for o in graph.dense_layers()}
     names = [l.name for l in hls_model.get_layers()][1:]
-    extra = [n for n in names if n not in ops and not (n.endswith("_linear") and n[:-7] in dense)]
+    # io_stream copies a tensor read twice through a clone layer (hls4ml's 'clone_<producer>')
+    extra = [n for n in names if n not in ops and not (n.endswith("_linear") and n[:-7] in dense)
+             and not (n.startswith("clone_") and n[6:] in ops | {graph.input.name})]
     return not extra and ops <= set(names)
 
 
@@ -166,7 +192,7 @@ def hls_config(graph: Graph, model, reuse_factor: "int | dict[str, int]", strate
             lc["Strategy"] = strategy.capitalize()
             # Keras Dense without activation gets a linear activation layer in hls4ml: keep it an identity.
             layers.setdefault(f"{op.name}_linear", {})["Precision"] = {"result": op.result_type.to_ap()}
-        elif isinstance(op, Activation):
+        elif isinstance(op, (Activation, Merge)):  # a merge aligns its inputs, sums or copies exactly, then casts
             lc["Precision"] = {"result": op.result_type.to_ap()}
         elif isinstance(op, Pool):  # max is exact; the average's exact sum needs the mean's bits plus log2(N) integer bits
             xt = graph.types()[op.input]
