@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import sys
 from pathlib import Path
@@ -64,6 +65,7 @@ def run(args: argparse.Namespace) -> int:
     from ..compare.flow import compare
     from ..compare.report import write_report
     from ..fsutil import check_unlocked, lock_dir
+    from ..progress import get_reporter
     from ..synth.targets import get_target
     get_target(args.target)
     check_unlocked(Path(args.output))  # refuse before the slow model load; the lock itself is taken below
@@ -71,6 +73,7 @@ def run(args: argparse.Namespace) -> int:
     for name, o in archs.values():
         if name == "dataflow" and o.get("multipliers") == "auto":
             o["target"] = args.target  # fit the DSPs of the device being compared on
+    get_reporter().step(f"load {args.model}")  # Keras imports take seconds before the first step
     g = load_graph(args, args.model, default_precision=args.default_precision, input_precision=args.input_precision,
                    weights=args.weights)
     if any(o.get("reuse_factor") for _, o in archs.values()):
@@ -93,11 +96,12 @@ def run(args: argparse.Namespace) -> int:
         own = args.fidelity_data is not None
         fid = measure(g, args.model, data=load_data(args.fidelity_data) if own else x,
                       reference=None if own or x is None else float_model)
-        announce(args, fid, sys.stderr)
+        # Under -q the fidelity line is progress, not the result (the report carries it); warnings still print.
+        announce(args, fid, io.StringIO() if get_reporter().quiet else sys.stderr)
     out = Path(args.output)
     with lock_dir(out):  # compare() takes it too (nested); held here so the report belongs to this run as well
         results = compare(g, archs, args.target, out, args.vectors, args.simulator, x, y,
-                          lambda m: print(m, file=sys.stderr, flush=True), float_model=float_model, fidelity=fid, clock_mhz=args.clock_mhz)
+                          get_reporter().step, float_model=float_model, fidelity=fid, clock_mhz=args.clock_mhz)
         saved = json.loads((out / "results.json").read_text())
         md, html = write_report(results, out, g.name, args.target, float_model=saved["float_model"],
                                 fidelity=saved["fidelity"], metrics={r["label"]: r["metrics"] for r in saved["results"]})

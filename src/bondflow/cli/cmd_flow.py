@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
 from .cmd_choose import add_constraint_args, constraints_from, describe
@@ -33,6 +32,7 @@ def run(args: argparse.Namespace) -> int:
     from ..compare.choose import choose, load_report
     from ..deploy.package import deploy
     from ..fsutil import atomic_write_text
+    from ..progress import get_reporter
     from ..synth.targets import get_target
     from .main import build_parser
     get_target(args.target)
@@ -46,17 +46,18 @@ def run(args: argparse.Namespace) -> int:
                     ("--input-precision", args.input_precision), ("--weights", args.weights)):
         if v is not None:
             cargv += [flag, str(v)]
-    print(f"flow: 1/3 compare {args.arch} on {args.target} -> {report_dir}", file=sys.stderr, flush=True)
+    say = get_reporter().step
+    say(f"flow: 1/3 compare {args.arch} on {args.target} -> {report_dir}")
     cargs = build_parser().parse_args(cargv)
     cargs.func(cargs)  # a failed candidate is in the report; choose decides whether any design is left
-    print("flow: 2/3 choose", file=sys.stderr, flush=True)
+    say("flow: 2/3 choose")
     report = load_report(report_dir)
     choice = choose(report, constraints_from(args, args.clock_mhz))
     atomic_write_text(report_dir / "chosen.json", json.dumps(choice.to_dict(), indent=1))
     print(describe(choice))
     label = choice.chosen.label
     design_dir = report_dir / label.replace(":", "_").replace("=", "") / choice.chosen.arch / "design"
-    print(f"flow: 3/3 deploy {label} for {args.board}", file=sys.stderr, flush=True)
+    say(f"flow: 3/3 deploy {label} for {args.board}")
     bundle = deploy(design_dir, args.board, out / "bundle", force=True)
     summary = {"model": str(args.model), "target": args.target, "board": args.board, "report": str(report_dir),
                "bundle": str(bundle), "deployed": label, "design": str(design_dir), "choice": choice.to_dict()}

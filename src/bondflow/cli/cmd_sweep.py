@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 
@@ -19,18 +18,17 @@ def run(args: argparse.Namespace) -> int:
     from ..compare.sweep import expand, load_sweep, open_client, run_sweep
     from ..errors import ConfigError
     from ..fsutil import check_unlocked, lock_dir
+    from ..progress import get_reporter
     if args.scheduler and args.workers is not None:
         raise ConfigError("--workers must be left out with --scheduler (the cluster decides its workers), not given")
     sweep = load_sweep(args.sweep)
     out = Path(args.output) if args.output else Path("build") / Path(args.sweep).stem
     check_unlocked(out)  # another sweep or compare writing here: refuse before loading models
     # Load models and resolve the grid before starting workers: bad input fails fast and cheaply.
+    get_reporter().step(f"sweep: load {sweep.model} and expand the grid")
     points, graphs, data = expand(sweep)
-
-    def progress(msg: str) -> None:
-        print(msg, file=sys.stderr, flush=True)
     with lock_dir(out), open_client(args.scheduler, 2 if args.workers is None else args.workers) as client:
-        records = run_sweep(sweep, out, client, points, graphs, data, progress)
+        records = run_sweep(sweep, out, client, points, graphs, data, get_reporter().step)
     print((out / "sweep.md").read_text())
     print(f"sweep: {out / 'sweep.json'}")
     return 0 if all(r["result"]["status"] == "ok" for r in records) else 1

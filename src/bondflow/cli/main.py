@@ -17,7 +17,10 @@ __all__ = ["main", "build_parser"]
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="bondflow", description="Quantized neural networks -> competing FPGA architectures, verified and compared.")
     p.add_argument("--version", action="version", version=f"bondflow {__version__}")
-    p.add_argument("-v", "--verbose", action="store_true", help="log progress to stderr")
+    loud = p.add_mutually_exclusive_group()
+    loud.add_argument("-v", "--verbose", action="store_true", help="log details to stderr (besides the progress)")
+    loud.add_argument("-q", "--quiet", action="store_true",
+                      help="no progress: print only the result (stdout) and errors (stderr)")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     from .. import cli as pkg
@@ -42,8 +45,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         warnings.simplefilter("ignore")
         for name in ("tensorflow", "absl", "h5py", "qonnx", "hls4ml"):
             logging.getLogger(name).setLevel(logging.ERROR)
+    from ..progress import Reporter, detect_mode, use
     try:
-        rc = args.func(args)
+        # Bars on a terminal, plain lines in logs, nothing under -q; the live display stops before an error prints.
+        with use(Reporter(detect_mode(args.quiet))):
+            rc = args.func(args)
         return int(rc or 0)
     except BondflowError as e:
         print(f"bondflow: error: {e}", file=sys.stderr)

@@ -81,7 +81,8 @@ def _design_intact(path: Path, digest: str) -> bool:
 
 def run_arch(graph: Graph, arch: str, options: dict[str, Any], target: str, out: Path, vectors: int,
              simulator: str, data: np.ndarray | None, labels: np.ndarray | None, progress: Callable[[str], None],
-             label: str = "") -> ArchResult:
+             label: str = "", tick: Callable[[], None] = lambda: None) -> ArchResult:
+    """One architecture through the steps; ``tick`` is called as each step ends (compare's bar counts them)."""
     from ..codegen.base import generate
     from ..design import Design
     res = ArchResult(arch=arch, options=options, label=label or arch)
@@ -97,6 +98,7 @@ def run_arch(graph: Graph, arch: str, options: dict[str, Any], target: str, out:
             return {"digest": d.digest()}
         g = _step(work, "generate", graph.digest() + json.dumps(options, sort_keys=True, default=str), gen, res,
                   valid=lambda ck: _design_intact(work / "design", ck["digest"]))
+        tick()
         res.design_digest = g["digest"]
         design = Design.load(work / "design")
         if design.language == "verilog":
@@ -104,6 +106,7 @@ def run_arch(graph: Graph, arch: str, options: dict[str, Any], target: str, out:
             progress(f"[{arch}] lint")
             from ..sim.lint import lint
             _step(work, "lint", res.design_digest, lambda: {"clean": lint(design).clean}, res)
+            tick()
             step = "simulate"
             progress(f"[{arch}] simulate ({simulator}, {vectors} vectors)")
             from ..sim.runner import simulate
@@ -111,12 +114,14 @@ def run_arch(graph: Graph, arch: str, options: dict[str, Any], target: str, out:
                       lambda: json.loads(simulate(work / "design", vectors, simulator=simulator, data=data).to_json()), res)
             res.bit_exact, res.vectors, res.mismatches = s["passed"], s["vectors"], s["mismatches"]
             res.latency_cycles, res.ii_cycles = s["latency_cycles"], s["ii_cycles"]
+            tick()
             step = "synthesize"
             progress(f"[{arch}] synthesize ({target})")
             from ..synth.flow import synthesize
             r = _step(work, "synthesize", f"{res.design_digest}:{target}",
                       lambda: json.loads(synthesize(work / "design", target, out=work / "synth").to_json()), res)
             res.lut, res.ff, res.dsp, res.bram, res.fmax_mhz = r["lut"], r["ff"], r["dsp"], r["bram"], r["fmax_mhz"]
+            tick()
         else:  # hls4ml: bit-exactness from its C simulation; no vendor-free RTL
             res.bit_exact = design.info.get("csim_mismatches_vs_golden") == 0
             res.vectors = design.info.get("csim_vectors")
@@ -151,10 +156,15 @@ def compare(graph: Graph, archs: dict[str, tuple[str, dict[str, Any]]], target: 
     The run holds ``out``'s lock throughout: a second run into
     the same directory fails at once (OutputLockedError) instead of mixing its checkpoints with ours.
     """
-    with lock_dir(out):
+    from ..progress import get_reporter
+    with lock_dir(out), get_reporter().task("compare", len(archs) * len(STEPS), "steps",
+                                                    plain_lines=False) as bar:  # each step has its own line
         remove_stale_tmp(out)  # leftovers of a killed run; ours alone now that we hold the lock
-        results = [run_arch(graph, arch, opts, target, out / label.replace(":", "_").replace("=", ""), vectors, simulator,
-                            data, labels, progress, label=label) for label, (arch, opts) in archs.items()]
+        results = []
+        for n, (label, (arch, opts)) in enumerate(archs.items(), 1):
+            results.append(run_arch(graph, arch, opts, target, out / label.replace(":", "_").replace("=", ""), vectors,
+                                    simulator, data, labels, progress, label=label, tick=bar.advance))
+            bar.update(n * len(STEPS))  # a failed design, or hls4ml (no lint, RTL simulation, yosys), skips steps
         fm = None
         if float_model is not None and data is not None:
             yf, source = float_model

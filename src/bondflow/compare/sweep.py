@@ -5,7 +5,6 @@ import hashlib
 import itertools
 import json
 import logging
-import time
 import tomllib
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
@@ -17,6 +16,7 @@ import numpy as np
 from ..errors import BondflowError, ClusterError, ConfigError, MissingDependencyError
 from ..fsutil import atomic_write_text
 from ..ir.graph import Graph
+from ..progress import get_reporter
 
 __all__ = ["Sweep", "Point", "load_sweep", "expand", "pareto_front", "run_sweep", "open_client", "ARCH_OPTIONS",
            "GRID_AXES", "OBJECTIVES"]
@@ -347,20 +347,10 @@ def run_sweep(sweep: Sweep, out: Path, client: Any, points: list[Point], graphs:
         futs = {client.submit(run_point, {"key": p.key, "arch": p.arch, "options": p.options, "target": p.target,
                                           "label": p.label}, gfut[p.graph_digest], str(out.resolve()), sweep.vectors,
                               sweep.simulator, xf, yf, key=f"bondflow-sweep-{p.key}", pure=False): p for p in todo}
-        t0 = time.monotonic()
-        for n, fut in enumerate(as_completed(futs), 1):
-            p = futs[fut]
-            try:
-                result = fut.result()
-            except Exception as e:  # a bug or a dead worker: this point fails, the others go on
-                result = {"arch": p.arch, "options": p.options, "label": p.label, "status": "failed",
-                          "error": f"{type(e).__name__}: {' '.join(str(e).split())}", "failed_step": None,
-                          "bit_exact": None}
-            rec = _record(p, sweep, result)
-            atomic_write_text(pdir / f"{p.key}.json", json.dumps(rec, indent=1, default=str))
-            records[p.key] = {**rec, "cached": False}
-            status = result["status"] + ("" if result["status"] == "ok" else f" ({result.get('error')})")
-            progress(f"[{n}/{len(todo)}] {p.target} {p.label}: {status} ({time.monotonic() - t0:.0f} s)")
+        with get_reporter().task("sweep", len(todo), "points", plain_lines=False) as bar:  # each point has its line
+            for n, fut in enumerate(as_completed(futs), 1):
+                _finish_point(futs[fut], fut, n, len(todo), sweep, pdir, records, progress)
+                bar.advance()
     ordered = [records[p.key] for p in points]
     _attach_fidelity(ordered, graphs, sweep, data[0], progress)
     front = pareto_front(ordered, sweep.objectives)
@@ -371,6 +361,22 @@ def run_sweep(sweep: Sweep, out: Path, client: Any, points: list[Point], graphs:
     atomic_write_text(out / "sweep.json", json.dumps(summary, indent=1, default=str))
     atomic_write_text(out / "sweep.md", markdown(ordered, sweep))
     return ordered
+
+
+def _finish_point(p: Point, fut: Any, n: int, of: int, sweep: Sweep, pdir: Path, records: dict[str, dict[str, Any]],
+                  progress: Callable[[str], None]) -> None:
+    """Record one finished future (its point file first, so a killed sweep resumes after it) and say how it went."""
+    try:
+        result = fut.result()
+    except Exception as e:  # a bug or a dead worker: this point fails, the others go on
+        result = {"arch": p.arch, "options": p.options, "label": p.label, "status": "failed",
+                  "error": f"{type(e).__name__}: {' '.join(str(e).split())}", "failed_step": None,
+                  "bit_exact": None}
+    rec = _record(p, sweep, result)
+    atomic_write_text(pdir / f"{p.key}.json", json.dumps(rec, indent=1, default=str))
+    records[p.key] = {**rec, "cached": False}
+    status = result["status"] + ("" if result["status"] == "ok" else f" ({result.get('error')})")
+    progress(f"[{n}/{of}] {p.target} {p.label}: {status}")
 
 
 def _attach_fidelity(records: list[dict[str, Any]], graphs: dict[str, Graph], sweep: Sweep, x: Any,

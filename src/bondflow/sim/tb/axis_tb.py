@@ -81,7 +81,16 @@ async def stream_vectors(dut) -> None:
                                f"({n * fout.bytes_per_sample} bytes), not after {len(data)} bytes")
         return unpack(fout, data)
 
-    async def exchange(samples: np.ndarray) -> np.ndarray:
+    progress = Path(cfg["progress"]) if cfg.get("progress") else None
+    every = max(1, len(x) // 100)  # about a hundred appended counts per run: cheap to write, smooth to show
+
+    def tell(n: int) -> None:
+        """Append how many vectors of the main phase are back; the runner follows this file for its progress bar."""
+        if progress is not None and (n % every == 0 or n == len(x)):
+            with progress.open("a") as f:
+                f.write(f"{n}\n")
+
+    async def exchange(samples: np.ndarray, count: bool = False) -> np.ndarray:
         """Send samples, receive as many outputs; frames are samples (per-sample TLAST) or one batch."""
         if per_batch:
             await source.send(AxiStreamFrame(pack(fin, samples)))
@@ -90,9 +99,11 @@ async def stream_vectors(dut) -> None:
         for s in samples:
             await source.send(AxiStreamFrame(pack(fin, s[None, :])))
         got = []
-        for _ in range(len(samples)):
+        for i in range(len(samples)):
             frame = await with_timeout(sink.recv(), timeout_ns, "ns")
             got.append(frame_samples(frame, 1))
+            if count:
+                tell(i + 1)
         return np.concatenate(got)
 
     bad_vectors: dict[int, dict] = {}  # vector index -> its first mismatch (a vector counts once over all phases)
@@ -122,7 +133,8 @@ async def stream_vectors(dut) -> None:
             source.set_pause_generator(_bits(cfg["seed"], 0.3))
             sink.set_pause_generator(_bits(cfg["seed"] + 1, 0.4))
         cycles_before = rec.cycle
-        got = await exchange(x)
+        got = await exchange(x, count=True)
+        tell(len(x))  # per-batch framing counts nothing on the way
         result["cycles"] = rec.cycle - cycles_before
         # Phase (3) first: its indices are the vectors' own; the measuring phases are checked too.
         compare(got, np.arange(len(x)), "all, back-pressure" if cfg.get("backpressure", True) else "all")
