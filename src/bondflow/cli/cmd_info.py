@@ -43,11 +43,17 @@ def graph_table(g: Graph) -> str:
             if isinstance(op, Pool):
                 kind = f"{op.function} pool " + ("global" if not any(op.pool) else "x".join(map(str, op.pool)))
             rows.append((op.name, kind, _shape(shapes[op.name]), "-", "-", str(op.result_type), op.params(), "-", 0))
+    header = ("layer", "type", "shape", "weight", "bias", "result", "params", "non-zero weights", "MACs")
+    if not g.is_chain():  # branches: say what each op reads
+        header = header[:2] + ("reads",) + header[2:]
+        reads = ["-"] + [", ".join(op.inputs) for op in g.ops]
+        rows = [r[:2] + (src,) + r[2:] for r, src in zip(rows, reads)]
     weighted = [o for o in g.ops if isinstance(o, (Dense, Conv))]
     nz_total = sum(o.nonzero() for o in weighted)
     w_total = sum(o.weight.size for o in weighted)
-    rows.append(("total", "", "", "", "", "", g.params(), f"{nz_total}/{w_total}", g.macs()))
-    return format_table(("layer", "type", "shape", "weight", "bias", "result", "params", "non-zero weights", "MACs"), rows)
+    total: tuple[object, ...] = ("total", "", "", "", "", "", g.params(), f"{nz_total}/{w_total}", g.macs())
+    rows.append(total if g.is_chain() else total[:2] + ("",) + total[2:])
+    return format_table(header, rows)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -7,6 +7,7 @@ import numpy as np
 
 from ..errors import ConfigError
 from .graph import Graph
+from .merge import Merge, merge_result_type
 from .ops import Activation, Dense, Flatten, Sigmoid, Softmax
 from .tensor_kernels import patches
 from .tensor_ops import Conv, Pool, pool_result_type
@@ -39,7 +40,11 @@ def float_trace(graph: Graph, x: np.ndarray) -> dict[str, np.ndarray]:
     shapes = graph.shapes()
     for op in graph.ops:
         v = values[op.input]
-        if isinstance(op, Dense):
+        if isinstance(op, Merge):
+            xs = [values[s].reshape((len(v),) + shapes[s]) for s in op.inputs]
+            out = sum(xs[1:], xs[0]) if op.function == "add" else np.concatenate(xs, axis=1 + op.axis)
+            values[op.name] = out.reshape(len(v), -1)
+        elif isinstance(op, Dense):
             w = op.weight_type.to_float(op.weight)
             b = op.bias_type.to_float(op.bias)
             values[op.name] = v @ w + b
@@ -98,9 +103,13 @@ def auto_precision(graph: Graph, x: np.ndarray, default: FixedType) -> tuple[Gra
     types = {graph.input.name: graph.input.type}
     shapes = graph.shapes()
     fixed = []
+    old = graph.types()
     for op in ops:
         xt = types[op.input]
-        if isinstance(op, Flatten) or (isinstance(op, Pool) and op.function == "max"):
+        if isinstance(op, Merge):  # an exact merge stays exact for its retyped inputs; a declared type is kept
+            if op.result_type == merge_result_type(op.function, [old[s] for s in op.inputs]):
+                op = replace(op, result_type=merge_result_type(op.function, [types[s] for s in op.inputs]))
+        elif isinstance(op, Flatten) or (isinstance(op, Pool) and op.function == "max"):
             op = replace(op, result_type=xt) if op.result_type != xt else op
         elif isinstance(op, Pool):
             op = replace(op, result_type=pool_result_type(op.function, xt, int(np.prod(op.window(shapes[op.input])))))

@@ -1,0 +1,191 @@
+"""Graphs with branches (Add, Concatenate): Keras functional import, golden model == QKeras, hls4ml C-sim, refusals."""
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import bondflow
+from bondflow.errors import UnsupportedOpError
+from bondflow.ir.graph import Graph
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+INPUT = "fixed<8,3,RND_CONV,SAT>"
+
+
+@pytest.fixture(scope="module")
+def tfk():
+    from bondflow._compat import import_tensorflow
+    return import_tensorflow()
+
+
+def _q():
+    from qkeras import quantized_bits
+    return dict(kernel_quantizer=quantized_bits(6, 0, alpha=1), bias_quantizer=quantized_bits(6, 0, alpha=1))
+
+
+def _relu(name: str):
+    from qkeras import QActivation, quantized_relu
+    return QActivation(quantized_relu(8, 3), name=name)
+
+
+def _randomize(m, seed: int):
+    rng = np.random.default_rng(seed)
+    for layer in m.layers:
+        if layer.get_weights():
+            layer.set_weights([rng.normal(0, 0.5, w.shape) for w in layer.get_weights()])
+    return m
+
+
+def _qkeras_equal(model, g, n: int = 1500, seed: int = 0) -> None:
+    """Golden model == QKeras predict on n random inputs on the input grid (Keras adds in float32: exact at these widths)."""
+    t = g.input.type
+    x = np.random.default_rng(seed).uniform(t.min_value, t.max_value, (n, g.input.size))
+    xq = t.to_float(t.quantize(x))
+    want = model.predict(xq.reshape((n,) + g.input.shape), verbose=0, batch_size=4096).reshape(n, -1)
+    got = bondflow.reference.run(g, x)
+    assert np.array_equal(got, want), f"{np.count_nonzero(np.any(got != want, axis=1))} of {n} rows differ"
+
+
+def _residual_mlp(tfk):
+    from qkeras import QDense
+    L = tfk.layers
+    x = L.Input((8,), name="x")
+    h = _relu("r1")(QDense(8, name="d1", **_q())(x))
+    h = QDense(8, name="d2", **_q())(L.Dropout(0.1, name="drop")(h))
+    a = _relu("r2")(L.Add(name="add")([h, x]))  # the skip reads the model input itself
+    c = L.Concatenate(name="cat")([a, h])  # a tensor read twice (by add and cat)
+    return _randomize(tfk.Model(x, QDense(3, name="out", **_q())(c), name="resmlp"), 1)
+
+
+def _residual_cnn(tfk):
+    from qkeras import QConv2D, QDense
+    L = tfk.layers
+    x = L.Input((6, 6, 2), name="img")
+    c1 = _relu("r1")(QConv2D(4, 3, padding="same", name="c1", **_q())(x))
+    c2 = QConv2D(4, 3, padding="same", name="c2", **_q())(c1)
+    res = _relu("r2")(L.Add(name="add")([c1, c2]))  # residual conv block
+    cat = L.Concatenate(axis=-1, name="cat")([res, x])  # along channels: 4 + 2
+    p = L.MaxPooling2D(2, name="pool")(cat)
+    wide = L.Concatenate(axis=1, name="rows")([p, p])  # along image rows, the same tensor twice
+    y = QDense(3, name="fc", **_q())(L.Flatten(name="flat")(wide))
+    return _randomize(tfk.Model(x, y, name="rescnn"), 2)
+
+
+def test_functional_merges_equal_qkeras(tfk, tmp_path) -> None:
+    for name, m in (("mlp", _residual_mlp(tfk)), ("cnn", _residual_cnn(tfk))):
+        m.save(tmp_path / f"{name}.h5")
+        g = bondflow.load_model(tmp_path / f"{name}.h5", input_precision=INPUT)
+        merges = [o for o in g.ops if o.kind == "merge"]
+        assert len(merges) >= 2 and not g.is_chain(), name
+        _qkeras_equal(m, g, seed=len(name))
+        g2 = Graph.from_json(g.to_json())  # JSON round trip keeps the inputs of every op
+        assert g2.digest() == g.digest() and [o.inputs for o in g2.ops] == [o.inputs for o in g.ops]
+    from bondflow.ir.merge import merge_result_type
+    add, types = g.op("add"), g.types()
+    assert add.inputs == ("r1", "c2")
+    assert add.result_type == merge_result_type("add", [types["r1"], types["c2"]])  # exact: hls4ml's rule, nothing requantizes it
+    assert g.shapes()["cat"] == (6, 6, 6) and g.shapes()["rows"] == (6, 3, 6)
+
+
+def test_merge_type_rule_and_shape_errors() -> None:
+    from bondflow.errors import GraphValidationError
+    from bondflow.ir.merge import Merge, merge_result_type
+    from bondflow.ir.types import FixedType
+    assert str(merge_result_type("add", [FixedType(8, 3), FixedType(10, 2, signed=False)])) == "fixed<12,4>"
+    assert str(merge_result_type("concatenate", [FixedType(8, 3), FixedType(10, 2, signed=False)])) == "fixed<11,3>"
+    assert str(merge_result_type("add", [FixedType(8, 3)] * 3)) == "fixed<10,5>"
+    t = FixedType(8, 3)
+    with pytest.raises(GraphValidationError, match=r"add 'a' needs equal shapes, not \(4,\) \('x'\) and \(5,\) \('y'\)"):
+        Merge(name="a", inputs=("x", "y"), result_type=t).infer_shape([(4,), (5,)])
+    with pytest.raises(GraphValidationError, match="shapes equal except axis 2"):
+        Merge(name="c", inputs=("x", "y"), result_type=t, function="concatenate", axis=2).infer_shape([(4, 4, 2), (4, 3, 2)])
+    with pytest.raises(GraphValidationError, match="at least 2 tensors"):
+        Merge(name="m", inputs=("x",), result_type=t)
+
+
+def test_golden_merge_is_exact_on_random_raw_values() -> None:
+    """Merges of differently typed tensors: the golden model's integers equal exact rational arithmetic."""
+    from bondflow.ir import reference
+    from bondflow.ir.graph import TensorSpec
+    from bondflow.ir.merge import Merge, merge_result_type
+    from bondflow.ir.ops import Activation
+    from bondflow.ir.types import FixedType
+    xt, at = FixedType(10, 4), FixedType(7, 1, signed=False)  # 6 and 6 fraction bits... then the relu adds 3 more
+    rt = FixedType(12, 3, signed=False)
+    ops = (Activation(name="r", input="x", result_type=rt, function="relu"),
+           Activation(name="l", input="x", result_type=at, function="linear"),
+           Merge(name="s", inputs=("r", "x", "l"), result_type=merge_result_type("add", [rt, xt, at])),
+           Merge(name="c", inputs=("s", "l"), result_type=merge_result_type("concatenate", [merge_result_type("add", [rt, xt, at]), at]),
+                 function="concatenate"))
+    g = Graph("m", TensorSpec("x", 5, xt), ops)
+    x = np.random.default_rng(7).integers(xt.min_raw, xt.max_raw + 1, (3000, 5))
+    v = reference.trace_raw(g, x)
+    real = {k: g.types()[k].to_float(a) for k, a in v.items()}
+    assert np.array_equal(real["s"], real["r"] + real["x"] + real["l"])  # exact: no rounding, no wrap
+    assert np.array_equal(real["c"], np.concatenate([real["s"], real["l"]], axis=1))
+
+
+def test_bundled_residual_example(tfk) -> None:
+    """examples/residual_mlp: Add and Concatenate, bit-exact with QKeras, a useful classifier."""
+    from qkeras.utils import _add_supported_quantized_objects
+    from bondflow.fidelity import measure
+    path = EXAMPLES / "residual_mlp" / "model.h5"
+    g = bondflow.load_model(path)
+    assert [o.function for o in g.ops if o.kind == "merge"] == ["add", "concatenate"]
+    f = measure(g)  # QKeras predict on the example's test set
+    assert f.reference.startswith("Keras") and f.agreement == 1.0 and f.max_error == 0.0, f.summary()
+    co: dict = {}
+    _add_supported_quantized_objects(co)
+    _qkeras_equal(tfk.models.load_model(str(path), custom_objects=co, compile=False), g, n=1000, seed=3)
+    d = np.load(EXAMPLES / "residual_mlp" / "data.npz")
+    assert float(np.mean(bondflow.reference.run(g, d["x_test"]).argmax(1) == d["y_test"])) > 0.93
+
+
+@pytest.mark.hls4ml
+def test_hls4ml_csim_equals_golden_for_branches(need_tool) -> None:
+    need_tool("g++")
+    g = bondflow.load_model(EXAMPLES / "residual_mlp" / "model.h5")
+    d = bondflow.generate(g, "hls4ml", vectors=1000)
+    assert d.info["csim_vectors"] == 1000 and d.info["csim_mismatches_vs_golden"] == 0, d.info
+    cfg = d.files["hls4ml_config.json"]
+    assert '"skip"' in cfg and '"concat"' in cfg
+
+
+def test_chain_architectures_refuse_branches(tmp_path) -> None:
+    """Every RTL generator refuses a branched graph in one line naming the merge; the CLI exits 3, no traceback."""
+    g = bondflow.load_model(EXAMPLES / "residual_mlp" / "model.h5")
+    for arch in ("dataflow", "moldable", "bondmachine", "da4ml", "reference"):
+        with pytest.raises(UnsupportedOpError, match=f"layer 'skip' of type 'merge add' is not supported by the {arch} architecture"):
+            bondflow.generate(g, arch)
+    from bondflow.codegen.dataflow.generator import generate_dataflow
+    with pytest.raises(UnsupportedOpError, match="merge add"):  # also when a generator is called directly
+        generate_dataflow(g)
+    g.save(tmp_path / "g.json")  # the CLI reads the graph JSON: no TensorFlow start-up in the subprocesses
+    r = subprocess.run([sys.executable, "-m", "bondflow.cli.main", "generate", str(tmp_path / "g.json"),
+                        "--arch", "dataflow", "--no-fidelity", "-o", str(tmp_path / "d")], capture_output=True, text=True)
+    assert r.returncode == 3 and r.stderr.count("\n") == 1 and "'skip' of type 'merge add'" in r.stderr, r.stderr
+    assert not (tmp_path / "d").exists()
+    r = subprocess.run([sys.executable, "-m", "bondflow.cli.main", "info", str(tmp_path / "g.json"), "--no-fidelity"],
+                       capture_output=True, text=True)
+    assert r.returncode == 0 and "reads" in r.stdout, r.stderr
+    skip = next(line for line in r.stdout.splitlines() if line.startswith("skip "))
+    assert "fc3, relu1" in skip and "add" in skip
+
+
+def test_keras_branch_refusals(tfk, tmp_path) -> None:
+    from qkeras import QDense
+    L = tfk.layers
+    x = L.Input((4,))
+    d = QDense(4, name="shared", **_q())
+    m = tfk.Model(x, L.Add(name="add")([d(x), d(x)]))  # one layer called twice
+    m.save(tmp_path / "shared.h5")
+    with pytest.raises(UnsupportedOpError, match="'shared' of type 'QDense called 2 times"):
+        bondflow.load_model(tmp_path / "shared.h5", input_precision=INPUT)
+    m = tfk.Model(x, L.Subtract(name="sub")([QDense(4, name="a", **_q())(x), x]))
+    m.save(tmp_path / "sub.h5")
+    with pytest.raises(UnsupportedOpError, match="'sub' of type 'Subtract'"):
+        bondflow.load_model(tmp_path / "sub.h5", input_precision=INPUT)
