@@ -4,6 +4,9 @@ A 6-layer 16x500x500x500x500x500x5 MLP (1M MACs) is generated with the CLI (``--
 process whose peak RSS (its own and Verilator's) is read from wait4; a 16x200...x5 MLP is built with Icarus and with
 Verilator (ratio in the same run, the machine is shared) and simulated with simulator "auto" to record its choice.
 ``--whole-lint`` also measures one Verilator run over the whole 1M-MAC design (about 14 GB and tens of minutes).
+The ``lut`` rows time ``--multipliers lut`` generation (subexpression sharing, ``codegen/cse.py``) for the jet tagger
+and a 200x200 8-bit layer against dsp-mode generation of the same graph in the same run, and the search itself
+against the first implementation (``_cmvm_v1.py``) on the jet tagger's layers and a 64x64 layer.
 """
 from __future__ import annotations
 
@@ -28,6 +31,7 @@ from bondflow.ir.types import FixedType  # noqa: E402
 
 PY = sys.executable
 BIN = Path(sys.executable).parent
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def mlp(width: int, hidden: int = 5, n_in: int = 16, n_out: int = 5, seed: int = 0) -> Graph:
@@ -48,6 +52,50 @@ def mlp(width: int, hidden: int = 5, n_in: int = 16, n_out: int = 5, seed: int =
             ops.append(Activation(name=f"relu{k}", input=prev, result_type=a, function="relu"))
             prev = f"relu{k}"
     return Graph(f"mlp{width}", TensorSpec("x", n_in, x), tuple(ops))
+
+
+def dense(n: int, seed: int = 0) -> Graph:
+    """One n x n Dense layer: 8-bit input, 8-bit random weights (the lut mode's sharing at a medium size)."""
+    rng = np.random.default_rng(seed)
+    x = FixedType(8, 3)
+    acc = FixedType(8 + 8 + n.bit_length() + 1, 3 + 1 + n.bit_length() + 1)
+    return Graph(f"dense{n}", TensorSpec("x", n, x), (Dense(name="fc", input="x", result_type=acc,
+                 weight=rng.integers(-128, 128, (n, n)), weight_type=FixedType(8, 1), bias=rng.integers(-128, 128, n),
+                 bias_type=FixedType(8, 1), accum_type=acc),))
+
+
+def lut_speed(reference: bool) -> dict:
+    """lut vs dsp generation seconds per graph (same run), and the sharing search vs the first implementation."""
+    from bondflow.codegen import cmvm
+    out: dict = {}
+    graphs = {"jet_tagger": bondflow.load_model(ROOT / "examples" / "jet_tagger" / "model.h5"), "dense200": dense(200)}
+    for name, g in graphs.items():
+        t0 = time.perf_counter()
+        bondflow.generate(g, "dataflow")
+        dsp = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        d = bondflow.generate(g, "dataflow", multipliers="lut", stage_adders=5)
+        lut = time.perf_counter() - t0
+        out[name] = {"macs": g.macs(), "dsp_seconds": round(dsp, 2), "lut_seconds": round(lut, 2),
+                     "lut_over_dsp": round(lut / dsp, 1), "lut_latency_cycles": d.latency_cycles}
+        print(f"{name}: dataflow lut {lut:.1f} s, dsp {dsp:.1f} s ({lut / dsp:.0f}x), {d.latency_cycles} cycles", flush=True)
+    if reference:
+        import _cmvm_v1 as v1
+        rng = np.random.default_rng(0)
+        layers = {f"jet_{op.name}": np.asarray(op.weight) for op in graphs["jet_tagger"].ops if isinstance(op, Dense)}
+        layers["random64x64"] = rng.integers(-128, 128, (64, 64))
+        ref: dict = {}
+        for name, w in layers.items():
+            row = {}
+            for impl, mod in (("new", cmvm), ("v1", v1)):
+                t0 = time.perf_counter()
+                gr = mod.build_cmvm(w, -128, 127, max_depth=3)
+                row[f"{impl}_seconds"], row[f"{impl}_adders"] = round(time.perf_counter() - t0, 2), gr.adders
+            row["speedup"] = round(row["v1_seconds"] / row["new_seconds"], 1)
+            ref[name] = row
+            print(f"search {name} {w.shape}: {row}", flush=True)
+        out["search_vs_v1"] = ref
+    return out
 
 
 def child(args: list[str]) -> tuple[float, float, str]:
@@ -77,8 +125,14 @@ def main() -> None:
     ap.add_argument("--build-width", type=int, default=200, help="hidden width of the simulator-build MLP")
     ap.add_argument("--whole-lint", action="store_true", help="also lint the whole design in one Verilator run")
     ap.add_argument("--no-build", action="store_true", help="skip the simulator builds")
+    ap.add_argument("--lut-only", action="store_true", help="only the lut-mode generation rows")
+    ap.add_argument("--no-reference", action="store_true", help="lut rows without the first search implementation")
+    ap.add_argument("--lut-mlp", action="store_true", help="also generate the big MLP in lut mode")
     a = ap.parse_args()
-    out: dict = {}
+    out: dict = {"lut": lut_speed(not a.no_reference)}
+    if a.lut_only:
+        print(f"wrote {write('generate_scale_lut', out)}")
+        return
     with tempfile.TemporaryDirectory(prefix="bench-genscale-") as tmp:
         tmpd = Path(tmp)
         g = mlp(a.width)
@@ -99,6 +153,12 @@ def main() -> None:
         t_slow = time.perf_counter() - t0
         assert fast == slow
         rtl_mb = sum(len(d.files[r]) for r in d.rtl_files) / 1e6
+        if a.lut_mlp:
+            t0 = time.perf_counter()
+            bondflow.generate(g, "dataflow", multipliers="lut", stage_adders=5)
+            out["lut"]["mlp"] = {"model": f"16x{a.width}x...x5", "macs": g.macs(), "lut_seconds": round(time.perf_counter() - t0, 1),
+                                 "dsp_seconds": round(gen, 1)}
+            print(f"lut mode {out['lut']['mlp']}", flush=True)
         out["generate"] = {"model": f"16x{a.width}x{a.width}x{a.width}x{a.width}x{a.width}x5", "macs": g.macs(),
                            "rtl_mb": round(rtl_mb, 1), "cli_generate_no_lint_seconds": secs, "cli_peak_rss_gb": rss,
                            "api_generate_seconds": gen, "graph_json_fast_seconds": t_fast, "graph_json_json_dumps_seconds": t_slow,

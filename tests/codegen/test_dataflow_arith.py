@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 import bondflow
-from bondflow.codegen.cmvm import build_cmvm, csd, evaluate
+from bondflow.codegen.cmvm import AdderGraph, Node, build_cmvm, csd, evaluate
+from bondflow.codegen.cse import share_pairs
 from bondflow.codegen.dense_lut import _bits, _Widths, cmvm_graph
 from bondflow.codegen.layers import product_shape
 from bondflow.errors import ConfigError
@@ -53,6 +54,27 @@ def test_cmvm_equals_integer_products(seed: int) -> None:
     assert all(t is None or t.sign > 0 for t in shared.outputs)
     if n_out > 2 and np.count_nonzero(w[:, 0]) > 1:
         assert shared.adders < plain.adders, "the repeated column must be shared"
+
+
+def test_sharing_is_greedy_to_the_end_and_deterministic() -> None:
+    """No shareable pattern repeats when the search stops (a count that fell must stay a candidate), and the
+    graph is the same node for node on a second build."""
+    rng = np.random.default_rng(7)
+    w = rng.integers(-128, 128, (20, 12))
+    g = AdderGraph(nodes=[Node("in", -128, 127, index=i) for i in range(20)])
+    terms = [{(i, k): sg for i in range(20) for k, sg in csd(int(w[i, j]))} for j in range(12)]
+    rest = share_pairs(g, terms, max_depth=3)
+    seen: dict[tuple, int] = {}
+    for ts in rest:
+        items = sorted(((s, n), sg) for (n, s), sg in ts.items())
+        for x, ((s1, n1), g1) in enumerate(items):
+            for (s2, n2), g2 in items[x + 1:]:
+                if max(g.nodes[n1].depth, g.nodes[n2].depth) < 3:
+                    key = (n1, n2, s2 - s1, g1 * g2)
+                    seen[key] = seen.get(key, 0) + 1
+    assert max(seen.values(), default=0) < 2, "a repeated pattern was left unshared"
+    nodes = lambda gr: [(n.kind, n.a, n.b, n.shift, n.sign, n.neg_a) for n in gr.nodes]  # noqa: E731
+    assert nodes(build_cmvm(w, -128, 127)) == nodes(build_cmvm(w, -128, 127))
 
 
 def _emulate(op: Dense, g, w: _Widths, x: np.ndarray) -> np.ndarray:

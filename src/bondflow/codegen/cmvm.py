@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .cse import share_pairs
+
 __all__ = ["csd", "Node", "Term", "AdderGraph", "build_cmvm", "evaluate", "MAX_PAIRS"]
 
 #: Above this many term pairs in a layer, pairs are not searched (memory and time grow with the square of the terms
@@ -113,100 +115,6 @@ def _negate(g: AdderGraph, t: Term) -> Term:
     return Term(g.add(t.node, g.const(0), 0, 1, neg_a=True), t.shift, 1)
 
 
-def _pair_key(t1: tuple[int, int, int], t2: tuple[int, int, int]) -> tuple[tuple[int, int, int, int, int], int, int]:
-    """(pattern, base shift, outer sign) of two terms (node, shift, sign): a pattern is the same sum wherever it occurs."""
-    if (t2[1], t2[0]) < (t1[1], t1[0]):  # the less shifted term first: it is the new node's unshifted operand
-        t1, t2 = t2, t1
-    return (t1[0], 0, t2[0], t2[1] - t1[1], t1[2] * t2[2]), t1[1], t1[2]
-
-
-class _Cse:
-    """Greedy two-term sharing with incremental pair counts: each step takes the pattern found in most outputs."""
-
-    def __init__(self, g: AdderGraph, terms: list[dict[tuple[int, int], int]], max_depth: int) -> None:
-        self.g, self.terms, self.max_depth = g, terms, max_depth
-        self.count: dict[tuple, int] = {}  # pattern -> pairs over all outputs
-        self.where: dict[tuple, dict[int, int]] = {}  # pattern -> output -> pairs there
-        self.heap: list[tuple[int, int, int, tuple]] = []
-        self.seq = 0
-        self.live = False
-        for j, ts in enumerate(terms):
-            items = [(n, s, sg) for (n, s), sg in ts.items()]
-            for x in range(len(items)):
-                for y in range(x + 1, len(items)):
-                    self._bump(items[x], items[y], j, 1)
-        for key, c in self.count.items():
-            if c > 1:
-                self._push(key, c)
-
-    def _depth(self, key: tuple) -> int:
-        return max(self.g.nodes[key[0]].depth, self.g.nodes[key[2]].depth) + 1
-
-    def _push(self, key: tuple, c: int) -> None:
-        self.seq += 1
-        heapq.heappush(self.heap, (-c, self._depth(key), self.seq, key))
-
-    def _bump(self, t1: tuple[int, int, int], t2: tuple[int, int, int], j: int, by: int) -> None:
-        key = _pair_key(t1, t2)[0]
-        if max(self.g.nodes[key[0]].depth, self.g.nodes[key[2]].depth) + 1 > self.max_depth:
-            return  # sharing deeper than allowed would lengthen the pipeline
-        c = self.count.get(key, 0) + by
-        w = self.where.setdefault(key, {})
-        wj = w.get(j, 0) + by
-        if wj:
-            w[j] = wj
-        else:
-            w.pop(j, None)
-        if c:
-            self.count[key] = c
-        else:
-            self.count.pop(key, None)
-            self.where.pop(key, None)
-        if by > 0 and c > 1 and self.live:
-            self._push(key, c)
-
-    def run(self) -> None:
-        self.live = True  # from now on every count that grows is pushed again (the heap is lazy)
-        while self.heap:
-            negc, _, _, key = heapq.heappop(self.heap)
-            c = self.count.get(key, 0)
-            if c != -negc:
-                continue  # stale: a fresher entry (or none, when the pattern is gone) is in the heap
-            if c < 2 or len(self.where.get(key, {})) == 0:
-                continue
-            self._share(key)
-
-    def _share(self, key: tuple) -> None:
-        a, _, b, d, rel = key
-        node = -1
-        for j in list(self.where.get(key, {})):
-            ts = self.terms[j]
-            for (n, s), sg in list(ts.items()):
-                if n != a or (n, s) not in ts:
-                    continue
-                other = (b, s + d)
-                if other == (n, s) or other not in ts or ts[other] * sg != rel:
-                    continue
-                if node < 0:
-                    node = self.g.add(a, b, d, rel)
-                    self.g.shared += 1
-                self._remove(j, (n, s))
-                self._remove(j, other)
-                self._insert(j, (node, s), sg)
-
-    def _remove(self, j: int, t: tuple[int, int]) -> None:
-        ts = self.terms[j]
-        sg = ts.pop(t)
-        for (n, s), sg2 in ts.items():
-            self._bump((t[0], t[1], sg), (n, s, sg2), j, -1)
-
-    def _insert(self, j: int, t: tuple[int, int], sg: int) -> None:
-        ts = self.terms[j]
-        for (n, s), sg2 in ts.items():
-            self._bump((t[0], t[1], sg), (n, s, sg2), j, 1)
-        ts[t] = sg
-
-
 def build_cmvm(weight: np.ndarray, x_lo: int, x_hi: int, shift: int = 0, bias: list[int] | None = None,
                cse: bool = True, max_depth: int = 3, used: np.ndarray | None = None) -> AdderGraph:
     """The adder graph of ``y_j = bias_j + sum_i (weight[i, j] * x_i) << shift`` for integer ``x_i`` in ``x_lo..x_hi``.
@@ -225,7 +133,7 @@ def build_cmvm(weight: np.ndarray, x_lo: int, x_hi: int, shift: int = 0, bias: l
                 ts[(i, k + shift)] = sg
         terms.append(ts)
     if cse and sum(len(t) ** 2 for t in terms) // 2 <= MAX_PAIRS:
-        _Cse(g, terms, max_depth).run()
+        terms = share_pairs(g, terms, max_depth)
     for j in range(n_out):
         leaves = [Term(n, s, sg) for (n, s), sg in sorted(terms[j].items())]
         if bias is not None and bias[j]:
