@@ -126,8 +126,11 @@ def load_keras(path: Path, default_precision: str | None = None, input_precision
         if cls in ("Dense", "QDense") + CONV_LAYERS:
             is_conv = cls in CONV_LAYERS
             w, b = (layer.get_weights() + [None])[:2]
-            if not getattr(layer, "use_bias", True) or b is None:
+            no_bias = not getattr(layer, "use_bias", True) or b is None
+            if no_bias:
                 b = np.zeros(w.shape[-1])
+            nxt = next_layer(lname)
+            bn_follows = nxt is not None and type(nxt).__name__ == "BatchNormalization"
             if cls.startswith("Q"):
                 kq, bq = _quantizer(layer, "kernel_quantizer_internal"), _quantizer(layer, "bias_quantizer_internal")
                 if kq is None:
@@ -135,8 +138,10 @@ def load_keras(path: Path, default_precision: str | None = None, input_precision
                 wq = np.asarray(layer.kernel_quantizer_internal(w))
                 wt = grid_type(wq, f"layer '{lname}' {kq[0]} weights") if _on_value_grid(kq) else qkeras_type(*kq, lname)
                 bqv = np.asarray(layer.bias_quantizer_internal(b)) if bq else None
+                # No bias at all (use_bias=False): zeros fit the weights' type, so no default precision is needed
+                # unless a BatchNormalization folds a real bias in.
                 bt = (grid_type(bqv, f"layer '{lname}' {bq[0]} biases") if bq and _on_value_grid(bq)
-                      else qkeras_type(*bq, lname) if bq else default("bias", lname))
+                      else qkeras_type(*bq, lname) if bq else wt if no_bias and not bn_follows else default("bias", lname))
                 if bqv is None:
                     bqv = quantize_checked(b, bt, f"layer '{lname}' biases")
             else:
@@ -145,8 +150,7 @@ def load_keras(path: Path, default_precision: str | None = None, input_precision
                 bqv = quantize_checked(b, bt, f"layer '{lname}' biases")
             # Fold a following BatchNormalization into this layer (as hls4ml's optimizer does); float weights
             # fold before their only rounding, so the folded layer is as close to the float model as its type allows.
-            nxt = next_layer(lname)
-            if nxt is not None and type(nxt).__name__ == "BatchNormalization":
+            if bn_follows:
                 folded.add(nxt.name)
                 if _requantizes(_quantizer(layer, "activation")):  # BN after a relu cannot fold into the Dense
                     raise UnsupportedOpError("BatchNormalization", nxt.name, SUPPORTED_LAYERS,
