@@ -189,3 +189,59 @@ def test_keras_branch_refusals(tfk, tmp_path) -> None:
     m.save(tmp_path / "sub.h5")
     with pytest.raises(UnsupportedOpError, match="'sub' of type 'Subtract'"):
         bondflow.load_model(tmp_path / "sub.h5", input_precision=INPUT)
+
+
+def _onnx_residual(path: Path, seed: int) -> None:
+    """A float ONNX MLP with a skip Add of two computed tensors and a Concat; weights on a 1/4 grid, so a wide
+    default precision holds every value exactly and the golden model must equal onnxruntime bit for bit."""
+    from onnx import TensorProto, helper, numpy_helper, save
+    rng = np.random.default_rng(seed)
+
+    def init(name: str, shape: tuple[int, ...]):
+        return numpy_helper.from_array((rng.integers(-4, 5, shape) / 4).astype(np.float32), name)
+
+    inits = [init("w1", (6, 6)), init("b1", (6,)), init("w2", (6, 6)), init("b2", (6,)), init("w3", (12, 3)), init("b3", (3,))]
+    n = helper.make_node
+    nodes = [n("MatMul", ["x", "w1"], ["m1"], name="fc1"), n("Add", ["m1", "b1"], ["a1"], name="fc1_bias"),
+             n("Relu", ["a1"], ["h1"], name="relu1"),
+             n("MatMul", ["h1", "w2"], ["m2"], name="fc2"), n("Add", ["m2", "b2"], ["a2"], name="fc2_bias"),
+             n("Add", ["a2", "x"], ["s"], name="skip"),  # two computed tensors: a branch from the input
+             n("Relu", ["s"], ["h2"], name="relu2"),
+             n("Concat", ["h2", "h1"], ["c"], name="cat", axis=1),  # h1 read a second time
+             n("MatMul", ["c", "w3"], ["m3"], name="fc3"), n("Add", ["m3", "b3"], ["y"], name="fc3_bias")]
+    gr = helper.make_graph(nodes, "res", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 6])],
+                           [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 3])], inits)
+    model = helper.make_model(gr, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    save(model, path)
+
+
+def test_onnx_merges_equal_onnxruntime(tmp_path) -> None:
+    import onnxruntime as ort
+    _onnx_residual(tmp_path / "res.onnx", 4)
+    g = bondflow.load_model(tmp_path / "res.onnx", default_precision="fixed<28,14>", input_precision="fixed<10,4,RND_CONV,SAT>")
+    add, cat = [o for o in g.ops if o.kind == "merge"]  # names as qonnx's cleanup gives them
+    assert add.function == "add" and add.inputs[1] == g.input.name and cat.function == "concatenate"
+    assert cat.inputs[1] == g.ops[1].name and g.ops[1].function == "relu"  # the first relu, read twice
+    x = np.random.default_rng(5).uniform(-8, 8, (1000, 6))
+    xq = g.input.type.to_float(g.input.type.quantize(x)).astype(np.float32)
+    sess = ort.InferenceSession(str(tmp_path / "res.onnx"), providers=["CPUExecutionProvider"])
+    want = np.concatenate([sess.run(None, {"x": xi[None]})[0] for xi in xq])
+    assert np.array_equal(bondflow.reference.run(g, x), want)
+
+
+def test_qonnx_export_round_trip_of_merges(tmp_path) -> None:
+    """bondflow's QONNX export writes Add/Concat + Quant; the re-import has the same digest, qonnx runs it to the same numbers."""
+    from qonnx.core.modelwrapper import ModelWrapper
+    from qonnx.core.onnx_exec import execute_onnx
+    from qonnx.util.cleanup import cleanup_model
+    from bondflow.frontend.onnx_export import export_onnx
+    g = bondflow.load_model(EXAMPLES / "residual_mlp" / "model.h5")
+    export_onnx(g, tmp_path / "g.onnx")
+    g2 = bondflow.load_model(tmp_path / "g.onnx")
+    assert g2.digest() == g.digest() and [o.inputs for o in g2.ops] == [o.inputs for o in g.ops]
+    m = cleanup_model(ModelWrapper(str(tmp_path / "g.onnx")))
+    x = np.random.default_rng(6).uniform(0, 4, (60, 64))
+    got = np.stack([execute_onnx(m, {"global_in": xi[None].astype(np.float32)})[m.graph.output[0].name].reshape(-1)
+                    for xi in g.input.type.to_float(g.input.type.quantize(x))])
+    assert np.array_equal(got, bondflow.reference.run(g, x))

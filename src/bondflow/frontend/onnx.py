@@ -7,6 +7,7 @@ import io
 import logging
 import math
 import warnings
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,7 @@ import numpy as np
 
 from ..errors import MissingDependencyError, ModelLoadError, QuantizationError, UnsupportedOpError
 from ..ir.graph import Graph, TensorSpec
+from ..ir.merge import Merge, merge_result_type
 from ..ir.ops import Activation, Dense, Flatten, Op, Sigmoid, Softmax, Threshold
 from ..ir.types import FixedType
 from ..render_names import unique_name
@@ -22,11 +24,11 @@ from .quant import DEFAULT_INPUT_PRECISION, accum_type_for, exact_raw, quantize_
 
 __all__ = ["load_onnx", "SUPPORTED_ONNX_OPS", "BIPOLAR_TYPE"]
 
-SUPPORTED_ONNX_OPS = ("Quant", "BipolarQuant", "MultiThreshold", "MatMul", "Gemm", "Add", "Mul/Add/Sub/Div by a constant", "BatchNormalization",
+SUPPORTED_ONNX_OPS = ("Quant", "BipolarQuant", "MultiThreshold", "MatMul", "Gemm", "Add", "Add/Concat of two tensors", "Mul/Add/Sub/Div by a constant", "BatchNormalization",
                       "Relu", "Softmax", "Sigmoid", "Flatten", "Reshape", "Identity", "Transpose/Unsqueeze/Squeeze of 1-sized axes")
 # op_types the node loop handles (some only in certain positions; it reports those itself).
 _HANDLED = {"Quant", "BipolarQuant", "MultiThreshold", "MatMul", "Gemm", "Add", "Mul", "Sub", "Div", "BatchNormalization", "Relu", "Softmax",
-            "Sigmoid", "Flatten", "Reshape", "Identity", "Transpose", "Unsqueeze", "Squeeze"}
+            "Sigmoid", "Flatten", "Reshape", "Identity", "Transpose", "Unsqueeze", "Squeeze", "Concat"}
 # Custom-op domains qonnx executes and renames during its cleanup: QKeras->QONNX and FINN write the old
 # 'finn.custom_op.general' (or 'finn'), Brevitas writes 'onnx.brevitas', often without an opset import.
 _QONNX_DOMAINS = ("qonnx.custom_op.general", "finn.custom_op.general", "onnx.brevitas", "finn")
@@ -384,6 +386,14 @@ def _load_onnx(path: Path, default_precision: str | None, input_precision: str |
     state: dict[str, Any] = {"cur": None, "type": None, "dense": None, "act": None, "bip": None, "n": n_in, "aff": None, "np2": None}
     inp: TensorSpec | None = None
     data = {in_name}
+    # Branches: the state above follows one ONNX tensor (``last``); a tensor read again later, or by an Add/Concat
+    # of two tensors, must be a settled op by then (``settled``: ONNX tensor -> (op name, type, features)).
+    readers: dict[str, int] = {}
+    for node in g.node:
+        for i in node.input:
+            readers[i] = readers.get(i, 0) + 1
+    settled: dict[str, tuple[str, FixedType, int]] = {}
+    last = in_name
 
     def need_default(what: str, node: str) -> FixedType:
         if default is None:
@@ -470,6 +480,24 @@ def _load_onnx(path: Path, default_precision: str | None, input_precision: str |
         ops.append(op)
         state.update(cur=op.name, type=rt, act=None)
 
+    def pending() -> bool:
+        return any(state[k] is not None for k in ("dense", "act", "bip", "aff"))
+
+    def settle(node: str) -> None:
+        """Emit whatever is pending, so the current tensor is an op another branch can read."""
+        materialize_aff()
+        finish_dense(None)
+        if state["act"]:
+            finish_act(None, node)
+        materialize_bip()
+        settled[last] = (state["cur"], state["type"], state["n"])
+
+    def read(tensor: str, node: Any) -> tuple[str, FixedType, int]:
+        if tensor not in settled:
+            raise UnsupportedOpError(f"{node.op_type} reading '{tensor}' (a branch from an unsettled tensor)", node.name,
+                                     SUPPORTED_ONNX_OPS, "bondflow (branch after a Quant or an activation)")
+        return settled[tensor]
+
     for node in g.node:
         t = node.op_type
         if t in ("Quant", "BipolarQuant") and node.input[0] not in data:  # quantized constant (weights/bias)
@@ -491,7 +519,27 @@ def _load_onnx(path: Path, default_precision: str | None, input_precision: str |
             continue
         if not any(i in data for i in node.input):
             raise UnsupportedOpError(t, node.name, SUPPORTED_ONNX_OPS, "bondflow's ONNX frontend (constant subgraph)")
+        ins = [i for i in node.input if i in data]
         data.update(node.output)
+        merge = t in ("Add", "Concat") and len(ins) >= 2
+        if inp is not None and (merge or any(i != last for i in ins)):
+            settle(node.name)  # a branch starts or two branches meet: the current tensor becomes a readable op
+            if not merge:
+                cur, ct, cn = read(ins[0], node)
+                state.update(cur=cur, type=ct, n=cn)
+        if merge and inp is not None:
+            srcs = [read(i, node) for i in ins]
+            fn, axis = ("add", 0) if t == "Add" else ("concatenate", next((a.i for a in node.attribute if a.name == "axis"), 1))
+            if fn == "concatenate" and axis not in (1, -1):
+                raise UnsupportedOpError(f"Concat axis={axis}", node.name, SUPPORTED_ONNX_OPS, "bondflow (flat tensors join on axis 1)")
+            op = Merge(name=_node_name(node, names), inputs=tuple(x[0] for x in srcs),
+                       result_type=merge_result_type(fn, [x[1] for x in srcs]), function=fn)
+            op.infer_shape([(x[2],) for x in srcs])
+            ops.append(op)
+            state.update(cur=op.name, type=op.result_type, n=sum(x[2] for x in srcs) if fn == "concatenate" else srcs[0][2])
+            last = node.output[0]
+            settled[last] = (op.name, op.result_type, state["n"])
+            continue
         if t in ("Quant", "BipolarQuant") and _is_fixed_cast(node, consts):
             bip = _bipolar_scale(node, consts)
             qt = BIPOLAR_TYPE if bip is not None else _quant_type(node, consts)
@@ -507,17 +555,26 @@ def _load_onnx(path: Path, default_precision: str | None, input_precision: str |
                 finish_act(qt, node.name)
             elif ops and isinstance(ops[-1], Flatten) and ops[-1].name == state["cur"] and qt == state["type"] and bip is None:
                 pass  # the Quant bondflow's export writes after a Flatten: the same type, so no cast
+            elif ops and isinstance(ops[-1], Merge) and ops[-1].name == state["cur"] and readers.get(last, 0) == 1 and bip is None:
+                ops[-1] = replace(ops[-1], result_type=qt)  # a quantized Add/Concat: the cast is the merge's own
+                state["type"] = qt
             else:
                 state["act"] = ("linear", unique_name(node.output[0], names))
                 finish_act(qt, node.name)
             state["bip"] = bip
+            last = node.output[0]
+            if not pending():
+                settled[last] = (state["cur"], state["type"], state["n"])
             continue
+        if merge:
+            raise UnsupportedOpError(f"{t} of two tensors before the input is typed", node.name, SUPPORTED_ONNX_OPS)
         if inp is None:  # float ONNX: the input type comes from the user
             at = _annotated_type(model, in_name)  # an integer input (e.g. FINN's UINT8 pixels): exact, saturating
             in_t = (FixedType.parse(input_precision) if input_precision else at.with_modes("RND_CONV", "SAT") if at
                     else FixedType.parse((default_precision and str(default)) or DEFAULT_INPUT_PRECISION))
             inp = TensorSpec(unique_name("input", names), n_in, in_t)
             state.update(cur=inp.name, type=inp.type)
+            settled[in_name] = (inp.name, inp.type, n_in)
         if t in ("MatMul", "Gemm"):
             finish_dense(None)
             if state["act"]:
@@ -625,6 +682,11 @@ def _load_onnx(path: Path, default_precision: str | None, input_precision: str |
                 raise UnsupportedOpError(f"Transpose that reorders values (perm {perm}, shape {shape})", node.name, SUPPORTED_ONNX_OPS)
         else:
             raise UnsupportedOpError(t, node.name or node.output[0], SUPPORTED_ONNX_OPS)
+        last = node.output[0]
+        if readers.get(last, 0) > 1 and pending():
+            settle(node.name)  # read by several nodes: one op all of them read
+        if not pending():
+            settled[last] = (state["cur"], state["type"], state["n"])
     materialize_aff()
     finish_dense(None)
     if state["act"]:

@@ -174,7 +174,7 @@ def load_onnx_cnn(model: Any, proto: Any, path: Any, consts: dict[str, np.ndarra
             p = st["pending"]
             const_in = [x for x in node.input if x not in data]
             if p is None or len(const_in) != 1 or not np.all(np.asarray(p[4]) == 0):
-                raise UnsupportedOpError("Add (other than a bias)", node.name, CNN_ONNX_OPS, "bondflow (branches: not yet)")
+                raise UnsupportedOpError("Add (other than a bias)", node.name, CNN_ONNX_OPS, "bondflow (branches in ONNX CNNs: not yet; flat graphs read Add/Concat of two tensors)")
             b, bt, _ = weight(const_in[0], node.name)
             st["pending"] = p[:4] + (np.asarray(b).reshape(-1), bt, p[6])
         elif t in ("Relu", "Softmax", "Sigmoid", "Identity"):

@@ -5,6 +5,7 @@ import numpy as np
 
 from ..errors import MissingDependencyError, UnsupportedOpError
 from ..ir.graph import Graph
+from ..ir.merge import Merge
 from ..ir.ops import Activation, Dense, Flatten, Sigmoid, Softmax, Threshold
 from ..ir.tensor_ops import Conv, Pool
 from ..ir.types import FixedType, Overflow, Rounding
@@ -122,6 +123,14 @@ def graph_to_onnx(graph: Graph):
             nodes.append(helper.make_node(kind, [op.input], [f"{op.name}_pre"], name=f"{op.name}_{kind.lower()}"))
             nodes[-1].metadata_props.add(key=NAME_KEY, value=op.name)
             quant(f"{op.name}_pre", op.name, op.result_type)
+        elif isinstance(op, Merge):
+            if any(len(shapes[s]) > 1 for s in op.inputs) or (op.function == "add" and len(op.inputs) != 2):
+                raise UnsupportedOpError(f"merge {op.function} of {len(op.inputs)} tensors of shapes {[shapes[s] for s in op.inputs]}",
+                                         op.name, ["add of 2 flat tensors", "concatenate of flat tensors"], "ONNX export")
+            kind, kw = ("Add", {}) if op.function == "add" else ("Concat", {"axis": 1})
+            nodes.append(helper.make_node(kind, list(op.inputs), [f"{op.name}_pre"], name=f"{op.name}_{kind.lower()}", **kw))
+            nodes[-1].metadata_props.add(key=NAME_KEY, value=op.name)
+            quant(f"{op.name}_pre", op.name, op.result_type)  # float32 sums of these widths are exact; the Quant is the cast
         elif isinstance(op, Threshold):
             # FINN's MultiThreshold: thresholds as real values of the input's grid (exact in float32 up to 24 bits).
             xt, rt = types[op.input], op.result_type
@@ -132,7 +141,7 @@ def graph_to_onnx(graph: Graph):
             nodes[-1].metadata_props.add(key=TYPE_KEY, value=str(rt))
             nodes[-1].metadata_props.add(key=NAME_KEY, value=op.name)
         else:
-            raise UnsupportedOpError(op.kind, op.name, ["dense", "activation", "softmax", "sigmoid", "flatten", "threshold"], "ONNX export")
+            raise UnsupportedOpError(op.kind, op.name, ["dense", "activation", "softmax", "sigmoid", "flatten", "threshold", "merge"], "ONNX export")
     out = graph.ops[-1].name
     g = helper.make_graph(nodes, graph.name,
                           [helper.make_tensor_value_info(x0, TensorProto.FLOAT, [1, *graph.input.shape])],
