@@ -22,9 +22,10 @@ from .cse import share_pairs
 
 __all__ = ["csd", "Node", "Term", "AdderGraph", "build_cmvm", "evaluate", "MAX_PAIRS"]
 
-#: Above this many term pairs in a layer, pairs are not searched (memory and time grow with the square of the terms
-#: per output); the layer is then plain CSD adder trees, still multiplier-free and bit-exact.
-MAX_PAIRS = 4_000_000
+#: Above this many term pairs in a layer (summed over outputs, before sharing), pairs are not searched: the search
+#: time grows with the pairs (a 200x200 layer of 8-bit weights has about 29M, a 500x500 one of 6-bit weights
+#: about 250M); the layer is then plain CSD adder trees, still multiplier-free and bit-exact.
+MAX_PAIRS = 32_000_000
 
 
 def csd(value: int) -> list[tuple[int, int]]:
