@@ -111,6 +111,34 @@ def test_follow_file_sees_appended_and_rewritten_lines(tmp_path) -> None:
     assert seen[:3] == ["10", "20", "30"] and seen[-1] == "1"
 
 
+FAKE_NEXTPNR = """import json, sys, time
+a = sys.argv[1:]
+log = open(a[a.index("--log") + 1], "w")
+for line in ("Info: Packing IOs..", "Info: Running main analytical placer.", "Info: Routing globals...", "Info: Routing.."):
+    log.write(line + "\\n"); log.flush(); time.sleep(0.3)
+json.dump({"fmax": {"clk": {"achieved": 123.0}}, "utilization": {}}, open(a[a.index("--report") + 1], "w"))
+open(a[a.index("--textcfg") + 1], "w").write("fake")
+"""
+
+
+def test_nextpnr_phases_come_from_its_live_log(tmp_path, monkeypatch) -> None:
+    """place, then route when nextpnr's log says so (not when it ends), then bitstream: with stand-in tools."""
+    from bondflow.synth.nextpnr import place_and_route
+    from bondflow.synth.targets import get_target
+    for name, body in (("nextpnr", FAKE_NEXTPNR), ("ecppack", "import sys; open(sys.argv[2], 'wb').write(b'bit')")):
+        f = tmp_path / name
+        f.write_text(f"#!{sys.executable}\n{body}")
+        f.chmod(0o755)
+    monkeypatch.setenv("BONDFLOW_NEXTPNR_ECP5", str(tmp_path / "nextpnr"))
+    monkeypatch.setenv("BONDFLOW_ECPPACK", str(tmp_path / "ecppack"))
+    seen: list[tuple[str, bool]] = []
+    log = tmp_path / "nextpnr.live.log"
+    # each phase with whether nextpnr had finished writing its log when the phase was announced
+    r = place_and_route(tmp_path / "netlist.json", get_target("ecp5-25k"), 50, tmp_path,
+                        on_phase=lambda ph: seen.append((ph, log.exists() and "Routing..\n" in log.read_text())))
+    assert [ph for ph, _ in seen] == ["place", "route", "bitstream"]
+    assert seen[0][1] is False and r["fmax_mhz"] == 123.0 and r["bitstream_bytes"] == 3
+
 # -- the CLI (one simulation, one small compare and its resumed rerun: about 30 s) ---------------------------------
 
 @pytest.fixture(scope="module")
