@@ -191,3 +191,13 @@ def test_step_timeout_grows_with_the_net() -> None:
     assert step_timeout(nodes(10)) == 900.0
     assert step_timeout(nodes(4225)) > 3 * 900  # the jet tagger's net: basm/bondmachine need more than 15 min loaded
     assert step_timeout(nodes(2000)) < step_timeout(nodes(3000))
+
+
+@pytest.mark.bmtools
+def test_relative_workdir(tmp_path, need_bm, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A relative workdir (as `bench_bondmachine.py --workdir build/bm` passes) works: the tools run in subfolders."""
+    from bondflow.bondmachine.toolchain import run_flow
+    monkeypatch.chdir(tmp_path)
+    net = plan(one_layer(n_in=2, n_out=1), parse_number_type("fps16f10"))
+    flow = run_flow(net_json(net), config_json(net, ""), "fps16f10", 16, Path("rel") / "flow")
+    assert flow.workdir.is_absolute() and (flow.hdl_dir / "bondmachine.v").exists()

@@ -129,7 +129,7 @@ def run_flow(net: dict[str, Any], config: dict[str, Any], number_type: str, regi
     ``timeout`` (seconds per tool) defaults to :func:`step_timeout` of the net's size."""
     _require_tools()
     timeout = step_timeout(net) if timeout is None else timeout
-    workdir = Path(workdir)
+    workdir = Path(workdir).absolute()  # the tools run in subfolders: a relative library path would not resolve
     workdir.mkdir(parents=True)
     lib = prepare_library(workdir / "neurons")
     config = {**config, "NeuronLibPath": str(lib)}
