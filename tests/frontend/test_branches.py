@@ -91,44 +91,6 @@ def test_functional_merges_equal_qkeras(tfk, tmp_path) -> None:
     assert g.shapes()["cat"] == (6, 6, 6) and g.shapes()["rows"] == (6, 3, 6)
 
 
-def test_merge_type_rule_and_shape_errors() -> None:
-    from bondflow.errors import GraphValidationError
-    from bondflow.ir.merge import Merge, merge_result_type
-    from bondflow.ir.types import FixedType
-    assert str(merge_result_type("add", [FixedType(8, 3), FixedType(10, 2, signed=False)])) == "fixed<12,4>"
-    assert str(merge_result_type("concatenate", [FixedType(8, 3), FixedType(10, 2, signed=False)])) == "fixed<11,3>"
-    assert str(merge_result_type("add", [FixedType(8, 3)] * 3)) == "fixed<10,5>"
-    t = FixedType(8, 3)
-    with pytest.raises(GraphValidationError, match=r"add 'a' needs equal shapes, not \(4,\) \('x'\) and \(5,\) \('y'\)"):
-        Merge(name="a", inputs=("x", "y"), result_type=t).infer_shape([(4,), (5,)])
-    with pytest.raises(GraphValidationError, match="shapes equal except axis 2"):
-        Merge(name="c", inputs=("x", "y"), result_type=t, function="concatenate", axis=2).infer_shape([(4, 4, 2), (4, 3, 2)])
-    with pytest.raises(GraphValidationError, match="at least 2 tensors"):
-        Merge(name="m", inputs=("x",), result_type=t)
-
-
-def test_golden_merge_is_exact_on_random_raw_values() -> None:
-    """Merges of differently typed tensors: the golden model's integers equal exact rational arithmetic."""
-    from bondflow.ir import reference
-    from bondflow.ir.graph import TensorSpec
-    from bondflow.ir.merge import Merge, merge_result_type
-    from bondflow.ir.ops import Activation
-    from bondflow.ir.types import FixedType
-    xt, at = FixedType(10, 4), FixedType(7, 1, signed=False)  # 6 and 6 fraction bits... then the relu adds 3 more
-    rt = FixedType(12, 3, signed=False)
-    ops = (Activation(name="r", input="x", result_type=rt, function="relu"),
-           Activation(name="l", input="x", result_type=at, function="linear"),
-           Merge(name="s", inputs=("r", "x", "l"), result_type=merge_result_type("add", [rt, xt, at])),
-           Merge(name="c", inputs=("s", "l"), result_type=merge_result_type("concatenate", [merge_result_type("add", [rt, xt, at]), at]),
-                 function="concatenate"))
-    g = Graph("m", TensorSpec("x", 5, xt), ops)
-    x = np.random.default_rng(7).integers(xt.min_raw, xt.max_raw + 1, (3000, 5))
-    v = reference.trace_raw(g, x)
-    real = {k: g.types()[k].to_float(a) for k, a in v.items()}
-    assert np.array_equal(real["s"], real["r"] + real["x"] + real["l"])  # exact: no rounding, no wrap
-    assert np.array_equal(real["c"], np.concatenate([real["s"], real["l"]], axis=1))
-
-
 def test_bundled_residual_example(tfk) -> None:
     """examples/residual_mlp: Add and Concatenate, bit-exact with QKeras, a useful classifier."""
     from qkeras.utils import _add_supported_quantized_objects
@@ -230,18 +192,45 @@ def test_onnx_merges_equal_onnxruntime(tmp_path) -> None:
     assert np.array_equal(bondflow.reference.run(g, x), want)
 
 
-def test_qonnx_export_round_trip_of_merges(tmp_path) -> None:
-    """bondflow's QONNX export writes Add/Concat + Quant; the re-import has the same digest, qonnx runs it to the same numbers."""
+def test_qonnx_export_round_trip_of_merges(tfk, tmp_path) -> None:
+    """bondflow's QONNX export writes Add/Concat + Quant (images NCHW, a tensor read twice through a copy); the re-import
+    has the same digest and qonnx runs the file to the golden model's numbers."""
     from qonnx.core.modelwrapper import ModelWrapper
     from qonnx.core.onnx_exec import execute_onnx
     from qonnx.util.cleanup import cleanup_model
     from bondflow.frontend.onnx_export import export_onnx
-    g = bondflow.load_model(EXAMPLES / "residual_mlp" / "model.h5")
-    export_onnx(g, tmp_path / "g.onnx")
-    g2 = bondflow.load_model(tmp_path / "g.onnx")
-    assert g2.digest() == g.digest() and [o.inputs for o in g2.ops] == [o.inputs for o in g.ops]
-    m = cleanup_model(ModelWrapper(str(tmp_path / "g.onnx")))
-    x = np.random.default_rng(6).uniform(0, 4, (60, 64))
-    got = np.stack([execute_onnx(m, {"global_in": xi[None].astype(np.float32)})[m.graph.output[0].name].reshape(-1)
-                    for xi in g.input.type.to_float(g.input.type.quantize(x))])
-    assert np.array_equal(got, bondflow.reference.run(g, x))
+    _residual_cnn(tfk).save(tmp_path / "cnn.h5")
+    for i, g in enumerate((bondflow.load_model(EXAMPLES / "residual_mlp" / "model.h5"),
+                           bondflow.load_model(tmp_path / "cnn.h5", input_precision=INPUT))):
+        export_onnx(g, tmp_path / f"g{i}.onnx")
+        g2 = bondflow.load_model(tmp_path / f"g{i}.onnx")
+        assert g2.digest() == g.digest() and [o.inputs for o in g2.ops] == [o.inputs for o in g.ops]
+        m = cleanup_model(ModelWrapper(str(tmp_path / f"g{i}.onnx")))
+        t = g.input.type
+        x = t.to_float(t.quantize(np.random.default_rng(6).uniform(t.min_value, t.max_value, (20, g.input.size))))  # qonnx runs one sample at a time
+        got = np.stack([execute_onnx(m, {"global_in": xi.reshape((1,) + g.input.shape).astype(np.float32)})[m.graph.output[0].name].reshape(-1)
+                        for xi in x])
+        assert np.array_equal(got, bondflow.reference.run(g, x))
+
+
+def test_tf2onnx_residual_cnn_equals_keras_import(tfk, tmp_path) -> None:
+    """tf2onnx's export of a float Keras residual CNN (NHWC input, transposes, Add and channel Concat on NCHW tensors)
+    imports to the same ops, types and numbers as the Keras file."""
+    import tensorflow as tf
+    import tf2onnx
+    L = tfk.layers
+    tfk.utils.set_random_seed(1)
+    x = L.Input((8, 8, 2))
+    c1 = L.Conv2D(4, 3, padding="same", activation="relu")(x)
+    a = L.Activation("relu")(L.Add()([c1, L.Conv2D(4, 3, padding="same")(c1)]))
+    y = L.Dense(3)(L.Flatten()(L.MaxPooling2D(2)(L.Concatenate()([a, c1]))))
+    m = tfk.Model(x, y)
+    m.save(tmp_path / "m.h5")
+    proto, _ = tf2onnx.convert.from_keras(m, input_signature=(tf.TensorSpec((None, 8, 8, 2), tf.float32, name="x"),), opset=13)
+    (tmp_path / "m.onnx").write_bytes(proto.SerializeToString())
+    gk = bondflow.load_model(tmp_path / "m.h5", default_precision="fixed<16,6>")
+    go = bondflow.load_model(tmp_path / "m.onnx", default_precision="fixed<16,6>")
+    assert [(o.kind, str(o.result_type)) for o in gk.ops] == [(o.kind, str(o.result_type)) for o in go.ops]
+    assert [o.kind for o in go.ops].count("merge") == 2
+    xs = np.random.default_rng(2).standard_normal((1500, gk.input.size))
+    assert np.array_equal(bondflow.reference.run(gk, xs), bondflow.reference.run(go, xs))

@@ -19,7 +19,7 @@ from ..ir.merge import Merge, merge_result_type
 from ..ir.ops import Activation, Dense, Flatten, Op, Sigmoid, Softmax, Threshold
 from ..ir.types import FixedType
 from ..render_names import unique_name
-from .onnx_export import NAME_KEY, TYPE_KEY
+from .onnx_export import NAME_KEY, TYPE_KEY, is_copy
 from .quant import DEFAULT_INPUT_PRECISION, accum_type_for, exact_raw, quantize_checked
 
 __all__ = ["load_onnx", "SUPPORTED_ONNX_OPS", "BIPOLAR_TYPE"]
@@ -521,6 +521,11 @@ def _load_onnx(path: Path, default_precision: str | None, input_precision: str |
             raise UnsupportedOpError(t, node.name, SUPPORTED_ONNX_OPS, "bondflow's ONNX frontend (constant subgraph)")
         ins = [i for i in node.input if i in data]
         data.update(node.output)
+        if is_copy(node):  # bondflow's copy of a tensor a merge reads twice: the same value
+            if inp is not None and node.input[0] == last:
+                settle(node.name)
+            settled[node.output[0]] = read(node.input[0], node)
+            continue
         merge = t in ("Add", "Concat") and len(ins) >= 2
         if inp is not None and (merge or any(i != last for i in ins)):
             settle(node.name)  # a branch starts or two branches meet: the current tensor becomes a readable op

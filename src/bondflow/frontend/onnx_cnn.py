@@ -6,23 +6,26 @@ it to read NCHW; a MatMul after a flatten in another order gets its weight rows 
 """
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
 
 from ..errors import QuantizationError, UnsupportedOpError
 from ..ir.graph import Graph, TensorSpec
+from ..ir.merge import Merge, merge_result_type
 from ..ir.ops import Activation, Dense, Flatten, Op, Sigmoid, Softmax
 from ..ir.tensor_ops import Conv, Pool, pool_result_type
 from ..ir.types import FixedType
 from ..render_names import unique_name
+from .onnx_export import is_copy
 from .quant import DEFAULT_INPUT_PRECISION, accum_type_for, exact_raw, quantize_checked
 
 __all__ = ["has_spatial_ops", "load_onnx_cnn", "CNN_ONNX_OPS"]
 
 SPATIAL = ("Conv", "MaxPool", "AveragePool", "GlobalAveragePool", "GlobalMaxPool")
 CNN_ONNX_OPS = SPATIAL + ("Quant", "Relu", "Transpose", "Reshape", "Flatten", "Squeeze", "Unsqueeze", "MatMul", "Gemm", "Add", "Softmax",
-                          "Sigmoid", "Identity")
+                          "Sigmoid", "Identity", "Concat")
 
 
 def _name(node: Any, names: set[str]) -> str:
@@ -61,6 +64,54 @@ def load_onnx_cnn(model: Any, proto: Any, path: Any, consts: dict[str, np.ndarra
     data = {in_name}
     st: dict[str, Any] = {"cur": None, "type": None, "shape": None, "view": None, "pending": None}
     inp: TensorSpec | None = None
+    # Branches: ``st`` follows one ONNX tensor (``last``); a tensor read again later, or by an Add/Concat of two
+    # tensors, is a settled op by then (``settled``: ONNX tensor -> the state that reads it).
+    readers: dict[str, int] = {}
+    for n in g.node:
+        for x in n.input:
+            readers[x] = readers.get(x, 0) + 1
+    settled: dict[str, dict[str, Any]] = {}
+    last = in_name
+
+    def snapshot() -> dict[str, Any]:
+        return {k: st[k] for k in ("cur", "type", "shape", "view")}
+
+    def settle() -> None:
+        close(None, False)  # a pending Conv/Dense read by a branch: the default precision, else its exact sum
+        settled[last] = snapshot()
+
+    def read(tensor: str, node: Any) -> dict[str, Any]:
+        if tensor not in settled:
+            raise UnsupportedOpError(f"{node.op_type} reading '{tensor}' (a branch from an unsettled tensor)", node.name, CNN_ONNX_OPS)
+        return settled[tensor]
+
+    def merge(node: Any, srcs: list[dict[str, Any]]) -> None:
+        """Add (equal layouts: element-wise in any order) or Concat (along channels or a spatial axis of NCHW tensors)."""
+        if node.op_type == "Add":
+            views = [np.asarray(x["view"]) for x in srcs]
+            if any(v.shape != views[0].shape or not np.array_equal(v, views[0]) for v in views[1:]):
+                raise UnsupportedOpError("Add of tensors in different layouts", node.name, CNN_ONNX_OPS)
+            fn, axis = "add", 0
+        else:
+            rank = len(srcs[0]["shape"])
+            for x in srcs:
+                std = np.arange(int(np.prod(x["shape"]))).reshape(x["shape"])
+                std = std.transpose(_chw(x["shape"])) if rank > 1 else std
+                if len(x["shape"]) != rank or np.asarray(x["view"]).shape != std.shape or not np.array_equal(x["view"], std):
+                    raise UnsupportedOpError("Concat of tensors not in NCHW (or flat) layout", node.name, CNN_ONNX_OPS)
+            onnx_axis = int(_attrs(node).get("axis", 1))
+            onnx_axis = onnx_axis + rank + 1 if onnx_axis < 0 else onnx_axis
+            if onnx_axis < 1 or onnx_axis > rank:
+                raise UnsupportedOpError(f"Concat axis={onnx_axis}", node.name, CNN_ONNX_OPS, "bondflow (not the batch axis)")
+            fn, axis = "concatenate", (rank - 1 if onnx_axis == 1 else onnx_axis - 2) if rank > 1 else 0
+        op = Merge(name=_name(node, names), inputs=tuple(x["cur"] for x in srcs), function=fn, axis=axis,
+                   result_type=merge_result_type(fn, [x["type"] for x in srcs]))
+        shape = op.infer_shape([x["shape"] for x in srcs])
+        ops.append(op)
+        view = np.asarray(srcs[0]["view"]) if fn == "add" else np.arange(int(np.prod(shape))).reshape(shape)
+        if fn == "concatenate" and len(shape) > 1:
+            view = view.transpose(_chw(shape))
+        st.update(cur=op.name, type=op.result_type, shape=shape, view=view)
 
     def need_default(what: str, node: str) -> FixedType:
         if default is None:
@@ -116,7 +167,25 @@ def load_onnx_cnn(model: Any, proto: Any, path: Any, consts: dict[str, np.ndarra
             continue
         if not any(x in data for x in node.input):
             raise UnsupportedOpError(t, node.name, CNN_ONNX_OPS, "bondflow's ONNX frontend (constant subgraph)")
+        ins = [x for x in node.input if x in data]
         data.update(node.output)
+        if is_copy(node):  # bondflow's copy of a tensor a merge reads twice: the same value
+            if inp is not None and node.input[0] == last:
+                settle()
+            settled[node.output[0]] = read(node.input[0], node)
+            continue
+        two = t in ("Add", "Concat") and len(ins) >= 2
+        if inp is not None and (two or any(x != last for x in ins)):
+            settle()  # a branch starts or two branches meet: the current tensor becomes a readable op
+            if not two:
+                st.update(read(ins[0], node))
+        if two:
+            if inp is None:
+                raise UnsupportedOpError(f"{t} of two tensors before the input is typed", node.name, CNN_ONNX_OPS)
+            merge(node, [read(x, node) for x in ins])
+            last = node.output[0]
+            settled[last] = snapshot()
+            continue
         if inp is None:
             if t == "Quant":
                 in_t = quant_type(node, consts)
@@ -127,12 +196,18 @@ def load_onnx_cnn(model: Any, proto: Any, path: Any, consts: dict[str, np.ndarra
             inp = TensorSpec(unique_name(label, names), int(np.prod(shape)), in_t, shape if len(shape) > 1 else ())
             st.update(cur=inp.name, type=in_t, shape=inp.shape, input=inp.name,
                       view=np.arange(inp.size).reshape(in_dims) if len(in_dims) > 1 else np.arange(inp.size))
+            settled[in_name] = snapshot()
             if t == "Quant":
+                last = node.output[0]
+                settled[last] = snapshot()
                 continue
         nxt = nodes[i + 1].op_type if i + 1 < len(nodes) else None
         if t == "Quant":
             if st["pending"] is not None:
                 close(quant_type(node, consts), False)
+            elif ops and isinstance(ops[-1], Merge) and ops[-1].name == st["cur"] and readers.get(last, 0) == 1:
+                ops[-1] = replace(ops[-1], result_type=quant_type(node, consts))  # a quantized Add/Concat: its own cast
+                st["type"] = ops[-1].result_type
             elif ops and ops[-1].name == st["cur"] and isinstance(ops[-1], (Activation, Softmax, Sigmoid, Pool, Flatten)) \
                     and ops[-1].result_type == quant_type(node, consts):
                 pass  # the same type again (bondflow's own export re-quantizes after every op)
@@ -174,7 +249,7 @@ def load_onnx_cnn(model: Any, proto: Any, path: Any, consts: dict[str, np.ndarra
             p = st["pending"]
             const_in = [x for x in node.input if x not in data]
             if p is None or len(const_in) != 1 or not np.all(np.asarray(p[4]) == 0):
-                raise UnsupportedOpError("Add (other than a bias)", node.name, CNN_ONNX_OPS, "bondflow (branches in ONNX CNNs: not yet; flat graphs read Add/Concat of two tensors)")
+                raise UnsupportedOpError("Add (other than a bias or of two tensors)", node.name, CNN_ONNX_OPS)
             b, bt, _ = weight(const_in[0], node.name)
             st["pending"] = p[:4] + (np.asarray(b).reshape(-1), bt, p[6])
         elif t in ("Relu", "Softmax", "Sigmoid", "Identity"):
@@ -186,6 +261,7 @@ def load_onnx_cnn(model: Any, proto: Any, path: Any, consts: dict[str, np.ndarra
             act(kind, node, rt)
             if nxt == "Quant":
                 data.update(nodes[i + 1].output)
+                node = nodes[i + 1]  # the tensor this op holds is the Quant's output
                 nodes[i + 1] = _SKIP
         elif t in SPATIAL[1:]:
             close(None, False)
@@ -219,6 +295,11 @@ def load_onnx_cnn(model: Any, proto: Any, path: Any, consts: dict[str, np.ndarra
             st["view"] = view
         else:
             raise UnsupportedOpError(t, node.name or node.output[0], CNN_ONNX_OPS)
+        last = node.output[0]
+        if readers.get(last, 0) > 1 and st["pending"] is not None:
+            settle()  # read by several nodes: one op all of them read
+        if st["pending"] is None:
+            settled[last] = snapshot()
     close(None, False)
     if inp is not None and st.get("input_shape") is not None:  # a one-channel NCHW input read as (H, W, 1)
         inp = TensorSpec(inp.name, inp.size, inp.type, st["input_shape"])

@@ -10,11 +10,19 @@ from ..ir.ops import Activation, Dense, Flatten, Sigmoid, Softmax, Threshold
 from ..ir.tensor_ops import Conv, Pool
 from ..ir.types import FixedType, Overflow, Rounding
 
-__all__ = ["graph_to_onnx", "graph_to_onnx_bytes", "export_onnx", "QONNX_DOMAIN", "TYPE_KEY"]
+__all__ = ["graph_to_onnx", "graph_to_onnx_bytes", "export_onnx", "QONNX_DOMAIN", "TYPE_KEY", "COPY_KEY", "is_copy"]
+
+
+def is_copy(node) -> bool:
+    """Whether an ONNX node is bondflow's copy of a tensor a merge reads twice (see COPY_KEY)."""
+    return any(p.key == COPY_KEY for p in node.metadata_props)
 
 QONNX_DOMAIN = "qonnx.custom_op.general"
 NAME_KEY = "bondflow.name"  # node metadata: the op's name in the bondflow graph
 TYPE_KEY = "bondflow.type"  # node metadata: the exact FixedType (Quant cannot express WRAP or every rounding)
+# node metadata of a same-type Quant that only copies a tensor a merge reads twice (qonnx's cleanup renames just the
+# first of two equal node inputs, leaving the second dangling); importers read it as the tensor itself.
+COPY_KEY = "bondflow.copy_of"
 # qonnx rounding modes (intquant.resolve_rounding_mode). RND (ties up) and RND_MIN_INF (ties down) have no
 # qonnx mode: the nearest one differs only on ties of one sign; the exact type travels in TYPE_KEY metadata.
 _ROUNDING_NAME = {Rounding.RND_CONV: "ROUND", Rounding.TRN: "FLOOR", Rounding.TRN_ZERO: "DOWN",
@@ -124,13 +132,23 @@ def graph_to_onnx(graph: Graph):
             nodes[-1].metadata_props.add(key=NAME_KEY, value=op.name)
             quant(f"{op.name}_pre", op.name, op.result_type)
         elif isinstance(op, Merge):
-            if any(len(shapes[s]) > 1 for s in op.inputs) or (op.function == "add" and len(op.inputs) != 2):
-                raise UnsupportedOpError(f"merge {op.function} of {len(op.inputs)} tensors of shapes {[shapes[s] for s in op.inputs]}",
-                                         op.name, ["add of 2 flat tensors", "concatenate of flat tensors"], "ONNX export")
-            kind, kw = ("Add", {}) if op.function == "add" else ("Concat", {"axis": 1})
-            nodes.append(helper.make_node(kind, list(op.inputs), [f"{op.name}_pre"], name=f"{op.name}_{kind.lower()}", **kw))
+            if op.function == "add" and len(op.inputs) != 2:
+                raise UnsupportedOpError(f"merge add of {len(op.inputs)} tensors", op.name, ["add of 2 tensors", "concatenate"], "ONNX export")
+            rank = len(shapes[op.name])
+            # Images are NCHW in the ONNX graph: bondflow's channel axis (last) is ONNX's axis 1, spatial axis k is k + 2.
+            axis = 1 if rank == 1 or op.axis == rank - 1 else op.axis + 2
+            kind, kw = ("Add", {}) if op.function == "add" else ("Concat", {"axis": axis})
+            ins = [src(s, op.name) for s in op.inputs]
+            for j in range(1, len(ins)):
+                if ins[j] in ins[:j]:  # the same tensor again: through a copy, so qonnx's cleanup keeps both inputs
+                    quant(ins[j], f"{op.name}_in{j}", types[op.inputs[j]])
+                    nodes[-1].metadata_props.add(key=COPY_KEY, value=op.inputs[j])
+                    ins[j] = f"{op.name}_in{j}"
+            nodes.append(helper.make_node(kind, ins, [f"{op.name}_pre"], name=f"{op.name}_{kind.lower()}", **kw))
             nodes[-1].metadata_props.add(key=NAME_KEY, value=op.name)
             quant(f"{op.name}_pre", op.name, op.result_type)  # float32 sums of these widths are exact; the Quant is the cast
+            if rank > 1:
+                nchw.add(op.name)
         elif isinstance(op, Threshold):
             # FINN's MultiThreshold: thresholds as real values of the input's grid (exact in float32 up to 24 bits).
             xt, rt = types[op.input], op.result_type
