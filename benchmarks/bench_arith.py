@@ -136,6 +136,7 @@ def main() -> None:
                     if ex in ecp5 and name in ecp5_designs:
                         row.update(ecp5_fmax(path, cache, a.ecp5_timeout))
                 row["measured_utc"] = time.strftime("%Y-%m-%dT%H:%MZ", time.gmtime())
+                row["command"] = "benchmarks/bench_arith.py " + " ".join(sys.argv[1:])  # rows of several runs are merged
                 rows.append(row)
                 print({k: v for k, v in row.items() if k not in ("digest", "options")}, flush=True)
                 merged = _merge(rows)
