@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _util import write  # noqa: E402
+from _util import RESULTS, write  # noqa: E402
 
 import bondflow  # noqa: E402
 from bondflow.ir.graph import Graph, TensorSpec, dumps_indented  # noqa: E402
@@ -64,11 +64,15 @@ def dense(n: int, seed: int = 0) -> Graph:
                  bias_type=FixedType(8, 1), accum_type=acc),))
 
 
-def lut_speed(reference: bool) -> dict:
+def lut_speed(reference: bool, mlp_width: int = 0, small: bool = True) -> dict:
     """lut vs dsp generation seconds per graph (same run), and the sharing search vs the first implementation."""
     from bondflow.codegen import cmvm
     out: dict = {}
-    graphs = {"jet_tagger": bondflow.load_model(ROOT / "examples" / "jet_tagger" / "model.h5"), "dense200": dense(200)}
+    graphs = {"jet_tagger": bondflow.load_model(ROOT / "examples" / "jet_tagger" / "model.h5")}
+    if small:
+        graphs["dense200"] = dense(200)
+    if mlp_width:
+        graphs[f"mlp{mlp_width}"] = mlp(mlp_width)
     bondflow.generate(graphs["jet_tagger"], "dataflow", multipliers="lut")  # imports and templates: not in the figures
     for name, g in graphs.items():
         t0 = time.perf_counter()
@@ -128,12 +132,16 @@ def main() -> None:
     ap.add_argument("--no-build", action="store_true", help="skip the simulator builds")
     ap.add_argument("--lut-only", action="store_true", help="only the lut-mode generation rows")
     ap.add_argument("--no-reference", action="store_true", help="lut rows without the first search implementation")
-    ap.add_argument("--lut-mlp", action="store_true", help="also generate the big MLP in lut mode")
+    ap.add_argument("--lut-mlp", action="store_true", help="generate the big MLP in lut mode too (with --lut-only: "
+                                                        "the jet tagger and the MLP only)")
     a = ap.parse_args()
-    out: dict = {"lut": lut_speed(not a.no_reference)}
     if a.lut_only:
-        print(f"wrote {write('generate_scale_lut', out)}")
+        lut = lut_speed(not a.no_reference, a.width if a.lut_mlp else 0, not a.lut_mlp)
+        prev = RESULTS / "generate_scale_lut.json"
+        old = json.loads(prev.read_text()).get("lut", {}) if prev.exists() else {}
+        print(f"wrote {write('generate_scale_lut', {'lut': {**old, **lut}})}")  # rows of earlier runs stay
         return
+    out: dict = {"lut": lut_speed(not a.no_reference)}
     with tempfile.TemporaryDirectory(prefix="bench-genscale-") as tmp:
         tmpd = Path(tmp)
         g = mlp(a.width)
