@@ -25,12 +25,7 @@ _DMASK = (1 << _DB) - 1
 _A = _NB + _DB + 1  # a pattern key is a << _A | b << _B | d << 1 | (signs differ): 56 bits, an int64 for numpy
 _B = _DB + 1
 _KEY = (1 << 56) - 1
-_SEQ = 36  # bits of the push sequence number in a heap entry
-
-
-def _entry(count: int, depth: int, seq: int, key: int) -> int:
-    """A heap entry as one integer, ordered by (-count, depth, seq): int comparisons, not tuple comparisons."""
-    return (((-count << 4 | depth) << _SEQ | seq) << 56) | key
+_SEQ = 36  # bits of the sequence number in a bucket entry: (depth << _SEQ | seq) << 56 | key
 
 
 def _keys(c1: np.ndarray, g1: np.ndarray, c2: np.ndarray, g2: np.ndarray) -> np.ndarray:
@@ -40,7 +35,7 @@ def _keys(c1: np.ndarray, g1: np.ndarray, c2: np.ndarray, g2: np.ndarray) -> np.
 
 
 class _Search:
-    """The state of one layer's search: terms per output, where each node occurs, and a heap of count bounds."""
+    """The state of one layer's search: terms per output, where each node occurs, and buckets of count bounds."""
 
     def __init__(self, g: AdderGraph, terms: list[dict[tuple[int, int], int]], max_depth: int) -> None:
         self.g, self.max_depth = g, max_depth
@@ -65,7 +60,9 @@ class _Search:
                     self.neg[c & _NMASK] |= bit
         self.depth = np.zeros(max(64, 2 * len(g.nodes)), dtype=np.int64)
         self.depth[:len(g.nodes)] = [n.depth for n in g.nodes]
-        self.heap: list[int] = []
+        #: count bound -> heap of (depth, seq, key) entries as one integer each; top: the highest non-empty bound
+        self.buckets: dict[int, list[int]] = {}
+        self.top = 0
         self.seq = 0
         self._push_counts([self._output_pairs(tj) for tj in self.t])
 
@@ -89,15 +86,20 @@ class _Search:
         keys, counts = keys[keep], counts[keep]
         dk = np.maximum(self.depth[keys >> _A], self.depth[(keys >> _B) & _NMASK]) + 1
         keep = dk <= self.max_depth  # sharing deeper than allowed would lengthen the pipeline
-        new = [_entry(c, d, self.seq + k, key) for k, (key, c, d) in
-               enumerate(zip(keys[keep].tolist(), counts[keep].tolist(), dk[keep].tolist()))]
-        self.seq += len(new)
-        if len(new) * 8 > len(self.heap):  # the initial counts: one heapify; later a few pushes
-            self.heap += new
-            heapq.heapify(self.heap)
-        else:
-            for e in new:
-                heapq.heappush(self.heap, e)
+        buckets, push = self.buckets, heapq.heappush
+        fill: set[int] = set()
+        for key, c, d in zip(keys[keep].tolist(), counts[keep].tolist(), dk[keep].tolist()):
+            e = (((d << _SEQ) | self.seq) << 56) | key  # within a count: shallower first, then first counted
+            self.seq += 1
+            b = buckets.get(c)
+            if b is None or c in fill:  # a new bucket: appended, made a heap once below
+                buckets.setdefault(c, []).append(e)
+                fill.add(c)
+            else:
+                push(b, e)
+            self.top = max(self.top, c)
+        for c in fill:
+            heapq.heapify(buckets[c])
 
     def _matches(self, key: int) -> int:
         """Bits ``j * span + s`` where output j holds the pattern: node a at shift s, node b at s + d, signs as keyed."""
@@ -111,23 +113,21 @@ class _Search:
         return self._matches(key).bit_count()
 
     def run(self) -> None:
-        heap = self.heap
-        pop, pushpop = heapq.heappop, heapq.heappushpop
-        top = (1 << (_SEQ + 60)) - 1  # the entry bits below the count
-        e = pop(heap) if heap else None
-        while e is not None:
+        """Share the pattern with the most occurrences until none repeats: the bucket of the highest count bound holds
+        the candidates; a popped pattern whose true count is lower moves down to that bucket (bounds only ever fall)."""
+        buckets, pop, push = self.buckets, heapq.heappop, heapq.heappush
+        while self.top >= 2:
+            b = buckets.get(self.top)
+            if not b:
+                self.top -= 1
+                continue
+            e = pop(b)
             key = e & _KEY
             c = self._matches(key).bit_count()
-            fresh = (e & top) - (c << (_SEQ + 60))  # the same entry with its true count: depth and seq kept
-            if c >= 2 and fresh == e:
+            if c == self.top:
                 self._share(key)
-            elif c >= 2:  # a stale bound (bounds only ever fall): back in, unless it still leads with its true count
-                e = pushpop(heap, fresh)
-                if e == fresh:
-                    self._share(key)
-                else:
-                    continue
-            e = pop(heap) if heap else None
+            elif c >= 2:
+                push(buckets.setdefault(c, []), e)
 
     def _share(self, key: int) -> None:
         """Make the pattern's node and substitute it at every occurrence; count the patterns the new node forms."""
