@@ -153,12 +153,7 @@ class Graph:
 
     def is_chain(self) -> bool:
         """Whether every op reads only the node before it (no branches, no merges): what the RTL generators build."""
-        prev = self.input.name
-        for op in self.ops:
-            if op.inputs != (prev,):
-                return False
-            prev = op.name
-        return True
+        return self.branch_op() is None
 
     def branch_op(self) -> Op | None:
         """The op to name when a chain is required: the first merge, else the first op reading an earlier tensor."""
