@@ -110,7 +110,7 @@ def main() -> None:
             tmp = a.workdir
             Path(tmp).mkdir(parents=True, exist_ok=True)
         for ex in a.examples.split(","):
-            g = bondflow.load_model(ROOT / "examples" / ex / "model.h5")
+            g = bondflow.load_model(next(p for p in (ROOT / "examples" / ex / n for n in ("model.h5", "model.keras")) if p.exists()))
             for name in a.designs.split(","):
                 arch, opts = DESIGNS[name]
                 t0 = time.perf_counter()

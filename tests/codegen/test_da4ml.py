@@ -16,21 +16,10 @@ from bondflow.ir.types import FixedType
 from bondflow.sim.lint import lint
 from bondflow.sim.runner import simulate
 from bondflow.sim.vectors import make_vectors
+from simgraphs import branchy
 
 T = FixedType.parse
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
-
-
-@pytest.fixture(scope="module")
-def da4ml(request: pytest.FixtureRequest) -> str:
-    """da4ml's version in its own venv (make setup creates .venv-da4ml): skips without it, fails under --require-tools."""
-    from bondflow.codegen.da4ml.env import da4ml_version
-    try:
-        return da4ml_version()
-    except MissingDependencyError as e:
-        if request.config.getoption("--require-tools"):
-            pytest.fail(str(e))
-        pytest.skip(str(e))
 
 
 def _dense(name: str, inp: str, n_in: int, n_out: int, res: str, seed: int, x_frac: int = 6) -> Dense:
@@ -185,3 +174,15 @@ def test_rounding_that_drops_no_bits_is_accepted(da4ml) -> None:
         bondflow.generate(two_ops("ufixed<12,6,TRN_ZERO,SAT>"), "da4ml")  # d1 has 7 fractional bits: drops one
     d = bondflow.generate(two_ops("ufixed<13,6,TRN_ZERO,SAT>"), "da4ml")  # keeps all 7
     assert d.info["stages"] >= 1
+
+
+@pytest.mark.sim
+def test_branches_bit_exact_icarus(da4ml, need_tool, tmp_path) -> None:
+    """A skip from the input, a 3-input add of mixed types and a casting concatenate, traced by name through da4ml."""
+    need_tool("iverilog")
+    g = branchy(seed=6)
+    d = bondflow.generate(g, "da4ml", stage_adders=3)
+    lint(d)
+    r = simulate(d.write(tmp_path / "d"), 1000, simulator="icarus", seed=6, backpressure=True)
+    assert r.passed, r.summary()
+    assert r.latency_cycles == d.latency_cycles and r.ii_cycles == 1

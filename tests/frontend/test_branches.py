@@ -120,15 +120,15 @@ def test_hls4ml_csim_equals_golden_for_branches(need_tool) -> None:
 def test_chain_architectures_refuse_branches(tmp_path) -> None:
     """Every RTL generator refuses a branched graph in one line naming the merge; the CLI exits 3, no traceback."""
     g = bondflow.load_model(EXAMPLES / "residual_mlp" / "model.h5")
-    for arch in ("dataflow", "moldable", "bondmachine", "da4ml", "reference"):
+    for arch in ("moldable", "bondmachine", "reference"):
         with pytest.raises(UnsupportedOpError, match=f"layer 'skip' of type 'merge add' is not supported by the {arch} architecture"):
             bondflow.generate(g, arch)
-    from bondflow.codegen.dataflow.generator import generate_dataflow
+    from bondflow.bondmachine.moldable.generator import generate_moldable
     with pytest.raises(UnsupportedOpError, match="merge add"):  # also when a generator is called directly
-        generate_dataflow(g)
+        generate_moldable(g)
     g.save(tmp_path / "g.json")  # the CLI reads the graph JSON: no TensorFlow start-up in the subprocesses
     r = subprocess.run([sys.executable, "-m", "bondflow.cli.main", "generate", str(tmp_path / "g.json"),
-                        "--arch", "dataflow", "--no-fidelity", "-o", str(tmp_path / "d")], capture_output=True, text=True)
+                        "--arch", "moldable", "--no-fidelity", "-o", str(tmp_path / "d")], capture_output=True, text=True)
     assert r.returncode == 3 and r.stderr.count("\n") == 1 and "'skip' of type 'merge add'" in r.stderr, r.stderr
     assert not (tmp_path / "d").exists()
     r = subprocess.run([sys.executable, "-m", "bondflow.cli.main", "info", str(tmp_path / "g.json"), "--no-fidelity"],
@@ -234,3 +234,14 @@ def test_tf2onnx_residual_cnn_equals_keras_import(tfk, tmp_path) -> None:
     assert [o.kind for o in go.ops].count("merge") == 2
     xs = np.random.default_rng(2).standard_normal((1500, gk.input.size))
     assert np.array_equal(bondflow.reference.run(gk, xs), bondflow.reference.run(go, xs))
+
+
+@pytest.mark.hls4ml
+def test_hls4ml_merges_of_three_tensors(need_tool) -> None:
+    """A 3-input add of mixed types and a casting 3-input concatenate: hls4ml merges two tensors, so each becomes a
+    chain of two merges whose inner one is exact; the C simulation equals the golden model."""
+    need_tool("g++")
+    from simgraphs import branchy
+    d = bondflow.generate(branchy(seed=4), "hls4ml", vectors=1000)
+    assert d.info["csim_vectors"] == 1000 and d.info["csim_mismatches_vs_golden"] == 0, d.info
+    assert '"sum3_1"' in d.files["hls4ml_config.json"] and '"cat_1"' in d.files["hls4ml_config.json"]

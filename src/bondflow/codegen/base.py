@@ -31,18 +31,24 @@ SHAPED_ARCHS: tuple[str, ...] = ("hls4ml", "dataflow", "moldable")
 
 #: Architectures that build graphs with branches (Add/Concatenate merges, tensors read twice); the RTL
 #: generators walk ``graph.ops`` as a chain, so they refuse such a graph in one line (see ``refuse_branches``).
-BRANCH_ARCHS: tuple[str, ...] = ("hls4ml",)
+BRANCH_ARCHS: tuple[str, ...] = ("hls4ml", "dataflow", "da4ml")
 
 
-def refuse_branches(graph: Graph, arch: str) -> None:
-    """Raise UnsupportedOpError naming the first merge (or branch) when ``arch`` builds chains only."""
-    if arch in BRANCH_ARCHS or graph.is_chain():
+def refuse_branches(graph: Graph, arch: str, context: str | None = None) -> None:
+    """Raise UnsupportedOpError naming the first merge (or branch) when ``arch`` builds chains only.
+
+    ``context`` names a configuration of an architecture that takes branches but not in that form (e.g. a
+    dataflow CNN): the graph is then refused whatever ``arch`` is.
+    """
+    if (arch in BRANCH_ARCHS and context is None) or graph.is_chain():
         return
     from ..errors import UnsupportedOpError
     op = graph.branch_op()
     assert op is not None  # a graph that is not a chain has one
     kind = f"{op.kind} {getattr(op, 'function', '')}".strip() if len(op.inputs) > 1 else f"{op.kind} (reads '{op.input}', a branch)"
-    raise UnsupportedOpError(kind, op.name, ["chains of ops"], f"the {arch} architecture yet (branches: {', '.join(BRANCH_ARCHS)})")
+    where = f"the {arch} architecture {context}" if context else f"the {arch} architecture"
+    raise UnsupportedOpError(kind, op.name, ["chains of ops"], f"{where} yet (branches: {', '.join(BRANCH_ARCHS)}"
+                             f"{'; dataflow: MLPs at reuse factor 1' if 'dataflow' in BRANCH_ARCHS else ''})")
 
 
 def register_arch(name: str) -> Callable[[Generator], Generator]:

@@ -67,17 +67,30 @@ def pipeline_design(graph: Graph, arch: str, options: dict[str, Any], tlast_mode
                     dense_options: dict[str, dict[str, Any]] | None = None) -> Design:
     digest = graph.digest()
     hdr = header(arch, digest)
-    layers = pipeline_layers(graph, arch, hdr, extra, dense_options)
     core = f"bondflow_{arch}_core"
-    stages, prev, prev_bits = [], "in_data", graph.input.size * graph.input.type.width
-    for k, layer in enumerate(layers):
-        out = f"l{k}_y"
-        stages.append({"module": layer.module, "inp": prev, "out": out, "out_bits": layer.n_out * layer.out_width})
-        prev = out
-    latency = sum(layer.latency for layer in layers)
+    prev_bits = graph.input.size * graph.input.type.width
+    delays: list[dict[str, Any]] = []
+    if graph.is_chain():
+        layers = pipeline_layers(graph, arch, hdr, extra, dense_options)
+        stages, prev = [], "in_data"
+        for k, layer in enumerate(layers):
+            out = f"l{k}_y"
+            stages.append({"module": layer.module, "inp": prev, "out": out, "out_bits": layer.n_out * layer.out_width})
+            prev = out
+        latency = sum(layer.latency for layer in layers)
+        out_wire, out_bits = prev, stages[-1]["out_bits"]
+    else:  # branches: every tensor on a wire, merges fed in step through delay chains (dag.py)
+        from .dag import plan_dag
+        plan = plan_dag(graph, arch, hdr, extra, dense_options)
+        layers, stages, delays, latency = plan.layers, plan.stages, plan.delays, plan.latency
+        out_wire, out_bits = plan.out_wire, plan.out_bits
+    if latency < 1:  # the valid pipe and the adapter need one register: only combinational layers (casts, wiring)
+        raise UnsupportedOpError(graph.ops[-1].kind, graph.ops[-1].name, ["a graph with at least one dense, activation or "
+                                 "table layer"], f"the {arch} generator (a pipeline of casts alone has no register)")
     iface = interface_for(graph, in_tdata_bits, out_tdata_bits)
     core_text = render("layers/core.v.j2", header=hdr, module=core, description=description or f"{arch} pipeline of {len(layers)} layers",
-                       in_bits=prev_bits, out_bits=stages[-1]["out_bits"], stages=stages, latency=latency)
+                       in_bits=prev_bits, out_bits=out_bits, stages=stages, latency=latency, delays=delays,
+                       out_wire=out_wire)
     files = {f"rtl/{layer.module}.v": layer.text for layer in layers}
     files.update({path: text for layer in layers for path, text in layer.extra})
     files.update({"rtl/bondflow_requant.v": static_rtl("bondflow_requant.v"),
@@ -91,6 +104,8 @@ def pipeline_design(graph: Graph, arch: str, options: dict[str, Any], tlast_mode
     info = {"layers": [{"module": l.module, "latency": l.latency, "multipliers": l.multipliers,
                         "n_in": l.n_in, "n_out": l.n_out} for l in layers],
             "multipliers": sum(l.multipliers for l in layers), "core_latency": latency, "tlast_mode": tlast_mode}
+    if delays:
+        info["branch_delay_bits"] = sum(d["bits"] for d in delays)
     ii = max(iface.input.beats, iface.output.beats)
     return Design(arch=arch, top="bondflow_top", language="verilog", files=files, interface=iface,
                   graph_digest=digest, rtl_files=tuple(rtl), latency_cycles=latency + shell_latency(iface, adapter=True), ii_cycles=ii,

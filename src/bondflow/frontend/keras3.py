@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import ModelLoadError
+from ..errors import MissingDependencyError, ModelLoadError
 
 __all__ = ["read_keras3", "keras3_predict"]
 
@@ -26,6 +26,8 @@ _KEYS = {
     "Softmax": ("axis",),
     "Dropout": ("rate",),
     "Flatten": (),
+    "Add": (),
+    "Concatenate": ("axis",),
 }
 
 
@@ -36,7 +38,8 @@ def _snake(name: str) -> str:
 
 
 def read_keras3(path: Path) -> Any:
-    """A tf_keras Sequential equal to the Keras 3 model in ``path`` (Dense MLPs); one line for anything else."""
+    """A tf_keras model equal to the Keras 3 model in ``path`` (Sequential, or Functional with Add/Concatenate
+    branches); one line for anything else."""
     from .._compat import import_tensorflow
     from .keras_files import config_layers, refuse_unsupported
     with zipfile.ZipFile(path) as z:
@@ -48,7 +51,8 @@ def read_keras3(path: Path) -> Any:
     refuse_unsupported(cfg, trust_model=False)
     tfk = import_tensorflow()
     import h5py
-    layers: list[Any] = []
+    functional = cfg.get("class_name") == "Functional"
+    layers: list[tuple[dict[str, Any], Any]] = []  # (config entry, tf_keras layer)
     weights: list[tuple[Any, list[np.ndarray]]] = []
     seen: dict[str, int] = {}
     in_shape = None
@@ -56,8 +60,12 @@ def read_keras3(path: Path) -> Any:
         with h5py.File(tmp / "model.weights.h5", "r") as f:
             for entry in config_layers(cfg):
                 cls, lc = entry.get("class_name"), entry.get("config", {})
+                n = seen.get(cls, 0)  # model.weights.h5 names layers by class, counted in model order
+                seen[cls] = n + 1
                 if cls == "InputLayer":
                     in_shape = tuple(lc.get("batch_shape") or lc.get("batch_input_shape") or (None,))[1:]
+                    if functional:
+                        layers.append((entry, None))
                     continue
                 if entry.get("build_config") and in_shape is None:
                     in_shape = tuple(entry["build_config"].get("input_shape", (None,)))[1:]
@@ -65,9 +73,7 @@ def read_keras3(path: Path) -> Any:
                 if isinstance(kwargs.get("axis"), list):
                     kwargs["axis"] = kwargs["axis"][0]
                 layer = getattr(tfk.layers, cls)(name=lc.get("name"), **kwargs)
-                layers.append(layer)
-                n = seen.get(cls, 0)
-                seen[cls] = n + 1
+                layers.append((entry, layer))
                 key = _snake(cls) + (f"_{n}" if n else "")
                 grp = f.get(f"layers/{key}/vars")
                 vals = [np.asarray(grp[str(i)]) for i in range(len(grp))] if grp is not None else []
@@ -78,10 +84,13 @@ def read_keras3(path: Path) -> Any:
     finally:
         (tmp / "model.weights.h5").unlink(missing_ok=True)
         tmp.rmdir()
-    if in_shape is None or None in in_shape:
-        raise ModelLoadError(f"{path} must declare its input shape (an InputLayer), not leave it open")
-    model = tfk.Sequential([tfk.layers.InputLayer(input_shape=in_shape)] + layers,
-                           name=cfg.get("config", {}).get("name", "model"))
+    name = cfg.get("config", {}).get("name", "model")
+    if functional:
+        model = _functional(tfk, path, cfg, layers, name)
+    else:
+        if in_shape is None or None in in_shape:
+            raise ModelLoadError(f"{path} must declare its input shape (an InputLayer), not leave it open")
+        model = tfk.Sequential([tfk.layers.InputLayer(input_shape=in_shape)] + [l for _, l in layers], name=name)
     for layer, vals in weights:
         if vals:
             try:
@@ -91,13 +100,63 @@ def read_keras3(path: Path) -> Any:
     return model
 
 
+def _functional(tfk: Any, path: Path, cfg: dict[str, Any], layers: list[tuple[dict[str, Any], Any]], name: str) -> Any:
+    """Connect the rebuilt layers as Keras 3's ``inbound_nodes`` say (one call per layer: shared layers are refused)."""
+    tensors: dict[str, Any] = {}
+
+    def source(arg: Any) -> Any:
+        hist = arg.get("config", {}).get("keras_history") if isinstance(arg, dict) else None
+        if not hist or hist[0] not in tensors:
+            raise ModelLoadError(f"{path}: a layer input must be an earlier layer's tensor (keras_history), not {str(arg)[:80]}")
+        return tensors[hist[0]]
+
+    for entry, layer in layers:
+        lc = entry.get("config", {})
+        lname = lc.get("name")
+        if layer is None:  # InputLayer
+            shape = tuple(lc.get("batch_shape") or lc.get("batch_input_shape") or (None,))[1:]
+            if None in shape:
+                raise ModelLoadError(f"{path}: input '{lname}' must declare its shape, not leave it open ({shape})")
+            tensors[lname] = tfk.Input(shape=shape, name=lname)
+            continue
+        nodes = entry.get("inbound_nodes") or []
+        if len(nodes) != 1:
+            from ..errors import UnsupportedOpError
+            raise UnsupportedOpError(f"{entry.get('class_name')} called {len(nodes)} times (a shared layer)", str(lname),
+                                     ["layers called once"], "bondflow's Keras 3 reader")
+        args = nodes[0].get("args") or []
+        first = args[0] if args else None
+        tensors[lname] = layer([source(a) for a in first] if isinstance(first, list) else source(first))
+    ends = []
+    for key in ("input_layers", "output_layers"):
+        refs = cfg["config"].get(key) or []
+        refs = [refs] if refs and not isinstance(refs[0], list) else refs  # one tensor: [name, 0, 0]
+        if len(refs) != 1 or refs[0][0] not in tensors:
+            raise ModelLoadError(f"{path} must have one input and one output layer, not {key} {refs}")
+        ends.append(tensors[refs[0][0]])
+    return tfk.Model(ends[0], ends[1], name=name)
+
+
 _PREDICT = """
 import sys, numpy as np, keras
+try:
+    import hgq  # noqa: F401  (registers HGQ2's layers, so HGQ models run their own inference)
+except ImportError:
+    pass
 m = keras.saving.load_model(sys.argv[1], compile=False)
 x = np.load(sys.argv[2])
 np.save(sys.argv[3], np.asarray(m.predict(x.reshape((len(x),) + tuple(m.input_shape[1:])), verbose=0)))
 print(keras.__version__)
 """
+
+
+def _is_hgq(path: Path) -> bool:
+    from .hgq import is_hgq_config
+    try:
+        with zipfile.ZipFile(path) as z:
+            return is_hgq_config(json.loads(z.read("config.json")))
+    except (OSError, KeyError, ValueError, zipfile.BadZipFile):
+        return False
 
 
 def keras3_predict(path: Path, x: np.ndarray) -> tuple[np.ndarray | None, str]:
@@ -107,6 +166,12 @@ def keras3_predict(path: Path, x: np.ndarray) -> tuple[np.ndarray | None, str]:
         np.save(xi, np.asarray(x, dtype=np.float32))
         env = {k: v for k, v in os.environ.items() if k != "TF_USE_LEGACY_KERAS"}
         env.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+        if _is_hgq(path):  # HGQ's layers run their own inference with HGQ2 from beside the venv (hgq_runtime.py)
+            from .hgq_runtime import hgq_child_env
+            try:
+                env = hgq_child_env()
+            except MissingDependencyError as e:
+                return None, str(e)
         r = subprocess.run([sys.executable, "-c", _PREDICT, str(path), str(xi), str(yo)], capture_output=True,
                            text=True, env=env, timeout=600)
         if r.returncode != 0 or not yo.exists():

@@ -19,7 +19,7 @@ from ..ir.merge import Merge, merge_result_type
 from ..ir.ops import Activation, Dense, Flatten, Op, Sigmoid, Softmax, Threshold
 from ..ir.types import FixedType
 from ..render_names import unique_name
-from .onnx_export import NAME_KEY, TYPE_KEY, is_copy
+from .onnx_export import ELEMENT_KEY, ELEMENT_PART_KEY, NAME_KEY, TYPE_KEY, is_copy
 from .quant import DEFAULT_INPUT_PRECISION, accum_type_for, exact_raw, quantize_checked
 
 __all__ = ["load_onnx", "SUPPORTED_ONNX_OPS", "BIPOLAR_TYPE"]
@@ -280,6 +280,20 @@ def _threshold_op(node: Any, consts: dict[str, np.ndarray], xt: FixedType, n: in
                      offset=int(np.ldexp(bias, rt.frac_bits)))
 
 
+def _element_quant_op(text: str, node: Any, consts: dict[str, np.ndarray], names: set[str], inp: str) -> Op:
+    """bondflow's exported element_quant (HGQ's per-element precision), exactly as its metadata states it."""
+    import json
+    from ..ir.element_quant import ElementQuant
+    try:
+        d = json.loads(text)
+        rt = next(FixedType.parse(_text(p.value)) for p in node.metadata_props if _text(p.key) == TYPE_KEY)
+        return ElementQuant(name=_node_name(node, names), input=inp, result_type=rt, k=d["k"], i=d["i"], f=d["f"],
+                            rounding=d["rounding"], overflow=d["overflow"])
+    except (ValueError, KeyError, TypeError, StopIteration) as e:
+        raise ModelLoadError(f"Quant '{node.name}' must carry a well-formed {ELEMENT_KEY} record, not fail with "
+                             f"{type(e).__name__}: {str(e)[:120]}") from None
+
+
 def _node_name(node: Any, names: set[str]) -> str:
     """bondflow's own name for the op when the file carries it, else the ONNX node name, made unique and safe."""
     for p in node.metadata_props:
@@ -309,7 +323,7 @@ def _check_supported(proto: Any, path: Path) -> None:
     for n in proto.graph.node:
         if any(i in data for i in n.input):
             data.update(n.output)
-            if n.op_type not in _HANDLED:
+            if n.op_type not in _HANDLED and not any(_text(p.key) == ELEMENT_PART_KEY for p in n.metadata_props):
                 bad.setdefault(n.op_type, []).append(_text(n.name or n.output[0]))
     if bad:
         found = "; ".join(f"'{k}' x{len(v)} ({', '.join(v[:3])}{', ...' if len(v) > 3 else ''})" for k, v in bad.items())
@@ -500,6 +514,28 @@ def _load_onnx(path: Path, default_precision: str | None, input_precision: str |
 
     for node in g.node:
         t = node.op_type
+        if any(_text(p.key) == ELEMENT_PART_KEY for p in node.metadata_props) and inp is not None:
+            data.update(node.output)  # the per-element clip of bondflow's element_quant export: part of that op
+            last = node.output[0]
+            settled[last] = (state["cur"], state["type"], state["n"])
+            continue
+        element = next((_text(p.value) for p in node.metadata_props if _text(p.key) == ELEMENT_KEY), None)
+        if element is not None and t == "Quant" and inp is not None and node.input[0] in data:
+            materialize_aff()
+            finish_dense(None)
+            if state["act"]:
+                finish_act(None, node.name)
+            materialize_bip()
+            if node.input[0] != last:
+                cur, ct, cn = read(node.input[0], node)
+                state.update(cur=cur, type=ct, n=cn)
+            op = _element_quant_op(element, node, consts, names, state["cur"])
+            ops.append(op)
+            data.update(node.output)
+            last = node.output[0]
+            state.update(cur=op.name, type=op.result_type)
+            settled[last] = (state["cur"], state["type"], state["n"])
+            continue
         if t in ("Quant", "BipolarQuant") and node.input[0] not in data:  # quantized constant (weights/bias)
             if node.input[0] not in consts:
                 raise UnsupportedOpError(f"{t} of a computed constant", node.name, SUPPORTED_ONNX_OPS)

@@ -5,6 +5,7 @@ import numpy as np
 
 from ..errors import MissingDependencyError, UnsupportedOpError
 from ..ir.graph import Graph
+from ..ir.element_quant import ElementQuant
 from ..ir.merge import Merge
 from ..ir.ops import Activation, Dense, Flatten, Sigmoid, Softmax, Threshold
 from ..ir.tensor_ops import Conv, Pool
@@ -23,6 +24,10 @@ TYPE_KEY = "bondflow.type"  # node metadata: the exact FixedType (Quant cannot e
 # node metadata of a same-type Quant that only copies a tensor a merge reads twice (qonnx's cleanup renames just the
 # first of two equal node inputs, leaving the second dangling); importers read it as the tensor itself.
 COPY_KEY = "bondflow.copy_of"
+# node metadata of the Quant (per-element scale) that starts an element_quant: its exact (k, i, f) and modes as JSON;
+# the Max and Min after it (per-element clip; always-0 elements clip to [0, 0]) carry ELEMENT_PART_KEY.
+ELEMENT_KEY = "bondflow.element_quant"
+ELEMENT_PART_KEY = "bondflow.element_quant_part"
 # qonnx rounding modes (intquant.resolve_rounding_mode). RND (ties up) and RND_MIN_INF (ties down) have no
 # qonnx mode: the nearest one differs only on ties of one sign; the exact type travels in TYPE_KEY metadata.
 _ROUNDING_NAME = {Rounding.RND_CONV: "ROUND", Rounding.TRN: "FLOOR", Rounding.TRN_ZERO: "DOWN",
@@ -149,6 +154,8 @@ def graph_to_onnx(graph: Graph):
             quant(f"{op.name}_pre", op.name, op.result_type)  # float32 sums of these widths are exact; the Quant is the cast
             if rank > 1:
                 nchw.add(op.name)
+        elif isinstance(op, ElementQuant):
+            _element_quant(op, nodes, const, helper)
         elif isinstance(op, Threshold):
             # FINN's MultiThreshold: thresholds as real values of the input's grid (exact in float32 up to 24 bits).
             xt, rt = types[op.input], op.result_type
@@ -159,7 +166,8 @@ def graph_to_onnx(graph: Graph):
             nodes[-1].metadata_props.add(key=TYPE_KEY, value=str(rt))
             nodes[-1].metadata_props.add(key=NAME_KEY, value=op.name)
         else:
-            raise UnsupportedOpError(op.kind, op.name, ["dense", "activation", "softmax", "sigmoid", "flatten", "threshold", "merge"], "ONNX export")
+            raise UnsupportedOpError(op.kind, op.name, ["dense", "activation", "softmax", "sigmoid", "flatten", "threshold", "merge",
+                                                        "element_quant"], "ONNX export")
     out = graph.ops[-1].name
     g = helper.make_graph(nodes, graph.name,
                           [helper.make_tensor_value_info(x0, TensorProto.FLOAT, [1, *graph.input.shape])],
@@ -174,6 +182,33 @@ def graph_to_onnx(graph: Graph):
             model.metadata_props.add(key=f"bondflow.meta.{k}", value=v)
     onnx.checker.check_model(model)
     return model
+
+
+def _element_quant(op: ElementQuant, nodes: list, const, helper) -> None:
+    """Quant with per-element scale 2^-f (rounding; its clip wide enough for every element), then a per-element Max and
+    Min (each element's range; [0, 0] for 0-bit elements): qonnx's reading saturates where the op may WRAP, and rounds
+    RND ties away from zero, so the exact op travels in ELEMENT_KEY metadata (as TYPE_KEY does for casts)."""
+    import json
+    types = op.types()
+    live = [t for t in types if t is not None]
+    lo = np.array([0.0 if t is None else (-t.max_value if t.overflow is Overflow.SAT_SYM and t.signed and t.width > 1
+                                          else t.min_value) for t in types])
+    hi = np.array([0.0 if t is None else t.max_value for t in types])
+    bits = max([t.width + int(not t.signed) for t in live] + [2])
+    s = const(f"{op.name}_scale", np.array([2.0 ** -(t.frac_bits if t is not None else 0) for t in types]))
+    z = const(f"{op.name}_zeropt", np.array(0.0))
+    b = const(f"{op.name}_bitwidth", np.array(float(bits)))
+    q = helper.make_node("Quant", [op.input, s, z, b], [f"{op.name}_q"], name=f"{op.name}_q", domain=QONNX_DOMAIN,
+                         signed=1, narrow=0, rounding_mode=_ROUNDING_NAME[op.rounding])
+    q.metadata_props.add(key=NAME_KEY, value=op.name)
+    q.metadata_props.add(key=TYPE_KEY, value=str(op.result_type))
+    q.metadata_props.add(key=ELEMENT_KEY, value=json.dumps({"k": op.k.tolist(), "i": op.i.tolist(), "f": op.f.tolist(),
+                                                            "rounding": op.rounding.value, "overflow": op.overflow.value}))
+    mx = helper.make_node("Max", [f"{op.name}_q", const(f"{op.name}_lo", lo)], [f"{op.name}_lo_clip"], name=f"{op.name}_max")
+    mn = helper.make_node("Min", [f"{op.name}_lo_clip", const(f"{op.name}_hi", hi)], [op.name], name=f"{op.name}_min")
+    for n in (mx, mn):
+        n.metadata_props.add(key=ELEMENT_PART_KEY, value=op.name)
+    nodes += [q, mx, mn]
 
 
 def graph_to_onnx_bytes(graph: Graph) -> bytes:

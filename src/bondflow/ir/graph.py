@@ -12,7 +12,7 @@ import numpy as np
 
 from ..errors import GraphValidationError
 from .ops import Dense, Op, op_from_dict
-from . import merge, tensor_ops  # noqa: F401  (registers the shaped and multi-input op kinds)
+from . import element_quant, merge, tensor_ops  # noqa: F401  (registers the per-element, shaped and multi-input op kinds)
 from .types import FixedType
 
 __all__ = ["Graph", "TensorSpec", "FORMAT_VERSION"]

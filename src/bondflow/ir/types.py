@@ -191,6 +191,11 @@ class FixedType:
     def to_float(self, raw: np.ndarray) -> np.ndarray:
         return np.ldexp(np.asarray(raw, dtype=np.float64), -self.frac_bits)
 
+    def holds(self, other: "FixedType") -> bool:
+        """Whether every value of ``other`` is a value of this type (a cast to it is exact: wiring)."""
+        return (self.frac_bits >= other.frac_bits and self.max_value >= other.max_value
+                and self.min_value <= other.min_value)
+
     def representable(self, x: np.ndarray) -> bool:
         """True when every value is exactly one of this type's values."""
         a = np.asarray(x, dtype=np.float64)

@@ -5,14 +5,16 @@ from typing import Any
 
 import numpy as np
 
-from ...errors import ConfigError, QuantizationError, UnsupportedOpError
+from ...errors import QuantizationError, UnsupportedOpError
+from ...ir.element_quant import ElementQuant
 from ...ir.graph import Graph
+from ...ir.merge import Merge, merge_result_type
 from ...ir.ops import Activation, Dense, Flatten, Op
 from ...ir.types import FixedType, Overflow, Rounding
 
 __all__ = ["lower", "kif", "SUPPORTED_KINDS"]
 
-SUPPORTED_KINDS = ["dense", "activation (relu, linear)", "flatten"]
+SUPPORTED_KINDS = ["dense", "activation (relu, linear)", "flatten", "merge (add, concatenate)", "element_quant"]
 #: da4ml 0.6's quantize knows TRN and RND; RND_CONV is built from TRN in the worker.
 _ROUNDINGS = {Rounding.TRN: "TRN", Rounding.RND: "RND", Rounding.RND_CONV: "round_half_even"}
 _OVERFLOWS = {Overflow.WRAP: "WRAP", Overflow.SAT: "SAT", Overflow.SAT_SYM: "SAT_SYM"}
@@ -56,18 +58,53 @@ def _dense(op: Dense, xt: FixedType) -> list[dict[str, Any]]:
 
 
 def lower(graph: Graph) -> tuple[list[list[int]], list[dict[str, Any]]]:
-    """Per-input (k, i, f) and the steps da4ml traces; one-line errors for anything not exact in da4ml 0.6."""
-    cur, xt = graph.input.name, graph.input.type
-    steps: list[dict[str, Any]] = []
+    """Per-input (k, i, f) and the steps da4ml traces; one-line errors for anything not exact in da4ml 0.6.
+
+    A chain is one stream of steps on the current value. A graph with branches names its tensors: each op
+    loads its input, runs its steps and stores its result; merges read their inputs by name (``sum``, ``concat``).
+    """
+    inputs = [list(kif(graph.input.type))] * graph.input.size
+    if graph.is_chain():
+        xt = graph.input.type
+        steps: list[dict[str, Any]] = []
+        for op in graph.ops:
+            steps += _op_steps(op, xt)
+            xt = op.result_type
+        return inputs, steps
+    types = graph.types()
+    steps = [{"op": "store", "name": graph.input.name}]
     for op in graph.ops:
-        if op.input != cur:
-            raise ConfigError(f"graph must be a chain for da4ml, not '{op.name}' reading '{op.input}' after '{cur}'")
-        steps += _op_steps(op, xt)
-        cur, xt = op.name, op.result_type
-    return [list(kif(graph.input.type))] * graph.input.size, steps
+        if isinstance(op, Merge):
+            steps += _merge(op, graph, [types[s] for s in op.inputs])
+        else:
+            steps += [{"op": "load", "name": op.input}, *_op_steps(op, types[op.input])]
+        steps.append({"op": "store", "name": op.name})
+    return inputs, steps + [{"op": "load", "name": graph.ops[-1].name}]
+
+
+def _merge(op: Merge, graph: Graph, in_types: list[FixedType]) -> list[dict[str, Any]]:
+    if len(graph.shapes()[op.name]) > 1:
+        raise UnsupportedOpError(f"merge {op.function} of images", op.name, ["merges of flat tensors"], "the da4ml generator")
+    if op.function == "add":  # da4ml adds exactly; then the one cast of the golden model
+        exact = merge_result_type("add", in_types)
+        return [{"op": "sum", "names": list(op.inputs)}, *_cast(f"add '{op.name}' result type", exact, op.result_type)]
+    steps: list[dict[str, Any]] = []
+    for k, (src, t) in enumerate(zip(op.inputs, in_types)):  # each input cast to the result type, then joined
+        steps += [{"op": "load", "name": src}, *_cast(f"concatenate '{op.name}' result type", t, op.result_type),
+                  {"op": "store", "name": f"{op.name}/{k}"}]
+    return steps + [{"op": "concat", "names": [f"{op.name}/{k}" for k in range(len(op.inputs))]}]
+
+
+def _element_quant(op: ElementQuant, xt: FixedType) -> list[dict[str, Any]]:
+    """HGQ's per-element precision: each element its own cast (da4ml keeps every value exact, so the op's wider
+    result type needs nothing more); an always-0 element is a constant 0."""
+    elements = [None if t is None else _cast(f"element_quant '{op.name}' element {j}", xt, t) for j, t in enumerate(op.types())]
+    return [{"op": "per_element", "elements": elements}]
 
 
 def _op_steps(op: Op, xt: FixedType) -> list[dict[str, Any]]:
+    if isinstance(op, ElementQuant):
+        return _element_quant(op, xt)
     if isinstance(op, Dense):
         return _dense(op, xt)
     if isinstance(op, Activation):

@@ -24,6 +24,13 @@ def _round_half_even(x: Any, step: dict[str, Any]) -> Any:
     return biased.quantize(k=step["k"], i=step["i"], f=f, overflow_mode=step["overflow"], round_mode="TRN")
 
 
+def _cast(x: Any, step: dict[str, Any]) -> Any:
+    """One cast step of lower.py: da4ml's quantize, or round half to even built from it."""
+    if step["op"] == "round_half_even":
+        return _round_half_even(x, step)
+    return x.quantize(k=step["k"], i=step["i"], f=step["f"], overflow_mode=step["overflow"], round_mode=step["round"])
+
+
 def trace(req: dict[str, Any]) -> dict[str, Any]:
     import numpy as np
     from da4ml import _version
@@ -35,18 +42,38 @@ def trace(req: dict[str, Any]) -> dict[str, Any]:
     k, i, f = (np.array(v) for v in zip(*req["inputs"]))
     inp = FixedVariableArray.from_kif(k, i, f)
     x = inp
+    named: dict[str, Any] = {}  # tensors of a graph with branches, by node name (see lower.py)
     for step in req["steps"]:
         op = step["op"]
-        if op == "matmul":
+        if op == "load":
+            x = named[step["name"]]
+        elif op == "store":
+            named[step["name"]] = x
+        elif op == "sum":
+            x = named[step["names"][0]]
+            for name in step["names"][1:]:
+                x = x + named[name]
+        elif op == "concat":
+            x = np.concatenate([named[name] for name in step["names"]])
+        elif op == "per_element":  # each element its own casts (HGQ's per-element precision); None: always 0
+            parts = []
+            for j, casts in enumerate(step["elements"]):
+                xj = x[j:j + 1]
+                if casts is None:
+                    parts.append(xj * 0.0)
+                    continue
+                for c in casts:
+                    xj = _cast(xj, c)
+                parts.append(xj)
+            x = np.concatenate(parts)
+        elif op == "matmul":
             x = x @ np.array(step["w"], dtype=np.float64)
         elif op == "add":
             x = x + np.array(step["c"], dtype=np.float64)
         elif op == "relu":
             x = x.relu()
-        elif op == "quantize":
-            x = x.quantize(k=step["k"], i=step["i"], f=step["f"], overflow_mode=step["overflow"], round_mode=step["round"])
-        elif op == "round_half_even":
-            x = _round_half_even(x, step)
+        elif op in ("quantize", "round_half_even"):
+            x = _cast(x, step)
         else:
             raise ValueError(f"lowered step must be a known op, not {op!r}")
     comb = comb_trace(inp, x, keep_dead_inputs=True)  # keep every input's bits in model_inp: a fixed port layout

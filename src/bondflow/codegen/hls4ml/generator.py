@@ -18,10 +18,11 @@ from ...design import Design
 from ...errors import ConfigError, MissingDependencyError, ToolFailedError, ToolNotFoundError, UnsupportedOpError
 from ...ir.graph import Graph
 from ...ir.reference import SOFTMAX_ACCUM_TYPE
-from ...ir.merge import Merge
+from ...ir.merge import Merge, merge_result_type
 from ...ir.ops import Activation, Dense, Flatten, Op, Sigmoid, Softmax
 from ...ir.tensor_ops import Conv, Pool, same_pads
 from ...ir.types import FixedType
+from ...progress import get_reporter
 from ...tools import find_tool
 from ..base import register_arch
 
@@ -85,12 +86,15 @@ def keras_model_of(graph: Graph):
         tensors = {graph.input.name: tfk.Input(shape=graph.input.shape, name=INPUT_LAYER)}
         for op in graph.ops:
             if isinstance(op, Merge):
-                if len(op.inputs) != 2:  # hls4ml 1.3's merge layers take exactly two tensors
-                    raise UnsupportedOpError(f"merge {op.function} of {len(op.inputs)} tensors", op.name,
-                                             ["merge of 2 tensors"], "the hls4ml generator")
-                layer = (tfk.layers.Add(name=op.name) if op.function == "add"
-                         else tfk.layers.Concatenate(axis=op.axis + 1, name=op.name))
-                tensors[op.name] = layer([tensors[s] for s in op.inputs])
+                # hls4ml 1.3's merge layers take exactly two tensors: N inputs become a chain of N - 1 merges,
+                # the inner ones named <merge>_<k> and typed so they change nothing (see hls_config).
+                t = tensors[op.inputs[0]]
+                for k, src in enumerate(op.inputs[1:], start=1):
+                    name = op.name if k == len(op.inputs) - 1 else f"{op.name}_{k}"
+                    layer = (tfk.layers.Add(name=name) if op.function == "add"
+                             else tfk.layers.Concatenate(axis=op.axis + 1, name=name))
+                    t = layer([t, tensors[src]])
+                tensors[op.name] = t
                 continue
             t = tensors[op.input]
             for layer in _keras_layers(tfk, op, shapes):
@@ -194,6 +198,12 @@ def hls_config(graph: Graph, model, reuse_factor: "int | dict[str, int]", strate
             layers.setdefault(f"{op.name}_linear", {})["Precision"] = {"result": op.result_type.to_ap()}
         elif isinstance(op, (Activation, Merge)):  # a merge aligns its inputs, sums or copies exactly, then casts
             lc["Precision"] = {"result": op.result_type.to_ap()}
+            if isinstance(op, Merge):  # inner merges of a chain (keras_model_of): exact partial sums; a concatenation
+                types = graph.types()  # casts each input to the result type, so inner ones already use it
+                for k in range(1, len(op.inputs) - 1):
+                    t = (merge_result_type("add", [types[s] for s in op.inputs[:k + 1]]) if op.function == "add"
+                         else op.result_type)
+                    layers.setdefault(f"{op.name}_{k}", {})["Precision"] = {"result": t.to_ap()}
         elif isinstance(op, Pool):  # max is exact; the average's exact sum needs the mean's bits plus log2(N) integer bits
             xt = graph.types()[op.input]
             n = int(np.prod(op.window(graph.shapes()[op.input])))
@@ -275,6 +285,7 @@ def build_project(graph: Graph, out_dir: Path, reuse_factor: "int | dict[str, in
             hls_model = hls4ml.converters.convert_from_keras_model(model, hls_config=cfg, **kw)
         except Exception as e:  # hls4ml raises bare Exceptions: name the layer when it says which
             raise _hls4ml_error(graph, e, out_dir) from None
+    get_reporter().step(f"  hls4ml: compile the C simulation of the {source} (g++, tens of seconds)")
     try:
         hls_model.compile()
     except Exception as e:
@@ -310,6 +321,7 @@ def generate_hls4ml(graph: Graph, reuse_factor: "int | dict[str, int]" = 1, stra
         prj = build_project(graph, tmp / "prj", reuse_factor, strategy, board)
         build_s = time.monotonic() - t0
         tv = make_vectors(graph, vectors, seed)
+        get_reporter().step(f"  hls4ml: C simulation of {len(tv)} vectors")
         t1 = time.monotonic()
         y = prj.predict_raw(tv.inputs)
         csim_s = time.monotonic() - t1
@@ -326,6 +338,7 @@ def generate_hls4ml(graph: Graph, reuse_factor: "int | dict[str, int]" = 1, stra
                                 "compile_seconds": round(build_s, 2), "csim_seconds": round(csim_s, 3),
                                 "hls4ml_version": __import__("hls4ml").__version__}
         if synth:
+            get_reporter().step(f"  hls4ml: vendor HLS synthesis ({Path(hls).name}, minutes to hours)")
             try:
                 prj.hls_model.build(csim=False, synth=True)
             except Exception as e:
