@@ -1,4 +1,5 @@
-"""ONNX/QONNX import time of the test models (field exports, binary, ternary, normalisation, BN, MultiThreshold, 1-3-bit and non-power-of-two-scale activations), as ratios to onnx.load + qonnx cleanup in the same run; QKeras sign-activation model import time."""
+"""ONNX/QONNX import time of the test models (field exports, binary, ternary, normalisation, BN, MultiThreshold, 1-3-bit and non-power-of-two-scale activations), as ratios to onnx.load + qonnx cleanup in the same run; QKeras sign-activation model import time; HGQ2 model import
+time against HGQ's own keras.saving.load_model (timed inside a Keras 3 child process, imports excluded)."""
 from __future__ import annotations
 
 import sys
@@ -45,7 +46,7 @@ def main() -> None:
                          "bondflow_import_s": t_bf, "onnx_load_qonnx_cleanup_s": t_ref, "ratio_vs_cleanup": t_bf / t_ref})
             print(f"{name:20s} {len(g.ops):2d} ops {rows[-1]['params']:7d} params: import {t_bf * 1e3:7.1f} ms, "
                   f"onnx.load+cleanup {t_ref * 1e3:7.1f} ms, ratio {t_bf / t_ref:.2f}x")
-    keras_rows = qkeras_sign_import()
+    keras_rows = qkeras_sign_import() + hgq_import()
     ratios = np.array([r["ratio_vs_cleanup"] for r in rows])
     print(f"import / (onnx.load + qonnx cleanup): median {np.median(ratios):.2f}x, max {ratios.max():.2f}x; "
           f"slowest import {max(r['bondflow_import_s'] for r in rows):.3f} s")
@@ -65,6 +66,37 @@ def qkeras_sign_import() -> list[dict]:
         t_ref = best_of(lambda: tfk.models.load_model(p, custom_objects=_custom_objects(), compile=False), 3)
     print(f"{'qkeras_sign_activations':20s} import {t_bf * 1e3:7.1f} ms, tf_keras load_model {t_ref * 1e3:7.1f} ms, ratio {t_bf / t_ref:.2f}x")
     return [{"model": "qkeras_sign_activations", "bondflow_import_s": t_bf, "tf_keras_load_model_s": t_ref, "ratio": t_bf / t_ref}]
+
+
+_HGQ_LOAD = """
+import os, sys, time
+os.environ.pop("TF_USE_LEGACY_KERAS", None)
+import keras, hgq  # noqa: F401
+keras.saving.load_model(sys.argv[1], compile=False)
+best = float("inf")
+for _ in range(3):
+    t0 = time.perf_counter(); keras.saving.load_model(sys.argv[1], compile=False); best = min(best, time.perf_counter() - t0)
+print(best)
+"""
+
+
+def hgq_import() -> list[dict]:
+    """The HGQ2 per-element-precision MLP (tests/frontend/test_hgq.py): bondflow reads the .keras file without HGQ."""
+    import os
+    import subprocess
+    from test_hgq import hgq_mlp
+    with tempfile.TemporaryDirectory() as d:
+        p, _, _ = hgq_mlp(Path(d) / "hgq_mlp.keras")
+        g = bondflow.load_model(p)
+        t_bf = best_of(lambda: bondflow.load_model(p), 3)
+        env = {k: v for k, v in os.environ.items() if k != "TF_USE_LEGACY_KERAS"}
+        env.update(TF_CPP_MIN_LOG_LEVEL="3", KERAS_BACKEND="tensorflow")
+        r = subprocess.run([sys.executable, "-c", _HGQ_LOAD, str(p)], capture_output=True, text=True, env=env, timeout=600)
+        t_ref = float(r.stdout.strip().splitlines()[-1])
+    print(f"{'hgq2_per_element':20s} {len(g.ops):2d} ops import {t_bf * 1e3:7.1f} ms, HGQ keras.saving.load_model "
+          f"{t_ref * 1e3:7.1f} ms, ratio {t_bf / t_ref:.2f}x")
+    return [{"model": "hgq2_per_element", "ops": len(g.ops), "params": int(g.params()), "bondflow_import_s": t_bf,
+             "hgq_keras_load_model_s": t_ref, "ratio": t_bf / t_ref}]
 
 
 class _TmpFactory:

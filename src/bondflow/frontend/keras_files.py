@@ -24,6 +24,12 @@ UNSAFE = ("Lambda", "TFOpLambda")
 BNN_LAYERS = ("QuantDense", "QuantConv1D", "QuantConv2D", "QuantDepthwiseConv2D", "BinaryDense", "TernaryDense", "BinaryConv2D")
 BNN_HINT = ("bondflow: binary/ternary layers of Larq or early BNN code are not read; write the model with QKeras "
             "QDense(kernel_quantizer=binary(alpha=1) or ternary(alpha=1)) and QActivation(binary() or ternary()), or export it to QONNX")
+#: HGQ v1 (tf.keras) layers: bondflow reads HGQ2's Keras 3 files instead (frontend/hgq.py).
+HGQ1_LAYERS = ("HQuantize", "HDense", "HConv1D", "HConv2D", "HActivation", "HAdd", "HDenseBatchNorm", "HConv1DBatchNorm",
+               "HConv2DBatchNorm", "PDropout", "PFlatten", "PReshape", "PConcatenate", "PMaxPooling1D", "PMaxPooling2D",
+               "PAveragePooling1D", "PAveragePooling2D", "Signature")
+HGQ1_HINT = ("bondflow: HGQ v1 (tf.keras) layers are not read; rebuild the model with HGQ2 and save it as a Keras 3 "
+             ".keras file, which bondflow reads without HGQ installed")
 #: Names a weights file next to ``model.json`` may have (hls4ml's KerasJson/KerasH5 convention first).
 WEIGHT_NAMES = ("{stem}_weights.h5", "model_weights.h5", "{stem}.weights.h5", "{stem}.h5", "weights.h5")
 
@@ -150,7 +156,8 @@ def refuse_unsupported(cfg: dict[str, Any] | None, trust_model: bool) -> None:
         raise UnsupportedOpError(unsafe[0][0], unsafe[0][1], SUPPORTED_LAYERS,
                                  "bondflow (it would execute code from the model file; pass --trust-model to load it anyway)")
     if bad:
-        hint = BNN_HINT if any(b[0].split(">")[-1] in BNN_LAYERS for b in bad) else "bondflow"
+        hint = BNN_HINT if any(b[0].split(">")[-1] in BNN_LAYERS for b in bad) else \
+            HGQ1_HINT if any(b[0].split(">")[-1] in HGQ1_LAYERS for b in bad) else "bondflow"
         raise unsupported_layers([b for b in bad if b[0] not in UNSAFE] or bad, SUPPORTED_LAYERS, hint)
     if trust_model:
         return

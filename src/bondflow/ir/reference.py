@@ -9,6 +9,7 @@ from ..errors import QuantizationError, UnsupportedOpError
 from .graph import Graph
 from .ops import Activation, Dense, Flatten, Op, Sigmoid, Softmax, Threshold
 from .merge import Merge
+from .element_quant import ElementQuant, element_quant_kernel
 from .tensor_kernels import conv_kernel, pool_kernel
 from .tensor_ops import Conv, Pool
 from .types import FixedType, Overflow
@@ -228,4 +229,5 @@ def _threshold(op: Threshold, x: np.ndarray, xt: FixedType) -> np.ndarray:
 
 
 _KERNELS: dict[type, Kernel] = {Dense: _dense, Activation: _activation, Flatten: _flatten,
-                                Softmax: _softmax, Sigmoid: _sigmoid, Threshold: _threshold}
+                                Softmax: _softmax, Sigmoid: _sigmoid, Threshold: _threshold,
+                                ElementQuant: element_quant_kernel}

@@ -6,9 +6,11 @@ from typing import Any
 from ...design import Design
 from ...errors import ConfigError
 from ...ir.graph import Graph
+from ...ir.element_quant import ElementQuant
 from ...ir.ops import Sigmoid, Softmax, Threshold
-from ..base import register_arch
+from ..base import refuse_branches, register_arch
 from ..pipeline import pipeline_design
+from .elementwise_quant import elementwise_quant_layer
 from .tables import table_layer
 from .threshold import threshold_layer
 
@@ -28,6 +30,10 @@ def generate_dataflow(graph: Graph, reuse_factor: "int | dict[str, int]" = 1, tl
     if not all(isinstance(v, int) and v >= 1 for v in values):
         raise ConfigError(f"reuse factor must be an integer >= 1 (or a layer -> integer mapping), not {reuse_factor!r}")
     opts = {"reuse_factor": reuse_factor, "tlast_mode": tlast_mode, "stream_width": stream_width}
+    if graph.is_shaped():
+        refuse_branches(graph, "dataflow", "for convolutional networks")
+    elif max(values) > 1:
+        refuse_branches(graph, "dataflow", f"with reuse_factor {reuse_factor!r}")
     if graph.is_shaped():  # images and sequences stream pixel by pixel through window stages
         if max(values) > 1:
             raise ConfigError(f"a CNN's dataflow design shares multipliers with parallelism (output channels per cycle), not reuse_factor {reuse_factor!r}")
@@ -50,7 +56,8 @@ def generate_dataflow(graph: Graph, reuse_factor: "int | dict[str, int]" = 1, tl
     design = pipeline_design(graph, "dataflow", opts, tlast_mode=tlast_mode, in_tdata_bits=stream_width, out_tdata_bits=None,
                              description="hls4ml-style fully parallel pipeline (reuse factor 1"
                                          f"{what[arith_info['multiplier_mode']] if arith_info else ''})",
-                             extra={Sigmoid: table_layer, Softmax: table_layer, Threshold: threshold_layer},
+                             extra={Sigmoid: table_layer, Softmax: table_layer, Threshold: threshold_layer,
+                                    ElementQuant: elementwise_quant_layer},
                              dense_options=dense_opts)
     if arith_info:
         design.info.update(arith_info)

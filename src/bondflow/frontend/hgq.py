@@ -1,0 +1,399 @@
+"""HGQ2 models (Keras 3 ``.keras`` files of ``hgq.layers``) read without HGQ, Keras or TensorFlow installed.
+
+The file is a zip of ``config.json`` and ``model.weights.h5``; each HGQ fixed-point quantizer keeps its per-element
+bit widths as variables there: keep-negative ``k`` (uint8), integer bits ``i`` (without the sign) and fraction bits
+``f`` (KIF) or total bits ``b`` (KBI, ``f = b - i``), all rounded half to even as HGQ does at inference.
+
+Rules (docs/frontend.md, "HGQ2"):
+
+* Data-lane quantizers (a layer's ``iq``/``oq``, a standalone ``Quantizer`` layer) become an ``element_quant`` op:
+  each feature cast to its own ``fixed<k+i+f, k+i>`` with the quantizer's rounding (TRN, RND, RND_CONV; HGQ's
+  stochastic S_ modes are these at inference) and overflow (WRAP, SAT, SAT_SYM); elements of 0 bits give 0.
+* Kernels and biases are constants quantized here exactly as HGQ does (float32 arithmetic), typed with the widest
+  per-element type of the layer; a QDense's accumulator and result are exact (no rounding), as HGQ's float math
+  is whenever its sums fit float32's 24-bit mantissa.
+* The graph input is the first quantizer's widest type (rounded once there; a second cast per element is exact).
+"""
+from __future__ import annotations
+
+import json
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import ModelLoadError, QuantizationError, UnsupportedOpError, unsupported_layers
+from ..ir.element_quant import ElementQuant, element_types, widest_type
+from ..ir.graph import Graph, TensorSpec
+from ..ir.ops import Activation, Dense, Op
+from ..ir.types import MAX_WIDTH, FixedType, Overflow, Rounding
+from ..render_names import unique_name
+
+__all__ = ["is_hgq_config", "load_hgq", "SUPPORTED_HGQ_LAYERS", "hgq_quantize"]
+
+SUPPORTED_HGQ_LAYERS = ("InputLayer", "QDense", "Quantizer", "ReLU", "Activation (relu, linear)", "Dropout", "Flatten")
+_ROUND = {"TRN": Rounding.TRN, "RND": Rounding.RND, "RND_CONV": Rounding.RND_CONV,
+          "S_RND": Rounding.RND, "S_RND_CONV": Rounding.RND_CONV}  # stochastic rounding is training-only
+_OVERFLOW = {"WRAP": Overflow.WRAP, "SAT": Overflow.SAT, "SAT_SYM": Overflow.SAT_SYM}
+_ACTIVATIONS = (None, "linear", "relu")
+
+
+def _snake(name: str) -> str:
+    from .keras3 import _snake as snake
+    return snake(name)
+
+
+def is_hgq_config(cfg: Any) -> bool:
+    """Whether a Keras 3 config holds HGQ layers (their module is ``hgq...``)."""
+    from .keras_files import config_layers
+    return any(str(l.get("module", "")).startswith("hgq") or str(l.get("registered_name") or "").startswith("hgq>")
+               for l in config_layers(cfg))
+
+
+class _Quantizer:
+    """One HGQ fixed-point quantizer: per-element (k, i, f) and its modes, read from config + weights."""
+
+    def __init__(self, conf: Any, vars_: list[np.ndarray], where: str, layer_trainable: bool = True) -> None:
+        if not isinstance(conf, dict) or conf.get("class_name") != "QuantizerConfig":
+            cls = conf.get("class_name") if isinstance(conf, dict) else type(conf).__name__
+            raise QuantizationError(f"{where} must be an HGQ QuantizerConfig, not {cls}")
+        c = conf.get("config", {})
+        q_type = c.get("q_type")
+        if q_type not in ("kif", "kbi"):
+            raise QuantizationError(f"{where} must be a fixed-point quantizer (q_type kif or kbi), not q_type {q_type!r}")
+        for key in ("scaler", "affine"):
+            if c.get(key) is not None:
+                raise QuantizationError(f"{where} must have no {key} (a plain fixed-point grid), not {key}={c[key]!r}")
+        bw = c.get("bw_mapper")
+        if bw is not None and (not isinstance(bw, dict) or bw.get("class_name") != "DefaultBitwidthMapper"):
+            raise QuantizationError(f"{where} must use HGQ's default bit-width mapper, not "
+                                    f"{bw.get('class_name') if isinstance(bw, dict) else bw!r}")
+        rnd, ovf = str(c.get("round_mode", "")).upper(), str(c.get("overflow_mode", "")).upper()
+        if rnd not in _ROUND or ovf not in _OVERFLOW:
+            raise QuantizationError(f"{where} must round with one of {sorted(_ROUND)} and overflow with one of "
+                                    f"{sorted(_OVERFLOW)}, not {rnd}/{ovf}")
+        self.rounding, self.overflow = _ROUND[rnd], _OVERFLOW[ovf]
+        self.hgq_round, self.where, self.q_type = rnd.removeprefix("S_"), where, q_type
+        self.trainable = bool(c.get("trainable", True)) and layer_trainable  # a frozen layer freezes its quantizers
+        self.is_weight = bool(c.get("is_weight", False))
+        # Keras 3 saves a layer's trainable variables, then its non-trainable ones, each in creation order:
+        # KIF creates k, i, f; KBI k, b, i; both then i_decay_speed under WRAP. k never trains; i trains unless WRAP.
+        names = ["k", "i", "f"] if q_type == "kif" else ["k", "b", "i"]
+        trains = {"k": False, "i": ovf != "WRAP", "f": True, "b": True}
+        order = [n for n in names if trains[n]] + [n for n in names if not trains[n]]
+        if len(vars_) < 3:
+            raise ModelLoadError(f"{where} must have its k/i/{'f' if q_type == 'kif' else 'b'} variables in "
+                                 f"model.weights.h5, not {len(vars_)} variables")
+        v = dict(zip(order, vars_))
+        k = np.asarray(v["k"]).astype(np.int64)
+        i = np.round(np.asarray(v["i"], dtype=np.float32)).astype(np.int64)  # HGQ's round_conv: half to even
+        if q_type == "kif":
+            f = np.round(np.asarray(v["f"], dtype=np.float32)).astype(np.int64)
+        else:
+            f = np.round(np.asarray(v["b"], dtype=np.float32)).astype(np.int64) - i
+        if not (k.shape == i.shape == f.shape):
+            raise ModelLoadError(f"{where} k, i, f variables must have one shape, not {k.shape}, {i.shape}, {f.shape}")
+        self.k, self.i, self.f = k, i, f
+
+    def broadcast(self, shape: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(k, i, f) per element of a tensor of ``shape`` (HGQ's bw_to_x: a broadcast)."""
+        try:
+            return tuple(np.broadcast_to(a, shape).copy() for a in (self.k, self.i, self.f))  # type: ignore[return-value]
+        except ValueError:
+            raise ModelLoadError(f"{self.where} bit widths of shape {self.k.shape} must broadcast to the tensor's "
+                                 f"{shape}, not differ") from None
+
+    def datalane(self, n: int, name: str, inp: str, in_type: FixedType | None) -> ElementQuant:
+        """The element_quant op of this quantizer on ``n`` features (a sample's batch axis dropped)."""
+        if self.is_weight and self.overflow is Overflow.WRAP and self.trainable:
+            raise QuantizationError(f"{self.where} is a data-lane quantizer with is_weight=True and WRAP, which HGQ "
+                                    "applies without its overflow (unbounded values); it must be is_weight=False, not True")
+        k, i, f = (a.reshape(-1) for a in self.broadcast((1, n))) if self.k.ndim == 2 else self.broadcast((n,))
+        types = element_types(k, i, f, self.rounding, self.overflow)
+        return ElementQuant(name=name, input=inp, result_type=widest_type(types), k=k, i=i, f=f,
+                            rounding=self.rounding, overflow=self.overflow)
+
+    def constants(self, w: np.ndarray) -> tuple[np.ndarray, FixedType]:
+        """HGQ's quantized constant ``w`` as raw integers of the layer's widest element type (exact)."""
+        k, i, f = self.broadcast(w.shape)
+        round_only = self.is_weight and self.overflow is Overflow.WRAP and self.trainable and \
+            (self.q_type == "kif" or self.hgq_round == "RND")
+        q = hgq_quantize(w, k, i, f, self.hgq_round, self.overflow.value, round_only)
+        live = (k + i + f > 0) & (q != 0)
+        frac = int(f[live].max()) if live.any() else 0
+        raw = np.ldexp(q.astype(np.float64), frac)
+        if not np.all(raw == np.round(raw)):
+            raise QuantizationError(f"{self.where} quantized values must lie on a 2^-{frac} grid, not off it")
+        raw = raw.astype(np.int64)
+        return raw, _fit_type(int(raw.min(initial=0)), int(raw.max(initial=0)), frac, f"{self.where} constants")
+
+
+def hgq_quantize(x: np.ndarray, k: np.ndarray, i: np.ndarray, f: np.ndarray, round_mode: str, overflow: str,
+                 round_only: bool = False) -> np.ndarray:
+    """HGQ2's fixed-point quantizer at inference, in float32 as HGQ computes it (quantizers' FixedPointQuantizer)."""
+    f32 = np.float32
+    x = np.asarray(x, dtype=f32)
+    k, i, f = (np.asarray(a, dtype=f32) for a in (k, i, f))
+    with np.errstate(over="ignore", invalid="ignore"):
+        i_eff = np.maximum(i, -f)
+        scale = np.exp2(f).astype(f32)
+
+        def rnd(v: np.ndarray) -> np.ndarray:
+            y = (v * scale).astype(f32)
+            if round_mode == "TRN":
+                y = np.floor(y)
+            elif round_mode == "RND":
+                y = np.floor((y + f32(0.5)).astype(f32))
+            else:  # RND_CONV: ops.round, half to even
+                y = np.round(y)
+            return (y / scale).astype(f32)
+
+        if round_only:  # HGQ's trainable weight quantizers under WRAP only round (KIF always, KBI when RND)
+            return rnd(x)
+        if overflow != "WRAP":
+            hi = (np.exp2(i_eff) - np.exp2(-f)).astype(f32)
+            lo = (-hi * k if overflow == "SAT_SYM" else -k * np.exp2(i_eff)).astype(f32)
+            x = np.where(x > hi, hi, np.where(x < lo, lo, x)).astype(f32)
+        x = rnd(x)
+        if overflow == "WRAP":
+            bk = i_eff + k
+            bias = (k * np.exp2(bk - 1)).astype(f32)
+            x = (np.mod((x + bias).astype(f32), np.exp2(bk).astype(f32)) - bias).astype(f32)
+        return np.where(k + i + f > 0, x, f32(0)).astype(f32)
+
+
+def _fit_type(lo: int, hi: int, frac: int, what: str) -> FixedType:
+    """The narrowest type on the 2^-frac grid holding raw values lo..hi (signed only when lo < 0)."""
+    signed = lo < 0
+    width = max(hi.bit_length() + int(signed), (-lo - 1).bit_length() + 1 if signed else 0, 1)
+    if width > MAX_WIDTH:
+        raise QuantizationError(f"{what} must fit {MAX_WIDTH} bits exactly, not need {width}")
+    return FixedType(width, width - frac, signed=signed)
+
+
+def _elem_ranges(op: Op, xt: FixedType, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Raw min and max per element of a tensor of type xt (per element when an element_quant made it)."""
+    if isinstance(op, ElementQuant):
+        lo, hi = np.zeros(n, dtype=object), np.zeros(n, dtype=object)
+        for j, t in enumerate(op.types()):
+            if t is not None:
+                sh = xt.frac_bits - t.frac_bits
+                lo[j], hi[j] = t.min_raw << sh, t.max_raw << sh
+                if t.overflow is Overflow.SAT_SYM and t.signed and t.width > 1:
+                    lo[j] = -(t.max_raw << sh)
+        return lo, hi
+    return np.full(n, xt.min_raw, dtype=object), np.full(n, xt.max_raw, dtype=object)
+
+
+def _layer_vars(h5: Any, key: str, sub: str | None) -> list[np.ndarray]:
+    path = f"layers/{key}/{sub}/quantizer/vars" if sub else f"layers/{key}/vars"
+    grp = h5.get(path)
+    return [] if grp is None else [np.asarray(grp[str(j)]) for j in range(len(grp))]
+
+
+def _chain(cfg: dict[str, Any], path: Path) -> list[dict[str, Any]]:
+    """The model's layers in order; a functional model must be a chain (each layer reads the one before)."""
+    from .keras_files import config_layers
+    layers = config_layers(cfg)
+    if cfg.get("class_name") == "Sequential":
+        return layers
+    prev = None
+    for l in layers:
+        nodes = l.get("inbound_nodes") or []
+        srcs = []
+        for node in nodes:
+            for a in (node.get("args", []) if isinstance(node, dict) else []):
+                for t in (a if isinstance(a, list) else [a]):
+                    if isinstance(t, dict) and t.get("class_name") == "__keras_tensor__":
+                        srcs.append(t["config"]["keras_history"][0])
+        name = l.get("config", {}).get("name", l.get("name"))
+        if prev is not None and srcs != [prev]:
+            raise UnsupportedOpError(f"{l.get('class_name')} reading {srcs or 'nothing'}", str(name),
+                                     ["a chain of layers, each reading the one before"], "bondflow's HGQ reader")
+        prev = name
+    return layers
+
+
+def load_hgq(path: Path | str, **_: Any) -> Graph:
+    """A Graph equal to HGQ2's inference of the ``.keras`` model in ``path`` (a chain of supported layers)."""
+    from ..errors import BondflowError
+    try:
+        return _load_hgq(Path(path))
+    except BondflowError:
+        raise
+    except Exception as e:  # a damaged config or weights file can break reading anywhere: one line, never a traceback
+        msg = " ".join(str(e).split())[:160]
+        raise ModelLoadError(f"{path} must be a well-formed HGQ2 .keras model, not fail with {type(e).__name__}: {msg}") from None
+
+
+def _load_hgq(path: Path) -> Graph:
+    import hashlib
+
+    import h5py
+    try:
+        with zipfile.ZipFile(path) as z:
+            cfg = json.loads(z.read("config.json"))
+            if "model.weights.h5" not in z.namelist():
+                raise ModelLoadError(f"{path} must hold model.weights.h5 (a Keras 3 .keras archive), not lack it")
+            blob = z.read("model.weights.h5")
+    except (OSError, KeyError, zipfile.BadZipFile, json.JSONDecodeError) as e:
+        raise ModelLoadError(f"{path} must be a readable .keras archive, not corrupt ({type(e).__name__}: {e})") from None
+    layers = _chain(cfg, path)
+    bad = []
+    for l in layers:
+        cls, lc = l.get("class_name", "?"), l.get("config", {})
+        name = str(lc.get("name", "?"))
+        ok = cls in ("InputLayer", "QDense", "Quantizer", "ReLU", "Dropout", "Flatten") or \
+            (cls == "Activation" and lc.get("activation") in ("relu", "linear"))
+        if cls == "QDense" and lc.get("activation") not in _ACTIVATIONS:
+            bad.append((f"QDense activation {lc.get('activation')}", name))
+        elif cls == "ReLU" and any(lc.get(a) not in (None, 0, 0.0) for a in ("max_value", "negative_slope", "threshold")):
+            bad.append(("ReLU with max_value/negative_slope/threshold", name))
+        elif not ok:
+            bad.append((cls if cls != "Activation" else f"Activation {lc.get('activation')}", name))
+    if bad:
+        raise unsupported_layers(bad, SUPPORTED_HGQ_LAYERS, "bondflow's HGQ reader")
+    import io
+    names: set[str] = set()
+    ops: list[Op] = []
+    in_shape: tuple[int, ...] | None = None
+    seen: dict[str, int] = {}
+    inp: TensorSpec | None = None
+    cur, cur_type = "", FixedType(1, 1)
+    n = 0
+    with h5py.File(io.BytesIO(blob), "r") as h5:
+        for l in layers:
+            cls, lc = l["class_name"], l.get("config", {})
+            lname = str(lc.get("name", cls))
+            if cls == "InputLayer":
+                in_shape = tuple(lc.get("batch_shape") or lc.get("batch_input_shape") or (None,))[1:]
+                continue
+            if in_shape is None and l.get("build_config"):
+                in_shape = tuple(l["build_config"].get("input_shape", (None,)))[1:]
+            snake = _snake(cls)
+            c = seen.get(snake, 0)
+            seen[snake] = c + 1
+            key = snake + (f"_{c}" if c else "")
+            if inp is None:
+                if in_shape is None or None in in_shape or len(in_shape) != 1:
+                    raise UnsupportedOpError(f"input of shape {in_shape}", lname, ["a flat input of fixed size (an MLP)"],
+                                             "bondflow's HGQ reader")
+                n = int(in_shape[0])
+
+            def quant(conf: Any, sub: str | None, what: str) -> _Quantizer:
+                return _Quantizer(conf, _layer_vars(h5, key, sub), f"layer '{lname}' {what}", bool(lc.get("trainable", True)))
+
+            def add_datalane(q: _Quantizer, suffix: str) -> None:
+                nonlocal cur, cur_type, inp
+                if inp is None:
+                    inp = TensorSpec(unique_name("input", names), n, _input_type(q, n))
+                    cur, cur_type = inp.name, inp.type
+                op = q.datalane(n, unique_name(lname + suffix, names), cur, cur_type)
+                ops.append(op)
+                cur, cur_type = op.name, op.result_type
+
+            def need_quantized(what: str) -> None:
+                if inp is None:
+                    raise QuantizationError(f"layer '{lname}' must read quantized data (an input quantizer first), "
+                                            f"not the float input: {what}")
+
+            if cls == "Quantizer":
+                add_datalane(_Quantizer(lc.get("config"), _standalone_vars(h5, key), f"layer '{lname}' quantizer",
+                                        bool(lc.get("trainable", True))), "")
+                continue
+            if cls in ("Dropout", "Flatten"):
+                continue
+            if cls in ("ReLU", "Activation"):
+                need_quantized(cls)
+                if cls == "ReLU" or lc.get("activation") == "relu":
+                    _add_relu(ops, names, lname, cur, cur_type)
+                    cur, cur_type = ops[-1].name, ops[-1].result_type
+                continue
+            # QDense
+            if lc.get("enable_iq", True):
+                add_datalane(quant(lc.get("iq_conf"), "iq", "input quantizer (iq)"), "_iq")
+            need_quantized("QDense with enable_iq=False")
+            dense_vars = _layer_vars(h5, key, None)
+            use_bias = bool(lc.get("use_bias", True))
+            if len(dense_vars) < 1 + use_bias:
+                raise ModelLoadError(f"{path}: model.weights.h5 must hold layers/{key}/vars for layer '{lname}', not lack it")
+            kernel = dense_vars[0]
+            units = int(lc.get("units", kernel.shape[-1]))
+            if kernel.shape != (n, units):
+                raise ModelLoadError(f"layer '{lname}' kernel must have shape ({n}, {units}), not {kernel.shape}")
+            w_raw, w_t = quant(lc.get("kq_conf"), "kq", "kernel quantizer (kq)").constants(kernel)
+            if use_bias:
+                b_raw, b_t = quant(lc.get("bq_conf"), "bq", "bias quantizer (bq)").constants(dense_vars[1])
+            else:
+                b_raw, b_t = np.zeros(units, dtype=np.int64), FixedType(1, 1)
+            prev_op = ops[-1]
+            acc = _exact_accum(prev_op, cur_type, n, w_raw, w_t, b_raw, b_t, lname)
+            dname = unique_name(lname, names)
+            ops.append(Dense(name=dname, input=cur, result_type=acc, weight=w_raw, weight_type=w_t, bias=b_raw,
+                             bias_type=b_t, accum_type=acc))
+            cur, cur_type, n = dname, acc, units
+            if lc.get("activation") == "relu":
+                _add_relu(ops, names, lname + "_relu", cur, cur_type)
+                cur, cur_type = ops[-1].name, ops[-1].result_type
+            if lc.get("enable_oq", False):
+                add_datalane(quant(lc.get("oq_conf"), "oq", "output quantizer (oq)"), "_oq")
+    if not ops:
+        raise ModelLoadError(f"{path} must hold at least one HGQ layer, not none")
+    assert inp is not None
+    meta = {"source": str(path), "source_sha256": hashlib.sha256(path.read_bytes()).hexdigest(), "source_format": "hgq2"}
+    return Graph(name=_safe(cfg.get("config", {}).get("name", "hgq_model")), input=inp, ops=tuple(ops), meta=meta)
+
+
+def _standalone_vars(h5: Any, key: str) -> list[np.ndarray]:
+    """A standalone Quantizer layer keeps its variables under layers/<key>/quantizer/vars."""
+    grp = h5.get(f"layers/{key}/quantizer/vars")
+    return [] if grp is None else [np.asarray(grp[str(j)]) for j in range(len(grp))]
+
+
+def _safe(name: str) -> str:
+    import re
+    return re.sub(r"[^A-Za-z0-9_]", "_", str(name)) or "hgq_model"
+
+
+def _add_relu(ops: list[Op], names: set[str], lname: str, cur: str, t: FixedType) -> None:
+    """ReLU of an exact value: the unsigned type of its non-negative half (exact)."""
+    rt = FixedType(max(t.width - 1, 1), t.int_bits - 1, signed=False) if t.signed else t
+    ops.append(Activation(name=unique_name(lname, names), input=cur, result_type=rt, function="relu"))
+
+
+def _input_type(q: _Quantizer, n: int) -> FixedType:
+    """The graph input: rounded once onto a grid from which each element's own cast is exact.
+
+    One fraction width for all elements: the widest element type with the quantizer's rounding. Several: TRN is
+    exact from the finest grid, RND (floor(x + 1/2)) from one bit finer, truncated; RND_CONV cannot be (ties).
+    """
+    k, i, f = (a.reshape(-1) for a in q.broadcast((1, n))) if q.k.ndim == 2 else q.broadcast((n,))
+    types = element_types(k, i, f, q.rounding, q.overflow)
+    live = [t for t in types if t is not None]
+    wide = widest_type(types)
+    fracs = sorted({t.frac_bits for t in live})
+    ovf = Overflow.WRAP if q.overflow is Overflow.WRAP else Overflow.SAT
+    if len(fracs) <= 1 or q.rounding is Rounding.TRN:
+        return wide.with_modes(q.rounding, ovf)
+    if q.rounding is Rounding.RND:
+        return FixedType(wide.width + 1, wide.int_bits, signed=wide.signed, rounding=Rounding.TRN, overflow=ovf)
+    raise QuantizationError(f"{q.where} with RND_CONV must give every input element one fraction width (the input "
+                            f"is rounded once), not {fracs[0]}..{fracs[-1]} fraction bits")
+
+
+def _exact_accum(prev: Op, xt: FixedType, n: int, w: np.ndarray, wt: FixedType, b: np.ndarray, bt: FixedType,
+                 lname: str) -> FixedType:
+    """The exact accumulator of x @ W + b over the per-element input ranges (nothing rounds, nothing wraps)."""
+    pf = xt.frac_bits + wt.frac_bits
+    frac = max(pf, bt.frac_bits)
+    lo, hi = _elem_ranges(prev, xt, n)
+    wo = w.astype(object)
+    p1, p2 = lo[:, None] * wo, hi[:, None] * wo
+    sh = frac - pf
+    mins = [int(v) << sh for v in np.minimum(p1, p2).sum(axis=0)]
+    maxs = [int(v) << sh for v in np.maximum(p1, p2).sum(axis=0)]
+    bs = [int(v) << (frac - bt.frac_bits) for v in b]
+    lo_all = min([m + c for m, c in zip(mins, bs)] + [0])
+    hi_all = max([m + c for m, c in zip(maxs, bs)] + [0])
+    return _fit_type(lo_all, hi_all, frac, f"layer '{lname}' accumulator")
