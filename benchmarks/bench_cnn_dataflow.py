@@ -3,7 +3,8 @@
 Settings per example: every output channel per cycle with DSP-style constant multipliers, the same multiplier-free
 (lut), and shared multipliers (parallelism). The hls4ml C simulation declares no latency (that needs vendor HLS), so
 its column stays empty unless Vivado/Vitis ran. ``--ecp5`` also places and routes on an ECP5-85k (slow: minutes to an
-hour per design). Arguments (example names) run only those examples; their rows replace the same settings' rows.
+hour per design). Arguments (example names) run only those examples, `--settings=full lut,...` only those settings;
+their rows replace the same settings' rows.
 """
 from __future__ import annotations
 
@@ -32,10 +33,11 @@ SETTINGS = [("digits_cnn", "full dsp", {}), ("digits_cnn", "full lut", {"multipl
 def main() -> None:
     args = [a for a in sys.argv[1:] if not a.startswith("--")]
     ecp5 = "--ecp5" in sys.argv
+    only = {s for a in sys.argv[1:] if a.startswith("--settings=") for s in a.split("=", 1)[1].split(",")}  # e.g. "full lut"
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for ex, name, opts in SETTINGS:
-            if args and ex not in args:
+            if (args and ex not in args) or (only and name not in only):
                 continue
             g = bondflow.load_model(ROOT / "examples" / ex / "model.h5")
             data = np.load(ROOT / "examples" / ex / "data.npz")["x_test"]
@@ -59,7 +61,7 @@ def main() -> None:
     path = RESULTS / "cnn_dataflow.json"
     key = lambda r: (r["example"], r["setting"])  # noqa: E731
     done = {key(r) for r in rows}
-    kept = [r for r in json.loads(path.read_text())["rows"] if key(r) not in done] if path.exists() and args else []
+    kept = [r for r in json.loads(path.read_text())["rows"] if key(r) not in done] if path.exists() and (args or only) else []
     order = [(e, n) for e, n, _ in SETTINGS]
     write("cnn_dataflow", {"rows": sorted(kept + rows, key=lambda r: order.index(key(r)) if key(r) in order else len(order))})
 

@@ -184,6 +184,8 @@ def test_sim_quiet_keeps_result_and_one_line_errors(ref_design, need_tool, tmp_p
     assert r.returncode == 0, r.stderr
     assert r.stderr == ""
     assert r.stdout.startswith("PASS: reference on icarus") and "vectors 30, mismatches 0" in r.stdout
+    after = cli("sim", str(ref_design / "ref"), "--vectors", "30", "--out", str(tmp_path / "res2"), "-q")  # -q after the command
+    assert after.returncode == 0 and after.stderr == "" and after.stdout.startswith("PASS: reference on icarus"), after.stderr
     bad = cli("-q", "sim", str(tmp_path / "nowhere"), "--vectors", "30")
     assert bad.returncode != 0 and bad.stdout == ""
     assert bad.stderr.count("\n") == 1 and bad.stderr.startswith("bondflow: error: design must be a directory")
@@ -196,6 +198,8 @@ def test_sim_quiet_keeps_result_and_one_line_errors(ref_design, need_tool, tmp_p
 def test_q_and_v_exclude_each_other() -> None:
     r = cli("-q", "-v", "synth", "--list-targets")
     assert r.returncode == 2 and "not allowed with argument" in r.stderr
+    r = cli("-v", "synth", "--list-targets", "-q")  # one on each side of the command
+    assert r.returncode == 2 and r.stderr.count("\n") == 1 and "not allowed with argument" in r.stderr
 
 
 @pytest.mark.sim

@@ -196,3 +196,16 @@ def test_lint_failure_is_a_generator_error_with_file_line(ref_dir, tmp_path, nee
     assert not res.clean and any("bondflow_reference_fc.v:" in m for m in res.messages)
     with pytest.raises(TemplateRenderError, match=r"generator bug.*bondflow_reference_fc\.v:\d+"):
         lint(mutant)
+
+
+@pytest.mark.sim
+def test_verilator_takes_one_bundled_file_for_designs_of_many_files(tmp_path, need_tool, monkeypatch) -> None:
+    """Above the wrapper's command-line limit (a BondMachine muon design: ~3,800 files) the sources go as one file."""
+    need_tool("verilator")
+    from bondflow.sim import runner
+    monkeypatch.setattr(runner, "_VERILATOR_ARGS_MAX", 0)  # bundle even this small design
+    d = bondflow.generate(one_layer(seed=5), "dataflow").write(tmp_path / "d")
+    r = simulate(d, 200, simulator="verilator", seed=5)
+    assert r.passed, r.summary()
+    bundle = next((tmp_path / "d" / "sim").rglob("bondflow_all_sources.v"))
+    assert bundle.read_text().count("// ---- rtl/") == len(Design.load(d).rtl_files)

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ToolFailedError, ToolNotFoundError
+from ..progress import get_reporter
 from ..tools import find_tool, run_tool
 from .provenance import read_provenance, snapshot_candidates
 
@@ -142,8 +143,12 @@ def run_flow(net: dict[str, Any], config: dict[str, Any], number_type: str, regi
     hdl.mkdir(parents=True)
     steps: list[dict[str, Any]] = []
 
+    what = {"neuralbond": "network -> assembly", "basm": "assembling and wiring the processors, the long step on big networks",
+            "bondmachine": "Verilog"}
+
     def step(tool: str, args: list[str], cwd: Path, expect: Path) -> None:
         log = logs / f"{len(steps) + 1}-{tool}.log"
+        get_reporter().step(f"  BondMachine {len(steps) + 1}/3: {tool}: {what[tool]}")
         try:
             r = run_tool(tool, args, cwd=cwd, log=log, timeout=timeout)
         except ToolFailedError as e:

@@ -107,5 +107,6 @@ def run(args: argparse.Namespace) -> int:
                                 fidelity=saved["fidelity"], metrics={r["label"]: r["metrics"] for r in saved["results"]})
     print(md.read_text())
     print(f"report: {html}")
-    return 0 if all(r.status == "ok" for r in results) else 1
+    # Refusals (an architecture that cannot express the model) are reported, not failures.
+    return 0 if all(r.status in ("ok", "refused") for r in results) and any(r.status == "ok" for r in results) else 1
 

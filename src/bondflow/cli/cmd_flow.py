@@ -7,8 +7,9 @@ from pathlib import Path
 
 from .cmd_choose import add_constraint_args, constraints_from, describe
 
-#: Every architecture with a small grid: two dataflow reuse factors, moldable's default and a wide one, hls4ml, BondMachine.
-DEFAULT_ARCHS = "dataflow,dataflow:rf=4,moldable,moldable:cores=16:lanes=4,hls4ml,bondmachine"
+#: Every architecture with a small grid: dataflow with DSP multipliers, multiplier-free and at reuse factor 4, da4ml,
+#: moldable's default and a wide one, hls4ml, BondMachine (models an architecture cannot build are reported as refused).
+DEFAULT_ARCHS = "dataflow,dataflow:multipliers=lut,dataflow:rf=4,da4ml,moldable,moldable:cores=16:lanes=4,hls4ml,bondmachine"
 
 
 def register(sub: argparse._SubParsersAction) -> None:

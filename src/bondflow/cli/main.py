@@ -27,6 +27,10 @@ def build_parser() -> argparse.ArgumentParser:
     # Each subcommand lives in cli/cmd_<name>.py and exposes register(subparsers).
     for mod in sorted(m.name for m in pkgutil.iter_modules(pkg.__path__) if m.name.startswith("cmd_")):
         importlib.import_module(f"{pkg.__name__}.{mod}").register(sub)
+    for sp in sub.choices.values():  # also after the command (`bondflow sim DIR -q`); SUPPRESS keeps a global -q
+        g = sp.add_mutually_exclusive_group()
+        g.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS, help="as before the command")
+        g.add_argument("-q", "--quiet", action="store_true", default=argparse.SUPPRESS, help="as before the command")
     return p
 
 
@@ -39,6 +43,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as e:  # argparse already printed a one-line usage error
         return int(e.code or 0)
+    if args.verbose and args.quiet:  # one before the command, the other after it
+        print("bondflow: error: argument -q/--quiet: not allowed with argument -v/--verbose", file=sys.stderr)
+        return 2
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(message)s")
     if not args.verbose:  # third-party deprecation chatter must not bury bondflow's one-line messages
         import warnings

@@ -104,6 +104,8 @@ def load_report(report_dir: Path) -> dict[str, Any]:
 
 def _why_out(c: Candidate, k: Constraints, fit_name: str) -> str | None:
     r, m = c.result, c.metrics
+    if r.get("status") == "refused":
+        return "refused: the architecture cannot build this model"
     if r.get("status") != "ok":
         return f"failed in {r.get('failed_step')}"
     if not r.get("bit_exact"):

@@ -9,7 +9,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from ..errors import BondflowError
+from ..errors import BondflowError, QuantizationError, UnsupportedOpError
 from ..fsutil import atomic_write_text, lock_dir, remove_stale_tmp
 from ..ir.graph import Graph
 
@@ -132,7 +132,10 @@ def run_arch(graph: Graph, arch: str, options: dict[str, Any], target: str, out:
             y = reference.run(graph, data)
             res.accuracy = _score(y, labels)
     except BondflowError as e:
-        res.status, res.error, res.failed_step = "failed", str(e), step
+        # An architecture that cannot express the model (a branch, a CNN for BondMachine, a rounding da4ml lacks)
+        # refuses it: not a failure.
+        refused = isinstance(e, (UnsupportedOpError, QuantizationError)) and step == "generate"
+        res.status, res.error, res.failed_step = ("refused" if refused else "failed"), str(e), step
     return res
 
 

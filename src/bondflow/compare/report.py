@@ -26,6 +26,10 @@ def pareto(results: list[ArchResult]) -> set[str]:
     return {lab for v, lab in pts if not any(all(a <= b for a, b in zip(w, v)) and w != v for w, _ in pts)}
 
 
+def _failure(r: ArchResult) -> str:
+    return "refused" if r.status == "refused" else f"failed in {r.failed_step}"
+
+
 def _label(r: ArchResult) -> str:
     return r.label or r.arch
 
@@ -117,7 +121,7 @@ def write_report(results: list[ArchResult], out: Path, title: str, target: str,
         md += [f"**WARNING: poor fidelity**: {w}" for w in fidelity["warnings"]] + [""]
     for r in results:
         if r.error:
-            md.append(f"- **{_label(r)}** failed in {r.failed_step}: {r.error}")
+            md.append(f"- **{_label(r)}** {_failure(r)}: {r.error}")
         md.append(f"- {_label(r)} step seconds: {r.step_seconds}" + (f" (resumed: {', '.join(r.resumed)})" if r.resumed else ""))
     md_path = atomic_write_text(out / "report.md", "\n".join(md) + "\n")
     img = _plot(results, front, fits)
@@ -126,7 +130,7 @@ def write_report(results: list[ArchResult], out: Path, title: str, target: str,
         cls = {"✓": " class='fits-yes'", "✗": " class='fits-no'"}.get(c, "")
         return f"<td{cls}>{html.escape(c)}</td>"
     trs = "".join("<tr>" + "".join(td(c) for c in row) + "</tr>" for row in rows)
-    errs = "".join(f"<li><b>{html.escape(_label(r))}</b> failed in {r.failed_step}: {html.escape(r.error or '')}</li>"
+    errs = "".join(f"<li><b>{html.escape(_label(r))}</b> {_failure(r)}: {html.escape(r.error or '')}</li>"
                    for r in results if r.error)
     page = (f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
             "<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}td,th{border:1px solid #999;"

