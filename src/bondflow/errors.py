@@ -6,7 +6,7 @@ from typing import Sequence
 
 __all__ = [
     "BondflowError", "UnsupportedOpError", "QuantizationError", "GraphValidationError",
-    "ConfigError", "TemplateRenderError", "ToolNotFoundError", "ToolFailedError",
+    "ConfigError", "TemplateRenderError", "ToolNotFoundError", "ToolFailedError", "ToolTimeoutError",
     "SimulationMismatch", "SimulationError", "MissingDependencyError", "ModelLoadError",
     "DesignError", "OutputExistsError", "DoesNotFitError", "ClusterError",
     "OutputLockedError", "FidelityError", "NoDesignError", "unsupported_layers",
@@ -100,6 +100,16 @@ class ToolFailedError(BondflowError):
         tail = errs[0] if errs else " | ".join(lines[-3:])
         where = f" (log: {log})" if log else ""
         super().__init__(f"{tool} must exit 0, not {rc}{where}: {tail}")
+
+
+class ToolTimeoutError(ToolFailedError):
+    """An external tool ran past the time it was given (a user's --synth-timeout, or a step's own limit)."""
+
+    def __init__(self, tool: str, timeout: float, log: Path | None, cmd: Sequence[str] = ()) -> None:
+        super().__init__(tool, -9, log, f"timed out after {timeout:g} s", cmd)
+        self.timeout = timeout
+        where = f" (log: {log})" if log else ""
+        self.args = (f"{tool} must finish within {timeout:g} s, not run longer{where}",)
 
 
 class SimulationMismatch(BondflowError):

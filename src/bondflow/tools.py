@@ -12,7 +12,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Mapping, Sequence
 
-from .errors import ToolFailedError, ToolNotFoundError
+from .errors import ToolFailedError, ToolNotFoundError, ToolTimeoutError
 
 __all__ = ["ToolSpec", "TOOLS", "find_tool", "require_tool", "has_tool", "tool_version", "run_tool", "ToolRun"]
 
@@ -131,12 +131,14 @@ def run_tool(name: str, args: Sequence[str], cwd: Path | str | None = None, log:
     exe = require_tool(name)
     cmd = (exe, *map(str, args))
     t0 = time.monotonic()
+    timed_out = False
     full_env = {**os.environ, **(env or {})}
     try:
         r = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=timeout, env=full_env,
                            stdin=subprocess.DEVNULL)
         rc, out, err = r.returncode, r.stdout, r.stderr
     except subprocess.TimeoutExpired as e:
+        timed_out = True
         rc, out, err = -9, (e.stdout or b"").decode(errors="replace") if isinstance(e.stdout, bytes) else (e.stdout or ""), f"timed out after {timeout} s"
     except OSError as e:
         raise ToolFailedError(name, -1, None, str(e), cmd) from None
@@ -145,6 +147,8 @@ def run_tool(name: str, args: Sequence[str], cwd: Path | str | None = None, log:
         log = Path(log)
         log.parent.mkdir(parents=True, exist_ok=True)
         log.write_text(f"$ {' '.join(cmd)}\n# rc={rc} seconds={dt:.3f}\n--- stdout ---\n{out}\n--- stderr ---\n{err}\n")
+    if check and timed_out:
+        raise ToolTimeoutError(name, float(timeout or 0), log, cmd)
     if check and rc != 0:
         raise ToolFailedError(name, rc, log, err or out, cmd)
     return ToolRun(name, cmd, rc, dt, str(log) if log else None)

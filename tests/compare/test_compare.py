@@ -87,3 +87,21 @@ def test_an_architecture_that_cannot_build_the_model_is_refused_not_failed(tmp_p
     assert "- **moldable** refused: layer 'sum3'" in (out / "report.md").read_text()
     r = subprocess.run([sys.executable, "-m", "bondflow.cli.main", "choose", str(out)], capture_output=True, text=True)
     assert r.returncode == 0 and "moldable: refused: the architecture cannot build this model" in r.stdout + r.stderr, r.stdout
+
+
+def test_a_synthesis_past_synth_timeout_leaves_the_design_verified_without_resources(tmp_path, need_tool) -> None:
+    """--synth-timeout: yosys is stopped, the design keeps its verification, the report says why it has no LUTs."""
+    need_tool("iverilog")
+    need_tool("yosys")
+    from simgraphs import branchy
+    branchy(seed=3).save(tmp_path / "g.json")
+    out = tmp_path / "report"
+    r = subprocess.run([sys.executable, "-m", "bondflow.cli.main", "compare", str(tmp_path / "g.json"), "--arch", "dataflow",
+                        "--vectors", "50", "--no-fidelity", "--synth-timeout", "0.01", "-o", str(out)],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    x = json.loads((out / "results.json").read_text())["results"][0]
+    assert x["status"] == "ok" and x["bit_exact"] is True and x["lut"] is None and x["error"] is None
+    assert x["note"].startswith("not synthesized: yosys must finish within 0.01 s"), x["note"]
+    assert "- **dataflow** not synthesized: yosys must finish within 0.01 s" in (out / "report.md").read_text()
+    assert not (out / "dataflow" / "dataflow" / "synthesize.json").exists()  # nothing to resume: a rerun tries again

@@ -29,6 +29,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--default-precision", help="precision for float layers, e.g. 'fixed<16,6>'")
     p.add_argument("--input-precision", help="precision of the inputs")
     p.add_argument("--weights", help="weights file of a Keras architecture JSON (default: model_weights.h5 next to it)")
+    p.add_argument("--synth-timeout", type=float, default=None, metavar="SECONDS",
+                   help="leave a design unsynthesized (verified, no resource figures) when yosys runs longer than this")
     add_fidelity_args(p)
     p.set_defaults(func=run)
 
@@ -101,7 +103,8 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.output)
     with lock_dir(out):  # compare() takes it too (nested); held here so the report belongs to this run as well
         results = compare(g, archs, args.target, out, args.vectors, args.simulator, x, y,
-                          get_reporter().step, float_model=float_model, fidelity=fid, clock_mhz=args.clock_mhz)
+                          get_reporter().step, float_model=float_model, fidelity=fid, clock_mhz=args.clock_mhz,
+                          synth_timeout=args.synth_timeout)
         saved = json.loads((out / "results.json").read_text())
         md, html = write_report(results, out, g.name, args.target, float_model=saved["float_model"],
                                 fidelity=saved["fidelity"], metrics={r["label"]: r["metrics"] for r in saved["results"]})

@@ -25,6 +25,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--default-precision")
     p.add_argument("--input-precision")
     p.add_argument("--weights")
+    p.add_argument("--synth-timeout", type=float, default=None, metavar="SECONDS",
+                   help="as for compare: a design whose synthesis runs longer stays unsynthesized (and is not chosen)")
     add_constraint_args(p)
     p.set_defaults(func=run)
 
@@ -44,7 +46,8 @@ def run(args: argparse.Namespace) -> int:
     cargv = ["compare", args.model, "--arch", args.arch, "--target", args.target, "-o", str(report_dir),
              "--vectors", str(args.vectors), "--simulator", args.simulator]
     for flag, v in (("--clock-mhz", args.clock_mhz), ("--default-precision", args.default_precision),
-                    ("--input-precision", args.input_precision), ("--weights", args.weights)):
+                    ("--input-precision", args.input_precision), ("--weights", args.weights),
+                    ("--synth-timeout", args.synth_timeout)):
         if v is not None:
             cargv += [flag, str(v)]
     say = get_reporter().step

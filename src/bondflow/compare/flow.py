@@ -9,7 +9,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from ..errors import BondflowError, QuantizationError, UnsupportedOpError
+from ..errors import BondflowError, QuantizationError, ToolTimeoutError, UnsupportedOpError
 from ..fsutil import atomic_write_text, lock_dir, remove_stale_tmp
 from ..ir.graph import Graph
 
@@ -42,6 +42,7 @@ class ArchResult:
     accuracy: float | None = None
     float_agreement: float | None = None  # share of samples whose predicted class equals the float model's
     fidelity: dict[str, Any] | None = None  # bondflow.fidelity record, stated for this design
+    note: str | None = None  # why a verified design has no resource figures (synthesis ran past --synth-timeout)
     step_seconds: dict[str, float] = field(default_factory=dict)
     resumed: list[str] = field(default_factory=list)
 
@@ -81,8 +82,12 @@ def _design_intact(path: Path, digest: str) -> bool:
 
 def run_arch(graph: Graph, arch: str, options: dict[str, Any], target: str, out: Path, vectors: int,
              simulator: str, data: np.ndarray | None, labels: np.ndarray | None, progress: Callable[[str], None],
-             label: str = "", tick: Callable[[], None] = lambda: None) -> ArchResult:
-    """One architecture through the steps; ``tick`` is called as each step ends (compare's bar counts them)."""
+             label: str = "", tick: Callable[[], None] = lambda: None, synth_timeout: float | None = None) -> ArchResult:
+    """One architecture through the steps; ``tick`` is called as each step ends (compare's bar counts them).
+
+    A synthesis that runs past ``synth_timeout`` seconds leaves the design verified, without resource figures
+    (``note`` says why): a slow yosys run must not cost a user the rest of the comparison.
+    """
     from ..codegen.base import generate
     from ..design import Design
     res = ArchResult(arch=arch, options=options, label=label or arch)
@@ -118,9 +123,15 @@ def run_arch(graph: Graph, arch: str, options: dict[str, Any], target: str, out:
             step = "synthesize"
             progress(f"[{arch}] synthesize ({target})")
             from ..synth.flow import synthesize
-            r = _step(work, "synthesize", f"{res.design_digest}:{target}",
-                      lambda: json.loads(synthesize(work / "design", target, out=work / "synth").to_json()), res)
-            res.lut, res.ff, res.dsp, res.bram, res.fmax_mhz = r["lut"], r["ff"], r["dsp"], r["bram"], r["fmax_mhz"]
+            try:
+                r = _step(work, "synthesize", f"{res.design_digest}:{target}",
+                          lambda: json.loads(synthesize(work / "design", target, out=work / "synth",
+                                                        timeout=synth_timeout).to_json()), res)
+                res.lut, res.ff, res.dsp, res.bram, res.fmax_mhz = r["lut"], r["ff"], r["dsp"], r["bram"], r["fmax_mhz"]
+            except ToolTimeoutError as e:
+                if synth_timeout is None:
+                    raise
+                res.note = f"not synthesized: {e} (--synth-timeout {synth_timeout:g})"
             tick()
         else:  # hls4ml: bit-exactness from its C simulation; no vendor-free RTL
             res.bit_exact = design.info.get("csim_mismatches_vs_golden") == 0
@@ -148,7 +159,7 @@ def compare(graph: Graph, archs: dict[str, tuple[str, dict[str, Any]]], target: 
             simulator: str = "icarus", data: np.ndarray | None = None, labels: np.ndarray | None = None,
             progress: Callable[[str], None] = print,
             float_model: tuple[np.ndarray, str] | None = None, fidelity: Any = None,
-            clock_mhz: float | None = None) -> list[ArchResult]:
+            clock_mhz: float | None = None, synth_timeout: float | None = None) -> list[ArchResult]:
     """Run every entry ``label -> (architecture, options)`` through every step; write ``results.json``.
 
     Entries may share a generator with different options (``dataflow`` and ``dataflow:rf=4``), so each
@@ -166,7 +177,8 @@ def compare(graph: Graph, archs: dict[str, tuple[str, dict[str, Any]]], target: 
         results = []
         for n, (label, (arch, opts)) in enumerate(archs.items(), 1):
             results.append(run_arch(graph, arch, opts, target, out / label.replace(":", "_").replace("=", ""), vectors,
-                                    simulator, data, labels, progress, label=label, tick=bar.advance))
+                                    simulator, data, labels, progress, label=label, tick=bar.advance,
+                                    synth_timeout=synth_timeout))
             bar.update(n * len(STEPS))  # a failed design, or hls4ml (no lint, RTL simulation, yosys), skips steps
         fm = None
         if float_model is not None and data is not None:

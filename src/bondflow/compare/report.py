@@ -122,6 +122,8 @@ def write_report(results: list[ArchResult], out: Path, title: str, target: str,
     for r in results:
         if r.error:
             md.append(f"- **{_label(r)}** {_failure(r)}: {r.error}")
+        if r.note:
+            md.append(f"- **{_label(r)}** {r.note}")
         md.append(f"- {_label(r)} step seconds: {r.step_seconds}" + (f" (resumed: {', '.join(r.resumed)})" if r.resumed else ""))
     md_path = atomic_write_text(out / "report.md", "\n".join(md) + "\n")
     img = _plot(results, front, fits)
@@ -131,7 +133,8 @@ def write_report(results: list[ArchResult], out: Path, title: str, target: str,
         return f"<td{cls}>{html.escape(c)}</td>"
     trs = "".join("<tr>" + "".join(td(c) for c in row) + "</tr>" for row in rows)
     errs = "".join(f"<li><b>{html.escape(_label(r))}</b> {_failure(r)}: {html.escape(r.error or '')}</li>"
-                   for r in results if r.error)
+                   for r in results if r.error) + \
+        "".join(f"<li><b>{html.escape(_label(r))}</b> {html.escape(r.note)}</li>" for r in results if r.note)
     page = (f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
             "<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}td,th{border:1px solid #999;"
             "padding:4px 8px}</style></head><body>"

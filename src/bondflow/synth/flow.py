@@ -110,8 +110,12 @@ def _known_lut6(root: Path, digest: str) -> tuple[int, str] | None:
 
 
 def synthesize(design: Design | str | Path, target: str, clock_mhz: float | None = None, bitstream: bool = False,
-               out: str | Path | None = None, vivado: bool = False, force: bool = False) -> SynthReport:
-    """Synthesize ``design`` for ``target``; results are cached under ``<out>/<key>/`` (default: the design dir's synth/)."""
+               out: str | Path | None = None, vivado: bool = False, force: bool = False,
+               timeout: float | None = None) -> SynthReport:
+    """Synthesize ``design`` for ``target``; results are cached under ``<out>/<key>/`` (default: the design dir's synth/).
+
+    ``timeout`` bounds each yosys run and nextpnr (ToolTimeoutError past it; default an hour for yosys, two for nextpnr).
+    """
     t: Target = get_target(target)
     design_dir = None
     if not isinstance(design, Design):
@@ -145,7 +149,7 @@ def synthesize(design: Design | str | Path, target: str, clock_mhz: float | None
     work.mkdir(parents=True)
     with get_reporter().task(f"synthesize {design.arch} for {t.name}", 4 if place_route(t, bitstream) else 1,
                              "phases") as bar:
-        return _run(design, design_dir, t, clock, bitstream, vivado, versions, work, cached, bar)
+        return _run(design, design_dir, t, clock, bitstream, vivado, versions, work, cached, bar, timeout)
 
 
 def place_route(t: Target, bitstream: bool) -> bool:
@@ -154,7 +158,7 @@ def place_route(t: Target, bitstream: bool) -> bool:
 
 
 def _run(design: Design, design_dir: Path | None, t: Target, clock: float, bitstream: bool, vivado: bool,
-         versions: dict[str, str], work: Path, cached: Path, bar: Task) -> SynthReport:
+         versions: dict[str, str], work: Path, cached: Path, bar: Task, timeout: float | None = None) -> SynthReport:
     """The uncached synthesis into ``work``; ``bar`` hears each phase (yosys, place, route, bitstream)."""
     t0 = time.monotonic()
     src_dir = work / "rtl"
@@ -177,13 +181,13 @@ def _run(design: Design, design_dir: Path | None, t: Target, clock: float, bitst
         top = "bondflow_bitstream_top"
         note = f"placed with a pin-light harness ({LFSR_BITS}-bit LFSR inputs, XOR-folded outputs) included in the counts"
     bar.start_phase("yosys synth")
-    res, cells, netlist, ylog = _yosys(sources, top, t, work / "yosys", bar)
+    res, cells, netlist, ylog = _yosys(sources, top, t, work / "yosys", bar, timeout=timeout)
     pct = {k: round(100.0 * res[k] / cap, 2) for k, cap in (("lut", t.luts), ("ff", t.ffs), ("dsp", t.dsps), ("bram", t.brams)) if cap}
     over = {k: v for k, v in pct.items() if v > 100}
     if set(over) == {"dsp"}:  # more constant multipliers than DSP blocks: build them from LUTs, as vendor tools do
         bar.extend()
         bar.start_phase("yosys synth, multipliers in LUTs")
-        res, cells, netlist, ylog = _yosys(sources, top, t, work / "yosys", bar, nodsp=True)
+        res, cells, netlist, ylog = _yosys(sources, top, t, work / "yosys", bar, nodsp=True, timeout=timeout)
         pct = {k: round(100.0 * res[k] / cap, 2) for k, cap in (("lut", t.luts), ("ff", t.ffs), ("dsp", t.dsps), ("bram", t.brams)) if cap}
         over = {k: v for k, v in pct.items() if v > 100}
         note = (note + "; " if note else "") + f"multipliers in LUTs (they need more than the {t.dsps} DSP blocks)"
@@ -196,7 +200,8 @@ def _run(design: Design, design_dir: Path | None, t: Target, clock: float, bitst
         k, v = next(iter(over.items()))
         raise DoesNotFitError(f"design must fit {t.name}, not need {res[k]} {k.upper()} of {getattr(t, k + 's')} ({v - 100:.0f}% over)")
     if place:
-        pnr = place_and_route(work / "yosys" / "netlist.json", t, clock, work / "yosys", on_phase=bar.start_phase)
+        pnr = place_and_route(work / "yosys" / "netlist.json", t, clock, work / "yosys", on_phase=bar.start_phase,
+                              timeout=timeout)
         report.update(fmax_mhz=pnr["fmax_mhz"], timing_met=(pnr["fmax_mhz"] or 0) >= clock, placed=True,
                       bitstream=pnr["bitstream"], bitstream_bytes=pnr["bitstream_bytes"])
         report["logs"]["nextpnr"] = pnr["log"]
@@ -227,14 +232,15 @@ def _run(design: Design, design_dir: Path | None, t: Target, clock: float, bitst
 _YOSYS_PASS = re.compile(r"^\d+(?:\.\d+)*\. Executing (.+?)(?: pass)?[.:]? ?(?:\(|$)")
 
 
-def _yosys(sources: list[Path], top: str, t: Target, work: Path, bar: Task, nodsp: bool = False) -> Any:
+def _yosys(sources: list[Path], top: str, t: Target, work: Path, bar: Task, nodsp: bool = False,
+           timeout: float | None = None) -> Any:
     """synthesize_yosys; on a terminal the bar names the yosys pass running (runs on big designs take an hour)."""
     if get_reporter().mode != "rich":  # a log line per pass would be thousands of lines; only a bar can show them
-        return synthesize_yosys(sources, top, t, work, nodsp=nodsp)
+        return synthesize_yosys(sources, top, t, work, nodsp=nodsp, timeout=timeout)
 
     def show(line: str) -> None:
         m = _YOSYS_PASS.match(line)
         if m:
             bar.note(m.group(1))
     with follow_file(work / "yosys.log", show):
-        return synthesize_yosys(sources, top, t, work, nodsp=nodsp)
+        return synthesize_yosys(sources, top, t, work, nodsp=nodsp, timeout=timeout)

@@ -16,7 +16,7 @@ BITSTREAM_MAGIC = {"ecp5": b"\xff\xff\xbd\xb3", "ice40": b"\x7e\xaa\x99\x7e"}
 
 
 def place_and_route(netlist: Path, target: Target, clock_mhz: float, work: Path, seed: int = 1,
-                    on_phase: Callable[[str], None] = lambda _: None) -> dict[str, Any]:
+                    on_phase: Callable[[str], None] = lambda _: None, timeout: float | None = None) -> dict[str, Any]:
     """P&R the yosys JSON netlist (relative paths: YoWASP sees only ``work``); return fmax, utilisation, bitstream.
 
     ``on_phase`` hears "place" (packing included), "route" and "bitstream" as nextpnr and the packer reach them.
@@ -38,14 +38,14 @@ def place_and_route(netlist: Path, target: Target, clock_mhz: float, work: Path,
         args = [f"--{target.part}", "--package", target.package, "--textcfg", "design.config",
                 "--lpf-allow-unconstrained"] + common
         with follow_file(work / "nextpnr.live.log", phase):
-            run_tool("nextpnr-ecp5", args, cwd=work, log=work / "nextpnr.log", timeout=7200)
+            run_tool("nextpnr-ecp5", args, cwd=work, log=work / "nextpnr.log", timeout=timeout or 7200)
         bit = work / "design.bit"
         on_phase("bitstream")
         run_tool("ecppack", ["design.config", bit.name], cwd=work, log=work / "ecppack.log", timeout=600)
     else:
         args = [f"--{target.part}", "--package", target.package, "--asc", "design.asc", "--pcf-allow-unconstrained"] + common
         with follow_file(work / "nextpnr.live.log", phase):
-            run_tool("nextpnr-ice40", args, cwd=work, log=work / "nextpnr.log", timeout=7200)
+            run_tool("nextpnr-ice40", args, cwd=work, log=work / "nextpnr.log", timeout=timeout or 7200)
         bit = work / "design.bin"
         on_phase("bitstream")
         run_tool("icepack", ["design.asc", bit.name], cwd=work, log=work / "icepack.log", timeout=600)

@@ -34,8 +34,9 @@ def count_resources(cells: dict[str, int], flow: str) -> dict[str, int]:
     return out
 
 
-def synthesize_yosys(sources: list[Path], top: str, target: Target, work: Path, nodsp: bool = False) -> tuple[dict[str, int], dict[str, int], Path, Path]:
-    """Run yosys; return (resources, raw cell counts, netlist JSON path, log path)."""
+def synthesize_yosys(sources: list[Path], top: str, target: Target, work: Path, nodsp: bool = False,
+                     timeout: float | None = None) -> tuple[dict[str, int], dict[str, int], Path, Path]:
+    """Run yosys (for at most ``timeout`` s, default an hour); return (resources, raw cell counts, netlist JSON path, log path)."""
     work.mkdir(parents=True, exist_ok=True)
     # YoWASP's WebAssembly yosys sees only its working directory: copy sources in, use relative paths.
     src_dir = work / "src"
@@ -57,7 +58,7 @@ def synthesize_yosys(sources: list[Path], top: str, target: Target, work: Path, 
         synth += " -nodsp"
     script = f"{reads}; {synth}; tee -q -o stat.json stat -json"
     log = work / "yosys.log"
-    run_tool("yosys", ["-q", "-l", "yosys.log", "-p", script], cwd=work, log=work / "yosys.run.log", timeout=3600)
+    run_tool("yosys", ["-q", "-l", "yosys.log", "-p", script], cwd=work, log=work / "yosys.run.log", timeout=timeout or 3600)
     data = json.loads(stat.read_text())
     mod = data.get("design") or next(iter(data["modules"].values()))
     cells = {k: int(v) for k, v in mod.get("num_cells_by_type", {}).items()}
