@@ -61,7 +61,7 @@ def _residual_mlp(tfk):
     return _randomize(tfk.Model(x, QDense(3, name="out", **_q())(c), name="resmlp"), 1)
 
 
-def _residual_cnn(tfk):
+def _residual_cnn(tfk, rows: bool = True):
     from qkeras import QConv2D, QDense
     L = tfk.layers
     x = L.Input((6, 6, 2), name="img")
@@ -70,7 +70,7 @@ def _residual_cnn(tfk):
     res = _relu("r2")(L.Add(name="add")([c1, c2]))  # residual conv block
     cat = L.Concatenate(axis=-1, name="cat")([res, x])  # along channels: 4 + 2
     p = L.MaxPooling2D(2, name="pool")(cat)
-    wide = L.Concatenate(axis=1, name="rows")([p, p])  # along image rows, the same tensor twice
+    wide = L.Concatenate(axis=1, name="rows")([p, p]) if rows else p  # along image rows, the same tensor twice
     y = QDense(3, name="fc", **_q())(L.Flatten(name="flat")(wide))
     return _randomize(tfk.Model(x, y, name="rescnn"), 2)
 
@@ -245,3 +245,26 @@ def test_hls4ml_merges_of_three_tensors(need_tool) -> None:
     d = bondflow.generate(branchy(seed=4), "hls4ml", vectors=1000)
     assert d.info["csim_vectors"] == 1000 and d.info["csim_mismatches_vs_golden"] == 0, d.info
     assert '"sum3_1"' in d.files["hls4ml_config.json"] and '"cat_1"' in d.files["hls4ml_config.json"]
+
+
+@pytest.mark.sim
+def test_dataflow_streams_a_keras_residual_cnn(tfk, tmp_path, need_tool) -> None:
+    """QKeras residual CNN (Add over a conv, Concatenate of channels with the input image) through the streaming
+    dataflow design: bit-exact on Verilator with back-pressure, one pixel per cycle; images concatenated along
+    rows are refused in one line."""
+    need_tool("verilator")
+    m = _residual_cnn(tfk)
+    m.save(tmp_path / "rows.h5")
+    with pytest.raises(UnsupportedOpError, match="'rows' of type 'concatenate of images along rows' is not supported by "
+                                                 "the dataflow streaming generator"):
+        bondflow.generate(bondflow.load_model(tmp_path / "rows.h5", input_precision=INPUT), "dataflow")
+    m = _residual_cnn(tfk, rows=False)
+    m.save(tmp_path / "res.h5")
+    g = bondflow.load_model(tmp_path / "res.h5", input_precision=INPUT)
+    _qkeras_equal(m, g, n=500, seed=4)
+    d = bondflow.generate(g, "dataflow")
+    assert d.ii_cycles == 36  # 6x6 pixels, one per cycle: the branches do not slow the stream
+    from bondflow.sim.runner import simulate
+    r = simulate(d.write(tmp_path / "d"), 300, simulator="verilator", seed=2)
+    assert r.passed and r.vectors == 300, r.summary()
+    assert (r.latency_cycles, r.ii_cycles) == (d.latency_cycles, d.info["ii_model"]), r.summary()

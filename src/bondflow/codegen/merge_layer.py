@@ -12,10 +12,11 @@ __all__ = ["merge_layer"]
 
 
 def merge_layer(module: str, op: Merge, in_types: list[FixedType], in_sizes: list[int], hdr: str,
-                act: Activation | None = None) -> LayerRTL:
+                act: Activation | None = None, registered: bool = False) -> LayerRTL:
     """``x`` is the inputs' buses side by side, ``op.inputs[0]`` in the low bits; ``act`` (the merge's only reader)
     is fused as a second cast. Latency 1 (the output register), or 0 for a concatenation whose casts are all
     wiring (every input type held by the result type, no activation): registering it would only add a cycle.
+    ``registered`` keeps the register anyway (a streaming stage behind a pipe adapter needs latency >= 1).
 
     Flat tensors only: a concatenation of images along an axis other than the last interleaves pixels, which the
     streaming CNN generator would have to do instead.
@@ -25,7 +26,7 @@ def merge_layer(module: str, op: Merge, in_types: list[FixedType], in_sizes: lis
     yt = (act or op).result_type
     yw = yt.width
     mt = op.result_type  # the merge's own result, before the fused activation
-    comb = op.function == "concatenate" and act is None and all(mt.holds(t) for t in in_types)
+    comb = not registered and op.function == "concatenate" and act is None and all(mt.holds(t) for t in in_types)
     decls: list[str] = []
     assigns: list[str] = []
     regs: list[str] = []

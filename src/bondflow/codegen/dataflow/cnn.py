@@ -9,18 +9,20 @@ from ... import __version__
 from ...design import Design, Interface
 from ...errors import ConfigError, UnsupportedOpError
 from ...ir.graph import Graph
+from ...ir.merge import Merge
 from ...ir.ops import Activation, Dense, Flatten, Op, Sigmoid, Softmax, Threshold
 from ...ir.tensor_ops import Conv, Pool
 from ...ir.types import FixedType
 from ...stream import StreamFormat, lane_bits_for
 from ..layers import LayerRTL, activation_layer, dense_layer, requant_params
+from ..merge_layer import merge_layer
 from ..pipeline import layers_for
 from ..render import clog2, header, render, sanitize, static_rtl, vlog_literal
 from ..shell import render_shell
 from .reuse import handshake_layer, reuse_layer
 from .tables import table_layer
 from .threshold import threshold_layer
-from .cnn_timing import StageTiming, measure
+from .cnn_timing import PartSpec, measure_net
 
 __all__ = ["WindowGeom", "cnn_design"]
 
@@ -93,8 +95,9 @@ def geom_for(op: Op, in_shape: tuple[int, ...], out_shape: tuple[int, ...], kern
 def window_rtl(module: str, layer: str, g: WindowGeom, c: int, xt: FixedType, fill_raw: int, hdr: str) -> str:
     """The window generator of one stage, constants folded in (masks only where a tap can fall outside the image)."""
     cw = clog2(g.last + 2)
-    rw = clog2((g.ho - 1) * g.sh + 2)
-    colw = clog2((g.wo - 1) * g.sw + 2)
+    # wide enough for the stride too: with one output row (a global pooling) the step is dead code, yet lint-checked
+    rw = max(clog2((g.ho - 1) * g.sh + 2), g.sh.bit_length())
+    colw = max(clog2((g.wo - 1) * g.sw + 2), g.sw.bit_length())
     taps = []
     orow_vals = [r * g.sh for r in range(g.ho)]
     ocol_vals = [q * g.sw for q in range(g.wo)]
@@ -176,7 +179,7 @@ def pool_layer(module: str, op: Pool, xt: FixedType, taps: int, c: int, hdr: str
 class Stage:
     """One streaming stage: a window generator feeding a valid/ready compute layer."""
 
-    name: str
+    name: str  # the tensor it produces (a fused activation's name)
     window_module: str
     window_text: str
     compute: LayerRTL  # handshake ports (in_data/in_valid/in_ready, out_*)
@@ -184,6 +187,18 @@ class Stage:
     in_bits: int  # bits per input pixel
     out_bits: int  # bits per output pixel
     reuse: int  # cycles per window (1: a new window every cycle)
+    src: str = ""  # the tensor it reads
+
+
+@dataclass(frozen=True)
+class MergeStage:
+    """A pixel-wise merge (add, or concatenate along channels): a fifo per input, a join, a valid/ready compute layer."""
+
+    name: str
+    compute: LayerRTL
+    srcs: tuple[str, ...]
+    in_bits: tuple[int, ...]  # bits per input pixel, per input
+    out_bits: int
 
 
 def _parallelism_for(op: Conv, parallelism: "int | dict[str, int] | None") -> int:
@@ -213,21 +228,73 @@ def arith_options(graph: Graph, arith: dict[str, Any], parallelism: "int | dict[
     return layer_options(layers, mode, arith.get("stage_adders"), arith.get("target"), arith.get("dsp_budget"))
 
 
+@dataclass(frozen=True)
+class StreamPlan:
+    """The streaming stages in graph order, then the tensor that leaves them for the dense tail, and that tail."""
+
+    stages: list["Stage | MergeStage"]
+    exit: str
+    rest: list[Op]
+    tail_type: FixedType
+    tail_n: int
+
+
+def _only_reader(readers: dict[str, list[Op]], name: str, cls: type) -> Op | None:
+    rd = readers[name]
+    return rd[0] if len(rd) == 1 and isinstance(rd[0], cls) else None
+
+
 def plan_stages(graph: Graph, hdr: str, parallelism: "int | dict[str, int] | None",
-                dense_opts: dict[str, dict[str, Any]] | None = None) -> tuple[list[Stage], list[Op], FixedType, int]:
-    """The streaming stages, then the ops left for the dense tail, the type and size of the vector they receive."""
+                dense_opts: dict[str, dict[str, Any]] | None = None) -> StreamPlan:
+    """A stage per op while tensors are images (conv and merge fuse an activation that is their only reader); the
+    first Flatten, or a stage whose result is flat, ends them. Branches fork and join between stages."""
     shapes = graph.shapes()
-    ops = list(graph.ops)
-    stages: list[Stage] = []
-    shape, xt = graph.input.shape, graph.input.type
-    i = 0
-    while i < len(ops) and len(shape) > 1:
-        op = ops[i]
+    readers: dict[str, list[Op]] = {graph.input.name: []}
+    for op in graph.ops:
+        readers[op.name] = []
+        for src in op.inputs:
+            readers[src].append(op)
+    types: dict[str, FixedType] = {graph.input.name: graph.input.type}
+    stages: list[Stage | MergeStage] = []
+    fused: dict[str, str] = {}  # activation -> the op whose stage computes it
+    exit_: str | None = None
+    rest: list[Op] = []
+    for op in graph.ops:
+        if op.name in fused:
+            continue
+        if exit_ is not None:
+            rest.append(op)
+            continue
+        if isinstance(op, Flatten):
+            exit_ = op.input
+            if op.result_type != types[op.input]:
+                rest.append(op)
+            continue
+        shape = shapes[op.input]
+        xt = types[op.input]
         c_in = shape[-1]
         base = f"bondflow_dataflow_{sanitize(op.name)}"
+        out_name = op.name
+        if isinstance(op, Merge):
+            if op.function == "concatenate" and op.axis != len(shape) - 1:
+                dim = (["rows", "columns"] if len(shape) == 3 else ["positions"])[op.axis]
+                raise UnsupportedOpError(f"concatenate of images along {dim}", op.name,
+                                         [f"concatenate along channels (axis {len(shape) - 1})", "add"],
+                                         "the dataflow streaming generator")
+            act = _only_reader(readers, op.name, Activation)
+            in_types = [types[i] for i in op.inputs]
+            sizes = [shapes[i][-1] for i in op.inputs]
+            comp = handshake_layer(merge_layer(f"{base}_merge", op, in_types, sizes, hdr, act, registered=True), hdr,
+                                   in_bits=sum(n * t.width for n, t in zip(sizes, in_types)))
+            if act is not None:
+                fused[act.name], out_name = op.name, act.name
+            out_t = (act or op).result_type
+            stages.append(MergeStage(out_name, comp, tuple(op.inputs), tuple(n * t.width for n, t in zip(sizes, in_types)),
+                                     shapes[op.name][-1] * out_t.width))
+            types[out_name] = out_t
+            continue
         if isinstance(op, Conv):
-            nxt = ops[i + 1] if i + 1 < len(ops) else None
-            act = nxt if isinstance(nxt, Activation) and nxt.input == op.name else None
+            act = _only_reader(readers, op.name, Activation)
             out_shape, out_t = shapes[op.name], (act or op).result_type
             g = geom_for(op, shape, out_shape, op.kernel, op.strides, op.pads)
             p = _parallelism_for(op, parallelism)
@@ -239,7 +306,8 @@ def plan_stages(graph: Graph, hdr: str, parallelism: "int | dict[str, int] | Non
                 reuse = op.c_out // p
                 comp = reuse_layer(f"{base}_rf{reuse}", dense, xt, act, reuse, hdr)
             fill = 0
-            i += 2 if act else 1
+            if act is not None:
+                fused[act.name], out_name = op.name, act.name
         elif isinstance(op, Pool):
             out_shape, out_t = shapes[op.name], op.result_type
             win = op.window(shape)
@@ -247,24 +315,32 @@ def plan_stages(graph: Graph, hdr: str, parallelism: "int | dict[str, int] | Non
             g = geom_for(op, shape, out_shape, win, strides, op.pads)
             comp = handshake_layer(pool_layer(f"{base}_pool", op, xt, g.kh * g.kw, c_in, hdr), hdr)
             fill, reuse = (xt.min_raw if op.function == "max" else 0), 1
-            i += 1
         elif isinstance(op, Activation):
             out_shape, out_t = shape, op.result_type
             g = WindowGeom(1, int(math.prod(shape[:-1])), 1, 1, 1, 1, 0, 0, 1, int(math.prod(shape[:-1])))
             comp = handshake_layer(activation_layer(base, op, xt, c_in, hdr), hdr)
             fill, reuse = 0, 1
-            i += 1
-        elif isinstance(op, Flatten):
-            break
         else:
-            raise UnsupportedOpError(op.kind, op.name, ["conv (+ relu/linear)", "max/average pool", "activation", "flatten"],
+            raise UnsupportedOpError(op.kind, op.name, ["conv (+ relu/linear)", "max/average pool", "activation", "flatten",
+                                                        "add", "concatenate along channels"],
                                      "the dataflow streaming generator (on images)")
         wmod = f"{base}_window"
-        stages.append(Stage(op.name, wmod, window_rtl(wmod, op.name, g, c_in, xt, fill, hdr), comp, g,
-                            c_in * xt.width, out_shape[-1] * out_t.width, reuse))
-        shape, xt = out_shape, out_t
-    rest = [o for o in ops[i:] if not (isinstance(o, Flatten) and o.result_type == xt)]
-    return stages, rest, xt, int(math.prod(shape))
+        stages.append(Stage(out_name, wmod, window_rtl(wmod, op.name, g, c_in, xt, fill, hdr), comp, g,
+                            c_in * xt.width, out_shape[-1] * out_t.width, reuse, src=op.input))
+        types[out_name] = out_t
+        if len(out_shape) == 1:  # a global pooling: the vector leaves the image stages
+            exit_ = out_name
+    if exit_ is None:
+        exit_ = stages[-1].name if stages else graph.input.name
+    # The tail is a chain read from the exit tensor; images never reach it any other way.
+    inside = {graph.input.name} | {s.name for s in stages} | set(fused)
+    for o in rest:
+        for src in o.inputs:
+            if src in inside and src != exit_ or len(o.inputs) > 1:
+                raise UnsupportedOpError(o.kind, o.name, ["a chain after the one tensor that leaves the image stages"],
+                                         "the dataflow streaming generator")
+    tail_shape = shapes[exit_] if exit_ in shapes else graph.input.shape
+    return StreamPlan(stages, exit_, rest, types[exit_], int(math.prod(tail_shape)))
 
 
 def cnn_interface(graph: Graph, stream_width: int | None) -> tuple[Interface, int]:
@@ -281,87 +357,192 @@ def cnn_interface(graph: Graph, stream_width: int | None) -> tuple[Interface, in
     return Interface(fin, fout, str(i.type), str(o.type)), k
 
 
+def _fifo_log2(peak: int) -> int:
+    """A merge fifo's LOG2_DEPTH: room for the peak fill the cycle model saw plus one (the back-pressure margin)."""
+    return max(1, peak.bit_length())
+
+
+class _Net:
+    """The cycle model's network (cnn_timing.PartSpec), built beside the RTL: a channel per valid/ready pair."""
+
+    def __init__(self) -> None:
+        self.parts: list[PartSpec] = []
+        self.n = 1  # channel 0: the input beats
+
+    def add(self, kind: str, arg: Any, ins: tuple[int, ...], n_out: int = 1) -> tuple[int, ...]:
+        outs = tuple(range(self.n, self.n + n_out))
+        self.n += n_out
+        self.parts.append(PartSpec(kind, arg, ins, outs))
+        return outs
+
+
+def _stream_body(graph: Graph, plan: StreamPlan, k: int, fifo_log2: dict[str, int | None]) -> tuple[list[str], _Net]:
+    """The core's streaming part (input to the exit tensor's ``ex_v``/``ex_r`` reader port) and its cycle model.
+
+    Every tensor is a stream (``<w>_d/_v/_r``); a stream with several readers moves when all are ready; each input
+    of a merge waits in a fifo (``fifo_log2`` per fifo; None: unbounded in the model, to size it).
+    """
+    stages = plan.stages
+    pix0 = graph.input.shape[-1] * graph.input.type.width
+    n_pix = int(math.prod(graph.input.shape[:-1]))
+    names = {graph.input.name: "x"} | {s.name: f"s{n}" for n, s in enumerate(stages)}
+    readers: dict[str, list[str]] = {t: [] for t in names}
+    for n, s in enumerate(stages):
+        for j, src in enumerate(s.srcs if isinstance(s, MergeStage) else (s.src,)):
+            readers[src].append(f"s{n}_i{j}")
+    readers[plan.exit].append("ex")
+    net = _Net()
+    body: list[str] = []
+    chan: dict[str, int] = {}
+    if k > 1:
+        body += [f"    wire [{pix0 - 1}:0] x_d;", "    wire x_v, x_r;",
+                 f"    bondflow_serializer #(.K({k}), .PIX({pix0}), .N({n_pix})) u_ser (.clk(clk), .rst_n(rst_n), "
+                 ".in_data(in_data), .in_valid(in_valid), .in_ready(in_ready), .out_data(x_d), .out_valid(x_v), .out_ready(x_r));"]
+        chan["x"] = net.add("serializer", (k, n_pix), (0,))[0]
+    else:
+        body += [f"    wire [{pix0 - 1}:0] x_d;", "    wire x_v, x_r;", "    assign x_d = in_data;", "    assign x_v = in_valid;",
+                 "    assign in_ready = x_r;"]
+        chan["x"] = 0
+    port: dict[str, int] = {}
+
+    def fan_out(t: str) -> None:
+        w, ports = names[t], readers[t]
+        body.extend(f"    wire {r}_v, {r}_r;" for r in ports)
+        if len(ports) == 1:
+            body.extend([f"    assign {ports[0]}_v = {w}_v;", f"    assign {w}_r = {ports[0]}_r;"])
+            port[ports[0]] = chan[w]
+            return
+        body.extend([f"    // {t} feeds {len(ports)} readers: a pixel moves when every reader is ready",
+                     f"    assign {w}_r = {' && '.join(r + '_r' for r in ports)};"])
+        body.extend([f"    assign {r}_v = {w}_v && {w}_r;" for r in ports])
+        port.update(zip(ports, net.add("fork", None, (chan[w],), len(ports))))
+
+    fan_out(graph.input.name)
+    for n, s in enumerate(stages):
+        w = f"s{n}"
+        body += [f"    // stage {n}: {s.name}", f"    wire [{s.out_bits - 1}:0] {w}_d;", f"    wire {w}_v, {w}_r;"]
+        if isinstance(s, Stage):
+            body += [f"    wire [{s.geom.kh * s.geom.kw * s.in_bits - 1}:0] {w}_wd;", f"    wire {w}_wv, {w}_wr;",
+                     f"    {s.window_module} u_{w}_win (.clk(clk), .rst_n(rst_n), .in_data({names[s.src]}_d), "
+                     f".in_valid({w}_i0_v), .in_ready({w}_i0_r), .win_data({w}_wd), .win_valid({w}_wv), .win_ready({w}_wr));",
+                     f"    {s.compute.module} u_{w} (.clk(clk), .rst_n(rst_n), .in_data({w}_wd), .in_valid({w}_wv), "
+                     f".in_ready({w}_wr), .out_data({w}_d), .out_valid({w}_v), .out_ready({w}_r));"]
+            c = net.add("window", s.geom, (port[f"{w}_i0"],))[0]
+            chan[w] = (net.add("reuse", s.reuse, (c,)) if s.reuse > 1 else net.add("adapter", s.compute.latency - 1, (c,)))[0]
+        else:
+            heads, joins = [], []
+            body += [f"    // the inputs of {s.name} meet in fifos (the shorter path waits); it takes a pixel from each at once",
+                     f"    wire {w}_mv, {w}_mr, {w}_join;"]
+            for j, (src, bits) in enumerate(zip(s.srcs, s.in_bits)):
+                f = f"{w}_f{j}"
+                lg = fifo_log2.get(f)
+                body += [f"    wire [{bits - 1}:0] {f}_q;", f"    wire {f}_empty, {f}_full;", f"    assign {w}_i{j}_r = !{f}_full;",
+                         "    /* verilator lint_off PINCONNECTEMPTY */",  # the fill count is not needed
+                         f"    bondflow_kfifo #(.WIDTH({bits}), .LOG2_DEPTH({lg or 1})) u_{f} (.clk(clk), .rst_n(rst_n), "
+                         f".push({w}_i{j}_v), .din({names[src]}_d), .pop({w}_join), .dout({f}_q), .empty({f}_empty), "
+                         f".full({f}_full), .count());", "    /* verilator lint_on PINCONNECTEMPTY */"]
+                heads.append(f"{f}_q")
+                joins.append(net.add("fifo", None if lg is None else 1 << lg, (port[f"{w}_i{j}"],))[0])
+            body += [f"    assign {w}_mv = {' && '.join(f'!{w}_f{j}_empty' for j in range(len(s.srcs)))};",
+                     f"    assign {w}_join = {w}_mv && {w}_mr;",
+                     f"    {s.compute.module} u_{w} (.clk(clk), .rst_n(rst_n), .in_data({{{', '.join(reversed(heads))}}}), "
+                     f".in_valid({w}_mv), .in_ready({w}_mr), .out_data({w}_d), .out_valid({w}_v), .out_ready({w}_r));"]
+            c = net.add("join", None, tuple(joins))[0]
+            chan[w] = net.add("adapter", s.compute.latency - 1, (c,))[0]
+        fan_out(s.name)
+    body.insert(0, f"    // exit: {plan.exit}")
+    net.exit = port["ex"]  # type: ignore[attr-defined]
+    return body, net
+
+
 def cnn_design(graph: Graph, parallelism: "int | dict[str, int] | None", options: dict[str, Any], tlast_mode: int,
                stream_width: int | None, arith: dict[str, Any] | None = None) -> Design:
     digest = graph.digest()
     hdr = header("dataflow", digest)
     dense_opts, arith_info = arith_options(graph, arith, parallelism) if arith else (None, {})
-    stages, rest, tail_t, tail_n = plan_stages(graph, hdr, parallelism, dense_opts)
+    plan = plan_stages(graph, hdr, parallelism, dense_opts)
+    stages, rest, tail_t, tail_n = plan.stages, plan.rest, plan.tail_type, plan.tail_n
     if not stages:
         raise UnsupportedOpError(graph.ops[0].kind, graph.ops[0].name, ["conv", "pool"], "the dataflow streaming generator")
     iface, k = cnn_interface(graph, stream_width)
     tail_layers = layers_for(rest, tail_t, tail_n, "dataflow", hdr, TAIL_EXTRA, dense_opts) if rest else []
+    tail_latency = sum(layer.latency for layer in tail_layers)
     core = "bondflow_dataflow_core"
-    pix0 = stages[0].in_bits
+    pix0 = graph.input.shape[-1] * graph.input.type.width
     out_bits = tail_layers[-1].n_out * tail_layers[-1].out_width if tail_layers else tail_n * tail_t.width
+    n_pix = int(math.prod(graph.input.shape[:-1]))
+    exit_stage = next(s for s in stages if s.name == plan.exit)
+    last_pix = exit_stage.out_bits
+    n_out_pix = tail_n * tail_t.width // last_pix
+
+    def timed(fifo_log2: dict[str, int | None]) -> tuple[list[str], Any, list[int]]:
+        body, net = _stream_body(graph, plan, k, fifo_log2)
+        c = net.add("collect", n_out_pix, (net.exit,))[0]  # type: ignore[attr-defined]
+        if tail_layers:
+            c = net.add("adapter", tail_latency, (c,))[0]
+        net.add("shell", iface.output.beats, (c,))
+        t, peaks = measure_net(net.parts, n_pix, iface.input.beats, iface.output.beats)
+        return body, t, peaks
+
+    fifo_names = [f"s{n}_f{j}" for n, s in enumerate(stages) if isinstance(s, MergeStage) for j in range(len(s.srcs))]
+    sizes: dict[str, int | None] = {}
+    if fifo_names:  # size each merge fifo from its peak fill with unbounded fifos, then time the design as built
+        _, _, peaks = timed({f: None for f in fifo_names})
+        sizes = {f: _fifo_log2(pk) for f, pk in zip(fifo_names, peaks)}
+    body, t, _ = timed(sizes)
     lines = [hdr.rstrip("\n"), f"// {core}: {len(stages)} streaming stage(s) ({', '.join(s.name for s in stages)}), one pixel per "
              "transfer, then the vector tail.", "//   Every stage: a window generator (line history, padding masks) and a "
-             "compute layer, chained by valid/ready.", "`timescale 1ns/1ps", "`default_nettype none", f"module {core} (",
-             "    input  wire clk,", "    input  wire rst_n,", f"    input  wire [{k * pix0 - 1}:0] in_data,",
-             "    input  wire in_valid,", "    output wire in_ready,", f"    output wire [{out_bits - 1}:0] out_data,",
-             "    output wire out_valid,", "    input  wire out_ready", ");"]
-    n_pix = int(math.prod(graph.input.shape[:-1]))
-    if k > 1:
-        lines += [f"    wire [{pix0 - 1}:0] px_d;", "    wire px_v, px_r;",
-                  f"    bondflow_serializer #(.K({k}), .PIX({pix0}), .N({n_pix})) u_ser (.clk(clk), .rst_n(rst_n), "
-                  ".in_data(in_data), .in_valid(in_valid), .in_ready(in_ready), .out_data(px_d), .out_valid(px_v), .out_ready(px_r));"]
-        prev = ("px_d", "px_v", "px_r")
-    else:
-        prev = ("in_data", "in_valid", "in_ready")
-    for n, s in enumerate(stages):
-        w = f"w{n}"
-        lines += [f"    // stage {n}: {s.name}", f"    wire [{s.geom.kh * s.geom.kw * s.in_bits - 1}:0] {w}_d;",
-                  f"    wire {w}_v, {w}_r;", f"    wire [{s.out_bits - 1}:0] s{n}_d;", f"    wire s{n}_v, s{n}_r;",
-                  f"    {s.window_module} u_{w} (.clk(clk), .rst_n(rst_n), .in_data({prev[0]}), .in_valid({prev[1]}), "
-                  f".in_ready({prev[2]}), .win_data({w}_d), .win_valid({w}_v), .win_ready({w}_r));",
-                  f"    {s.compute.module} u_c{n} (.clk(clk), .rst_n(rst_n), .in_data({w}_d), .in_valid({w}_v), "
-                  f".in_ready({w}_r), .out_data(s{n}_d), .out_valid(s{n}_v), .out_ready(s{n}_r));"]
-        prev = (f"s{n}_d", f"s{n}_v", f"s{n}_r")
-    last_pix = stages[-1].out_bits
-    n_out_pix = tail_n * tail_t.width // last_pix
+             "compute layer, or a merge behind its input fifos; valid/ready between all.", "`timescale 1ns/1ps",
+             "`default_nettype none", f"module {core} (", "    input  wire clk,", "    input  wire rst_n,",
+             f"    input  wire [{k * pix0 - 1}:0] in_data,", "    input  wire in_valid,", "    output wire in_ready,",
+             f"    output wire [{out_bits - 1}:0] out_data,", "    output wire out_valid,", "    input  wire out_ready", ");"] + body
     files: dict[str, str] = {}
-    tail_latency = 0
+    collect_out = ("vec_d", "vec_v", "vec_r") if tail_layers else ("out_data", "out_valid", "out_ready")
     if tail_layers:
-        lines += [f"    wire [{tail_n * tail_t.width - 1}:0] vec_d;", "    wire vec_v, vec_r;",
-                  f"    bondflow_collect #(.N({n_out_pix}), .PIX({last_pix})) u_collect (.clk(clk), .rst_n(rst_n), "
-                  f".in_data({prev[0]}), .in_valid({prev[1]}), .in_ready({prev[2]}), .out_data(vec_d), .out_valid(vec_v), .out_ready(vec_r));"]
+        lines += [f"    wire [{tail_n * tail_t.width - 1}:0] vec_d;", "    wire vec_v, vec_r;"]
+    ew = f"s{stages.index(exit_stage)}"
+    lines.append(f"    bondflow_collect #(.N({n_out_pix}), .PIX({last_pix})) u_collect (.clk(clk), .rst_n(rst_n), "
+                 f".in_data({ew}_d), .in_valid(ex_v), .in_ready(ex_r), .out_data({collect_out[0]}), "
+                 f".out_valid({collect_out[1]}), .out_ready({collect_out[2]}));")
+    if tail_layers:
         tail = "bondflow_dataflow_tail"
         tstages, p_ = [], "in_data"
         for q, layer in enumerate(tail_layers):
             tstages.append({"module": layer.module, "inp": p_, "out": f"l{q}_y", "out_bits": layer.n_out * layer.out_width})
             p_ = f"l{q}_y"
-        tail_latency = sum(layer.latency for layer in tail_layers)
         files[f"rtl/{tail}.v"] = render("layers/core.v.j2", header=hdr, module=tail, description="the dense tail after the "
                                         "streaming stages", in_bits=tail_n * tail_t.width, out_bits=out_bits, stages=tstages,
                                         latency=tail_latency)
         lines.append(f"    {tail} u_tail (.clk(clk), .rst_n(rst_n), .in_data(vec_d), .in_valid(vec_v), .in_ready(vec_r), "
                      ".out_data(out_data), .out_valid(out_valid), .out_ready(out_ready));")
-    else:
-        lines.append(f"    bondflow_collect #(.N({n_out_pix}), .PIX({last_pix})) u_collect (.clk(clk), .rst_n(rst_n), "
-                     f".in_data({prev[0]}), .in_valid({prev[1]}), .in_ready({prev[2]}), .out_data(out_data), "
-                     ".out_valid(out_valid), .out_ready(out_ready));")
     lines += ["endmodule", "`default_nettype wire", ""]
+    text = "\n".join(lines)
     computes = [s.compute for s in stages]
     for layer in computes + tail_layers:
         files[f"rtl/{layer.module}.v"] = layer.text
         files.update(dict(layer.extra))
-    for s in stages:
+    windows = [s for s in stages if isinstance(s, Stage)]
+    for s in windows:
         files[f"rtl/{s.window_module}.v"] = s.window_text
-    statics = ["bondflow_requant.v", "bondflow_pipe_adapter.v", "bondflow_collect.v"] + (["bondflow_serializer.v"] if k > 1 else [])
+    statics = ["bondflow_requant.v", "bondflow_pipe_adapter.v", "bondflow_collect.v"] + (["bondflow_serializer.v"] if k > 1 else []) \
+        + (["bondflow_kfifo.v"] if fifo_names else [])
     files.update({f"rtl/{name}": static_rtl(name) for name in statics})
-    files[f"rtl/{core}.v"] = "\n".join(lines)
+    files[f"rtl/{core}.v"] = text
     files["rtl/bondflow_top.v"] = render_shell(core, iface, digest, "dataflow", tlast_mode, stream_in=True)
     files["graph.json"] = graph.to_json(indent=1)
     rtl = [f"rtl/{name}" for name in statics] + [p for l in computes + tail_layers for p, _ in l.extra] + \
-          [f"rtl/{l.module}.v" for l in computes + tail_layers] + [f"rtl/{s.window_module}.v" for s in stages] + \
+          [f"rtl/{l.module}.v" for l in computes + tail_layers] + [f"rtl/{s.window_module}.v" for s in windows] + \
           ([f"rtl/bondflow_dataflow_tail.v"] if tail_layers else []) + [f"rtl/{core}.v", "rtl/bondflow_top.v"]
-    timing = [StageTiming(geom=s.geom, compute_latency=s.compute.latency, reuse=s.reuse) for s in stages]
-    t = measure(timing, pixels=n_pix, pixels_per_beat=k, beats_in=iface.input.beats, out_pixels=n_out_pix,
-                tail_latency=tail_latency if tail_layers else None, beats_out=iface.output.beats)
-    info = {"streaming": True, "pixels_per_beat": k, "tlast_mode": tlast_mode,
-            "stages": [{"op": s.name, "module": s.compute.module, "window": [s.geom.kh, s.geom.kw],
-                        "stride": [s.geom.sh, s.geom.sw], "image": [s.geom.h, s.geom.w], "cycles_per_window": s.reuse,
-                        "multipliers": s.compute.multipliers, "latency": s.compute.latency} for s in stages],
+    stage_info: list[dict[str, Any]] = []
+    for n, s in enumerate(stages):
+        if isinstance(s, Stage):
+            stage_info.append({"op": s.name, "module": s.compute.module, "window": [s.geom.kh, s.geom.kw],
+                               "stride": [s.geom.sh, s.geom.sw], "image": [s.geom.h, s.geom.w], "cycles_per_window": s.reuse,
+                               "multipliers": s.compute.multipliers, "latency": s.compute.latency})
+        else:
+            stage_info.append({"op": s.name, "module": s.compute.module, "inputs": list(s.srcs), "latency": s.compute.latency,
+                               "fifo_depths": [1 << sizes[f"s{n}_f{j}"] for j in range(len(s.srcs))]})
+    info = {"streaming": True, "pixels_per_beat": k, "tlast_mode": tlast_mode, "stages": stage_info,
             "layers": [{"module": l.module, "latency": l.latency, "multipliers": l.multipliers, "n_in": l.n_in, "n_out": l.n_out}
                        for l in computes + tail_layers],
             "multipliers": sum(l.multipliers for l in computes + tail_layers), "ii_model": t.ii, "core_latency": t.latency,

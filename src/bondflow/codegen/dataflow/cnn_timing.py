@@ -4,16 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-__all__ = ["StageTiming", "Timing", "measure"]
-
-
-@dataclass(frozen=True)
-class StageTiming:
-    """One streaming stage: its window geometry (cnn.WindowGeom), compute latency and cycles per window."""
-
-    geom: Any
-    compute_latency: int
-    reuse: int = 1
+__all__ = ["Timing", "PartSpec", "measure_net"]
 
 
 @dataclass(frozen=True)
@@ -205,53 +196,106 @@ class _ShellOut:
         self.full = full or in_fire
 
 
-def _run(stages: list[StageTiming], pixels: int, k: int, beats_in: int, out_pixels: int, tail_latency: int | None,
-         beats_out: int, samples: int) -> tuple[list[int], list[int]]:
-    parts: list[_Part] = []
-    if k > 1:
-        parts.append(_Serializer(k, pixels))
-    for s in stages:
-        parts.append(_Window(s.geom))
-        parts.append(_Reuse(s.reuse) if s.reuse > 1 else _Adapter(s.compute_latency - 1))
-    parts.append(_Collect(out_pixels))
-    if tail_latency is not None:
-        parts.append(_Adapter(tail_latency))
-    shell = _ShellOut(beats_out)
-    parts.append(shell)
+class _Fifo:
+    """bondflow_kfifo at a merge's input (show-ahead; ``depth`` None: unbounded, to size it); records its peak fill."""
+
+    def __init__(self, depth: int | None) -> None:
+        self.depth, self.count, self.peak = depth, 0, 0
+
+    def ready(self, out_ready: bool) -> bool:
+        return self.depth is None or self.count < self.depth
+
+    def valid(self, in_valid: bool, out_ready: bool) -> bool:
+        return self.count > 0
+
+    def tick(self, in_fire: bool, out_fire: bool) -> None:
+        self.count += int(in_fire) - int(out_fire)
+        self.peak = max(self.peak, self.count)
+
+
+@dataclass(frozen=True)
+class PartSpec:
+    """One part of the network: ``kind`` (serializer, window, adapter, reuse, collect, shell, fifo, fork, join), its
+    argument, and the channels (valid/ready pairs) it reads and drives. Channel 0 is the input, the last the output."""
+
+    kind: str
+    arg: Any
+    ins: tuple[int, ...]
+    outs: tuple[int, ...]
+
+
+def _make(p: PartSpec) -> Any:
+    a = p.arg
+    return {"serializer": lambda: _Serializer(*a), "window": lambda: _Window(a), "adapter": lambda: _Adapter(a),
+            "reuse": lambda: _Reuse(a), "collect": lambda: _Collect(a), "shell": lambda: _ShellOut(a),
+            "fifo": lambda: _Fifo(a), "fork": lambda: None, "join": lambda: None}[p.kind]()
+
+
+def run_net(net: list[PartSpec], beats_in: int, beats_out: int, samples: int, pixels: int
+            ) -> tuple[list[int], list[int], list[int]]:
+    """Cycle by cycle: input and output beat cycles, and each fifo's peak fill (in ``net`` order).
+
+    ``net`` is in topological order. Each cycle, readies settle backwards and valids forwards until nothing
+    changes (no combinational loop: every path into a join passes a fifo).
+    """
+    parts = [_make(p) for p in net]
+    n_ch = 1 + max(o for p in net for o in p.outs)
+    sink = n_ch - 1
     beats_left = samples * beats_in
     ins: list[int] = []
     outs: list[int] = []
     cycle = 0
     limit = 1000 + samples * (beats_in + pixels) * 200
+    valid = [False] * n_ch
+    ready = [False] * n_ch
     while len(outs) < samples * beats_out:
-        readies = [False] * (len(parts) + 1)
-        readies[-1] = True  # the sink
-        for n in range(len(parts) - 1, -1, -1):
-            readies[n] = parts[n].ready(readies[n + 1])
-        valid = beats_left > 0
-        fires_in = []
-        for n, part in enumerate(parts):
-            fires_in.append(valid and readies[n])
-            valid = part.valid(valid, readies[n + 1])
-        if fires_in[0]:
+        valid[0] = beats_left > 0
+        ready[sink] = True  # the sink takes every beat offered
+        for _ in range(4 * len(net) + 4):
+            before = (valid[:], ready[:])
+            for spec, part in zip(reversed(net), reversed(parts)):
+                if spec.kind == "fork":
+                    ready[spec.ins[0]] = all(ready[o] for o in spec.outs)
+                elif spec.kind == "join":
+                    every = all(valid[i] for i in spec.ins)
+                    for i in spec.ins:
+                        ready[i] = every and ready[spec.outs[0]]
+                else:
+                    ready[spec.ins[0]] = part.ready(ready[spec.outs[0]])
+            for spec, part in zip(net, parts):
+                if spec.kind == "fork":
+                    go = valid[spec.ins[0]] and all(ready[o] for o in spec.outs)
+                    for o in spec.outs:
+                        valid[o] = go
+                elif spec.kind == "join":
+                    valid[spec.outs[0]] = all(valid[i] for i in spec.ins)
+                else:
+                    valid[spec.outs[0]] = part.valid(valid[spec.ins[0]], ready[spec.outs[0]])
+            if (valid, ready) == before:
+                break
+        else:
+            raise RuntimeError("streaming pipeline model does not settle: a combinational loop (generator bug)")
+        fire = [v and r for v, r in zip(valid, ready)]
+        if fire[0]:
             ins.append(cycle)
             beats_left -= 1
-        if valid:  # the sink takes every beat offered
+        if fire[sink]:
             outs.append(cycle)
-        for n, part in enumerate(parts):
-            out_fire = fires_in[n + 1] if n + 1 < len(parts) else valid
-            part.tick(fires_in[n], out_fire)
+        for spec, part in zip(net, parts):
+            if part is not None:
+                part.tick(fire[spec.ins[0]], fire[spec.outs[0]])
         cycle += 1
         if cycle > limit:
-            raise RuntimeError("streaming pipeline model does not finish: a generator bug")
-    return ins, outs
+            raise RuntimeError("streaming pipeline model does not finish: a generator bug (or a merge fifo too shallow)")
+    return ins, outs, [part.peak for part in parts if isinstance(part, _Fifo)]
 
 
-def measure(stages: list[StageTiming], pixels: int, pixels_per_beat: int, beats_in: int, out_pixels: int,
-            tail_latency: int | None, beats_out: int, burst: int = 64) -> Timing:
-    """Latency and II as the harness measures them (phase 1: one sample; phase 2: a back-to-back burst)."""
-    ins, outs = _run(stages, pixels, pixels_per_beat, beats_in, out_pixels, tail_latency, beats_out, 1)
+def measure_net(net: list[PartSpec], pixels: int, beats_in: int, beats_out: int, burst: int = 64
+                ) -> tuple[Timing, list[int]]:
+    """Latency and II as the harness measures them (phase 1: one sample; phase 2: a back-to-back burst of ``burst``),
+    and each fifo's peak fill over both phases."""
+    ins, outs, peak1 = run_net(net, beats_in, beats_out, 1, pixels)
     latency = outs[0] - ins[0]
-    _, outs = _run(stages, pixels, pixels_per_beat, beats_in, out_pixels, tail_latency, beats_out, burst)
+    _, outs, peak2 = run_net(net, beats_in, beats_out, burst, pixels)
     starts = outs[::beats_out]
-    return Timing(latency=latency, ii=(starts[-1] - starts[0]) / (len(starts) - 1))
+    return Timing(latency=latency, ii=(starts[-1] - starts[0]) / (len(starts) - 1)), [max(a, b) for a, b in zip(peak1, peak2)]

@@ -30,9 +30,7 @@ def generate_dataflow(graph: Graph, reuse_factor: "int | dict[str, int]" = 1, tl
     if not all(isinstance(v, int) and v >= 1 for v in values):
         raise ConfigError(f"reuse factor must be an integer >= 1 (or a layer -> integer mapping), not {reuse_factor!r}")
     opts = {"reuse_factor": reuse_factor, "tlast_mode": tlast_mode, "stream_width": stream_width}
-    if graph.is_shaped():
-        refuse_branches(graph, "dataflow", "for convolutional networks")
-    elif max(values) > 1:
+    if not graph.is_shaped() and max(values) > 1:
         refuse_branches(graph, "dataflow", f"with reuse_factor {reuse_factor!r}")
     if graph.is_shaped():  # images and sequences stream pixel by pixel through window stages
         if max(values) > 1:

@@ -78,11 +78,14 @@ def reuse_layer(module: str, op: Dense, x_type: FixedType, act: Activation | Non
     return LayerRTL(module, text, rf + 3, n_in, xw, n_out, yw, n_mult)
 
 
-def handshake_layer(inner: LayerRTL, hdr: str) -> LayerRTL:
-    """A fixed-latency, never-stalling layer behind valid/ready: a travelling valid bit and the pipe adapter."""
+def handshake_layer(inner: LayerRTL, hdr: str, in_bits: int | None = None) -> LayerRTL:
+    """A fixed-latency, never-stalling layer behind valid/ready: a travelling valid bit and the pipe adapter.
+
+    ``in_bits``: the input bus when it is not ``n_in * in_width`` (a merge of inputs of different widths).
+    """
     module = f"{inner.module}_hs"
     text = render("layers/core.v.j2", header=hdr, module=module, latency=inner.latency,
-                  description=f"{inner.module} behind valid/ready (pipe adapter)", in_bits=inner.n_in * inner.in_width,
+                  description=f"{inner.module} behind valid/ready (pipe adapter)", in_bits=in_bits or inner.n_in * inner.in_width,
                   out_bits=inner.n_out * inner.out_width,
                   stages=[{"module": inner.module, "inp": "in_data", "out": "l0_y", "out_bits": inner.n_out * inner.out_width}])
     extra = inner.extra + ((f"rtl/{inner.module}.v", inner.text),)
