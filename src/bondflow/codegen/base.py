@@ -38,7 +38,7 @@ def refuse_branches(graph: Graph, arch: str, context: str | None = None) -> None
     """Raise UnsupportedOpError naming the first merge (or branch) when ``arch`` builds chains only.
 
     ``context`` names a configuration of an architecture that takes branches but not in that form (e.g. a
-    dataflow CNN): the graph is then refused whatever ``arch`` is.
+    dataflow MLP at reuse factor > 1): the graph is then refused whatever ``arch`` is.
     """
     if (arch in BRANCH_ARCHS and context is None) or graph.is_chain():
         return
@@ -48,7 +48,7 @@ def refuse_branches(graph: Graph, arch: str, context: str | None = None) -> None
     kind = f"{op.kind} {getattr(op, 'function', '')}".strip() if len(op.inputs) > 1 else f"{op.kind} (reads '{op.input}', a branch)"
     where = f"the {arch} architecture {context}" if context else f"the {arch} architecture"
     raise UnsupportedOpError(kind, op.name, ["chains of ops"], f"{where} yet (branches: {', '.join(BRANCH_ARCHS)}"
-                             f"{'; dataflow: MLPs at reuse factor 1' if 'dataflow' in BRANCH_ARCHS else ''})")
+                             f"{'; dataflow: MLPs at reuse factor 1 and CNNs' if 'dataflow' in BRANCH_ARCHS else ''})")
 
 
 def register_arch(name: str) -> Callable[[Generator], Generator]:
