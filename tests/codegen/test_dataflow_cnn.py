@@ -265,3 +265,17 @@ def test_merge_fifos_are_sized_by_the_cycle_model(monkeypatch) -> None:
     monkeypatch.setattr(cnn, "_fifo_log2", lambda peak: 1)
     with pytest.raises(RuntimeError, match="does not finish"):
         bondflow.generate(residual_cnn("residual"), "dataflow")
+
+
+@pytest.mark.sim
+@pytest.mark.slow
+def test_residual_cnn_example_verilator_1000_images(tmp_path, need_tool) -> None:
+    """examples/residual_cnn (Add skip, Concatenate with the image): 1000 images with back-pressure, multiplier-free,
+    one pixel per cycle through forks and merge fifos."""
+    need_tool("verilator")
+    g = _example("residual_cnn")
+    d = bondflow.generate(g, "dataflow", multipliers="lut")
+    assert d.ii_cycles == 64 and d.info["multipliers"] == 0
+    r = simulate(d.write(tmp_path / "d"), 1000, simulator="verilator")
+    assert r.passed and r.vectors == 1000, r.summary()
+    assert r.latency_cycles == d.latency_cycles and r.ii_cycles == d.ii_cycles

@@ -107,6 +107,20 @@ def test_bundled_residual_example(tfk) -> None:
     assert float(np.mean(bondflow.reference.run(g, d["x_test"]).argmax(1) == d["y_test"])) > 0.93
 
 
+def test_bundled_residual_cnn_example(tfk) -> None:
+    """examples/residual_cnn: a residual block and a channel concatenation, bit-exact with QKeras, a useful classifier."""
+    from qkeras.utils import _add_supported_quantized_objects
+    path = EXAMPLES / "residual_cnn" / "model.h5"
+    g = bondflow.load_model(path)
+    assert [(o.function, o.inputs) for o in g.ops if o.kind == "merge"] == [("add", ("relu1", "conv3")),
+                                                                           ("concatenate", ("relu3", "relu_img"))]
+    co: dict = {}
+    _add_supported_quantized_objects(co)
+    _qkeras_equal(tfk.models.load_model(str(path), custom_objects=co, compile=False), g, n=1000, seed=5)
+    d = np.load(EXAMPLES / "residual_cnn" / "data.npz")
+    assert float(np.mean(bondflow.reference.run(g, d["x_test"]).argmax(1) == d["y_test"])) > 0.95
+
+
 @pytest.mark.hls4ml
 def test_hls4ml_csim_equals_golden_for_branches(need_tool) -> None:
     need_tool("g++")

@@ -1,0 +1,58 @@
+"""Train the bundled residual CNN: a QKeras ResNet-style block (Add skip) and a channel Concatenate on scikit-learn's
+8x8 digits (seeded, seconds): the branched CNN that dataflow streams through fifos."""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
+from _common import seed_everything  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+SEED = 5
+
+
+def main() -> None:
+    import tf_keras as keras
+    from qkeras import QActivation, QConv2D, QDense, quantized_bits, quantized_relu
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+
+    seed_everything(SEED)
+    x, y = load_digits(return_X_y=True)  # shipped inside scikit-learn: no download
+    # Pixels 0..16 -> [0, 4]: multiples of 1/4, held exactly by the ufixed<8,3> input type.
+    x = (x.reshape(-1, 8, 8, 1) / 4.0).astype(np.float32)
+    x_tr, x_te, y_tr, y_te = train_test_split(x, y, test_size=0.25, random_state=SEED, stratify=y)
+    q = dict(bits=6, integer=0, alpha=1)
+
+    def conv(n: int, name: str) -> QConv2D:
+        return QConv2D(n, (3, 3), padding="same", kernel_quantizer=quantized_bits(**q), bias_quantizer=quantized_bits(**q),
+                       name=name)
+    L = keras.layers
+    img = L.Input((8, 8, 1), name="image")
+    h = QActivation(quantized_relu(8, 3), name="relu1")(conv(8, "conv1")(img))
+    r = QActivation(quantized_relu(8, 3), name="relu2")(conv(8, "conv2")(h))
+    r = conv(8, "conv3")(r)
+    h = QActivation(quantized_relu(8, 3), name="relu3")(L.Add(name="skip")([h, r]))  # the residual block
+    h = L.Concatenate(axis=-1, name="with_image")([h, QActivation(quantized_relu(8, 3), name="relu_img")(img)])
+    h = L.MaxPooling2D((2, 2), name="pool1")(h)
+    h = QActivation(quantized_relu(8, 3), name="relu4")(conv(12, "conv4")(h))
+    h = L.AveragePooling2D((2, 2), name="pool2")(h)
+    out = QDense(10, kernel_quantizer=quantized_bits(**q), bias_quantizer=quantized_bits(**q), name="logits")(
+        L.Flatten(name="flatten")(h))
+    model = keras.Model(img, out, name="residual_cnn")
+    model.compile(optimizer=keras.optimizers.Adam(0.01),
+                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
+    model.fit(x_tr, y_tr, epochs=15, batch_size=32, verbose=0, shuffle=True)
+    acc = float(model.evaluate(x_te, y_te, verbose=0)[1])
+    model.save(HERE / "model.h5")
+    (HERE / "model.h5.bondflow.json").write_text(json.dumps({"input_precision": "ufixed<8,3,RND_CONV,SAT>"}, indent=1) + "\n")
+    np.savez(HERE / "data.npz", x_test=x_te.reshape(len(x_te), -1), y_test=y_te)
+    print(f"residual_cnn: test accuracy {acc:.3f}, saved {HERE / 'model.h5'}")
+
+
+if __name__ == "__main__":
+    main()
