@@ -27,7 +27,8 @@ ROOT = Path(__file__).resolve().parents[1]
 #: (example, setting name, generate options)
 SETTINGS = [("digits_cnn", "full dsp", {}), ("digits_cnn", "full lut", {"multipliers": "lut"}),
             ("digits_cnn", "parallelism 4", {"parallelism": 4}),
-            ("conv1d", "full dsp", {}), ("conv1d", "full lut", {"multipliers": "lut"}), ("conv1d", "parallelism 2", {"parallelism": 2})]
+            ("conv1d", "full dsp", {}), ("conv1d", "full lut", {"multipliers": "lut"}), ("conv1d", "parallelism 2", {"parallelism": 2}),
+            ("residual_cnn", "full lut", {"multipliers": "lut"}), ("residual_cnn", "parallelism 4", {"parallelism": 4})]
 
 
 def main() -> None:
