@@ -18,7 +18,7 @@ from .layers import LayerRTL, activation_layer, dense_layer
 from .merge_layer import merge_layer
 from .render import sanitize
 
-__all__ = ["DagPlan", "plan_dag"]
+__all__ = ["DagPlan", "plan_dag", "consumers"]
 
 LayerBuilder = Callable[[str, Op, FixedType, int, str], LayerRTL]
 
@@ -36,7 +36,8 @@ class DagPlan:
     delay_bits: int = 0  # flip-flops spent balancing branches
 
 
-def _consumers(graph: Graph) -> dict[str, list[Op]]:
+def consumers(graph: Graph) -> dict[str, list[Op]]:
+    """Tensor name -> the ops that read it, in graph order (the input included)."""
     readers: dict[str, list[Op]] = {graph.input.name: []}
     for op in graph.ops:
         readers[op.name] = []
@@ -48,7 +49,7 @@ def _consumers(graph: Graph) -> dict[str, list[Op]]:
 def plan_dag(graph: Graph, arch: str, hdr: str, extra: dict[type, LayerBuilder] | None = None,
              dense_options: dict[str, dict[str, Any]] | None = None) -> DagPlan:
     """Layers for every op of a flat (MLP) graph with branches; Dense and Merge fuse the activation that is their only reader."""
-    readers = _consumers(graph)
+    readers = consumers(graph)
     sizes = graph.sizes()
     plan = DagPlan()
     # tensor name -> (wire, type, cycles after the sample entered)

@@ -15,6 +15,7 @@ from ...ir.tensor_ops import Conv, Pool
 from ...ir.types import FixedType
 from ...stream import StreamFormat, lane_bits_for
 from ..layers import LayerRTL, activation_layer, dense_layer, requant_params
+from ..dag import consumers
 from ..merge_layer import merge_layer
 from ..pipeline import layers_for
 from ..render import clog2, header, render, sanitize, static_rtl, vlog_literal
@@ -249,11 +250,7 @@ def plan_stages(graph: Graph, hdr: str, parallelism: "int | dict[str, int] | Non
     """A stage per op while tensors are images (conv and merge fuse an activation that is their only reader); the
     first Flatten, or a stage whose result is flat, ends them. Branches fork and join between stages."""
     shapes = graph.shapes()
-    readers: dict[str, list[Op]] = {graph.input.name: []}
-    for op in graph.ops:
-        readers[op.name] = []
-        for src in op.inputs:
-            readers[src].append(op)
+    readers = consumers(graph)
     types: dict[str, FixedType] = {graph.input.name: graph.input.type}
     stages: list[Stage | MergeStage] = []
     fused: dict[str, str] = {}  # activation -> the op whose stage computes it
@@ -368,6 +365,7 @@ class _Net:
     def __init__(self) -> None:
         self.parts: list[PartSpec] = []
         self.n = 1  # channel 0: the input beats
+        self.exit = 0  # the channel the exit tensor's collector reads
 
     def add(self, kind: str, arg: Any, ins: tuple[int, ...], n_out: int = 1) -> tuple[int, ...]:
         outs = tuple(range(self.n, self.n + n_out))
@@ -451,7 +449,7 @@ def _stream_body(graph: Graph, plan: StreamPlan, k: int, fifo_log2: dict[str, in
             chan[w] = net.add("adapter", s.compute.latency - 1, (c,))[0]
         fan_out(s.name)
     body.insert(0, f"    // exit: {plan.exit}")
-    net.exit = port["ex"]  # type: ignore[attr-defined]
+    net.exit = port["ex"]
     return body, net
 
 
@@ -477,7 +475,7 @@ def cnn_design(graph: Graph, parallelism: "int | dict[str, int] | None", options
 
     def timed(fifo_log2: dict[str, int | None]) -> tuple[list[str], Any, list[int]]:
         body, net = _stream_body(graph, plan, k, fifo_log2)
-        c = net.add("collect", n_out_pix, (net.exit,))[0]  # type: ignore[attr-defined]
+        c = net.add("collect", n_out_pix, (net.exit,))[0]
         if tail_layers:
             c = net.add("adapter", tail_latency, (c,))[0]
         net.add("shell", iface.output.beats, (c,))
