@@ -217,3 +217,66 @@ def test_channels_first_onnx_input(tmp_path) -> None:
         got = bondflow.reference.run(g, x)
         # Only fixed<16,6> truncation apart (a permuted flatten would be off by whole values).
         assert np.abs(got - want).max() < 0.1 and np.mean(got.argmax(1) == want.argmax(1)) > 0.95
+
+
+@pytest.mark.sim
+def test_depthwise_convolutions(tfk, tmp_path, need_tool) -> None:
+    """QDepthwiseConv2D (depth multiplier 2) then a pointwise QConv2D, and a float DepthwiseConv2D with a folded
+    BatchNormalization: convolutions whose cross-channel weights are zero, equal to Keras; the dataflow design
+    spends multipliers on the depthwise weights only and is bit-exact in RTL; hls4ml's C simulation agrees."""
+    need_tool("iverilog")
+    need_tool("g++")
+    from qkeras import QConv2D, QDense, QDepthwiseConv2D, quantized_bits
+    L = tfk.layers
+    q6 = quantized_bits(6, 0, alpha=1)
+    m = _quantized(tfk, [QDepthwiseConv2D(3, padding="same", depth_multiplier=2, depthwise_quantizer=q6, bias_quantizer=q6,
+                                          name="dw"), _relu("r1"),
+                         QConv2D(4, 1, name="pw", **_q()), _relu("r2"), L.MaxPooling2D(2, name="p"), L.Flatten(),
+                         QDense(3, name="d", **_q())], (6, 6, 3), "dwq", 5)
+    m.save(tmp_path / "dw.h5")
+    g = bondflow.load_model(tmp_path / "dw.h5", input_precision=INPUT)
+    dw = g.op("dw")
+    assert dw.weight.shape == (3, 3, 3, 6) and g.shapes()["dw"] == (6, 6, 6)
+    assert np.count_nonzero(dw.weight[:, :, 0, 2:]) == 0  # channel 0 feeds outputs 0 and 1 only
+    _qkeras_equal(m, g, seed=5)
+    d = bondflow.generate(g, "dataflow")
+    assert d.info["stages"][0]["multipliers"] <= 3 * 3 * 3 * 2  # zero weights cost nothing
+    from bondflow.sim.runner import simulate
+    r = simulate(d.write(tmp_path / "d"), 100, simulator="icarus", seed=3)
+    assert r.passed and (r.latency_cycles, r.ii_cycles) == (d.latency_cycles, d.info["ii_model"]), r.summary()
+    h = bondflow.generate(g, "hls4ml", vectors=200)
+    assert h.info["csim_vectors"] == 200 and h.info["csim_mismatches_vs_golden"] == 0
+    # float: depthwise convolution, BatchNormalization folded into it, the default precision
+    f = tfk.Sequential([L.InputLayer(input_shape=(8, 8, 2)), L.DepthwiseConv2D(3, name="dw"), L.BatchNormalization(name="bn"),
+                        L.Activation("relu"), L.Flatten(), L.Dense(3, name="d"), L.Activation("softmax")])
+    rng = np.random.default_rng(1)
+    for layer in f.layers:
+        if layer.get_weights():
+            layer.set_weights([rng.uniform(0.5, 1.5, w.shape) if layer.name == "bn" else rng.normal(0, 0.5, w.shape)
+                               for w in layer.get_weights()])
+    f.save(tmp_path / "fdw.h5")
+    g = bondflow.load_model(tmp_path / "fdw.h5", default_precision="fixed<16,6>")
+    assert [o.kind for o in g.ops][:1] == ["conv"] and "bn" not in [o.name for o in g.ops]
+    from bondflow.fidelity import measure
+    fid = measure(g)
+    assert fid.agreement >= 0.95 and fid.distinct_outputs > 1, fid.summary()
+
+
+def test_tf2onnx_depthwise_equals_keras_import(tfk, tmp_path) -> None:
+    """tf2onnx writes a DepthwiseConv2D as a Conv with group = channels: it imports to the Keras file's numbers."""
+    import tensorflow as tf
+    import tf2onnx
+    L = tfk.layers
+    tfk.utils.set_random_seed(3)
+    m = tfk.Sequential([L.InputLayer(input_shape=(8, 8, 3)), L.DepthwiseConv2D(3, padding="same", depth_multiplier=2),
+                        L.Activation("relu"), L.Conv2D(4, 1), L.Activation("relu"), L.GlobalAveragePooling2D(),
+                        L.Dense(3), L.Activation("softmax")])
+    m.save(tmp_path / "m.h5")
+    proto, _ = tf2onnx.convert.from_keras(m, input_signature=(tf.TensorSpec((None, 8, 8, 3), tf.float32, name="x"),), opset=13)
+    (tmp_path / "m.onnx").write_bytes(proto.SerializeToString())
+    gk = bondflow.load_model(tmp_path / "m.h5", default_precision="fixed<16,6>")
+    go = bondflow.load_model(tmp_path / "m.onnx", default_precision="fixed<16,6>")
+    assert [str(o.result_type) for o in gk.ops] == [str(o.result_type) for o in go.ops]
+    assert np.array_equal(gk.ops[0].weight, go.ops[0].weight) and gk.ops[0].weight.shape == (3, 3, 3, 6)
+    x = np.random.default_rng(2).standard_normal((1500, gk.input.size))
+    assert np.array_equal(bondflow.reference.run(gk, x), bondflow.reference.run(go, x))

@@ -142,11 +142,12 @@ def load_onnx_cnn(model: Any, proto: Any, path: Any, consts: dict[str, np.ndarra
         kind, name, w, wt, b, bt, extra = p
         w = quantize_checked(w, wt, f"node '{name}' weights")
         b = quantize_checked(b, bt, f"node '{name}' biases")
-        acc = accum_type_for(st["type"], wt, bt, int(np.prod(w.shape[:-1])))
+        geometry = {k: v for k, v in extra.items() if k != "terms"}
+        acc = accum_type_for(st["type"], wt, bt, extra.get("terms", int(np.prod(w.shape[:-1]))))
         rt = result or (acc if requantized else default or acc)
         common = dict(name=name, input=st["cur"], result_type=rt, weight=exact_raw(w, wt, f"node '{name}' weights"),
                       weight_type=wt, bias=exact_raw(b, bt, f"node '{name}' biases"), bias_type=bt, accum_type=acc)
-        emit(Conv(**common, **extra) if kind == "conv" else Dense(**common))
+        emit(Conv(**common, **geometry) if kind == "conv" else Dense(**common))
 
     def act(kind: str, node: Any, rt: FixedType) -> None:
         name = _name(node, names)
@@ -216,18 +217,21 @@ def load_onnx_cnn(model: Any, proto: Any, path: Any, consts: dict[str, np.ndarra
         elif t == "Conv":
             close(None, False)
             a = _attrs(node)
-            if a.get("group", 1) != 1 or any(d != 1 for d in a.get("dilations", [1])):
-                raise UnsupportedOpError(f"Conv group={a.get('group', 1)} dilations={a.get('dilations')}", node.name, CNN_ONNX_OPS,
-                                         "bondflow (groups and dilation must be 1)")
+            if any(d != 1 for d in a.get("dilations", [1])):
+                raise UnsupportedOpError(f"Conv dilations={a.get('dilations')}", node.name, CNN_ONNX_OPS,
+                                         "bondflow (dilation must be 1)")
             if a.get("auto_pad", b"NOTSET") not in (b"NOTSET", "NOTSET"):
                 raise UnsupportedOpError(f"Conv auto_pad={a['auto_pad']}", node.name, CNN_ONNX_OPS, "bondflow (explicit pads only)")
             _require_nchw(st, node)
             w, wt, wf = weight(node.input[1], node.name)  # (c_out, c_in, *k) -> (*k, c_in, c_out)
+            terms = int(np.prod(w.shape[1:]))  # products per output: its group's inputs times the taps
+            if a.get("group", 1) != 1:
+                w = _grouped_as_conv(w, int(a["group"]), node.name)
             nd = w.ndim - 2
             w = w.transpose(tuple(range(2, 2 + nd)) + (1, 0))
             b, bt, bf = (weight(node.input[2], node.name) if len(node.input) > 2 and node.input[2] else (np.zeros(w.shape[-1]), wt, wf))
             pads = a.get("pads", [0] * (2 * nd))
-            extra = {"strides": tuple(a.get("strides", [1] * nd)), "pads": tuple(zip(pads[:nd], pads[nd:]))}
+            extra = {"strides": tuple(a.get("strides", [1] * nd)), "pads": tuple(zip(pads[:nd], pads[nd:])), "terms": terms}
             st["pending"] = ("conv", _name(node, names), w, wt, np.asarray(b).reshape(-1), bt, extra)
         elif t in ("MatMul", "Gemm"):
             close(None, False)
@@ -322,6 +326,20 @@ class _Skip:
 
 
 _SKIP: Any = _Skip()
+
+
+def _grouped_as_conv(w: np.ndarray, groups: int, node: str) -> np.ndarray:
+    """A grouped (e.g. depthwise) ONNX kernel (C_out, C_in/groups, *k) as a full one (C_out, C_in, *k): output channel
+    o reads only its group's input channels, every other weight zero (the same products and sums)."""
+    c_out, per = w.shape[0], w.shape[1]
+    if c_out % groups:
+        raise UnsupportedOpError(f"Conv group={groups} with {c_out} output channels", node, CNN_ONNX_OPS,
+                                 "bondflow (output channels must divide into the groups)")
+    full = np.zeros((c_out, per * groups) + w.shape[2:], dtype=w.dtype)
+    for o in range(c_out):
+        grp = o // (c_out // groups)
+        full[o, grp * per:(grp + 1) * per] = w[o]
+    return full
 
 
 def _require_nchw(st: dict[str, Any], node: Any) -> None:

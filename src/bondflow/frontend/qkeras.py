@@ -14,7 +14,7 @@ from ..ir.ops import Activation, Dense, Flatten, Op, Sigmoid, Softmax
 from ..ir.tensor_ops import Conv, Pool, pool_result_type, same_pads
 from ..ir.types import FixedType
 from ..render_names import unique_name
-from .keras_files import CONV_LAYERS, MERGE_LAYERS, POOL_LAYERS, SUPPORTED_LAYERS, read_model
+from .keras_files import CONV_LAYERS, DEPTHWISE_LAYERS, MERGE_LAYERS, POOL_LAYERS, SUPPORTED_LAYERS, read_model
 from .keras_graph import MODEL_INPUT, layer_graph
 from .quant import VALUE_QUANTIZERS, grid_type, is_sign_quantizer, sign_threshold
 from .quant import DEFAULT_INPUT_PRECISION, accum_type_for, exact_raw, qkeras_type, quantize_checked, sidecar_options
@@ -125,17 +125,22 @@ def load_keras(path: Path, default_precision: str | None = None, input_precision
         cur, cur_type, cur_shape = produced[node.inputs[0]]
         if cls in ("Dense", "QDense") + CONV_LAYERS:
             is_conv = cls in CONV_LAYERS
+            depthwise = cls in DEPTHWISE_LAYERS
             w, b = (layer.get_weights() + [None])[:2]
+            n_terms = int(np.prod(w.shape[:-2] if depthwise else w.shape[:-1]))  # products summed per output
             no_bias = not getattr(layer, "use_bias", True) or b is None
             if no_bias:
-                b = np.zeros(w.shape[-1])
+                b = np.zeros(w.shape[-1] * (w.shape[-2] if depthwise else 1))
             nxt = next_layer(lname)
             bn_follows = nxt is not None and type(nxt).__name__ == "BatchNormalization"
             if cls.startswith("Q"):
-                kq, bq = _quantizer(layer, "kernel_quantizer_internal"), _quantizer(layer, "bias_quantizer_internal")
+                kattr = "depthwise_quantizer_internal" if depthwise else "kernel_quantizer_internal"
+                kq, bq = _quantizer(layer, kattr), _quantizer(layer, "bias_quantizer_internal")
                 if kq is None:
-                    raise QuantizationError(f"layer '{lname}': {cls} must have a kernel_quantizer, not none")
-                wq = np.asarray(layer.kernel_quantizer_internal(w))
+                    raise QuantizationError(f"layer '{lname}': {cls} must have a {kattr.replace('_internal', '')}, not none")
+                wq = np.asarray(getattr(layer, kattr)(w))
+                if depthwise:
+                    w, wq = _depthwise_as_conv(w), _depthwise_as_conv(wq)
                 wt = grid_type(wq, f"layer '{lname}' {kq[0]} weights") if _on_value_grid(kq) else qkeras_type(*kq, lname)
                 bqv = np.asarray(layer.bias_quantizer_internal(b)) if bq else None
                 # No bias at all (use_bias=False): zeros fit the weights' type, so no default precision is needed
@@ -145,6 +150,8 @@ def load_keras(path: Path, default_precision: str | None = None, input_precision
                 if bqv is None:
                     bqv = quantize_checked(b, bt, f"layer '{lname}' biases")
             else:
+                if depthwise:
+                    w = _depthwise_as_conv(w)
                 wt = bt = default("weights", lname)
                 wq = quantize_checked(w, wt, f"layer '{lname}' weights")
                 bqv = quantize_checked(b, bt, f"layer '{lname}' biases")
@@ -161,7 +168,7 @@ def load_keras(path: Path, default_precision: str | None = None, input_precision
                 bqv = quantize_checked(bqv, bt, f"layer '{lname}' biases after folding {nxt.name}")
             w_raw = exact_raw(wq, wt, f"layer '{lname}' weights")
             b_raw = exact_raw(bqv, bt, f"layer '{lname}' biases")
-            acc = accum_type_for(cur_type, wt, bt, int(np.prod(w.shape[:-1])))
+            acc = accum_type_for(cur_type, wt, bt, n_terms)
             act = _quantizer(layer, "activation")
             # A result no element-wise activation requantizes takes the default precision (as hls4ml's Dense
             # result does); so does one feeding a table activation (softmax, sigmoid), which indexes its table
@@ -307,6 +314,16 @@ def _apply_activation(act: tuple[str, dict[str, Any]], lname: str, add, default,
     else:
         raise UnsupportedOpError(f"activation {fn}", lname, ["relu", "linear", "softmax", "sigmoid", "quantized_relu", "quantized_bits",
                                                               "binary", "ternary"])
+
+
+def _depthwise_as_conv(w: np.ndarray) -> np.ndarray:
+    """A depthwise kernel (taps..., C, M) as a convolution kernel (taps..., C, C*M): output channel c*M + j reads
+    input channel c alone (Keras's order), every other weight zero, so the products and sums are the same ones."""
+    *taps, c, m = w.shape
+    full = np.zeros((*taps, c, c * m), dtype=w.dtype)
+    for ch in range(c):
+        full[..., ch, ch * m:(ch + 1) * m] = w[..., ch, :]
+    return full
 
 
 def _conv_geometry(layer: Any, cls: str, in_shape: tuple[int, ...], kernel: tuple[int, ...],
