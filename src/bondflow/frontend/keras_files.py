@@ -9,12 +9,14 @@ from typing import Any
 from .._compat import import_tensorflow
 from ..errors import ConfigError, ModelLoadError, UnsupportedOpError, unsupported_layers
 
-__all__ = ["SUPPORTED_LAYERS", "CONV_LAYERS", "DEPTHWISE_LAYERS", "POOL_LAYERS", "MERGE_LAYERS", "read_model", "model_config", "refuse_unsupported", "find_weights", "is_keras_json",
+__all__ = ["SUPPORTED_LAYERS", "CONV_LAYERS", "DEPTHWISE_LAYERS", "SEPARABLE_LAYERS", "POOL_LAYERS", "MERGE_LAYERS", "read_model", "model_config", "refuse_unsupported", "find_weights", "is_keras_json",
            "keras3_config"]
 
 #: Depthwise convolutions import as convolutions whose cross-channel weights are zero (exact; see docs/frontend.md).
 DEPTHWISE_LAYERS = ("DepthwiseConv1D", "DepthwiseConv2D", "QDepthwiseConv2D")
-CONV_LAYERS = ("Conv1D", "Conv2D", "QConv1D", "QConv2D") + DEPTHWISE_LAYERS
+#: Separable convolutions import as that depthwise convolution (its exact sums) and a 1x1 convolution.
+SEPARABLE_LAYERS = ("SeparableConv1D", "SeparableConv2D", "QSeparableConv1D", "QSeparableConv2D")
+CONV_LAYERS = ("Conv1D", "Conv2D", "QConv1D", "QConv2D") + DEPTHWISE_LAYERS + SEPARABLE_LAYERS
 POOL_LAYERS = ("MaxPooling1D", "MaxPooling2D", "AveragePooling1D", "AveragePooling2D", "GlobalAveragePooling1D",
                "GlobalAveragePooling2D", "GlobalMaxPooling1D", "GlobalMaxPooling2D")
 MERGE_LAYERS = ("Add", "Concatenate")

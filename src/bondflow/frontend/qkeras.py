@@ -14,7 +14,7 @@ from ..ir.ops import Activation, Dense, Flatten, Op, Sigmoid, Softmax
 from ..ir.tensor_ops import Conv, Pool, pool_result_type, same_pads
 from ..ir.types import FixedType
 from ..render_names import unique_name
-from .keras_files import CONV_LAYERS, DEPTHWISE_LAYERS, MERGE_LAYERS, POOL_LAYERS, SUPPORTED_LAYERS, read_model
+from .keras_files import CONV_LAYERS, DEPTHWISE_LAYERS, MERGE_LAYERS, SEPARABLE_LAYERS, POOL_LAYERS, SUPPORTED_LAYERS, read_model
 from .keras_graph import MODEL_INPUT, layer_graph
 from .quant import VALUE_QUANTIZERS, grid_type, is_sign_quantizer, sign_threshold
 from .quant import DEFAULT_INPUT_PRECISION, accum_type_for, exact_raw, qkeras_type, quantize_checked, sidecar_options
@@ -126,7 +126,15 @@ def load_keras(path: Path, default_precision: str | None = None, input_precision
         if cls in ("Dense", "QDense") + CONV_LAYERS:
             is_conv = cls in CONV_LAYERS
             depthwise = cls in DEPTHWISE_LAYERS
-            w, b = (layer.get_weights() + [None])[:2]
+            separable = cls in SEPARABLE_LAYERS
+            if separable:  # the depthwise half now, as its own exact convolution; the rest is a 1x1 convolution
+                dw_w, w, b = (layer.get_weights() + [None])[:3]
+                op = _separable_depthwise(layer, cls, unique_name(lname + "_depthwise", names), cur, cur_type, cur_shape,
+                                          dw_w, pending_pads, default)
+                ops.append(op)
+                cur, cur_type, cur_shape = op.name, op.result_type, op.out_shape(cur_shape)
+            else:
+                w, b = (layer.get_weights() + [None])[:2]
             n_terms = int(np.prod(w.shape[:-2] if depthwise else w.shape[:-1]))  # products summed per output
             no_bias = not getattr(layer, "use_bias", True) or b is None
             if no_bias:
@@ -134,7 +142,8 @@ def load_keras(path: Path, default_precision: str | None = None, input_precision
             nxt = next_layer(lname)
             bn_follows = nxt is not None and type(nxt).__name__ == "BatchNormalization"
             if cls.startswith("Q"):
-                kattr = "depthwise_quantizer_internal" if depthwise else "kernel_quantizer_internal"
+                kattr = ("depthwise_quantizer_internal" if depthwise else "pointwise_quantizer_internal" if separable
+                         else "kernel_quantizer_internal")
                 kq, bq = _quantizer(layer, kattr), _quantizer(layer, "bias_quantizer_internal")
                 if kq is None:
                     raise QuantizationError(f"layer '{lname}': {cls} must have a {kattr.replace('_internal', '')}, not none")
@@ -180,7 +189,8 @@ def load_keras(path: Path, default_precision: str | None = None, input_precision
                 rtype = FixedType.parse(default_precision)
             name = unique_name(lname, names)
             if is_conv:
-                strides, pads = _conv_geometry(layer, cls, cur_shape, w.shape[:-2], pending_pads)
+                strides, pads = ((((1,) * len(cur_shape[:-1])), ((0, 0),) * len(cur_shape[:-1])) if separable
+                                 else _conv_geometry(layer, cls, cur_shape, w.shape[:-2], pending_pads))
                 ops.append(Conv(name=name, input=cur, result_type=rtype, weight=w_raw, weight_type=wt, bias=b_raw,
                                 bias_type=bt, accum_type=acc, strides=strides, pads=pads))
             else:
@@ -314,6 +324,27 @@ def _apply_activation(act: tuple[str, dict[str, Any]], lname: str, add, default,
     else:
         raise UnsupportedOpError(f"activation {fn}", lname, ["relu", "linear", "softmax", "sigmoid", "quantized_relu", "quantized_bits",
                                                               "binary", "ternary"])
+
+
+def _separable_depthwise(layer: Any, cls: str, name: str, cur: str, xt: FixedType, in_shape: tuple[int, ...],
+                         dw: np.ndarray, pads: tuple[tuple[int, int], ...] | None, default: Any) -> Conv:
+    """The depthwise half of a separable convolution: no bias, its exact accumulator as its result (QKeras and Keras
+    feed the unrounded sums to the pointwise half)."""
+    if cls.startswith("Q"):
+        kq = _quantizer(layer, "depthwise_quantizer_internal")
+        if kq is None:
+            raise QuantizationError(f"layer '{layer.name}': {cls} must have a depthwise_quantizer, not none")
+        dwq = np.asarray(layer.depthwise_quantizer_internal(dw))
+        wt = grid_type(dwq, f"layer '{layer.name}' {kq[0]} depthwise weights") if _on_value_grid(kq) else qkeras_type(*kq, layer.name)
+    else:
+        wt = default("weights", layer.name)
+        dwq = quantize_checked(dw, wt, f"layer '{layer.name}' depthwise weights")
+    full = _depthwise_as_conv(dwq)
+    acc = accum_type_for(xt, wt, wt, int(np.prod(dw.shape[:-2])))
+    strides, pads_ = _conv_geometry(layer, cls, in_shape, dw.shape[:-2], pads)
+    return Conv(name=name, input=cur, result_type=acc, weight=exact_raw(full, wt, f"layer '{layer.name}' depthwise weights"),
+                weight_type=wt, bias=np.zeros(full.shape[-1], dtype=np.int64), bias_type=wt, accum_type=acc,
+                strides=strides, pads=pads_)
 
 
 def _depthwise_as_conv(w: np.ndarray) -> np.ndarray:
