@@ -147,7 +147,7 @@ def test_shape_errors_and_refusals(tfk, tmp_path) -> None:
         assert not (tmp_path / arch).exists()
 
 
-@pytest.mark.parametrize("example", ["digits_cnn", "conv1d"])
+@pytest.mark.parametrize("example", ["digits_cnn", "conv1d", "residual_cnn"])
 def test_qonnx_round_trip_and_qonnx_executes_it(example: str, tmp_path) -> None:
     """CNN graphs export to QONNX (NHWC input, one transpose to NCHW) and re-import to the same digest; qonnx runs the file."""
     from qonnx.core.modelwrapper import ModelWrapper

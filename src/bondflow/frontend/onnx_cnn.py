@@ -129,6 +129,8 @@ def load_onnx_cnn(model: Any, proto: Any, path: Any, consts: dict[str, np.ndarra
     def emit(op: Op) -> None:
         ops.append(op)
         st.update(cur=op.name, type=op.result_type, shape=op.out_shape(st["shape"]))
+        if getattr(op, "elementwise", False):
+            return  # an element-wise op keeps the layout it read (e.g. a Relu on the NHWC graph input)
         st["view"] = np.arange(int(np.prod(st["shape"]))).reshape(st["shape"])
         if len(st["shape"]) > 1:
             st["view"] = st["view"].transpose(_chw(st["shape"]))  # ONNX holds images channels first
@@ -155,7 +157,18 @@ def load_onnx_cnn(model: Any, proto: Any, path: Any, consts: dict[str, np.ndarra
         extra = {"function": kind} if cls is Activation else {}
         emit(cls(name=name, input=st["cur"], result_type=rt, **extra))
 
-    nodes = list(g.node)
+    nodes = _chains_first(list(g.node), {i.name for i in g.input} | set(consts))
+    reader_index: dict[str, list[int]] = {}
+    for k, n in enumerate(nodes):
+        for x in n.input:
+            reader_index.setdefault(x, []).append(k)
+
+    def own_quant(i: int) -> int | None:
+        """The index of the Quant that alone reads node ``i``'s output (not always the next node: a sorted graph
+        with branches may interleave another branch's nodes)."""
+        rd = reader_index.get(nodes[i].output[0], [])
+        return rd[0] if len(rd) == 1 and nodes[rd[0]] is not _SKIP and nodes[rd[0]].op_type == "Quant" else None
+
     for i, node in enumerate(nodes):
         if node is _SKIP:  # a Quant already applied with the activation before it
             continue
@@ -261,12 +274,13 @@ def load_onnx_cnn(model: Any, proto: Any, path: Any, consts: dict[str, np.ndarra
             kind = {"Relu": "relu", "Softmax": "softmax", "Sigmoid": "sigmoid", "Identity": "linear"}[t]
             if t in ("Softmax", "Sigmoid") and len(st["shape"]) > 1:
                 raise UnsupportedOpError(f"{t} over an image", node.name, CNN_ONNX_OPS)
-            rt = quant_type(nodes[i + 1], consts) if nxt == "Quant" else need_default("activation output", node.name)
+            qi = own_quant(i)
+            rt = quant_type(nodes[qi], consts) if qi is not None else need_default("activation output", node.name)
             act(kind, node, rt)
-            if nxt == "Quant":
-                data.update(nodes[i + 1].output)
-                node = nodes[i + 1]  # the tensor this op holds is the Quant's output
-                nodes[i + 1] = _SKIP
+            if qi is not None:
+                data.update(nodes[qi].output)
+                node = nodes[qi]  # the tensor this op holds is the Quant's output
+                nodes[qi] = _SKIP
         elif t in SPATIAL[1:]:
             close(None, False)
             _require_nchw(st, node)
@@ -326,6 +340,35 @@ class _Skip:
 
 
 _SKIP: Any = _Skip()
+
+
+def _chains_first(nodes: list[Any], available: set[str]) -> list[Any]:
+    """A topological order that keeps each chain together: constant nodes first, then depth first from the input,
+    so an op's only reader follows it (qonnx's cleanup sorts breadth first, interleaving a graph's branches)."""
+    avail = set(available)
+    consts = [n for n in nodes if all(x in avail or not x for x in n.input)]
+    for n in consts:
+        avail.update(n.output)
+    readers: dict[str, list[int]] = {}
+    for k, n in enumerate(nodes):
+        for x in n.input:
+            readers.setdefault(x, []).append(k)
+    done = {id(n) for n in consts}
+    order = list(consts)
+    stack = [k for k, n in reversed(list(enumerate(nodes))) if id(n) not in done and all(x in avail or not x for x in n.input)]
+    while stack:
+        k = stack.pop()
+        n = nodes[k]
+        if id(n) in done:
+            continue
+        done.add(id(n))
+        order.append(n)
+        avail.update(n.output)
+        ready = [r for x in n.output for r in readers.get(x, [])
+                 if id(nodes[r]) not in done and all(y in avail or not y for y in nodes[r].input)]
+        stack.extend(reversed(ready))
+    order += [n for n in nodes if id(n) not in done]  # unreachable: left for the walk to refuse in one line
+    return order
 
 
 def _grouped_as_conv(w: np.ndarray, groups: int, node: str) -> np.ndarray:
