@@ -97,7 +97,8 @@ def test_pareto_front_per_target_and_ties() -> None:
 
 @pytest.mark.parametrize("body, msg", [
     ('model = "tiny.json"\nvector = 5\n[[arch]]\nname = "dataflow"\n',
-     "keys must be among model, weights, target, vectors, simulator, data, objectives, grid, arch, not 'vector'"),
+     "keys must be among model, weights, target, vectors, simulator, data, objectives, grid, arch, synth_timeout, not 'vector'"),
+    ('model = "tiny.json"\nsynth_timeout = -3\n[[arch]]\nname = "dataflow"\n', "'synth_timeout' must be a number of seconds > 0, not -3"),
     ('model = "tiny.json"\n[[arch]]\nname = "dataflow"\nreuse_factor = []\n', "not an empty list (empty grid)"),
     ('model = "tiny.json"\narch = []\n', "must be one or more [[arch]] tables, not [] (empty grid)"),
     ('model = "tiny.json"\n[[arch]]\nname = "nope"\n', "name must be one of bondmachine, da4ml, dataflow, hls4ml, moldable, reference, not 'nope'"),
@@ -123,3 +124,16 @@ def test_unreachable_scheduler(tmp_path) -> None:
     assert time.monotonic() - t0 < 30
     assert r.returncode == 16 and "Traceback" not in r.stderr
     assert "Dask scheduler must be reachable at tcp://127.0.0.1:1 within 5s, not unreachable" in r.stderr
+
+
+def test_synth_timeout_is_part_of_a_point(tmp_path) -> None:
+    """A sweep file's synth_timeout reaches every point and keys it apart (a point timed out under one limit is not
+    reused under another); without it the keys are as before."""
+    from bondflow.compare.sweep import expand, load_sweep
+    one_layer().save(tmp_path / "tiny.json")
+    (tmp_path / "a.toml").write_text(TOML)
+    (tmp_path / "b.toml").write_text(TOML.replace("vectors = 50", "vectors = 50\nsynth_timeout = 0.5"))
+    a, b = load_sweep(tmp_path / "a.toml"), load_sweep(tmp_path / "b.toml")
+    assert (a.synth_timeout, b.synth_timeout) == (None, 0.5)
+    ka, kb = ({p.key for p in expand(s)[0]} for s in (a, b))
+    assert len(ka) == len(kb) == 4 and not ka & kb

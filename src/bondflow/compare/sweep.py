@@ -25,7 +25,7 @@ log = logging.getLogger(__name__)
 
 #: Bump when the meaning of a cached point changes, so old point files are not reused.
 KEY_VERSION = "sweep-point-1"
-SWEEP_KEYS = ("model", "weights", "target", "vectors", "simulator", "data", "objectives", "grid", "arch")
+SWEEP_KEYS = ("model", "weights", "target", "vectors", "simulator", "data", "objectives", "grid", "arch", "synth_timeout")
 #: Options a sweep may vary per architecture (name -> (type, check, what is expected)); each is a generator argument.
 ARCH_OPTIONS: dict[str, dict[str, tuple[type | tuple[type, ...], Callable[[Any], bool], str]]] = {
     "dataflow": {"reuse_factor": (int, lambda v: v >= 1, "an integer >= 1"),
@@ -64,6 +64,7 @@ class Sweep:
     grid: dict[str, list[str]]
     archs: list[tuple[str, dict[str, list[Any]]]]
     weights: Path | None = None  # the weights file of a Keras architecture JSON, when not next to it
+    synth_timeout: float | None = None  # seconds; a longer yosys run leaves the point verified, unsynthesized
 
 
 @dataclass
@@ -134,6 +135,10 @@ def load_sweep(path: Path | str) -> Sweep:
     simulator = raw.get("simulator", "icarus")
     if simulator not in SIMULATORS:
         raise _fail(path, f"'simulator' must be one of {', '.join(SIMULATORS)}, not {simulator!r}")
+    synth_timeout = raw.get("synth_timeout")
+    if synth_timeout is not None and (isinstance(synth_timeout, bool) or not isinstance(synth_timeout, (int, float))
+                                      or not synth_timeout > 0):
+        raise _fail(path, f"'synth_timeout' must be a number of seconds > 0, not {synth_timeout!r}")
     objectives = _as_list(path, "'objectives'", raw.get("objectives", ["latency_cycles", "lut"]), str,
                           lambda v: v in OBJECTIVES, f"one of {', '.join(OBJECTIVES)}")
     grid_raw = raw.get("grid", {})
@@ -171,7 +176,8 @@ def load_sweep(path: Path | str) -> Sweep:
                               f"not {', '.join(map(repr, bad))}")
         archs.append((name, {k: _as_list(path, f"[[arch]] {name} '{k}'", v, *known[k]) for k, v in table.items()
                              if k != "name"}))
-    return Sweep(path.resolve(), model, data, targets, vectors, simulator, objectives, grid, archs, weights)
+    return Sweep(path.resolve(), model, data, targets, vectors, simulator, objectives, grid, archs, weights,
+                 float(synth_timeout) if synth_timeout is not None else None)
 
 
 def _parses(ftype: Any, s: str) -> bool:
@@ -223,7 +229,8 @@ def expand(sweep: Sweep, load: Callable[..., Graph] | None = None) -> tuple[list
                         options = {**options, "target": target}  # fit this target's DSPs
                     key = _digest({"v": KEY_VERSION, "graph": g.digest(), "arch": arch, "options": options,
                                    "target": target, "vectors": sweep.vectors, "data": data_digest,
-                                   "simulator": sweep.simulator})[:20]
+                                   "simulator": sweep.simulator,
+                                   **({"synth_timeout": sweep.synth_timeout} if sweep.synth_timeout else {})})[:20]
                     if key not in points:  # e.g. rf=3 and rf=4 resolving to the same per-layer factors
                         points[key] = Point(key, _label(arch, requested, gopts), arch, options, requested, gopts, target,
                                             g.digest())
@@ -251,12 +258,13 @@ def pareto_front(records: list[dict[str, Any]], objectives: list[str]) -> set[st
     return front
 
 
-def run_point(point: dict[str, Any], graph: Graph, out: str, vectors: int, simulator: str, x: Any, y: Any) -> dict[str, Any]:
+def run_point(point: dict[str, Any], graph: Graph, out: str, vectors: int, simulator: str, x: Any, y: Any,
+              synth_timeout: float | None = None) -> dict[str, Any]:
     """Dask task: one grid point through generate -> lint -> simulate -> synthesize in its own directory."""
     from .flow import run_arch
     res = run_arch(graph=graph, arch=point["arch"], options=point["options"], target=point["target"],
                    out=Path(out) / "work" / point["key"], vectors=vectors, simulator=simulator, data=x, labels=y,
-                   progress=lambda m: log.info("%s %s", point["key"], m), label=point["label"])
+                   progress=lambda m: log.info("%s %s", point["key"], m), label=point["label"], synth_timeout=synth_timeout)
     return asdict(res)
 
 
@@ -346,7 +354,7 @@ def run_sweep(sweep: Sweep, out: Path, client: Any, points: list[Point], graphs:
         xf, yf = (None if v is None else client.scatter(v) for v in (x, y))
         futs = {client.submit(run_point, {"key": p.key, "arch": p.arch, "options": p.options, "target": p.target,
                                           "label": p.label}, gfut[p.graph_digest], str(out.resolve()), sweep.vectors,
-                              sweep.simulator, xf, yf, key=f"bondflow-sweep-{p.key}", pure=False): p for p in todo}
+                              sweep.simulator, xf, yf, sweep.synth_timeout, key=f"bondflow-sweep-{p.key}", pure=False): p for p in todo}
         with get_reporter().task("sweep", len(todo), "points", plain_lines=False) as bar:  # each point has its line
             for n, fut in enumerate(as_completed(futs), 1):
                 _finish_point(futs[fut], fut, n, len(todo), sweep, pdir, records, progress)
