@@ -311,3 +311,24 @@ def test_separable_convolutions(tfk, tmp_path, need_tool) -> None:
     from bondflow.fidelity import measure
     fid = measure(g)
     assert fid.agreement >= 0.95 and fid.distinct_outputs > 1, fid.summary()
+
+
+def test_keras_reshape_of_a_flat_input(tfk, tmp_path) -> None:
+    """MNIST-style models take flat pixels and Reshape them to an image: the input becomes that image (the same
+    row-major values, so the same stream); a Reshape to a vector is a Flatten; any other Reshape is one line."""
+    from qkeras import QConv2D, QDense
+    L = tfk.layers
+    m = _quantized(tfk, [L.Reshape((6, 6, 2), name="img"), QConv2D(3, 3, name="c", **_q()), _relu("r"), L.Reshape((-1,), name="flat"),
+                         QDense(3, name="d", **_q())], (72,), "reshaped", 7)
+    m.save(tmp_path / "r.h5")
+    g = bondflow.load_model(tmp_path / "r.h5", input_precision=INPUT)
+    assert g.input.shape == (6, 6, 2) and [o.kind for o in g.ops] == ["conv", "activation", "flatten", "dense"]
+    t = g.input.type
+    x = t.to_float(t.quantize(np.random.default_rng(7).uniform(t.min_value, t.max_value, (1000, 72))))
+    assert np.array_equal(bondflow.reference.run(g, x), m.predict(x, verbose=0, batch_size=1000))  # flat in, as Keras reads it
+    assert bondflow.generate(g, "dataflow").ii_cycles == 36  # streamed pixel by pixel
+    bad = _quantized(tfk, [L.Reshape((6, 6, 2)), QConv2D(2, 3, name="c", **_q()), L.Reshape((8, 4), name="again"), L.Flatten(),
+                           QDense(2, **_q())], (72,), "bad", 8)
+    bad.save(tmp_path / "bad.h5")
+    with pytest.raises(UnsupportedOpError, match=r"'again' of type 'Reshape \(4, 4, 2\) -> \(8, 4\)'"):
+        bondflow.load_model(tmp_path / "bad.h5", input_precision=INPUT)

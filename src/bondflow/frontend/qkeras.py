@@ -224,10 +224,19 @@ def load_keras(path: Path, default_precision: str | None = None, input_precision
             add_activation("relu", lname, default("activation", lname))
         elif cls == "Softmax":
             add_activation("softmax", lname, default("activation", lname))
-        elif cls == "Flatten":
-            name = unique_name(lname, names)
-            ops.append(Flatten(name=name, input=cur, result_type=cur_type))
-            cur, cur_shape = name, (int(np.prod(cur_shape)),)
+        elif cls == "Flatten" or (cls == "Reshape" and len(_reshape_target(layer, cur_shape or (inp.size,))) == 1):
+            if len(cur_shape) > 1:  # a vector already is flat: nothing to do
+                name = unique_name(lname, names)
+                ops.append(Flatten(name=name, input=cur, result_type=cur_type))
+                cur, cur_shape = name, (int(np.prod(cur_shape)),)
+        elif cls == "Reshape":
+            target = _reshape_target(layer, cur_shape or (inp.size,))
+            if node.inputs[0] != MODEL_INPUT or len(readers.get(MODEL_INPUT, [])) != 1:
+                raise UnsupportedOpError(f"Reshape {tuple(cur_shape)} -> {target}", lname, SUPPORTED_LAYERS,
+                                         "bondflow (a Reshape of the model's input, or to a vector)")
+            # Row-major either way: the input's values keep their order, so the model reads the same stream as an image.
+            inp = TensorSpec(inp.name, inp.size, inp.type, target)
+            cur_shape = target
         else:
             raise UnsupportedOpError(cls, lname, SUPPORTED_LAYERS)
         produced[lname] = (cur, cur_type, cur_shape)
@@ -242,6 +251,16 @@ def load_keras(path: Path, default_precision: str | None = None, input_precision
     if nodes and nodes[-1].name in pads_of:
         raise UnsupportedOpError("ZeroPadding at the end", model.name, SUPPORTED_LAYERS, "bondflow unless a convolution follows it")
     return Graph(name=_safe(model.name), input=inp, ops=tuple(ops), meta=meta)
+
+
+def _reshape_target(layer: Any, in_shape: tuple[int, ...]) -> tuple[int, ...]:
+    """A Keras Reshape's per-sample target shape, its -1 resolved."""
+    target = [int(d) for d in layer.get_config()["target_shape"]]
+    size = int(np.prod(in_shape)) if in_shape else 0
+    if -1 in target:
+        rest = int(np.prod([d for d in target if d != -1]))
+        target[target.index(-1)] = size // rest if rest else 0
+    return tuple(target)
 
 
 def _requantizes(act: tuple[str, dict[str, Any]] | None) -> bool:
