@@ -123,6 +123,7 @@ CASES: list[tuple[str, list[str], str, dict[str, str]]] = [
     ("synth-bad-clock", ["synth", "{w}/ref", "--clock-mhz", "-5"], "--clock-mhz must be", {}),
     ("synth-no-design", ["synth"], "design directory must be given", {}),
     ("synth-tool-crash", ["synth", "{w}/ref", "--target", "xc7z020", "--force"], "must exit 0, not 139", {"BONDFLOW_YOSYS": "{w}/crash_yosys"}),
+    ("synth-timeout", ["synth", "{w}/ref", "--target", "xc7z020", "--force", "--timeout", "0.01"], "yosys must finish within 0.01 s", {}),
     ("synth-vivado-missing", ["synth", "{w}/ref", "--vivado"], "vivado", {"BONDFLOW_VIVADO": "/nonexistent/vivado"}),
     ("synth-xilinx-bitstream-no-vivado", ["synth", "{w}/ref", "--bitstream"], "vivado", {"BONDFLOW_VIVADO": "/nonexistent/vivado"}),
     ("synth-huge-layer", ["synth", "{w}/huge", "--target", "ice40-up5k", "--bitstream"], "160000 multipliers", {}),

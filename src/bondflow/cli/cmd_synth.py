@@ -15,6 +15,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--bitstream", action="store_true", help="place, route and write a bitstream (ECP5/iCE40; Xilinx needs --vivado)")
     p.add_argument("--vivado", action="store_true", help="run the generated Vivado scripts (requires vivado on PATH)")
     p.add_argument("--force", action="store_true", help="ignore the cache")
+    p.add_argument("--timeout", type=float, default=None, metavar="SECONDS",
+                   help="stop yosys (and nextpnr) past this many seconds each (exit 9; default: an hour, two for nextpnr)")
     p.add_argument("--list-targets", action="store_true")
     p.set_defaults(func=run)
 
@@ -30,7 +32,8 @@ def run(args: argparse.Namespace) -> int:
     if args.clock_mhz is not None and not 0 < args.clock_mhz <= 2000:
         raise ConfigError(f"--clock-mhz must be in (0, 2000], not {args.clock_mhz}")
     from ..synth.flow import synthesize
-    r = synthesize(args.design, args.target, args.clock_mhz, args.bitstream, vivado=args.vivado, force=args.force)
+    r = synthesize(args.design, args.target, args.clock_mhz, args.bitstream, vivado=args.vivado, force=args.force,
+                   timeout=args.timeout)
     print(r.summary())
     print(f"  report: {args.design}/synth_report.json")
     return 0
