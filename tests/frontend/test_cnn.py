@@ -280,6 +280,22 @@ def test_tf2onnx_depthwise_equals_keras_import(tfk, tmp_path) -> None:
     assert np.array_equal(gk.ops[0].weight, go.ops[0].weight) and gk.ops[0].weight.shape == (3, 3, 3, 6)
     x = np.random.default_rng(2).standard_normal((1500, gk.input.size))
     assert np.array_equal(bondflow.reference.run(gk, x), bondflow.reference.run(go, x))
+    # the cross-channel zeros are structure, not weights: parameters and MACs as Keras counts them
+    dw = gk.ops[0]
+    assert dw.groups == go.ops[0].groups == 3 and dw.params() == m.layers[0].count_params() == 3 * 3 * 3 * 2 + 6
+    assert dw.macs_for(gk.shapes()[dw.name]) == 8 * 8 * 3 * 3 * 3 * 2
+    from bondflow.cli.cmd_info import graph_table
+    assert "conv2d 3x3 depthwise" in graph_table(gk).splitlines()[3]
+    # grouped weights export as ONNX's grouped Conv and come back the same graph
+    from bondflow.frontend.onnx_export import export_onnx
+    export_onnx(gk, tmp_path / "rt.onnx")
+    assert bondflow.load_model(tmp_path / "rt.onnx").digest() == gk.digest()
+    from bondflow.errors import GraphValidationError
+    from dataclasses import replace
+    leak = dw.weight.copy()
+    leak[0, 0, 1, 0] = 1  # input channel 1 feeding output 0 of group 0
+    with pytest.raises(GraphValidationError, match="zero weights between groups"):
+        replace(dw, weight=leak)
 
 
 @pytest.mark.sim

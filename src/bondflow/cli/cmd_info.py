@@ -35,9 +35,11 @@ def graph_table(g: Graph) -> str:
         if isinstance(op, (Dense, Conv)):
             nz = op.nonzero()
             kind = "dense" if isinstance(op, Dense) else f"conv{len(op.kernel)}d {'x'.join(map(str, op.kernel))}"
+            if isinstance(op, Conv) and op.groups > 1:
+                kind += " depthwise" if op.groups == op.c_in else f" {op.groups} groups"
             macs = op.macs() if isinstance(op, Dense) else op.macs_for(shapes[op.name])
             rows.append((op.name, kind, _shape(shapes[op.name]), str(op.weight_type), str(op.bias_type),
-                         str(op.result_type), op.params(), f"{nz}/{op.weight.size} ({100 * nz / op.weight.size:.0f}%)", macs))
+                         str(op.result_type), op.params(), f"{nz}/{op.weights} ({100 * nz / op.weights:.0f}%)", macs))
         else:
             kind = getattr(op, "function", op.kind)
             if isinstance(op, Pool):
@@ -50,7 +52,7 @@ def graph_table(g: Graph) -> str:
         rows = [r[:2] + (src,) + r[2:] for r, src in zip(rows, reads)]
     weighted = [o for o in g.ops if isinstance(o, (Dense, Conv))]
     nz_total = sum(o.nonzero() for o in weighted)
-    w_total = sum(o.weight.size for o in weighted)
+    w_total = sum(o.weights for o in weighted)
     total: tuple[object, ...] = ("total", "", "", "", "", "", g.params(), f"{nz_total}/{w_total}", g.macs())
     rows.append(total if g.is_chain() else total[:2] + ("",) + total[2:])
     return format_table(header, rows)

@@ -238,13 +238,15 @@ def load_onnx_cnn(model: Any, proto: Any, path: Any, consts: dict[str, np.ndarra
             _require_nchw(st, node)
             w, wt, wf = weight(node.input[1], node.name)  # (c_out, c_in, *k) -> (*k, c_in, c_out)
             terms = int(np.prod(w.shape[1:]))  # products per output: its group's inputs times the taps
-            if a.get("group", 1) != 1:
-                w = _grouped_as_conv(w, int(a["group"]), node.name)
+            groups = int(a.get("group", 1))
+            if groups != 1:
+                w = _grouped_as_conv(w, groups, node.name)
             nd = w.ndim - 2
             w = w.transpose(tuple(range(2, 2 + nd)) + (1, 0))
             b, bt, bf = (weight(node.input[2], node.name) if len(node.input) > 2 and node.input[2] else (np.zeros(w.shape[-1]), wt, wf))
             pads = a.get("pads", [0] * (2 * nd))
-            extra = {"strides": tuple(a.get("strides", [1] * nd)), "pads": tuple(zip(pads[:nd], pads[nd:])), "terms": terms}
+            extra = {"strides": tuple(a.get("strides", [1] * nd)), "pads": tuple(zip(pads[:nd], pads[nd:])), "terms": terms,
+                     "groups": groups}
             st["pending"] = ("conv", _name(node, names), w, wt, np.asarray(b).reshape(-1), bt, extra)
         elif t in ("MatMul", "Gemm"):
             close(None, False)

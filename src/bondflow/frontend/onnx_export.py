@@ -82,11 +82,14 @@ def graph_to_onnx(graph: Graph):
         if isinstance(op, Conv):
             nd = len(op.kernel)
             w = op.weight_type.to_float(op.weight).transpose((nd + 1, nd) + tuple(range(nd)))  # (c_out, c_in, *k)
+            if op.groups > 1:  # ONNX's grouped kernel: each output channel's own group of inputs only
+                per, grp = op.c_in // op.groups, np.arange(op.c_out) // (op.c_out // op.groups)
+                w = np.stack([w[o, g * per:(g + 1) * per] for o, g in enumerate(grp)])
             quant(const(f"{op.name}_W_f", w), f"{op.name}_W", op.weight_type)
             quant(const(f"{op.name}_b_f", op.bias_type.to_float(op.bias)), f"{op.name}_b", op.bias_type)
             nodes.append(helper.make_node("Conv", [src(op.input, op.name), f"{op.name}_W", f"{op.name}_b"], [f"{op.name}_acc"],
                                           name=f"{op.name}_conv", kernel_shape=list(op.kernel), strides=list(op.strides),
-                                          pads=[a for a, _ in op.pads] + [b for _, b in op.pads]))
+                                          pads=[a for a, _ in op.pads] + [b for _, b in op.pads], group=op.groups))
             nodes[-1].metadata_props.add(key=NAME_KEY, value=op.name)
             nodes[-1].metadata_props.add(key=TYPE_KEY, value=str(op.accum_type))
             quant(f"{op.name}_acc", op.name, op.result_type)

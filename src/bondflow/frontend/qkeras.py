@@ -192,7 +192,8 @@ def load_keras(path: Path, default_precision: str | None = None, input_precision
                 strides, pads = ((((1,) * len(cur_shape[:-1])), ((0, 0),) * len(cur_shape[:-1])) if separable
                                  else _conv_geometry(layer, cls, cur_shape, w.shape[:-2], pending_pads))
                 ops.append(Conv(name=name, input=cur, result_type=rtype, weight=w_raw, weight_type=wt, bias=b_raw,
-                                bias_type=bt, accum_type=acc, strides=strides, pads=pads))
+                                bias_type=bt, accum_type=acc, strides=strides, pads=pads,
+                                groups=w_raw.shape[-2] if depthwise else 1))
             else:
                 if len(cur_shape) > 1:
                     raise UnsupportedOpError(f"{cls} on a {len(cur_shape)}-D tensor {cur_shape}", lname, SUPPORTED_LAYERS,
@@ -363,7 +364,7 @@ def _separable_depthwise(layer: Any, cls: str, name: str, cur: str, xt: FixedTyp
     strides, pads_ = _conv_geometry(layer, cls, in_shape, dw.shape[:-2], pads)
     return Conv(name=name, input=cur, result_type=acc, weight=exact_raw(full, wt, f"layer '{layer.name}' depthwise weights"),
                 weight_type=wt, bias=np.zeros(full.shape[-1], dtype=np.int64), bias_type=wt, accum_type=acc,
-                strides=strides, pads=pads_)
+                strides=strides, pads=pads_, groups=full.shape[-2])
 
 
 def _depthwise_as_conv(w: np.ndarray) -> np.ndarray:

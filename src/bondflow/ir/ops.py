@@ -99,6 +99,10 @@ class Dense(Op):
             raise GraphValidationError(f"dense '{self.name}' expects {self.n_in} inputs, not {in_features}")
         return self.n_out
 
+    @property
+    def weights(self) -> int:
+        return int(self.weight.size)
+
     def macs(self) -> int:
         return int(self.weight.size)
 

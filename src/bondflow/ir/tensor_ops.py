@@ -49,7 +49,9 @@ class Conv(Op):
     """``y = requant(bias + sum_{k, c} x[pos + k, c] * W[k, c, :])`` per output position: a Dense over each patch.
 
     Weight raw, shape ``(*kernel, c_in, c_out)``; zero padding ``pads`` (before, after) per spatial dim; the
-    sums follow the same type rules as Dense (exact accumulator unless a narrower one is declared).
+    sums follow the same type rules as Dense (exact accumulator unless a narrower one is declared). ``groups`` > 1
+    (depthwise, grouped) keeps the full weight with every cross-group weight zero, so the arithmetic is one rule;
+    it says which zeros are structural, for MACs, parameters and export.
     """
 
     weight: np.ndarray = field(default_factory=lambda: frozen_array(np.zeros((1, 1, 1))))
@@ -59,6 +61,7 @@ class Conv(Op):
     accum_type: FixedType = FixedType(32, 16)
     strides: tuple[int, ...] = (1,)
     pads: tuple[tuple[int, int], ...] = ((0, 0),)
+    groups: int = 1
     kind: ClassVar[str] = "conv"
 
     def __post_init__(self) -> None:
@@ -73,6 +76,12 @@ class Conv(Op):
         for what, arr, t in (("weight", self.weight, self.weight_type), ("bias", self.bias, self.bias_type)):
             if arr.size and (arr.min() < t.min_raw or arr.max() > t.max_raw):
                 raise QuantizationError(f"conv '{self.name}' {what}s must fit {t}, not exceed it")
+        object.__setattr__(self, "groups", int(self.groups))
+        if self.groups < 1 or self.c_in % self.groups or self.c_out % self.groups:
+            raise GraphValidationError(f"conv '{self.name}' groups must divide its {self.c_in} input and {self.c_out} output "
+                                       f"channels, not be {self.groups}")
+        if self.groups > 1 and np.count_nonzero(self.weight * ~self.group_mask()):
+            raise GraphValidationError(f"conv '{self.name}' with {self.groups} groups must have zero weights between groups")
 
     @property
     def kernel(self) -> tuple[int, ...]:
@@ -101,20 +110,33 @@ class Conv(Op):
                      weight=self.weight.reshape(-1, self.c_out), weight_type=self.weight_type, bias=self.bias,
                      bias_type=self.bias_type, accum_type=self.accum_type)
 
+    def group_mask(self) -> np.ndarray:
+        """True where a weight links an input channel to an output channel of the same group."""
+        per_in, per_out = self.c_in // self.groups, self.c_out // self.groups
+        same = (np.arange(self.c_in)[:, None] // per_in) == (np.arange(self.c_out)[None, :] // per_out)
+        return np.broadcast_to(same, self.weight.shape)
+
+    @property
+    def weights(self) -> int:
+        """Weights the layer really has (a grouped layer's cross-group zeros are not weights)."""
+        return int(self.weight.size) // self.groups
+
     def macs_for(self, out_shape: tuple[int, ...]) -> int:
-        return int(np.prod(out_shape[:-1])) * int(self.weight.size)
+        return int(np.prod(out_shape[:-1])) * self.weights
 
     def nonzero(self) -> int:
         return int(np.count_nonzero(self.weight))
 
     def params(self) -> int:
-        return int(self.weight.size + self.bias.size)
+        return self.weights + int(self.bias.size)
 
     def to_dict(self) -> dict[str, Any]:
         d = super().to_dict()
         d.update(weight=self.weight.tolist(), weight_type=str(self.weight_type), bias=self.bias.tolist(),
                  bias_type=str(self.bias_type), accum_type=str(self.accum_type), strides=list(self.strides),
                  pads=[list(p) for p in self.pads])
+        if self.groups > 1:  # absent for ordinary convs: their digests stay as they were
+            d["groups"] = self.groups
         return d
 
 
