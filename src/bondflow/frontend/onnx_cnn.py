@@ -66,10 +66,8 @@ def load_onnx_cnn(model: Any, proto: Any, path: Any, consts: dict[str, np.ndarra
     inp: TensorSpec | None = None
     # Branches: ``st`` follows one ONNX tensor (``last``); a tensor read again later, or by an Add/Concat of two
     # tensors, is a settled op by then (``settled``: ONNX tensor -> the state that reads it).
-    readers: dict[str, int] = {}
-    for n in g.node:
-        for x in n.input:
-            readers[x] = readers.get(x, 0) + 1
+    nodes = _chains_first(list(g.node), {i.name for i in g.input} | set(consts))
+    reader_index = _reader_index(nodes)  # ONNX tensor -> the positions in ``nodes`` of the nodes reading it
     settled: dict[str, dict[str, Any]] = {}
     last = in_name
 
@@ -157,12 +155,6 @@ def load_onnx_cnn(model: Any, proto: Any, path: Any, consts: dict[str, np.ndarra
         extra = {"function": kind} if cls is Activation else {}
         emit(cls(name=name, input=st["cur"], result_type=rt, **extra))
 
-    nodes = _chains_first(list(g.node), {i.name for i in g.input} | set(consts))
-    reader_index: dict[str, list[int]] = {}
-    for k, n in enumerate(nodes):
-        for x in n.input:
-            reader_index.setdefault(x, []).append(k)
-
     def own_quant(i: int) -> int | None:
         """The index of the Quant that alone reads node ``i``'s output (not always the next node: a sorted graph
         with branches may interleave another branch's nodes)."""
@@ -219,7 +211,7 @@ def load_onnx_cnn(model: Any, proto: Any, path: Any, consts: dict[str, np.ndarra
         if t == "Quant":
             if st["pending"] is not None:
                 close(quant_type(node, consts), False)
-            elif ops and isinstance(ops[-1], Merge) and ops[-1].name == st["cur"] and readers.get(last, 0) == 1:
+            elif ops and isinstance(ops[-1], Merge) and ops[-1].name == st["cur"] and len(reader_index.get(last, ())) == 1:
                 ops[-1] = replace(ops[-1], result_type=quant_type(node, consts))  # a quantized Add/Concat: its own cast
                 st["type"] = ops[-1].result_type
             elif ops and ops[-1].name == st["cur"] and isinstance(ops[-1], (Activation, Softmax, Sigmoid, Pool, Flatten)) \
@@ -316,7 +308,7 @@ def load_onnx_cnn(model: Any, proto: Any, path: Any, consts: dict[str, np.ndarra
         else:
             raise UnsupportedOpError(t, node.name or node.output[0], CNN_ONNX_OPS)
         last = node.output[0]
-        if readers.get(last, 0) > 1 and st["pending"] is not None:
+        if len(reader_index.get(last, ())) > 1 and st["pending"] is not None:
             settle()  # read by several nodes: one op all of them read
         if st["pending"] is None:
             settled[last] = snapshot()
@@ -344,6 +336,15 @@ class _Skip:
 _SKIP: Any = _Skip()
 
 
+def _reader_index(nodes: list[Any]) -> dict[str, list[int]]:
+    """Each tensor's readers, as positions in ``nodes`` (a tensor read twice by one node is listed twice)."""
+    readers: dict[str, list[int]] = {}
+    for k, n in enumerate(nodes):
+        for x in n.input:
+            readers.setdefault(x, []).append(k)
+    return readers
+
+
 def _chains_first(nodes: list[Any], available: set[str]) -> list[Any]:
     """A topological order that keeps each chain together: constant nodes first, then depth first from the input,
     so an op's only reader follows it (qonnx's cleanup sorts breadth first, interleaving a graph's branches)."""
@@ -351,10 +352,7 @@ def _chains_first(nodes: list[Any], available: set[str]) -> list[Any]:
     consts = [n for n in nodes if all(x in avail or not x for x in n.input)]
     for n in consts:
         avail.update(n.output)
-    readers: dict[str, list[int]] = {}
-    for k, n in enumerate(nodes):
-        for x in n.input:
-            readers.setdefault(x, []).append(k)
+    readers = _reader_index(nodes)
     done = {id(n) for n in consts}
     order = list(consts)
     stack = [k for k, n in reversed(list(enumerate(nodes))) if id(n) not in done and all(x in avail or not x for x in n.input)]

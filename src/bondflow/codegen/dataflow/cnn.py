@@ -332,10 +332,11 @@ def plan_stages(graph: Graph, hdr: str, parallelism: "int | dict[str, int] | Non
     # The tail is a chain read from the exit tensor; images never reach it any other way.
     inside = {graph.input.name} | {s.name for s in stages} | set(fused)
     for o in rest:
-        for src in o.inputs:
-            if src in inside and src != exit_ or len(o.inputs) > 1:
-                raise UnsupportedOpError(o.kind, o.name, ["a chain after the one tensor that leaves the image stages"],
-                                         "the dataflow streaming generator")
+        merges_in_tail = len(o.inputs) > 1
+        reads_an_image = any(src in inside and src != exit_ for src in o.inputs)
+        if merges_in_tail or reads_an_image:
+            raise UnsupportedOpError(o.kind, o.name, ["a chain after the one tensor that leaves the image stages"],
+                                     "the dataflow streaming generator")
     tail_shape = shapes[exit_] if exit_ in shapes else graph.input.shape
     return StreamPlan(stages, exit_, rest, types[exit_], int(math.prod(tail_shape)))
 
