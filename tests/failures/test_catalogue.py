@@ -29,7 +29,7 @@ def work(tmp_path_factory) -> Path:
     (w / "trunc.h5").write_bytes(Path(IRIS).read_bytes()[:4000])
     (w / "corrupt.onnx").write_bytes(b"\x08\x07garbage" * 20)
     (w / "model.txt").write_text("x")
-    m = tfk.Sequential([tfk.layers.InputLayer(input_shape=(8, 8, 1)), tfk.layers.UpSampling2D(name="up"),
+    m = tfk.Sequential([tfk.layers.InputLayer(input_shape=(8, 8, 1)), tfk.layers.Conv2DTranspose(1, 2, name="up"),
                         tfk.layers.Flatten(), tfk.layers.Dense(2)])
     m.save(w / "conv.h5")
     m = tfk.Sequential([tfk.layers.InputLayer(input_shape=(4,)), tfk.layers.Lambda(lambda x: x, name="lam"), tfk.layers.Dense(2)])
@@ -90,7 +90,7 @@ CASES: list[tuple[str, list[str], str, dict[str, str]]] = [
     ("truncated-h5", ["info", "{w}/trunc.h5"], "must be a", {}),
     ("corrupt-onnx", ["info", "{w}/corrupt.onnx"], "valid ONNX", {}),
     ("unknown-extension", ["info", "{w}/model.txt"], "must be .h5", {}),
-    ("unsupported-layer", ["info", "{w}/conv.h5", "--default-precision", "fixed<16,6>"], "'UpSampling2D' is not supported", {}),
+    ("unsupported-layer", ["info", "{w}/conv.h5", "--default-precision", "fixed<16,6>"], "'Conv2DTranspose' is not supported", {}),
     ("lambda-layer", ["info", "{w}/lambda.h5", "--default-precision", "fixed<16,6>"], "execute code", {}),
     ("float-no-precision", ["info", "{w}/float.h5"], "default precision must be given", {}),
     ("nan-weights", ["info", "{w}/nan.h5", "--default-precision", "fixed<16,6>"], "finite", {}),

@@ -55,10 +55,14 @@ def test_corrupt_onnx(tmp_path) -> None:
 
 
 def test_unsupported_layer(tfk, tmp_path) -> None:
-    m = tfk.Sequential([tfk.layers.InputLayer(input_shape=(8, 8, 1)), tfk.layers.UpSampling2D(name="up"),
+    m = tfk.Sequential([tfk.layers.InputLayer(input_shape=(8, 8, 1)), tfk.layers.Conv2DTranspose(1, 2, name="up"),
                         tfk.layers.Flatten(), tfk.layers.Dense(2)])
-    with pytest.raises(UnsupportedOpError, match="layer 'up' of type 'UpSampling2D' is not supported.*supported: "):
+    with pytest.raises(UnsupportedOpError, match="layer 'up' of type 'Conv2DTranspose' is not supported.*supported: "):
         bondflow.load_model(save(m, tmp_path / "c.h5"), default_precision="fixed<16,6>")
+    m = tfk.Sequential([tfk.layers.InputLayer(input_shape=(8, 8, 1)), tfk.layers.UpSampling2D(interpolation="bilinear", name="up"),
+                        tfk.layers.Flatten(), tfk.layers.Dense(2)])
+    with pytest.raises(UnsupportedOpError, match="UpSampling2D interpolation=bilinear.*nearest only"):
+        bondflow.load_model(save(m, tmp_path / "b.h5"), default_precision="fixed<16,6>")
     # Supported layer kinds with options bondflow cannot express exactly: one line naming the option.
     for layer, msg in ((tfk.layers.Conv2D(2, 3, dilation_rate=2, name="dil"), "dilation_rate"),
                        (tfk.layers.AveragePooling2D(3, name="avg3"), "power-of-two window")):

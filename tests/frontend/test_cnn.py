@@ -65,6 +65,12 @@ def _layer_kinds(tfk) -> dict[str, object]:
                                               QDense(2, name="d", **_q())], (16, 3), "k3", 3),
         "conv1d_max_flatten": _quantized(tfk, [QConv1D(3, 5, name="c", **_q()), _relu("r"), L.MaxPooling1D(3, strides=2, name="p"),
                                                L.Flatten(), QDense(4, name="d", **_q())], (20, 1), "k4", 4),
+        "upsample2d_unet_like": _quantized(tfk, [QConv2D(4, 3, padding="same", name="c", **_q()), _relu("r"),
+                                                 L.MaxPooling2D(2, name="p"), L.UpSampling2D((2, 3), name="u"),
+                                                 QConv2D(2, 3, padding="same", name="c2", **_q()), L.Flatten(),
+                                                 QDense(3, name="d", **_q())], (6, 4, 2), "k5", 5),
+        "upsample1d": _quantized(tfk, [L.UpSampling1D(3, name="u"), QConv1D(3, 3, name="c", **_q()), _relu("r"),
+                                       L.Flatten(), QDense(2, name="d", **_q())], (5, 2), "k6", 6),
     }
 
 
@@ -348,3 +354,66 @@ def test_keras_reshape_of_a_flat_input(tfk, tmp_path) -> None:
     bad.save(tmp_path / "bad.h5")
     with pytest.raises(UnsupportedOpError, match=r"'again' of type 'Reshape \(4, 4, 2\) -> \(8, 4\)'"):
         bondflow.load_model(tmp_path / "bad.h5", input_precision=INPUT)
+
+
+def test_upsampling_through_onnx(tfk, tmp_path) -> None:
+    """UpSampling (nearest) from Keras, from tf2onnx's Resize and in bondflow's own QONNX export: the same pixel
+    repeat; qonnx runs the export to the golden model's numbers; Resize modes that read other pixels are refused."""
+    import tensorflow as tf
+    import tf2onnx
+    from onnx import TensorProto, helper
+    from qonnx.core.modelwrapper import ModelWrapper
+    from qonnx.core.onnx_exec import execute_onnx
+    from qonnx.util.cleanup import cleanup_model
+    from bondflow.frontend.onnx_export import export_onnx
+    L = tfk.layers
+    tfk.utils.set_random_seed(4)
+    m = tfk.Sequential([L.InputLayer(input_shape=(4, 3, 2)), L.Conv2D(3, 3, padding="same", activation="relu"),
+                        L.UpSampling2D((2, 3)), L.Conv2D(2, 3, padding="same"), L.Activation("relu"), L.Flatten(),
+                        L.Dense(3)])  # no softmax: qonnx runs ONNX's float one, bondflow a table
+    m.save(tmp_path / "m.h5")
+    proto, _ = tf2onnx.convert.from_keras(m, input_signature=(tf.TensorSpec((None, 4, 3, 2), tf.float32, name="x"),), opset=13)
+    (tmp_path / "m.onnx").write_bytes(proto.SerializeToString())
+    assert any(n.op_type == "Resize" for n in proto.graph.node)
+    gk = bondflow.load_model(tmp_path / "m.h5", default_precision="fixed<16,6>")
+    go = bondflow.load_model(tmp_path / "m.onnx", default_precision="fixed<16,6>")
+    up = next(o for o in gk.ops if o.kind == "upsample")
+    assert up.size == (2, 3) and gk.shapes()[up.name] == (8, 9, 3) and up.result_type == gk.types()[up.input]
+    assert [o.kind for o in go.ops] == [o.kind for o in gk.ops]
+    x = np.random.default_rng(2).standard_normal((1000, gk.input.size))
+    assert np.array_equal(bondflow.reference.run(gk, x), bondflow.reference.run(go, x))
+    export_onnx(gk, tmp_path / "rt.onnx")
+    assert bondflow.load_model(tmp_path / "rt.onnx").digest() == gk.digest()
+    q = cleanup_model(ModelWrapper(str(tmp_path / "rt.onnx")))
+    got = np.stack([execute_onnx(q, {"global_in": xi.reshape((1, 4, 3, 2)).astype(np.float32)})[q.graph.output[0].name].reshape(-1)
+                    for xi in x[:30]])
+    assert np.array_equal(got, bondflow.reference.run(gk, x[:30]))
+
+    def resize_model(path, **modes) -> None:
+        scales = helper.make_tensor("s", TensorProto.FLOAT, [4], [1, 1, 2, 2])
+        nodes = [helper.make_node("Resize", ["x", "", "s"], ["y"], name="rs", **modes),
+                 helper.make_node("Flatten", ["y"], ["z"], name="fl")]
+        g = helper.make_graph(nodes, "rs", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 1, 3, 3])],
+                              [helper.make_tensor_value_info("z", TensorProto.FLOAT, [1, 36])], [scales])
+        (tmp_path / path).write_bytes(helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)]).SerializeToString())
+
+    resize_model("default.onnx", mode="nearest")  # ONNX's defaults: half_pixel + round_prefer_floor repeat pixels
+    g = bondflow.load_model(tmp_path / "default.onnx", default_precision="fixed<8,4>")
+    xi = np.arange(9.0).reshape(1, 9) / 4
+    assert np.array_equal(bondflow.reference.run(g, xi).reshape(6, 6), np.repeat(np.repeat(xi.reshape(3, 3), 2, 0), 2, 1))
+    for name, modes, why in (("lin.onnx", dict(mode="linear"), "mode=linear"),
+                             ("ceil.onnx", dict(mode="nearest", coordinate_transformation_mode="asymmetric",
+                                                nearest_mode="round_prefer_ceil"), "nearest_mode=round_prefer_ceil")):
+        resize_model(name, **modes)
+        with pytest.raises(UnsupportedOpError, match=why):
+            bondflow.load_model(tmp_path / name, default_precision="fixed<8,4>")
+
+
+def test_upsampling_hls4ml_csim_equals_golden(tfk, tmp_path, need_tool) -> None:
+    """A U-Net-like chain (conv, pool, nearest UpSampling2D by (2, 3), conv): hls4ml's C simulation == golden model."""
+    need_tool("g++")
+    m = _layer_kinds(tfk)["upsample2d_unet_like"]
+    m.save(tmp_path / "u.h5")
+    g = bondflow.load_model(tmp_path / "u.h5", input_precision=INPUT)
+    d = bondflow.generate(g, "hls4ml", vectors=300)
+    assert d.info["csim_vectors"] == 300 and d.info["csim_mismatches_vs_golden"] == 0

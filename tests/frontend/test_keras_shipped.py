@@ -143,14 +143,14 @@ def test_every_unsupported_layer_in_one_message(tmp_path) -> None:
     layers = [{"class_name": "InputLayer", "config": {"batch_input_shape": [None, 6, 1], "name": "in"}},
               {"class_name": "LSTM", "config": {"name": "l1", "units": 4}},
               {"class_name": "LSTM", "config": {"name": "l2", "units": 4}},
-              {"class_name": "UpSampling1D", "config": {"name": "c1", "size": 2}},
+              {"class_name": "Conv1DTranspose", "config": {"name": "c1", "filters": 2, "kernel_size": 2}},
               {"class_name": "Dense", "config": {"name": "fc", "units": 2}}]
     (tmp_path / "legacy.json").write_text(json.dumps({"class_name": "Sequential", "config": layers}))
     (tmp_path / "legacy_weights.h5").write_bytes(b"")
     with pytest.raises(UnsupportedOpError) as e:
         bondflow.load_model(tmp_path / "legacy.json")
     msg = str(e.value)
-    assert "3 layers are not supported" in msg and "LSTM x2 ('l1', 'l2')" in msg and "UpSampling1D x1 ('c1')" in msg
+    assert "3 layers are not supported" in msg and "LSTM x2 ('l1', 'l2')" in msg and "Conv1DTranspose x1 ('c1')" in msg
     r = _cli("info", str(tmp_path / "legacy.json"))
     assert r.returncode == 3 and r.stderr.strip().splitlines() == [f"bondflow: error: {msg}"]
 

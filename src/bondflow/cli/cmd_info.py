@@ -28,7 +28,7 @@ def _shape(s: tuple[int, ...]) -> str:
 
 def graph_table(g: Graph) -> str:
     """One row per tensor: shape, types, parameters, pruning and MACs (convolutions: per image)."""
-    from ..ir.tensor_ops import Conv, Pool
+    from ..ir.tensor_ops import Conv, Pool, Upsample
     shapes = g.shapes()
     rows: list[tuple[object, ...]] = [(g.input.name, "input", _shape(g.input.shape), "-", "-", str(g.input.type), 0, "-", 0)]
     for op in g.ops:
@@ -44,6 +44,8 @@ def graph_table(g: Graph) -> str:
             kind = getattr(op, "function", op.kind)
             if isinstance(op, Pool):
                 kind = f"{op.function} pool " + ("global" if not any(op.pool) else "x".join(map(str, op.pool)))
+            elif isinstance(op, Upsample):
+                kind = "upsample " + "x".join(map(str, op.size))
             rows.append((op.name, kind, _shape(shapes[op.name]), "-", "-", str(op.result_type), op.params(), "-", 0))
     header = ("layer", "type", "shape", "weight", "bias", "result", "params", "non-zero weights", "MACs")
     if not g.is_chain():  # branches: say what each op reads

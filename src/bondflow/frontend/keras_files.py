@@ -21,7 +21,8 @@ POOL_LAYERS = ("MaxPooling1D", "MaxPooling2D", "AveragePooling1D", "AveragePooli
                "GlobalAveragePooling2D", "GlobalMaxPooling1D", "GlobalMaxPooling2D")
 MERGE_LAYERS = ("Add", "Concatenate")
 SUPPORTED_LAYERS = ("InputLayer", "Dense", "QDense", "Activation", "QActivation", "ReLU", "BatchNormalization",
-                    "Dropout", "Flatten", "Reshape", "Softmax", "ZeroPadding1D", "ZeroPadding2D") + CONV_LAYERS + POOL_LAYERS + MERGE_LAYERS
+                    "Dropout", "Flatten", "Reshape", "Softmax", "ZeroPadding1D", "ZeroPadding2D", "UpSampling1D",
+                    "UpSampling2D") + CONV_LAYERS + POOL_LAYERS + MERGE_LAYERS
 UNSAFE = ("Lambda", "TFOpLambda")
 #: Binary/ternary layers of other libraries (Larq; the BinaryDense/TernaryDense of early BNN code in hls4ml's examples):
 #: their quantizers are code outside the file, and no reference inference of theirs runs here to check a reading against.

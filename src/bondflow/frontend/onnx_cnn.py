@@ -6,6 +6,7 @@ it to read NCHW; a MatMul after a flatten in another order gets its weight rows 
 """
 from __future__ import annotations
 
+import math
 from dataclasses import replace
 from typing import Any
 
@@ -15,7 +16,7 @@ from ..errors import QuantizationError, UnsupportedOpError
 from ..ir.graph import Graph, TensorSpec
 from ..ir.merge import Merge, merge_result_type
 from ..ir.ops import Activation, Dense, Flatten, Op, Sigmoid, Softmax
-from ..ir.tensor_ops import Conv, Pool, pool_result_type
+from ..ir.tensor_ops import Conv, Pool, Upsample, pool_result_type
 from ..ir.types import FixedType
 from ..render_names import unique_name
 from .onnx_export import is_copy
@@ -24,7 +25,8 @@ from .quant import DEFAULT_INPUT_PRECISION, accum_type_for, exact_raw, quantize_
 __all__ = ["has_spatial_ops", "load_onnx_cnn", "CNN_ONNX_OPS"]
 
 SPATIAL = ("Conv", "MaxPool", "AveragePool", "GlobalAveragePool", "GlobalMaxPool")
-CNN_ONNX_OPS = SPATIAL + ("Quant", "Relu", "Transpose", "Reshape", "Flatten", "Squeeze", "Unsqueeze", "MatMul", "Gemm", "Add", "Softmax",
+UPSAMPLE = ("Resize", "Upsample")  # nearest neighbour by whole factors: a pixel repeat
+CNN_ONNX_OPS = SPATIAL + UPSAMPLE + ("Quant", "Relu", "Transpose", "Reshape", "Flatten", "Squeeze", "Unsqueeze", "MatMul", "Gemm", "Add", "Softmax",
                           "Sigmoid", "Identity", "Concat")
 
 
@@ -38,7 +40,7 @@ def _name(node: Any, names: set[str]) -> str:
 
 
 def has_spatial_ops(graph: Any) -> bool:
-    return any(n.op_type in SPATIAL for n in graph.node)
+    return any(n.op_type in SPATIAL + UPSAMPLE for n in graph.node)
 
 
 def _attrs(node: Any) -> dict[str, Any]:
@@ -214,7 +216,7 @@ def load_onnx_cnn(model: Any, proto: Any, path: Any, consts: dict[str, np.ndarra
             elif ops and isinstance(ops[-1], Merge) and ops[-1].name == st["cur"] and len(reader_index.get(last, ())) == 1:
                 ops[-1] = replace(ops[-1], result_type=quant_type(node, consts))  # a quantized Add/Concat: its own cast
                 st["type"] = ops[-1].result_type
-            elif ops and ops[-1].name == st["cur"] and isinstance(ops[-1], (Activation, Softmax, Sigmoid, Pool, Flatten)) \
+            elif ops and ops[-1].name == st["cur"] and isinstance(ops[-1], (Activation, Softmax, Sigmoid, Pool, Upsample, Flatten)) \
                     and ops[-1].result_type == quant_type(node, consts):
                 pass  # the same type again (bondflow's own export re-quantizes after every op)
             else:
@@ -297,6 +299,12 @@ def load_onnx_cnn(model: Any, proto: Any, path: Any, consts: dict[str, np.ndarra
                       pool=pool, strides=strides, pads=pads))
             if t.startswith("Global"):  # ONNX keeps (C, 1, 1): the view must say so
                 st["view"] = np.arange(st["shape"][0]).reshape((st["shape"][0],) + (1,) * nd)
+        elif t in UPSAMPLE:
+            close(None, False)
+            _require_nchw(st, node)
+            out_dims = [int(d) for d in model.get_tensor_shape(node.output[0])]
+            emit(Upsample(name=_name(node, names), input=st["cur"], result_type=st["type"],
+                          size=_repeat_factors(node, st["shape"], out_dims)))
         elif t in ("Transpose", "Reshape", "Flatten", "Squeeze", "Unsqueeze"):
             close(None, False)
             out_dims = [int(d) for d in model.get_tensor_shape(node.output[0])][1:]
@@ -383,6 +391,43 @@ def _grouped_as_conv(w: np.ndarray, groups: int, node: str) -> np.ndarray:
         grp = o // (c_out // groups)
         full[o, grp * per:(grp + 1) * per] = w[o]
     return full
+
+
+def _repeat_factors(node: Any, shape: tuple[int, ...], out_nchw: list[int]) -> tuple[int, ...]:
+    """The whole per-axis factors of a nearest Resize/Upsample of our (H, W, C) image whose ONNX output is
+    ``out_nchw`` (N, C, H, W); refused unless every output pixel copies input pixel ``x // factor`` (ONNX's
+    coordinate and rounding modes decide which pixel a nearest resize reads)."""
+    from fractions import Fraction
+    a = {k: (v.decode() if isinstance(v, bytes) else v) for k, v in _attrs(node).items()}
+    where, t = node.name or node.output[0], node.op_type
+    if a.get("mode", "nearest") != "nearest":
+        raise UnsupportedOpError(f"{t} mode={a['mode']}", where, CNN_ONNX_OPS,
+                                 "bondflow (nearest only: other interpolations are not exact in fixed point)")
+    spatial = shape[:-1]
+    if len(out_nchw) != len(shape) + 1 or out_nchw[1] != shape[-1] or any(o % n for o, n in zip(out_nchw[2:], spatial)):
+        raise UnsupportedOpError(f"{t} from {list(spatial)} to {out_nchw[2:]} (channels {shape[-1]} -> {out_nchw[1:2]})",
+                                 where, CNN_ONNX_OPS, "bondflow (whole spatial factors, batch and channels kept)")
+    factors = tuple(o // n for o, n in zip(out_nchw[2:], spatial))
+    ct = a.get("coordinate_transformation_mode", "half_pixel") if t == "Resize" else "asymmetric"
+    nm = a.get("nearest_mode", "round_prefer_floor") if t == "Resize" else "floor"
+    for n, f in zip(spatial, factors):
+        out = n * f
+        for x in range(out):
+            xo = {"half_pixel": Fraction(2 * x + 1, 2 * f) - Fraction(1, 2),
+                  "pytorch_half_pixel": Fraction(2 * x + 1, 2 * f) - Fraction(1, 2) if out > 1 else Fraction(0),
+                  "asymmetric": Fraction(x, f), "tf_half_pixel_for_nn": Fraction(2 * x + 1, 2 * f),
+                  "align_corners": Fraction(x * (n - 1), out - 1) if out > 1 else Fraction(0)}.get(ct)
+            if xo is None:
+                raise UnsupportedOpError(f"{t} coordinate_transformation_mode={ct}", where, CNN_ONNX_OPS)
+            half = Fraction(1, 2)
+            rounded = {"round_prefer_floor": math.ceil(xo - half), "round_prefer_ceil": math.floor(xo + half),
+                       "floor": math.floor(xo), "ceil": math.ceil(xo)}.get(nm)
+            if rounded is None:
+                raise UnsupportedOpError(f"{t} nearest_mode={nm}", where, CNN_ONNX_OPS)
+            if min(max(int(rounded), 0), n - 1) != x // f:
+                raise UnsupportedOpError(f"{t} with coordinate_transformation_mode={ct}, nearest_mode={nm}", where,
+                                         CNN_ONNX_OPS, "bondflow (only modes that repeat each pixel, e.g. asymmetric + floor)")
+    return factors
 
 
 def _require_nchw(st: dict[str, Any], node: Any) -> None:

@@ -8,7 +8,7 @@ from ..ir.graph import Graph
 from ..ir.element_quant import ElementQuant
 from ..ir.merge import Merge
 from ..ir.ops import Activation, Dense, Flatten, Sigmoid, Softmax, Threshold
-from ..ir.tensor_ops import Conv, Pool
+from ..ir.tensor_ops import Conv, Pool, Upsample
 from ..ir.types import FixedType, Overflow, Rounding
 
 __all__ = ["graph_to_onnx", "graph_to_onnx_bytes", "export_onnx", "QONNX_DOMAIN", "TYPE_KEY", "COPY_KEY", "is_copy"]
@@ -110,6 +110,14 @@ def graph_to_onnx(graph: Graph):
             else:
                 nchw.add(op.name)
             quant(pre, op.name, op.result_type)
+        elif isinstance(op, Upsample):  # ONNX's nearest Resize whose modes repeat each pixel
+            scales = const(f"{op.name}_scales", np.array([1.0, 1.0, *op.size]))
+            nodes.append(helper.make_node("Resize", [src(op.input, op.name), "", scales], [f"{op.name}_pre"],
+                                          name=f"{op.name}_resize", mode="nearest", coordinate_transformation_mode="asymmetric",
+                                          nearest_mode="floor"))
+            nodes[-1].metadata_props.add(key=NAME_KEY, value=op.name)
+            quant(f"{op.name}_pre", op.name, op.result_type)
+            nchw.add(op.name)
         elif isinstance(op, Flatten) and op.input in nchw:
             nd = len(shapes[op.input]) - 1
             nodes.append(helper.make_node("Transpose", [op.input], [f"{op.name}_nhwc"], name=f"{op.name}_to_nhwc",

@@ -11,7 +11,7 @@ from ..errors import QuantizationError, UnsupportedOpError
 from ..ir.graph import Graph, TensorSpec
 from ..ir.merge import Merge, merge_result_type
 from ..ir.ops import Activation, Dense, Flatten, Op, Sigmoid, Softmax
-from ..ir.tensor_ops import Conv, Pool, pool_result_type, same_pads
+from ..ir.tensor_ops import Conv, Pool, Upsample, pool_result_type, same_pads
 from ..ir.types import FixedType
 from ..render_names import unique_name
 from .keras_files import CONV_LAYERS, DEPTHWISE_LAYERS, MERGE_LAYERS, SEPARABLE_LAYERS, POOL_LAYERS, SUPPORTED_LAYERS, read_model
@@ -212,6 +212,10 @@ def load_keras(path: Path, default_precision: str | None = None, input_precision
             op = _pool_op(layer, cls, unique_name(lname, names), cur, cur_type, cur_shape)
             ops.append(op)
             cur, cur_type, cur_shape = op.name, op.result_type, op.out_shape(cur_shape)
+        elif cls in ("UpSampling1D", "UpSampling2D"):
+            op = _upsample_op(layer, cls, unique_name(lname, names), cur, cur_type, cur_shape)
+            ops.append(op)
+            cur, cur_shape = op.name, op.out_shape(cur_shape)
         elif cls in ("ZeroPadding1D", "ZeroPadding2D"):
             pad = layer.get_config()["padding"]
             pad = [pad] if isinstance(pad, int) or (cls == "ZeroPadding1D" and isinstance(pad[0], int)) else pad
@@ -433,6 +437,22 @@ def _pool_op(layer: Any, cls: str, name: str, cur: str, xt: FixedType, in_shape:
     op = Pool(name=name, input=cur, result_type=rt, function=fn, pool=pool, strides=strides, pads=pads)
     op.out_shape(in_shape)  # a shape problem is reported here, with the layer's name
     return op
+
+
+def _upsample_op(layer: Any, cls: str, name: str, cur: str, xt: FixedType, in_shape: tuple[int, ...]) -> Upsample:
+    """Nearest-neighbour upsampling keeps its input type (copies are exact); bilinear is not fixed-point exact."""
+    cfg = layer.get_config()
+    nd = 2 if "2D" in cls else 1
+    if len(in_shape) != nd + 1:
+        raise UnsupportedOpError(f"{cls} on a tensor of shape {in_shape}", layer.name, SUPPORTED_LAYERS)
+    if cfg.get("data_format", "channels_last") != "channels_last":
+        raise UnsupportedOpError(f"{cls} data_format={cfg['data_format']}", layer.name, SUPPORTED_LAYERS, "bondflow (channels_last only)")
+    if cfg.get("interpolation", "nearest") != "nearest":
+        raise UnsupportedOpError(f"{cls} interpolation={cfg['interpolation']}", layer.name, SUPPORTED_LAYERS,
+                                 "bondflow (nearest only: other interpolations are not exact in fixed point)")
+    size = cfg.get("size", 2)
+    size = tuple(int(s) for s in (size if isinstance(size, (list, tuple)) else [size] * nd))
+    return Upsample(name=name, input=cur, result_type=xt, size=size)
 
 
 def _fold_bn(bn: Any, w: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -10,8 +10,8 @@ from .graph import Graph
 from .ops import Activation, Dense, Flatten, Op, Sigmoid, Softmax, Threshold
 from .merge import Merge
 from .element_quant import ElementQuant, element_quant_kernel
-from .tensor_kernels import conv_kernel, pool_kernel
-from .tensor_ops import Conv, Pool
+from .tensor_kernels import conv_kernel, pool_kernel, upsample_kernel
+from .tensor_ops import Conv, Pool, Upsample
 from .types import FixedType, Overflow
 
 __all__ = ["run", "run_raw", "trace_raw", "quantize_input"]
@@ -54,7 +54,7 @@ def trace_raw(graph: Graph, x_raw: np.ndarray) -> dict[str, np.ndarray]:
     types = graph.types()
     shapes = graph.shapes()
     # Shaped ops read their input's per-sample shape (samples travel flat, channels last).
-    shaped = {Conv: conv_kernel(_dense, shapes), Pool: pool_kernel(shapes)}
+    shaped = {Conv: conv_kernel(_dense, shapes), Pool: pool_kernel(shapes), Upsample: upsample_kernel(shapes)}
     for op in graph.ops:
         kernel = _KERNELS.get(type(op)) or shaped.get(type(op))
         if kernel is None and not isinstance(op, Merge):

@@ -1,4 +1,4 @@
-"""Golden-model kernels of the shaped ops: convolution as the Dense of every patch, exact max and power-of-two mean pooling."""
+"""Golden-model kernels of the shaped ops: convolution as the Dense of every patch, exact max and power-of-two mean pooling, upsampling."""
 from __future__ import annotations
 
 from typing import Callable
@@ -6,10 +6,10 @@ from typing import Callable
 import numpy as np
 
 from .ops import Dense, Op
-from .tensor_ops import Conv, Pool
+from .tensor_ops import Conv, Pool, Upsample
 from .types import FixedType
 
-__all__ = ["conv_kernel", "pool_kernel", "patches"]
+__all__ = ["conv_kernel", "pool_kernel", "upsample_kernel", "patches"]
 
 
 def patches(x: np.ndarray, window: tuple[int, ...], strides: tuple[int, ...], pads: tuple[tuple[int, int], ...],
@@ -57,4 +57,15 @@ def pool_kernel(shapes: dict[str, tuple[int, ...]]):
         n = int(np.prod(win))
         total = p.sum(axis=axes)  # exact; the mean has log2(n) more fraction bits
         return op.result_type.requantize(total, xt.frac_bits + n.bit_length() - 1).reshape(x.shape[0], -1)
+    return run
+
+
+def upsample_kernel(shapes: dict[str, tuple[int, ...]]):
+    """Every pixel repeated along each spatial axis (nearest neighbour), then the op's cast."""
+    def run(op: Op, x: np.ndarray, xt: FixedType) -> np.ndarray:
+        assert isinstance(op, Upsample)
+        y = x.reshape((x.shape[0],) + shapes[op.input])
+        for axis, factor in enumerate(op.size, start=1):
+            y = np.repeat(y, factor, axis=axis)
+        return op.result_type.requantize(y, xt.frac_bits).reshape(x.shape[0], -1)
     return run

@@ -189,4 +189,34 @@ class Pool(Op):
         return d
 
 
-OP_KINDS.update({Conv.kind: Conv, Pool.kind: Pool})
+@dataclass(frozen=True, eq=False)
+class Upsample(Op):
+    """Nearest-neighbour upsampling: every pixel repeated ``size[d]`` times along spatial dimension ``d``.
+
+    Copies only, so exact: ``result_type`` is the input's (a different one casts, as any op's result does).
+    """
+
+    size: tuple[int, ...] = (2,)
+    kind: ClassVar[str] = "upsample"
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "size", tuple(int(s) for s in self.size))
+        if not self.size or min(self.size) < 1:
+            raise GraphValidationError(f"upsample '{self.name}' size must be one or two factors >= 1, not {self.size}")
+
+    def out_shape(self, in_shape: tuple[int, ...]) -> tuple[int, ...]:
+        if len(in_shape) != len(self.size) + 1:
+            raise GraphValidationError(f"upsample '{self.name}' with {len(self.size)} factors needs a "
+                                       f"{len(self.size)}-D image with channels, not shape {tuple(in_shape)}")
+        return tuple(n * s for n, s in zip(in_shape[:-1], self.size)) + (in_shape[-1],)
+
+    def out_features(self, in_features: int) -> int:
+        raise GraphValidationError(f"upsample '{self.name}' needs a shaped input (an image), not {in_features} flat features")
+
+    def to_dict(self) -> dict[str, Any]:
+        d = super().to_dict()
+        d.update(size=list(self.size))
+        return d
+
+
+OP_KINDS.update({Conv.kind: Conv, Pool.kind: Pool, Upsample.kind: Upsample})

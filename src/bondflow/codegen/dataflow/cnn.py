@@ -1,4 +1,4 @@
-"""Streaming dataflow RTL for CNNs: pixels flow through sliding-window stages (convolution, pooling, activation) into the dense tail."""
+"""Streaming dataflow RTL for CNNs: pixels flow through sliding-window stages (convolution, pooling, activation), merges and upsamplers into the dense tail."""
 from __future__ import annotations
 
 import math
@@ -11,7 +11,7 @@ from ...errors import ConfigError, UnsupportedOpError
 from ...ir.graph import Graph
 from ...ir.merge import Merge
 from ...ir.ops import Activation, Dense, Flatten, Op, Sigmoid, Softmax, Threshold
-from ...ir.tensor_ops import Conv, Pool
+from ...ir.tensor_ops import Conv, Pool, Upsample
 from ...ir.types import FixedType
 from ...stream import StreamFormat, lane_bits_for
 from ..layers import LayerRTL, activation_layer, dense_layer, requant_params
@@ -202,6 +202,18 @@ class MergeStage:
     out_bits: int
 
 
+@dataclass(frozen=True)
+class UpsampleStage:
+    """Nearest-neighbour upsampling (bondflow_upsample): each pixel ``fw`` times, each row of ``w`` pixels ``fh`` times."""
+
+    name: str
+    src: str
+    out_bits: int  # bits per pixel, in and out
+    w: int
+    fw: int
+    fh: int
+
+
 def _parallelism_for(op: Conv, parallelism: "int | dict[str, int] | None") -> int:
     p = parallelism.get(op.name, op.c_out) if isinstance(parallelism, dict) else (parallelism or op.c_out)
     p = min(int(p), op.c_out)
@@ -233,7 +245,7 @@ def arith_options(graph: Graph, arith: dict[str, Any], parallelism: "int | dict[
 class StreamPlan:
     """The streaming stages in graph order, then the tensor that leaves them for the dense tail, and that tail."""
 
-    stages: list["Stage | MergeStage"]
+    stages: list["Stage | MergeStage | UpsampleStage"]
     exit: str
     rest: list[Op]
     tail_type: FixedType
@@ -252,7 +264,7 @@ def plan_stages(graph: Graph, hdr: str, parallelism: "int | dict[str, int] | Non
     shapes = graph.shapes()
     readers = consumers(graph)
     types: dict[str, FixedType] = {graph.input.name: graph.input.type}
-    stages: list[Stage | MergeStage] = []
+    stages: list[Stage | MergeStage | UpsampleStage] = []
     fused: dict[str, str] = {}  # activation -> the op whose stage computes it
     exit_: str | None = None
     rest: list[Op] = []
@@ -290,6 +302,14 @@ def plan_stages(graph: Graph, hdr: str, parallelism: "int | dict[str, int] | Non
                                      shapes[op.name][-1] * out_t.width))
             types[out_name] = out_t
             continue
+        if isinstance(op, Upsample):
+            if op.result_type != xt:
+                raise UnsupportedOpError(f"upsample casting {xt} to {op.result_type}", op.name, ["upsample keeping its type"],
+                                         "the dataflow streaming generator")
+            (fh, fw), w = ((1,) + op.size if len(op.size) == 1 else op.size), shape[-2]
+            stages.append(UpsampleStage(op.name, op.input, c_in * xt.width, w, fw, fh))
+            types[op.name] = xt
+            continue
         if isinstance(op, Conv):
             act = _only_reader(readers, op.name, Activation)
             out_shape, out_t = shapes[op.name], (act or op).result_type
@@ -319,7 +339,7 @@ def plan_stages(graph: Graph, hdr: str, parallelism: "int | dict[str, int] | Non
             fill, reuse = 0, 1
         else:
             raise UnsupportedOpError(op.kind, op.name, ["conv (+ relu/linear)", "max/average pool", "activation", "flatten",
-                                                        "add", "concatenate along channels"],
+                                                        "add", "concatenate along channels", "upsample"],
                                      "the dataflow streaming generator (on images)")
         wmod = f"{base}_window"
         stages.append(Stage(out_name, wmod, window_rtl(wmod, op.name, g, c_in, xt, fill, hdr), comp, g,
@@ -420,7 +440,12 @@ def _stream_body(graph: Graph, plan: StreamPlan, k: int, fifo_log2: dict[str, in
     for n, s in enumerate(stages):
         w = f"s{n}"
         body += [f"    // stage {n}: {s.name}", f"    wire [{s.out_bits - 1}:0] {w}_d;", f"    wire {w}_v, {w}_r;"]
-        if isinstance(s, Stage):
+        if isinstance(s, UpsampleStage):
+            body += [f"    bondflow_upsample #(.PIX({s.out_bits}), .W({s.w}), .FW({s.fw}), .FH({s.fh})) u_{w} (.clk(clk), "
+                     f".rst_n(rst_n), .in_data({names[s.src]}_d), .in_valid({w}_i0_v), .in_ready({w}_i0_r), .out_data({w}_d), "
+                     f".out_valid({w}_v), .out_ready({w}_r));"]
+            chan[w] = net.add("upsample", (s.w, s.fw, s.fh), (port[f"{w}_i0"],))[0]
+        elif isinstance(s, Stage):
             body += [f"    wire [{s.geom.kh * s.geom.kw * s.in_bits - 1}:0] {w}_wd;", f"    wire {w}_wv, {w}_wr;",
                      f"    {s.window_module} u_{w}_win (.clk(clk), .rst_n(rst_n), .in_data({names[s.src]}_d), "
                      f".in_valid({w}_i0_v), .in_ready({w}_i0_r), .win_data({w}_wd), .win_valid({w}_wv), .win_ready({w}_wr));",
@@ -516,7 +541,7 @@ def cnn_design(graph: Graph, parallelism: "int | dict[str, int] | None", options
                      ".out_data(out_data), .out_valid(out_valid), .out_ready(out_ready));")
     lines += ["endmodule", "`default_nettype wire", ""]
     text = "\n".join(lines)
-    computes = [s.compute for s in stages]
+    computes = [s.compute for s in stages if not isinstance(s, UpsampleStage)]
     for layer in computes + tail_layers:
         files[f"rtl/{layer.module}.v"] = layer.text
         files.update(dict(layer.extra))
@@ -524,7 +549,8 @@ def cnn_design(graph: Graph, parallelism: "int | dict[str, int] | None", options
     for s in windows:
         files[f"rtl/{s.window_module}.v"] = s.window_text
     statics = ["bondflow_requant.v", "bondflow_pipe_adapter.v", "bondflow_collect.v"] + (["bondflow_serializer.v"] if k > 1 else []) \
-        + (["bondflow_kfifo.v"] if fifo_names else [])
+        + (["bondflow_kfifo.v"] if fifo_names else []) \
+        + (["bondflow_upsample.v"] if any(isinstance(s, UpsampleStage) for s in stages) else [])
     files.update({f"rtl/{name}": static_rtl(name) for name in statics})
     files[f"rtl/{core}.v"] = text
     files["rtl/bondflow_top.v"] = render_shell(core, iface, digest, "dataflow", tlast_mode, stream_in=True)
@@ -534,7 +560,9 @@ def cnn_design(graph: Graph, parallelism: "int | dict[str, int] | None", options
           ([f"rtl/bondflow_dataflow_tail.v"] if tail_layers else []) + [f"rtl/{core}.v", "rtl/bondflow_top.v"]
     stage_info: list[dict[str, Any]] = []
     for n, s in enumerate(stages):
-        if isinstance(s, Stage):
+        if isinstance(s, UpsampleStage):
+            stage_info.append({"op": s.name, "module": "bondflow_upsample", "factors": [s.fh, s.fw], "row": s.w, "latency": 0})
+        elif isinstance(s, Stage):
             stage_info.append({"op": s.name, "module": s.compute.module, "window": [s.geom.kh, s.geom.kw],
                                "stride": [s.geom.sh, s.geom.sw], "image": [s.geom.h, s.geom.w], "cycles_per_window": s.reuse,
                                "multipliers": s.compute.multipliers, "latency": s.compute.latency})

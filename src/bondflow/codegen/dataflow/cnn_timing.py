@@ -213,9 +213,33 @@ class _Fifo:
         self.peak = max(self.peak, self.count)
 
 
+class _Upsample:
+    """bondflow_upsample: a row's first copy streams through (each input pixel held for ``fw`` copies), then the
+    buffered row leaves ``fh - 1`` more times while the input waits."""
+
+    def __init__(self, a: tuple[int, int, int]) -> None:
+        self.w, self.fw, self.fh = a
+        self.col = self.rx = self.ry = 0
+
+    def ready(self, out_ready: bool) -> bool:
+        return out_ready and self.ry == 0 and self.rx == self.fw - 1
+
+    def valid(self, in_valid: bool, out_ready: bool) -> bool:
+        return in_valid if self.ry == 0 else True
+
+    def tick(self, in_fire: bool, out_fire: bool) -> None:
+        if not out_fire:
+            return
+        self.rx += 1
+        if self.rx == self.fw:
+            self.rx, self.col = 0, self.col + 1
+            if self.col == self.w:
+                self.col, self.ry = 0, (self.ry + 1) % self.fh
+
+
 @dataclass(frozen=True)
 class PartSpec:
-    """One part of the network: ``kind`` (serializer, window, adapter, reuse, collect, shell, fifo, fork, join), its
+    """One part of the network: ``kind`` (serializer, window, adapter, reuse, collect, shell, fifo, upsample, fork, join), its
     argument, and the channels (valid/ready pairs) it reads and drives. Channel 0 is the input, the last the output."""
 
     kind: str
@@ -228,7 +252,7 @@ def _make(p: PartSpec) -> Any:
     a = p.arg
     return {"serializer": lambda: _Serializer(*a), "window": lambda: _Window(a), "adapter": lambda: _Adapter(a),
             "reuse": lambda: _Reuse(a), "collect": lambda: _Collect(a), "shell": lambda: _ShellOut(a),
-            "fifo": lambda: _Fifo(a), "fork": lambda: None, "join": lambda: None}[p.kind]()
+            "fifo": lambda: _Fifo(a), "upsample": lambda: _Upsample(a), "fork": lambda: None, "join": lambda: None}[p.kind]()
 
 
 def run_net(net: list[PartSpec], beats_in: int, beats_out: int, samples: int, pixels: int

@@ -20,7 +20,7 @@ from ...ir.graph import Graph
 from ...ir.reference import SOFTMAX_ACCUM_TYPE
 from ...ir.merge import Merge, merge_result_type
 from ...ir.ops import Activation, Dense, Flatten, Op, Sigmoid, Softmax
-from ...ir.tensor_ops import Conv, Pool, same_pads
+from ...ir.tensor_ops import Conv, Pool, Upsample, same_pads
 from ...ir.types import FixedType
 from ...progress import get_reporter
 from ...tools import find_tool
@@ -132,6 +132,9 @@ def _keras_layers(tfk: Any, op: Op, shapes: dict[str, tuple[int, ...]]) -> list[
                 raise UnsupportedOpError("padded pooling", op.name, ["pool without padding"], "the hls4ml generator")
             cls = f"{'Max' if op.function == 'max' else 'Average'}Pooling{nd}D"
             layers.append(getattr(tfk.layers, cls)(op.pool, strides=op.strides, name=op.name))
+    elif isinstance(op, Upsample):
+        up = tfk.layers.UpSampling1D if len(op.size) == 1 else tfk.layers.UpSampling2D
+        layers.append(up(op.size[0] if len(op.size) == 1 else op.size, name=op.name))
     elif isinstance(op, Activation):
         layers.append(tfk.layers.Activation(op.function, name=op.name))
     elif isinstance(op, Sigmoid):
@@ -142,8 +145,8 @@ def _keras_layers(tfk: Any, op: Op, shapes: dict[str, tuple[int, ...]]) -> list[
         if len(shapes[op.input]) > 1:
             layers.append(tfk.layers.Flatten(name=op.name))
     else:
-        raise UnsupportedOpError(op.kind, op.name, ["dense", "conv", "pool", "activation", "sigmoid", "softmax", "flatten",
-                                                    "merge"], "the hls4ml generator")
+        raise UnsupportedOpError(op.kind, op.name, ["dense", "conv", "pool", "upsample", "activation", "sigmoid", "softmax",
+                                                    "flatten", "merge"], "the hls4ml generator")
     return layers
 
 
@@ -209,7 +212,7 @@ def hls_config(graph: Graph, model, reuse_factor: "int | dict[str, int]", strate
             n = int(np.prod(op.window(graph.shapes()[op.input])))
             acc = FixedType(op.result_type.width + n.bit_length(), op.result_type.int_bits + n.bit_length(), signed=xt.signed)
             lc["Precision"] = {"result": op.result_type.to_ap(), "accum": acc.to_ap()}
-        elif isinstance(op, Flatten) and graph.is_shaped():
+        elif isinstance(op, Upsample) or (isinstance(op, Flatten) and graph.is_shaped()):
             lc["Precision"] = {"result": op.result_type.to_ap()}
         elif isinstance(op, Sigmoid):
             lc["Precision"] = {"result": op.result_type.to_ap(), "table": op.table_type.to_ap()}
