@@ -89,12 +89,52 @@ def test_folded_weights_that_overflow_are_refused(tfk, tmp_path) -> None:
         bondflow.load_model(tmp_path / "o.h5", default_precision="fixed<8,3>")
 
 
-def test_batchnorm_not_after_dense_refused(tfk, tmp_path) -> None:
+def _bn_weights(m, rng) -> None:
+    for layer in m.layers:
+        if layer.get_weights():
+            if type(layer).__name__ == "BatchNormalization":  # gamma, beta, mean, variance: far from the identity
+                n = layer.get_weights()[0].shape[0]
+                layer.set_weights([rng.uniform(0.5, 2.0, n), rng.normal(0, 0.5, n), rng.normal(0, 0.5, n), rng.uniform(0.3, 2.0, n)])
+            else:
+                layer.set_weights([rng.normal(0, 0.5, w.shape) for w in layer.get_weights()])
+
+
+@pytest.mark.sim
+def test_batchnorm_no_layer_absorbs_is_a_scale_and_shift(tfk, tmp_path, need_tool) -> None:
+    """BatchNormalization on the input, after a Dense's own ReLU and after a conv's ReLU on an image: a per-channel
+    scale and shift at the default precision (hls4ml's BatchNormalization layer), one product per value, following
+    Keras; the MLP's dataflow design is bit-exact in RTL. A quantized model gives no default for it: one line."""
+    need_tool("iverilog")
+    from bondflow.fidelity import measure
     L = tfk.layers
-    m = tfk.Sequential([L.InputLayer(input_shape=(4,)), L.BatchNormalization(name="bn0"), L.Dense(2)])
-    m.save(tmp_path / "b.h5")
-    with pytest.raises(UnsupportedOpError, match="'bn0'.*follows a Dense"):
-        bondflow.load_model(tmp_path / "b.h5", default_precision=DEFAULT)
+    rng = np.random.default_rng(3)
+    mlp = tfk.Sequential([L.InputLayer(input_shape=(6,)), L.BatchNormalization(name="bn0"), L.Dense(12, activation="relu", name="fc1"),
+                          L.BatchNormalization(name="bn1"), L.Dense(4, name="fc2"), L.Activation("softmax")])
+    cnn = tfk.Sequential([L.InputLayer(input_shape=(6, 6, 2)), L.Conv2D(4, 3, activation="relu", name="c1"),
+                          L.BatchNormalization(name="bn2"), L.MaxPooling2D(2), L.Flatten(), L.Dense(3, name="fc")])
+    for name, m in (("mlp", mlp), ("cnn", cnn)):
+        _bn_weights(m, rng)
+        m.save(tmp_path / f"{name}.h5")
+        g = bondflow.load_model(tmp_path / f"{name}.h5", default_precision="fixed<16,6>")
+        bns = [o for o in g.ops if o.name.startswith("bn")]
+        assert [o.name for o in bns] == (["bn0", "bn1"] if name == "mlp" else ["bn2"])
+        for o in bns:  # diagonal: one weight per channel
+            assert o.nonzero() == o.weight.shape[-1] and str(o.result_type) == "fixed<16,6>"
+        assert name == "mlp" or bns[0].groups == 4
+        f = measure(g)
+        assert f.agreement >= 0.95 and f.distinct_outputs > 100, f.summary()
+    from bondflow.sim.runner import simulate
+    g = bondflow.load_model(tmp_path / "mlp.h5", default_precision="fixed<16,6>")
+    r = simulate(bondflow.generate(g, "dataflow").write(tmp_path / "d"), 300, simulator="icarus", seed=2)
+    assert r.passed, r.summary()
+    from qkeras import QActivation, QDense, quantized_bits, quantized_relu
+    q = tfk.Sequential([L.InputLayer(input_shape=(4,)), QDense(3, kernel_quantizer=quantized_bits(6, 0, alpha=1),
+                                                              bias_quantizer=quantized_bits(6, 0, alpha=1), name="qd"),
+                        QActivation(quantized_relu(6, 2), name="qr"), L.BatchNormalization(name="bnq"), L.Dense(2)])
+    _bn_weights(q, rng)
+    q.save(tmp_path / "q.h5")
+    with pytest.raises(QuantizationError, match="layer 'bnq' has float weights: a default precision must be given"):
+        bondflow.load_model(tmp_path / "q.h5", input_precision=INPUT)
 
 
 @pytest.mark.parametrize("fmt", ["m.keras", "saved"])

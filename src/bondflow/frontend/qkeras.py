@@ -140,7 +140,9 @@ def load_keras(path: Path, default_precision: str | None = None, input_precision
             if no_bias:
                 b = np.zeros(w.shape[-1] * (w.shape[-2] if depthwise else 1))
             nxt = next_layer(lname)
-            bn_follows = nxt is not None and type(nxt).__name__ == "BatchNormalization"
+            # a BatchNormalization folds into a linear layer; after the layer's own activation it is a scale and shift
+            bn_follows = (nxt is not None and type(nxt).__name__ == "BatchNormalization"
+                          and not _requantizes(_quantizer(layer, "activation")))
             if cls.startswith("Q"):
                 kattr = ("depthwise_quantizer_internal" if depthwise else "pointwise_quantizer_internal" if separable
                          else "kernel_quantizer_internal")
@@ -168,9 +170,6 @@ def load_keras(path: Path, default_precision: str | None = None, input_precision
             # fold before their only rounding, so the folded layer is as close to the float model as its type allows.
             if bn_follows:
                 folded.add(nxt.name)
-                if _requantizes(_quantizer(layer, "activation")):  # BN after a relu cannot fold into the Dense
-                    raise UnsupportedOpError("BatchNormalization", nxt.name, SUPPORTED_LAYERS,
-                                             f"bondflow after a Dense with its own activation ('{lname}'; it folds into a linear Dense only)")
                 flt = not cls.startswith("Q")
                 wq, bqv = _fold_bn(nxt, w if flt else wq, b if flt else bqv)
                 wq = quantize_checked(wq, wt, f"layer '{lname}' weights after folding {nxt.name}")
@@ -205,9 +204,10 @@ def load_keras(path: Path, default_precision: str | None = None, input_precision
             if act is not None:
                 _apply_activation(act, lname + "_act", add_activation, default, add_threshold)
         elif cls == "BatchNormalization":
-            if lname not in folded:
-                raise UnsupportedOpError(cls, lname, SUPPORTED_LAYERS,
-                                         "bondflow unless it directly follows a Dense or convolution layer (its only reader)")
+            if lname not in folded:  # not after a linear Dense/conv: its own per-channel scale and shift, as hls4ml does
+                op = _bn_scale_shift(layer, unique_name(lname, names), cur, cur_type, cur_shape, default)
+                ops.append(op)
+                cur, cur_type = op.name, op.result_type
         elif cls in POOL_LAYERS:
             op = _pool_op(layer, cls, unique_name(lname, names), cur, cur_type, cur_shape)
             ops.append(op)
@@ -455,17 +455,46 @@ def _upsample_op(layer: Any, cls: str, name: str, cur: str, xt: FixedType, in_sh
     return Upsample(name=name, input=cur, result_type=xt, size=size)
 
 
-def _fold_bn(bn: Any, w: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _bn_affine(bn: Any, n: int, rank: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """BatchNormalization at inference as y = s*x + t per channel (the last axis; ``rank``: the tensor's, to check it)."""
     cfg = bn.get_config()
+    axis = cfg.get("axis", -1)
+    axis = axis[0] if isinstance(axis, (list, tuple)) and len(axis) == 1 else axis
+    if rank is not None and axis not in (-1, rank):
+        raise UnsupportedOpError(f"BatchNormalization axis={axis}", bn.name, SUPPORTED_LAYERS, "bondflow (the channel axis, -1)")
     weights = bn.get_weights()
     i = 0
-    gamma = weights[i] if cfg.get("scale", True) else np.ones(w.shape[-1])
+    gamma = weights[i] if cfg.get("scale", True) else np.ones(n)
     i += 1 if cfg.get("scale", True) else 0
-    beta = weights[i] if cfg.get("center", True) else np.zeros(w.shape[-1])
+    beta = weights[i] if cfg.get("center", True) else np.zeros(n)
     i += 1 if cfg.get("center", True) else 0
     mean, var = weights[i], weights[i + 1]
     s = gamma / np.sqrt(var + cfg.get("epsilon", 1e-3))
-    return w * s, (b - mean) * s + beta  # s scales the output channels (the last axis), Dense or convolution
+    return s, beta - mean * s
+
+
+def _fold_bn(bn: Any, w: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    s, t = _bn_affine(bn, w.shape[-1])
+    return w * s, b * s + t  # s scales the output channels (the last axis), Dense or convolution
+
+
+def _bn_scale_shift(bn: Any, name: str, cur: str, xt: FixedType, shape: tuple[int, ...], default: Any) -> Op:
+    """A BatchNormalization no Dense/conv absorbs (after an activation, on the input): y = s*x + t per channel with
+    s and t at the default precision, the exact sum cast once to it (hls4ml's BatchNormalization layer). It is a
+    diagonal Dense on vectors and a 1x1 convolution with one group per channel on images: one product per value."""
+    c = int(shape[-1])
+    wt = bt = default("weights", bn.name)
+    s, t = _bn_affine(bn, c, len(shape))
+    s_raw = exact_raw(quantize_checked(s, wt, f"layer '{bn.name}' scale"), wt, f"layer '{bn.name}' scale")
+    t_raw = exact_raw(quantize_checked(t, bt, f"layer '{bn.name}' shift"), bt, f"layer '{bn.name}' shift")
+    acc = accum_type_for(xt, wt, bt, 1)
+    rt = default("activations", bn.name)
+    diag = np.diag(s_raw)
+    if len(shape) == 1:
+        return Dense(name=name, input=cur, result_type=rt, weight=diag, weight_type=wt, bias=t_raw, bias_type=bt, accum_type=acc)
+    nd = len(shape) - 1
+    return Conv(name=name, input=cur, result_type=rt, weight=diag.reshape((1,) * nd + (c, c)), weight_type=wt, bias=t_raw,
+                bias_type=bt, accum_type=acc, strides=(1,) * nd, pads=((0, 0),) * nd, groups=c)
 
 
 def _sha256(path: Path) -> str:
