@@ -417,3 +417,31 @@ def test_upsampling_hls4ml_csim_equals_golden(tfk, tmp_path, need_tool) -> None:
     g = bondflow.load_model(tmp_path / "u.h5", input_precision=INPUT)
     d = bondflow.generate(g, "hls4ml", vectors=300)
     assert d.info["csim_vectors"] == 300 and d.info["csim_mismatches_vs_golden"] == 0
+
+
+def test_qonnx_round_trip_of_a_hand_built_1d_upsampler_with_a_declared_accumulator(tmp_path) -> None:
+    """A graph built in code: a 1-D upsampler and a conv whose declared accumulator is wider than exact; the QONNX
+    export keeps both (same digest back) and qonnx runs it to the golden model's numbers."""
+    from qonnx.core.modelwrapper import ModelWrapper
+    from qonnx.core.onnx_exec import execute_onnx
+    from qonnx.util.cleanup import cleanup_model
+    from bondflow.frontend.onnx_export import export_onnx
+    from bondflow.ir.graph import TensorSpec
+    from bondflow.ir.ops import Flatten
+    from bondflow.ir.tensor_ops import Conv, Upsample
+    from bondflow.ir.types import FixedType
+    T = FixedType.parse
+    xt, rt = T("fixed<6,2,RND_CONV,SAT>"), T("fixed<10,4,RND_CONV,SAT>")
+    rng = np.random.default_rng(0)
+    g = Graph("u1", TensorSpec("x", 10, xt, (5, 2)), (
+        Upsample(name="up", input="x", result_type=xt, size=(3,)),
+        Conv(name="c", input="up", result_type=rt, weight=rng.integers(-8, 8, (3, 2, 3)), weight_type=T("fixed<5,1>"),
+             bias=rng.integers(-8, 8, 3), bias_type=T("fixed<5,1>"), accum_type=FixedType(20, 12), strides=(1,), pads=((1, 1),)),
+        Flatten(name="f", input="c", result_type=rt)))
+    export_onnx(g, tmp_path / "u1.onnx")
+    assert bondflow.load_model(tmp_path / "u1.onnx").digest() == g.digest()
+    q = cleanup_model(ModelWrapper(str(tmp_path / "u1.onnx")))
+    x = rng.uniform(-4, 4, (30, 10))
+    got = np.stack([execute_onnx(q, {"global_in": xi.reshape(1, 5, 2).astype(np.float32)})[q.graph.output[0].name].reshape(-1)
+                    for xi in x])
+    assert np.array_equal(got, bondflow.reference.run(g, x))

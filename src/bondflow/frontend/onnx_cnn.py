@@ -144,8 +144,8 @@ def load_onnx_cnn(model: Any, proto: Any, path: Any, consts: dict[str, np.ndarra
         kind, name, w, wt, b, bt, extra = p
         w = quantize_checked(w, wt, f"node '{name}' weights")
         b = quantize_checked(b, bt, f"node '{name}' biases")
-        geometry = {k: v for k, v in extra.items() if k != "terms"}
-        acc = accum_type_for(st["type"], wt, bt, extra.get("terms", int(np.prod(w.shape[:-1]))))
+        geometry = {k: v for k, v in extra.items() if k not in ("terms", "acc")}
+        acc = extra.get("acc") or accum_type_for(st["type"], wt, bt, extra.get("terms", int(np.prod(w.shape[:-1]))))
         rt = result or (acc if requantized else default or acc)
         common = dict(name=name, input=st["cur"], result_type=rt, weight=exact_raw(w, wt, f"node '{name}' weights"),
                       weight_type=wt, bias=exact_raw(b, bt, f"node '{name}' biases"), bias_type=bt, accum_type=acc)
@@ -239,8 +239,10 @@ def load_onnx_cnn(model: Any, proto: Any, path: Any, consts: dict[str, np.ndarra
             w = w.transpose(tuple(range(2, 2 + nd)) + (1, 0))
             b, bt, bf = (weight(node.input[2], node.name) if len(node.input) > 2 and node.input[2] else (np.zeros(w.shape[-1]), wt, wf))
             pads = a.get("pads", [0] * (2 * nd))
+            from .onnx_export import TYPE_KEY  # bondflow's own export records the accumulator it declared
+            declared = next((FixedType.parse(p.value) for p in node.metadata_props if p.key == TYPE_KEY), None)
             extra = {"strides": tuple(a.get("strides", [1] * nd)), "pads": tuple(zip(pads[:nd], pads[nd:])), "terms": terms,
-                     "groups": groups}
+                     "groups": groups, "acc": declared}
             st["pending"] = ("conv", _name(node, names), w, wt, np.asarray(b).reshape(-1), bt, extra)
         elif t in ("MatMul", "Gemm"):
             close(None, False)
