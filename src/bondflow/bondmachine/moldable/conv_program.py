@@ -1,4 +1,4 @@
-"""Convolution and pooling as moldable programs: one output position's program, repeated by a pixel loop."""
+"""Convolution, pooling and upsampling as moldable programs: one output position's program, repeated by a pixel loop."""
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
@@ -8,7 +8,7 @@ import numpy as np
 
 from ...errors import ConfigError
 from ...ir.ops import Activation, Dense
-from ...ir.tensor_ops import Conv, Pool
+from ...ir.tensor_ops import Conv, Pool, Upsample
 from ...ir.types import FixedType
 from .program import Core, Instr, _pack, _program
 
@@ -28,9 +28,14 @@ class Geometry:
     window: tuple[int, int]
     strides: tuple[int, int]
     pads: tuple[int, int]  # before: top, left (the padding after only shows as positions outside the image)
+    repeat: tuple[int, int] = (1, 1)  # upsampling: output rows/columns per input row/column (window 1x1, stride 1)
 
     @classmethod
-    def of(cls, op: Conv | Pool, in_shape: tuple[int, ...]) -> "Geometry":
+    def of(cls, op: Conv | Pool | Upsample, in_shape: tuple[int, ...]) -> "Geometry":
+        if isinstance(op, Upsample):
+            size = op.size if len(op.size) == 2 else (1,) + op.size
+            hw = tuple(in_shape[:-1]) if len(in_shape) == 3 else (1,) + tuple(in_shape[:-1])
+            return cls(hw, int(in_shape[-1]), (hw[0] * size[0], hw[1] * size[1]), (1, 1), (1, 1), (0, 0), size)
         if isinstance(op, Conv):
             win, strides, pads = op.kernel, op.strides, op.pads
         else:
@@ -56,6 +61,7 @@ class Geometry:
     def origin(self, p: int) -> tuple[int, int]:
         """Input row and column of the window's first element at output position ``p`` (row-major)."""
         oy, ox = divmod(p, self.out_hw[1])
+        oy, ox = oy // self.repeat[0], ox // self.repeat[1]
         return oy * self.strides[0] - self.pads[0], ox * self.strides[1] - self.pads[1]
 
     def split(self, a: int) -> tuple[int, int, int]:
@@ -88,10 +94,10 @@ class Geometry:
 
 @dataclass
 class ShapedLayer:
-    """A Conv (+ activation) or Pool layer: every core runs its program once per output position."""
+    """A Conv (+ activation), Pool or Upsample layer: every core runs its program once per output position."""
 
     name: str
-    op: Conv | Pool
+    op: Conv | Pool | Upsample
     act: Activation | None
     x_type: FixedType
     geom: Geometry
@@ -102,6 +108,8 @@ class ShapedLayer:
         """Core datapath: multiply-accumulate (conv), running maximum or exact sum (pooling)."""
         if isinstance(self.op, Conv):
             return "mac"
+        if isinstance(self.op, Upsample):
+            return "copy"  # a one-element window: load it, write it out
         return "max" if self.op.function == "max" else "sum"
 
     @property
@@ -121,7 +129,7 @@ class ShapedLayer:
         """The accumulator: the conv's own; max keeps the input type; a sum of N = 2^k values has k more bits."""
         if isinstance(self.op, Conv):
             return self.op.accum_type
-        if self.mode == "max":
+        if self.mode in ("max", "copy"):
             return self.x_type
         k = self.window_values.bit_length() - 1
         return FixedType(self.x_type.width + k, self.x_type.int_bits + k, signed=self.x_type.signed)
@@ -155,13 +163,14 @@ class ShapedLayer:
         return self.geom.positions * self.program_length + PIPELINE_FILL
 
     def to_json_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "kind": self.op.kind if self.mode == "mac" else f"{self.op.function} pool",
+        kind = self.op.kind if self.mode in ("mac", "copy") else f"{self.op.function} pool"
+        return {"name": self.name, "kind": kind,
                 "n_in": self.n_in, "n_out": self.n, "x_type": str(self.x_type), "accum_type": str(self.acc_type),
                 "result_type": str(self.result_type), "cycles": self.cycles,
                 "pixel_loop": {"positions": self.geom.positions, "in_hw": list(self.geom.in_hw),
                                "channels": self.geom.channels, "out_hw": list(self.geom.out_hw),
                                "window": list(self.geom.window), "strides": list(self.geom.strides),
-                               "pads_before": list(self.geom.pads)},
+                               "pads_before": list(self.geom.pads), "repeat": list(self.geom.repeat)},
                 **({"weight_type": str(self.op.weight_type)} if isinstance(self.op, Conv) else {}),
                 "cores": [{"name": c.name, "neurons": c.neurons, "opcodes": c.opcodes, "program_length": len(c.program),
                            "program": [asdict(i) for i in c.program]} for c in self.cores]}
@@ -214,7 +223,7 @@ def _pool_program(window_values: int, channels: int, neurons: list[int], mode: s
     return prog
 
 
-def shaped_cycles(op: Conv | Pool, in_shape: tuple[int, ...], n_cores: int, lanes: int) -> int:
+def shaped_cycles(op: Conv | Pool | Upsample, in_shape: tuple[int, ...], n_cores: int, lanes: int) -> int:
     """Cycles of the layer with ``n_cores`` cores (what ``auto`` core sizing compares)."""
     g = Geometry.of(op, in_shape)
     if isinstance(op, Conv):
@@ -224,12 +233,12 @@ def shaped_cycles(op: Conv | Pool, in_shape: tuple[int, ...], n_cores: int, lane
     return g.positions * longest + PIPELINE_FILL
 
 
-def map_shaped(op: Conv | Pool, act: Activation | None, x_type: FixedType, in_shape: tuple[int, ...], n_cores: int,
+def map_shaped(op: Conv | Pool | Upsample, act: Activation | None, x_type: FixedType, in_shape: tuple[int, ...], n_cores: int,
                k: int, lanes: int) -> ShapedLayer:
     """Split the layer's output channels over ``n_cores`` cores; each core's program covers one output position.
 
     Conv cores run the Dense of a patch (``op.as_dense()``) for their channels, pruned weights skipped; pool cores
-    have one lane and one instruction per window element and channel.
+    have one lane and one instruction per window element and channel; upsampling cores copy one element per channel.
     """
     g = Geometry.of(op, in_shape)
     units = op.c_out if isinstance(op, Conv) else g.channels

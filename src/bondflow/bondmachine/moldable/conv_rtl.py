@@ -61,7 +61,7 @@ def shaped_core_text(layer: ShapedLayer, core: Core, module: str, hdr: str) -> s
                       rq_op=requant_params(acc, d.result_type, False))
     else:
         acc = layer.acc_type
-        src = x_t if mode == "max" else FixedType(acc.width, acc.width - layer.acc_frac, signed=x_t.signed)
+        src = x_t if mode in ("max", "copy") else FixedType(acc.width, acc.width - layer.acc_frac, signed=x_t.signed)
         params = dict(rq_op=requant_params(src, layer.op.result_type, False), w_w=1)
 
     def any_of(names: list[str]) -> str:
@@ -81,7 +81,8 @@ def shaped_core_text(layer: ShapedLayer, core: Core, module: str, hdr: str) -> s
 
     act = layer.act
     op_t = layer.op.result_type
-    what = {"mac": f"{'x'.join(map(str, g.window))} convolution", "max": "max pooling", "sum": "average pooling"}[mode]
+    what = {"mac": f"{'x'.join(map(str, g.window))} convolution", "max": "max pooling", "sum": "average pooling",
+            "copy": f"{'x'.join(map(str, g.repeat))} nearest upsampling"}[mode]
     return render("moldable/shaped_core.v.j2", header=hdr, module=module, layer=layer.name, what=what, neurons=core.neurons,
                   opcodes=ops, plen=plen, positions=positions, lanes=lanes, slots=slots, mac=mac, mode=mode,
                   acc_type=str(acc), n_in=layer.n_in, x_w=xw, y_w=layer.result_type.width, pcw=pcw, posw=posw, oxw=oxw,
@@ -89,6 +90,7 @@ def shaped_core_text(layer: ShapedLayer, core: Core, module: str, hdr: str) -> s
                   base0=g.base(0), row_step=g.strides[0] * g.in_hw[1] * g.channels - (g.out_hw[1] - 1) * g.strides[1] * g.channels,
                   col_step=g.strides[1] * g.channels, out_w=g.out_hw[1], pad_top=g.pads[0], pad_left=g.pads[1],
                   stride_y=g.strides[0], stride_x=g.strides[1], in_h=g.in_hw[0], in_w=g.in_hw[1],
+                  rep_y=g.repeat[0], rep_x=g.repeat[1], ryw=clog2(g.repeat[0]), rxw=clog2(g.repeat[1]), channels=g.channels,
                   rom=[row(k, i) for k, i in enumerate(core.program)], xsel=xsel, pw_sel=pw_sel, sw=sw,
                   off_ext=[_zext(f"off_a{l}", ow, abw) for l in range(lanes)],
                   idx_expr=(f"{_zext('p', posw, iw)} * {iw}'d{slots} + " if positions > 1 else "") + _zext("n_a", nw, iw),

@@ -10,7 +10,7 @@ from ...codegen.layers import product_shape
 from ...errors import ConfigError, UnsupportedOpError
 from ...ir.graph import Graph, TensorSpec
 from ...ir.ops import Activation, Dense, Flatten, Sigmoid, Softmax
-from ...ir.tensor_ops import Conv, Pool
+from ...ir.tensor_ops import Conv, Pool, Upsample
 from ...ir.reference import run_raw
 from ...ir.types import FixedType
 
@@ -169,7 +169,7 @@ def auto_cores(graph: Graph, lanes: int = 1) -> list[int]:
     for o in graph.ops:
         if isinstance(o, Dense):
             cost.append((o.n_out, lambda n, o=o: _pack(o, n, lanes)[1]))
-        elif isinstance(o, (Conv, Pool)):
+        elif isinstance(o, (Conv, Pool, Upsample)):
             units = o.c_out if isinstance(o, Conv) else shapes[o.input][-1]
             cost.append((units, lambda n, o=o: shaped_cycles(o, shapes[o.input], n, lanes)))
     target = max(f(min(u, AUTO_MAX_CORES)) for u, f in cost)
@@ -206,10 +206,10 @@ def map_network(graph: Graph, cores_per_layer: int | list[int] | str = "auto", l
             cur = op.result_type
             i += 1
             continue
-        if not isinstance(op, (Dense, Conv, Pool)):
-            raise UnsupportedOpError(op.kind, op.name, ["dense (+ relu/linear)", "conv (+ relu/linear)", "pool", "flatten",
-                                                        "sigmoid", "softmax"], "the moldable generator")
-        if not isinstance(op, Pool):
+        if not isinstance(op, (Dense, Conv, Pool, Upsample)):
+            raise UnsupportedOpError(op.kind, op.name, ["dense (+ relu/linear)", "conv (+ relu/linear)", "pool", "upsample",
+                                                        "flatten", "sigmoid", "softmax"], "the moldable generator")
+        if isinstance(op, (Dense, Conv)):
             product_shape(op.as_dense() if isinstance(op, Conv) else op, cur, "the moldable generator")  # exact, wrapping accumulator
         nxt = ops[i + 1] if i + 1 < len(ops) else None
         act = nxt if isinstance(nxt, Activation) and nxt.input == op.name else None
