@@ -121,6 +121,9 @@ def test_batchnorm_no_layer_absorbs_is_a_scale_and_shift(tfk, tmp_path, need_too
         for o in bns:  # diagonal: one weight per channel
             assert o.nonzero() == o.weight.shape[-1] and str(o.result_type) == "fixed<16,6>"
         assert name == "mlp" or bns[0].groups == 4
+        from bondflow.cli.cmd_info import graph_table
+        rows = {line.split()[0]: line for line in graph_table(g).splitlines()}
+        assert all(("scale+shift" if name == "mlp" else "depthwise") in rows[o.name] for o in bns)
         f = measure(g)
         assert f.agreement >= 0.95 and f.distinct_outputs > 100, f.summary()
     from bondflow.sim.runner import simulate

@@ -5,6 +5,8 @@ import argparse
 import json
 from pathlib import Path
 
+import numpy as np
+
 from ..ir.graph import Graph
 from ..ir.ops import Dense
 from .fidelity_args import add_fidelity_args, load_graph, report_fidelity
@@ -35,6 +37,8 @@ def graph_table(g: Graph) -> str:
         if isinstance(op, (Dense, Conv)):
             nz = op.nonzero()
             kind = "dense" if isinstance(op, Dense) else f"conv{len(op.kernel)}d {'x'.join(map(str, op.kernel))}"
+            if isinstance(op, Dense) and op.n_in == op.n_out > 1 and nz == np.count_nonzero(np.diag(op.weight)):
+                kind = "scale+shift"  # diagonal: e.g. a BatchNormalization no layer absorbs
             if isinstance(op, Conv) and op.groups > 1:
                 kind += " depthwise" if op.groups == op.c_in else f" {op.groups} groups"
             macs = op.macs() if isinstance(op, Dense) else op.macs_for(shapes[op.name])
