@@ -172,3 +172,31 @@ def test_custom_layer_class_refused_without_loading(tmp_path) -> None:
         f.attrs["model_config"] = cfg.replace('"class_name": "QActivation"', '"class_name": "MyEvilLayer"', 1)
     with pytest.raises(UnsupportedOpError, match="of type 'MyEvilLayer'"):
         bondflow.load_model(p)
+
+
+def test_qbatchnormalization_uses_its_quantized_statistics(tfk, tmp_path) -> None:
+    """QKeras QBatchNormalization (its default po2 quantizers on gamma, beta, mean and variance): bondflow's
+    per-channel scale and shift equals the layer's own output; after a QDense (its exact sums) and after a
+    QActivation it is a scale and shift at the default precision; the model follows QKeras predict."""
+    from qkeras import QActivation, QBatchNormalization, QDense, quantized_bits, quantized_relu
+    from bondflow.fidelity import measure
+    from bondflow.frontend.qkeras import _bn_affine
+    L = tfk.layers
+    q = dict(kernel_quantizer=quantized_bits(8, 2, alpha=1), bias_quantizer=quantized_bits(8, 2, alpha=1))
+    m = tfk.Sequential([L.InputLayer(input_shape=(6,)), QDense(12, name="qd1", **q), QBatchNormalization(name="qbn1"),
+                        QActivation(quantized_relu(8, 3), name="qr1"), QBatchNormalization(name="qbn2"),
+                        QDense(4, name="qd2", **q)])
+    _bn_weights(m, np.random.default_rng(8))
+    x = np.random.default_rng(1).normal(0, 1, (64, 12)).astype(np.float32)
+    for name in ("qbn1", "qbn2"):
+        bn = m.get_layer(name)
+        s, t = _bn_affine(bn, 12, 1)
+        assert np.allclose(bn(x, training=False).numpy(), x * s + t, atol=1e-5)
+        plain = np.asarray(bn.get_weights())
+        assert not np.allclose(s, plain[0] / np.sqrt(plain[3] + bn.get_config()["epsilon"]))  # the quantizers matter
+    m.save(tmp_path / "qbn.h5")
+    g = bondflow.load_model(tmp_path / "qbn.h5", input_precision=INPUT, default_precision="fixed<22,12>")  # room for s*x
+    # both normalise exact values (QDense's sums, the activation's output) as QKeras does, neither folds onto a grid
+    assert {"qbn1", "qbn2"} <= {o.name for o in g.ops} and g.op("qbn1").input == "qd1"
+    f = measure(g)
+    assert f.agreement >= 0.95 and f.distinct_outputs > 100, f.summary()

@@ -9,7 +9,7 @@ from typing import Any
 from .._compat import import_tensorflow
 from ..errors import ConfigError, ModelLoadError, UnsupportedOpError, unsupported_layers
 
-__all__ = ["SUPPORTED_LAYERS", "CONV_LAYERS", "DEPTHWISE_LAYERS", "SEPARABLE_LAYERS", "POOL_LAYERS", "MERGE_LAYERS", "read_model", "model_config", "refuse_unsupported", "find_weights", "is_keras_json",
+__all__ = ["SUPPORTED_LAYERS", "BN_LAYERS", "CONV_LAYERS", "DEPTHWISE_LAYERS", "SEPARABLE_LAYERS", "POOL_LAYERS", "MERGE_LAYERS", "read_model", "model_config", "refuse_unsupported", "find_weights", "is_keras_json",
            "keras3_config"]
 
 #: Depthwise convolutions import as convolutions whose cross-channel weights are zero (exact; see docs/frontend.md).
@@ -20,7 +20,8 @@ CONV_LAYERS = ("Conv1D", "Conv2D", "QConv1D", "QConv2D") + DEPTHWISE_LAYERS + SE
 POOL_LAYERS = ("MaxPooling1D", "MaxPooling2D", "AveragePooling1D", "AveragePooling2D", "GlobalAveragePooling1D",
                "GlobalAveragePooling2D", "GlobalMaxPooling1D", "GlobalMaxPooling2D")
 MERGE_LAYERS = ("Add", "Concatenate")
-SUPPORTED_LAYERS = ("InputLayer", "Dense", "QDense", "Activation", "QActivation", "ReLU", "BatchNormalization",
+BN_LAYERS = ("BatchNormalization", "QBatchNormalization")
+SUPPORTED_LAYERS = ("InputLayer", "Dense", "QDense", "Activation", "QActivation", "ReLU", "BatchNormalization", "QBatchNormalization",
                     "Dropout", "Flatten", "Reshape", "Softmax", "ZeroPadding1D", "ZeroPadding2D", "UpSampling1D",
                     "UpSampling2D") + CONV_LAYERS + POOL_LAYERS + MERGE_LAYERS
 UNSAFE = ("Lambda", "TFOpLambda")

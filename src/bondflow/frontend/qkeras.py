@@ -14,7 +14,8 @@ from ..ir.ops import Activation, Dense, Flatten, Op, Sigmoid, Softmax
 from ..ir.tensor_ops import Conv, Pool, Upsample, pool_result_type, same_pads
 from ..ir.types import FixedType
 from ..render_names import unique_name
-from .keras_files import CONV_LAYERS, DEPTHWISE_LAYERS, MERGE_LAYERS, SEPARABLE_LAYERS, POOL_LAYERS, SUPPORTED_LAYERS, read_model
+from .keras_files import (BN_LAYERS, CONV_LAYERS, DEPTHWISE_LAYERS, MERGE_LAYERS, SEPARABLE_LAYERS, POOL_LAYERS,
+                          SUPPORTED_LAYERS, read_model)
 from .keras_graph import MODEL_INPUT, layer_graph
 from .quant import VALUE_QUANTIZERS, grid_type, is_sign_quantizer, sign_threshold
 from .quant import DEFAULT_INPUT_PRECISION, accum_type_for, exact_raw, qkeras_type, quantize_checked, sidecar_options
@@ -140,9 +141,12 @@ def load_keras(path: Path, default_precision: str | None = None, input_precision
             if no_bias:
                 b = np.zeros(w.shape[-1] * (w.shape[-2] if depthwise else 1))
             nxt = next_layer(lname)
-            # a BatchNormalization folds into a linear layer; after the layer's own activation it is a scale and shift
-            bn_follows = (nxt is not None and type(nxt).__name__ == "BatchNormalization"
-                          and not _requantizes(_quantizer(layer, "activation")))
+            # A BatchNormalization folds into a linear float layer. After the layer's own activation, or after a
+            # quantized layer when a default precision is given, it is its own scale and shift: QKeras normalises
+            # the quantized layer's exact output, which folding onto the layer's weight grid would round.
+            bn_follows = (nxt is not None and type(nxt).__name__ in BN_LAYERS
+                          and not _requantizes(_quantizer(layer, "activation"))
+                          and (not cls.startswith("Q") or not default_precision))
             if cls.startswith("Q"):
                 kattr = ("depthwise_quantizer_internal" if depthwise else "pointwise_quantizer_internal" if separable
                          else "kernel_quantizer_internal")
@@ -203,7 +207,7 @@ def load_keras(path: Path, default_precision: str | None = None, input_precision
             cur_shape = ops[-1].out_shape(cur_shape)
             if act is not None:
                 _apply_activation(act, lname + "_act", add_activation, default, add_threshold)
-        elif cls == "BatchNormalization":
+        elif cls in BN_LAYERS:
             if lname not in folded:  # not after a linear Dense/conv: its own per-channel scale and shift, as hls4ml does
                 op = _bn_scale_shift(layer, unique_name(lname, names), cur, cur_type, cur_shape, default)
                 ops.append(op)
@@ -318,7 +322,7 @@ def _merge_op(layer: Any, cls: str, name: str, srcs: list[tuple[str, FixedType, 
 
 def _next_activation(layer: Any, next_layer: Any) -> str | None:
     """The function of ``layer`` (past a folded BatchNormalization) when it is an activation that sets its own type."""
-    if layer is not None and type(layer).__name__ == "BatchNormalization":
+    if layer is not None and type(layer).__name__ in BN_LAYERS:
         layer = next_layer(layer.name)
     if layer is None:
         return None
@@ -469,8 +473,16 @@ def _bn_affine(bn: Any, n: int, rank: int | None = None) -> tuple[np.ndarray, np
     beta = weights[i] if cfg.get("center", True) else np.zeros(n)
     i += 1 if cfg.get("center", True) else 0
     mean, var = weights[i], weights[i + 1]
-    s = gamma / np.sqrt(var + cfg.get("epsilon", 1e-3))
-    return s, beta - mean * s
+    # QBatchNormalization runs the same formula on its quantized gamma, beta, mean and variance (QKeras's call)
+    vals = {"gamma": gamma, "beta": beta, "mean": mean, "var": var}
+    used = {"gamma": cfg.get("scale", True), "beta": cfg.get("center", True), "mean": True, "var": True}
+    for key, qname in (("gamma", "gamma_quantizer_internal"), ("beta", "beta_quantizer_internal"),
+                       ("mean", "mean_quantizer_internal"), ("var", "variance_quantizer_internal")):
+        q = getattr(bn, qname, None)
+        if q is not None and used[key]:
+            vals[key] = np.asarray(q(np.asarray(vals[key], dtype=np.float32)), dtype=np.float64)
+    s = vals["gamma"] / np.sqrt(vals["var"] + cfg.get("epsilon", 1e-3))
+    return s, vals["beta"] - vals["mean"] * s
 
 
 def _fold_bn(bn: Any, w: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
