@@ -445,3 +445,32 @@ def test_qonnx_round_trip_of_a_hand_built_1d_upsampler_with_a_declared_accumulat
     got = np.stack([execute_onnx(q, {"global_in": xi.reshape(1, 5, 2).astype(np.float32)})[q.graph.output[0].name].reshape(-1)
                     for xi in x])
     assert np.array_equal(got, bondflow.reference.run(g, x))
+
+
+def test_tf2onnx_batchnorm_after_relu_equals_keras_import(tfk, tmp_path) -> None:
+    """A BatchNormalization after a conv's ReLU stays a BatchNormalization node in tf2onnx's export: both files give
+    the same per-channel scale and shift (a 1x1 convolution with a group per channel) and the same numbers."""
+    import tensorflow as tf
+    import tf2onnx
+    from bondflow.fidelity import measure
+    L = tfk.layers
+    rng = np.random.default_rng(3)
+    m = tfk.Sequential([L.InputLayer(input_shape=(6, 6, 2)), L.Conv2D(4, 3, activation="relu", name="c1"),
+                        L.BatchNormalization(name="bn"), L.MaxPooling2D(2), L.Flatten(), L.Dense(3, name="fc")])
+    for layer in m.layers:
+        if layer.name == "bn":
+            layer.set_weights([rng.uniform(0.5, 2.0, 4), rng.normal(0, 0.5, 4), rng.normal(0, 0.5, 4), rng.uniform(0.3, 2.0, 4)])
+        elif layer.get_weights():
+            layer.set_weights([rng.normal(0, 0.5, w.shape) for w in layer.get_weights()])
+    m.save(tmp_path / "m.h5")
+    proto, _ = tf2onnx.convert.from_keras(m, input_signature=(tf.TensorSpec((None, 6, 6, 2), tf.float32, name="x"),), opset=13)
+    assert "BatchNormalization" in [n.op_type for n in proto.graph.node]
+    (tmp_path / "m.onnx").write_bytes(proto.SerializeToString())
+    gk = bondflow.load_model(tmp_path / "m.h5", default_precision="fixed<16,6>")
+    go = bondflow.load_model(tmp_path / "m.onnx", default_precision="fixed<16,6>")
+    bk, bo = gk.ops[2], go.ops[2]
+    assert bk.kind == bo.kind == "conv" and bk.groups == bo.groups == 4 and np.array_equal(bk.weight, bo.weight)
+    x = np.random.default_rng(2).standard_normal((1000, gk.input.size))
+    assert np.array_equal(bondflow.reference.run(gk, x), bondflow.reference.run(go, x))
+    f = measure(go)
+    assert f.agreement >= 0.95 and not f.poor, f.summary()

@@ -26,7 +26,7 @@ __all__ = ["has_spatial_ops", "load_onnx_cnn", "CNN_ONNX_OPS"]
 
 SPATIAL = ("Conv", "MaxPool", "AveragePool", "GlobalAveragePool", "GlobalMaxPool")
 UPSAMPLE = ("Resize", "Upsample")  # nearest neighbour by whole factors: a pixel repeat
-CNN_ONNX_OPS = SPATIAL + UPSAMPLE + ("Quant", "Relu", "Transpose", "Reshape", "Flatten", "Squeeze", "Unsqueeze", "MatMul", "Gemm", "Add", "Softmax",
+CNN_ONNX_OPS = SPATIAL + UPSAMPLE + ("BatchNormalization", "Quant", "Relu", "Transpose", "Reshape", "Flatten", "Squeeze", "Unsqueeze", "MatMul", "Gemm", "Add", "Softmax",
                           "Sigmoid", "Identity", "Concat")
 
 
@@ -301,6 +301,9 @@ def load_onnx_cnn(model: Any, proto: Any, path: Any, consts: dict[str, np.ndarra
                       pool=pool, strides=strides, pads=pads))
             if t.startswith("Global"):  # ONNX keeps (C, 1, 1): the view must say so
                 st["view"] = np.arange(st["shape"][0]).reshape((st["shape"][0],) + (1,) * nd)
+        elif t == "BatchNormalization":  # a per-channel scale and shift of its own, at the default precision (hls4ml's)
+            close(None, False)
+            emit(_bn_scale_shift(node, _name(node, names), st, consts, need_default("BatchNormalization parameters", node.name)))
         elif t in UPSAMPLE:
             close(None, False)
             _require_nchw(st, node)
@@ -393,6 +396,31 @@ def _grouped_as_conv(w: np.ndarray, groups: int, node: str) -> np.ndarray:
         grp = o // (c_out // groups)
         full[o, grp * per:(grp + 1) * per] = w[o]
     return full
+
+
+def _bn_scale_shift(node: Any, name: str, st: dict[str, Any], consts: dict[str, np.ndarray], default: FixedType) -> Op:
+    """ONNX BatchNormalization on the current tensor (channel axis 1) as y = s*x + t per channel, s and t at the
+    default precision, the exact sum cast once to it: a diagonal Dense on a vector, a 1x1 convolution with a
+    group per channel on an image (channels first: the view must read NCHW)."""
+    if any(i not in consts for i in node.input[1:5]):
+        raise UnsupportedOpError("BatchNormalization with computed statistics", node.name, CNN_ONNX_OPS)
+    shape = st["shape"]
+    if len(shape) > 1:
+        _require_nchw(st, node)
+    c = int(shape[-1])
+    scale, bias, mean, var = (np.asarray(consts[i], dtype=np.float64).reshape(-1) for i in node.input[1:5])
+    if scale.size != c:
+        raise UnsupportedOpError(f"BatchNormalization of {scale.size} channels on {c}", node.name, CNN_ONNX_OPS)
+    eps = float(_attrs(node).get("epsilon", 1e-5))
+    s = scale / np.sqrt(var + eps)
+    diag = np.diag(exact_raw(quantize_checked(s, default, f"node '{name}' scale"), default, f"node '{name}' scale"))
+    t = exact_raw(quantize_checked(bias - mean * s, default, f"node '{name}' shift"), default, f"node '{name}' shift")
+    common = dict(name=name, input=st["cur"], result_type=default, weight_type=default, bias=t, bias_type=default,
+                  accum_type=accum_type_for(st["type"], default, default, 1))
+    if len(shape) == 1:
+        return Dense(weight=diag, **common)
+    nd = len(shape) - 1
+    return Conv(weight=diag.reshape((1,) * nd + (c, c)), strides=(1,) * nd, pads=((0, 0),) * nd, groups=c, **common)
 
 
 def _repeat_factors(node: Any, shape: tuple[int, ...], out_nchw: list[int]) -> tuple[int, ...]:
