@@ -1,6 +1,6 @@
 """CNN designs placed and routed on an ECP5-85k (yosys + nextpnr, YoWASP): bitstream, fmax, LUT4s and wall time per step.
 
-Slow (the digits CNN takes yosys and nextpnr an hour or more on 2 cores), so not part of ``run_all``. Designs are
+Slow (the digits CNN takes yosys and nextpnr an hour or more on 2 cores), so ``run_all`` skips it (BY_HAND). Designs are
 written under ``--workdir`` and synthesis is cached there by digest: a second run reports the first one's result.
 A run stopped by ``--timeout`` (per tool) is recorded as such, with the phase it reached.
 
