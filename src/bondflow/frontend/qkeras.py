@@ -414,14 +414,20 @@ def _conv_geometry(layer: Any, cls: str, in_shape: tuple[int, ...], kernel: tupl
     return strides, pads
 
 
-def _pool_op(layer: Any, cls: str, name: str, cur: str, xt: FixedType, in_shape: tuple[int, ...]) -> Pool:
-    """Max pooling keeps its input type (exact); an average over N = 2^k values gains k fraction bits (exact)."""
+def _image_layer(layer: Any, cls: str, in_shape: tuple[int, ...]) -> tuple[dict[str, Any], int]:
+    """A 1-D/2-D image layer's config and spatial rank, once its input is such an image, channels last."""
     cfg = layer.get_config()
     nd = 2 if "2D" in cls else 1
     if len(in_shape) != nd + 1:
         raise UnsupportedOpError(f"{cls} on a tensor of shape {in_shape}", layer.name, SUPPORTED_LAYERS)
     if cfg.get("data_format", "channels_last") != "channels_last":
         raise UnsupportedOpError(f"{cls} data_format={cfg['data_format']}", layer.name, SUPPORTED_LAYERS, "bondflow (channels_last only)")
+    return cfg, nd
+
+
+def _pool_op(layer: Any, cls: str, name: str, cur: str, xt: FixedType, in_shape: tuple[int, ...]) -> Pool:
+    """Max pooling keeps its input type (exact); an average over N = 2^k values gains k fraction bits (exact)."""
+    cfg, nd = _image_layer(layer, cls, in_shape)
     fn = "max" if "Max" in cls else "average"
     if cls.startswith("Global"):
         if cfg.get("keepdims"):
@@ -445,12 +451,7 @@ def _pool_op(layer: Any, cls: str, name: str, cur: str, xt: FixedType, in_shape:
 
 def _upsample_op(layer: Any, cls: str, name: str, cur: str, xt: FixedType, in_shape: tuple[int, ...]) -> Upsample:
     """Nearest-neighbour upsampling keeps its input type (copies are exact); bilinear is not fixed-point exact."""
-    cfg = layer.get_config()
-    nd = 2 if "2D" in cls else 1
-    if len(in_shape) != nd + 1:
-        raise UnsupportedOpError(f"{cls} on a tensor of shape {in_shape}", layer.name, SUPPORTED_LAYERS)
-    if cfg.get("data_format", "channels_last") != "channels_last":
-        raise UnsupportedOpError(f"{cls} data_format={cfg['data_format']}", layer.name, SUPPORTED_LAYERS, "bondflow (channels_last only)")
+    cfg, nd = _image_layer(layer, cls, in_shape)
     if cfg.get("interpolation", "nearest") != "nearest":
         raise UnsupportedOpError(f"{cls} interpolation={cfg['interpolation']}", layer.name, SUPPORTED_LAYERS,
                                  "bondflow (nearest only: other interpolations are not exact in fixed point)")
