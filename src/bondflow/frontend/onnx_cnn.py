@@ -20,7 +20,7 @@ from ..ir.tensor_ops import Conv, Pool, Upsample, pool_result_type
 from ..ir.types import FixedType
 from ..render_names import unique_name
 from .onnx_export import is_copy
-from .quant import DEFAULT_INPUT_PRECISION, accum_type_for, exact_raw, quantize_checked
+from .quant import DEFAULT_INPUT_PRECISION, accum_type_for, exact_raw, quantize_checked, scale_shift_op
 
 __all__ = ["has_spatial_ops", "load_onnx_cnn", "CNN_ONNX_OPS"]
 
@@ -399,28 +399,18 @@ def _grouped_as_conv(w: np.ndarray, groups: int, node: str) -> np.ndarray:
 
 
 def _bn_scale_shift(node: Any, name: str, st: dict[str, Any], consts: dict[str, np.ndarray], default: FixedType) -> Op:
-    """ONNX BatchNormalization on the current tensor (channel axis 1) as y = s*x + t per channel, s and t at the
-    default precision, the exact sum cast once to it: a diagonal Dense on a vector, a 1x1 convolution with a
-    group per channel on an image (channels first: the view must read NCHW)."""
+    """ONNX BatchNormalization on the current tensor (channel axis 1) as its own per-channel scale and shift at the
+    default precision (channels first: an image's view must read NCHW)."""
     if any(i not in consts for i in node.input[1:5]):
         raise UnsupportedOpError("BatchNormalization with computed statistics", node.name, CNN_ONNX_OPS)
     shape = st["shape"]
     if len(shape) > 1:
         _require_nchw(st, node)
-    c = int(shape[-1])
     scale, bias, mean, var = (np.asarray(consts[i], dtype=np.float64).reshape(-1) for i in node.input[1:5])
-    if scale.size != c:
-        raise UnsupportedOpError(f"BatchNormalization of {scale.size} channels on {c}", node.name, CNN_ONNX_OPS)
-    eps = float(_attrs(node).get("epsilon", 1e-5))
-    s = scale / np.sqrt(var + eps)
-    diag = np.diag(exact_raw(quantize_checked(s, default, f"node '{name}' scale"), default, f"node '{name}' scale"))
-    t = exact_raw(quantize_checked(bias - mean * s, default, f"node '{name}' shift"), default, f"node '{name}' shift")
-    common = dict(name=name, input=st["cur"], result_type=default, weight_type=default, bias=t, bias_type=default,
-                  accum_type=accum_type_for(st["type"], default, default, 1))
-    if len(shape) == 1:
-        return Dense(weight=diag, **common)
-    nd = len(shape) - 1
-    return Conv(weight=diag.reshape((1,) * nd + (c, c)), strides=(1,) * nd, pads=((0, 0),) * nd, groups=c, **common)
+    if scale.size != shape[-1]:
+        raise UnsupportedOpError(f"BatchNormalization of {scale.size} channels on {shape[-1]}", node.name, CNN_ONNX_OPS)
+    s = scale / np.sqrt(var + float(_attrs(node).get("epsilon", 1e-5)))
+    return scale_shift_op(name, st["cur"], st["type"], shape, s, bias - mean * s, default, f"node '{name}'")
 
 
 def _repeat_factors(node: Any, shape: tuple[int, ...], out_nchw: list[int]) -> tuple[int, ...]:

@@ -18,7 +18,8 @@ from .keras_files import (BN_LAYERS, CONV_LAYERS, DEPTHWISE_LAYERS, MERGE_LAYERS
                           SUPPORTED_LAYERS, read_model)
 from .keras_graph import MODEL_INPUT, layer_graph
 from .quant import VALUE_QUANTIZERS, grid_type, is_sign_quantizer, sign_threshold
-from .quant import DEFAULT_INPUT_PRECISION, accum_type_for, exact_raw, qkeras_type, quantize_checked, sidecar_options
+from .quant import (DEFAULT_INPUT_PRECISION, accum_type_for, exact_raw, qkeras_type, quantize_checked, scale_shift_op,
+                    sidecar_options)
 
 __all__ = ["load_keras", "SUPPORTED_LAYERS", "TABLE_ACTIVATIONS"]
 
@@ -492,22 +493,10 @@ def _fold_bn(bn: Any, w: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndar
 
 
 def _bn_scale_shift(bn: Any, name: str, cur: str, xt: FixedType, shape: tuple[int, ...], default: Any) -> Op:
-    """A BatchNormalization no Dense/conv absorbs (after an activation, on the input): y = s*x + t per channel with
-    s and t at the default precision, the exact sum cast once to it (hls4ml's BatchNormalization layer). It is a
-    diagonal Dense on vectors and a 1x1 convolution with one group per channel on images: one product per value."""
-    c = int(shape[-1])
-    wt = bt = default("weights", bn.name)
-    s, t = _bn_affine(bn, c, len(shape))
-    s_raw = exact_raw(quantize_checked(s, wt, f"layer '{bn.name}' scale"), wt, f"layer '{bn.name}' scale")
-    t_raw = exact_raw(quantize_checked(t, bt, f"layer '{bn.name}' shift"), bt, f"layer '{bn.name}' shift")
-    acc = accum_type_for(xt, wt, bt, 1)
-    rt = default("activations", bn.name)
-    diag = np.diag(s_raw)
-    if len(shape) == 1:
-        return Dense(name=name, input=cur, result_type=rt, weight=diag, weight_type=wt, bias=t_raw, bias_type=bt, accum_type=acc)
-    nd = len(shape) - 1
-    return Conv(name=name, input=cur, result_type=rt, weight=diag.reshape((1,) * nd + (c, c)), weight_type=wt, bias=t_raw,
-                bias_type=bt, accum_type=acc, strides=(1,) * nd, pads=((0, 0),) * nd, groups=c)
+    """A BatchNormalization no Dense/conv absorbs (after an activation, on the input): its own scale and shift."""
+    wt = default("weights", bn.name)
+    s, t = _bn_affine(bn, int(shape[-1]), len(shape))
+    return scale_shift_op(name, cur, xt, shape, s, t, wt, f"layer '{bn.name}'")
 
 
 def _sha256(path: Path) -> str:

@@ -8,10 +8,11 @@ from typing import Any
 import numpy as np
 
 from ..errors import QuantizationError
-from ..ir.ops import Threshold
+from ..ir.ops import Dense, Threshold
+from ..ir.tensor_ops import Conv
 from ..ir.types import FixedType
 
-__all__ = ["grid_type", "VALUE_QUANTIZERS", "SIGN_ACTIVATIONS", "is_sign_quantizer", "sign_threshold", "qkeras_type", "exact_raw", "quantize_checked", "accum_type_for", "sidecar_options", "DEFAULT_INPUT_PRECISION"]
+__all__ = ["grid_type", "VALUE_QUANTIZERS", "SIGN_ACTIVATIONS", "is_sign_quantizer", "sign_threshold", "qkeras_type", "exact_raw", "quantize_checked", "accum_type_for", "sidecar_options", "scale_shift_op", "DEFAULT_INPUT_PRECISION"]
 
 #: hls4ml's default precision, rounded and saturated because inputs come from floats.
 DEFAULT_INPUT_PRECISION = "fixed<16,6,RND_CONV,SAT>"
@@ -148,3 +149,20 @@ def sidecar_options(model_path: Path) -> dict[str, Any]:
         return dict(json.loads(side.read_text()))
     except (json.JSONDecodeError, TypeError, ValueError):
         raise QuantizationError(f"{side} must be a JSON object, not invalid") from None
+
+
+def scale_shift_op(name: str, cur: str, xt: FixedType, shape: tuple[int, ...], s: np.ndarray, t: np.ndarray,
+                   precision: FixedType, where: str) -> Dense | Conv:
+    """y = s*x + t per channel (a BatchNormalization no layer absorbs): s and t rounded to ``precision``, the exact
+    sum cast once to it (hls4ml's BatchNormalization layer); a diagonal Dense on a vector, a 1x1 convolution with one
+    group per channel on an image, so one product per value."""
+    c = int(shape[-1])
+    s_raw = exact_raw(quantize_checked(s, precision, f"{where} scale"), precision, f"{where} scale")
+    t_raw = exact_raw(quantize_checked(t, precision, f"{where} shift"), precision, f"{where} shift")
+    common = dict(name=name, input=cur, result_type=precision, weight_type=precision, bias=t_raw, bias_type=precision,
+                  accum_type=accum_type_for(xt, precision, precision, 1))
+    diag = np.diag(s_raw)
+    if len(shape) == 1:
+        return Dense(weight=diag, **common)
+    nd = len(shape) - 1
+    return Conv(weight=diag.reshape((1,) * nd + (c, c)), strides=(1,) * nd, pads=((0, 0),) * nd, groups=c, **common)
