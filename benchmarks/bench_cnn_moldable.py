@@ -22,9 +22,9 @@ from bondflow.sim.runner import simulate  # noqa: E402
 from bondflow.synth.flow import synthesize  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
-#: (example, cores, lanes): the default (auto), a fixed small count, and wider settings.
+#: (example, cores, lanes): the default (auto), a fixed small count, and wider settings; the residual CNN (branches).
 SETTINGS = [("digits_cnn", "auto", 1), ("digits_cnn", 4, 1), ("digits_cnn", "auto", 4),
-            ("conv1d", 2, 1), ("conv1d", "auto", 1), ("conv1d", "auto", 3)]
+            ("conv1d", 2, 1), ("conv1d", "auto", 1), ("conv1d", "auto", 3), ("residual_cnn", "auto", 1)]
 CYCLE_BUDGET = 400_000
 
 

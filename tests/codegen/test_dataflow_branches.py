@@ -92,7 +92,7 @@ def test_branch_refusals(tmp_path) -> None:
     with pytest.raises(UnsupportedOpError, match=r"'sum3' of type 'merge add' is not supported by the dataflow architecture "
                                                  r"with reuse_factor 2"):
         bondflow.generate(g, "dataflow", reuse_factor=2)
-    for arch in ("moldable", "bondmachine", "reference"):
+    for arch in ("bondmachine", "reference"):
         with pytest.raises(UnsupportedOpError, match=f"'sum3' of type 'merge add' is not supported by the {arch} architecture"):
             bondflow.generate(g, arch)
 

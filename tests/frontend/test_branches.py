@@ -134,15 +134,15 @@ def test_hls4ml_csim_equals_golden_for_branches(need_tool) -> None:
 def test_chain_architectures_refuse_branches(tmp_path) -> None:
     """Every RTL generator refuses a branched graph in one line naming the merge; the CLI exits 3, no traceback."""
     g = bondflow.load_model(EXAMPLES / "residual_mlp" / "model.h5")
-    for arch in ("moldable", "bondmachine", "reference"):
+    for arch in ("bondmachine", "reference"):
         with pytest.raises(UnsupportedOpError, match=f"layer 'skip' of type 'merge add' is not supported by the {arch} architecture"):
             bondflow.generate(g, arch)
-    from bondflow.bondmachine.moldable.generator import generate_moldable
+    from bondflow.codegen.reference_core import generate_reference
     with pytest.raises(UnsupportedOpError, match="merge add"):  # also when a generator is called directly
-        generate_moldable(g)
+        generate_reference(g)
     g.save(tmp_path / "g.json")  # the CLI reads the graph JSON: no TensorFlow start-up in the subprocesses
     r = subprocess.run([sys.executable, "-m", "bondflow.cli.main", "generate", str(tmp_path / "g.json"),
-                        "--arch", "moldable", "--no-fidelity", "-o", str(tmp_path / "d")], capture_output=True, text=True)
+                        "--arch", "reference", "--no-fidelity", "-o", str(tmp_path / "d")], capture_output=True, text=True)
     assert r.returncode == 3 and r.stderr.count("\n") == 1 and "'skip' of type 'merge add'" in r.stderr, r.stderr
     assert not (tmp_path / "d").exists()
     r = subprocess.run([sys.executable, "-m", "bondflow.cli.main", "info", str(tmp_path / "g.json"), "--no-fidelity"],

@@ -263,11 +263,11 @@ def test_import_needs_no_hgq_keras_or_tensorflow(hgq_model) -> None:
 
 
 @pytest.mark.sim
-@pytest.mark.parametrize("arch", ["dataflow", "da4ml"])
+@pytest.mark.parametrize("arch", ["dataflow", "da4ml", "moldable"])
 def test_element_quant_rtl_every_mode(arch, tmp_path, need_tool, request) -> None:
     """Three chained element_quant ops (RND_CONV/WRAP, TRN/SAT_SYM, RND/SAT) with element types wider than their input,
     signed 1-bit, 0-bit and negative-fraction elements, then a linear activation: RTL == golden model in dataflow
-    (combinational casts) and da4ml (a cast per element)."""
+    (combinational casts), da4ml (a cast per element) and moldable (element-wise units)."""
     need_tool("iverilog")
     if arch == "da4ml":
         request.getfixturevalue("da4ml")
@@ -292,7 +292,7 @@ def test_element_quant_rtl_every_mode(arch, tmp_path, need_tool, request) -> Non
     assert r.latency_cycles == d.latency_cycles
 
 
-@pytest.mark.parametrize("arch", ["moldable", "bondmachine", "hls4ml"])
+@pytest.mark.parametrize("arch", ["bondmachine", "hls4ml"])
 def test_other_architectures_refuse_element_quant(hgq_model, arch: str) -> None:
     with pytest.raises(UnsupportedOpError, match="'element_quant'") as e:
         bondflow.generate(bondflow.load_model(hgq_model[0]), arch)

@@ -31,7 +31,7 @@ SHAPED_ARCHS: tuple[str, ...] = ("hls4ml", "dataflow", "moldable")
 
 #: Architectures that build graphs with branches (Add/Concatenate merges, tensors read twice); the RTL
 #: generators walk ``graph.ops`` as a chain, so they refuse such a graph in one line (see ``refuse_branches``).
-BRANCH_ARCHS: tuple[str, ...] = ("hls4ml", "dataflow", "da4ml")
+BRANCH_ARCHS: tuple[str, ...] = ("hls4ml", "dataflow", "da4ml", "moldable")
 
 
 def refuse_branches(graph: Graph, arch: str, context: str | None = None) -> None:

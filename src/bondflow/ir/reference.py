@@ -14,7 +14,7 @@ from .tensor_kernels import conv_kernel, pool_kernel, upsample_kernel
 from .tensor_ops import Conv, Pool, Upsample
 from .types import FixedType, Overflow
 
-__all__ = ["run", "run_raw", "trace_raw", "quantize_input"]
+__all__ = ["run", "run_raw", "trace_raw", "quantize_input", "merge_raw"]
 
 Kernel = Callable[[Op, np.ndarray, FixedType], np.ndarray]
 
@@ -60,14 +60,14 @@ def trace_raw(graph: Graph, x_raw: np.ndarray) -> dict[str, np.ndarray]:
         if kernel is None and not isinstance(op, Merge):
             raise UnsupportedOpError(op.kind, op.name, [k.kind for k in (*_KERNELS, *shaped, Merge)], "the golden model")
         if isinstance(op, Merge):
-            values[op.name] = _merge(op, [values[s] for s in op.inputs], [types[s] for s in op.inputs],
+            values[op.name] = merge_raw(op, [values[s] for s in op.inputs], [types[s] for s in op.inputs],
                                      [shapes[s] for s in op.inputs])
             continue
         values[op.name] = kernel(op, values[op.input], types[op.input])
     return values
 
 
-def _merge(op: Merge, xs: list[np.ndarray], xts: list[FixedType], in_shapes: list[tuple[int, ...]]) -> np.ndarray:
+def merge_raw(op: Merge, xs: list[np.ndarray], xts: list[FixedType], in_shapes: list[tuple[int, ...]]) -> np.ndarray:
     """Raw inputs aligned to the finest fraction bits (a left shift: exact); add sums then casts once,
     concatenate casts each input (hls4ml's ``res[i] = data[i]``) and joins them along the axis."""
     if op.function == "add":

@@ -14,8 +14,9 @@ from ...errors import ConfigError
 from ...ir.graph import Graph
 from .conv_program import ShapedLayer
 from .conv_rtl import shaped_core_text
-from .program import Layer, TableLayer, map_network
+from .program import Layer, Network, TableLayer, map_network
 from .tables import table_unit
+from .units import UnitLayer, unit_files
 
 __all__ = ["generate_moldable"]
 
@@ -55,6 +56,72 @@ def _core_text(layer: Layer, core, module: str, hdr: str) -> str:
                   rq_act=requant_params(d.result_type, act.result_type, act.function == "relu") if act else None)
 
 
+def _bonds(net: Network, layer_modules: list[tuple[str, Any]]) -> tuple[list[str], dict[str, list[int]]]:
+    """The core's body: a valid/ready bond per tensor, a lazy fork (a word moves when every reader is ready) where a
+    tensor has several readers, a fifo per input of a merge unit (sized by ``Network.fifo_depths``); also those sizes."""
+    names = {net.source: "in"}
+    readers: dict[str, list[str]] = {net.source: []}
+    for k, (srcs, dst) in enumerate(net.wiring):
+        names[dst], readers[dst] = f"b{k}", []
+        for j, s in enumerate(srcs):
+            readers[s].append(f"b{k}_i{j}")
+    readers[net.output].append("out")
+    body: list[str] = []
+    for t, w in names.items():
+        if t != net.source:
+            body += [f"    wire [{_out_bits(layer_modules[int(w[1:])][1]) - 1}:0] {w}_d;", f"    wire {w}_v, {w}_r;"]
+    body += ["    wire in_v, in_r;", "    assign in_v = in_valid;", "    assign in_ready = in_r;"]
+    for t, w in names.items():
+        data = "in_data" if t == net.source else f"{w}_d"
+        ports = readers[t]
+        body += [f"    wire {p}_v, {p}_r;" for p in ports if p != "out"]
+        if "out" in ports:
+            body += ["    assign out_data = " + data + ";", "    wire out_v, out_r;", "    assign out_valid = out_v;",
+                     "    assign out_r = out_ready;"]
+        if len(ports) == 1:
+            body += [f"    assign {ports[0]}_v = {w}_v;", f"    assign {w}_r = {ports[0]}_r;"]
+        else:
+            body += [f"    // {t} feeds {len(ports)} readers: a word moves when every reader is ready",
+                     f"    assign {w}_r = {' && '.join(p + '_r' for p in ports)};",
+                     *(f"    assign {p}_v = {w}_v && {w}_r;" for p in ports)]
+    fifos: dict[str, list[int]] = {}
+    for k, ((lmod, layer), (srcs, _)) in enumerate(zip(layer_modules, net.wiring)):
+        w = f"b{k}"
+        if len(srcs) == 1:
+            data = "in_data" if srcs[0] == net.source else f"{names[srcs[0]]}_d"
+            body.append(f"    {lmod} u_{k} (.clk(clk), .rst_n(rst_n), .in_data({data}), .in_valid({w}_i0_v), .in_ready({w}_i0_r), "
+                        f".out_data({w}_d), .out_valid({w}_v), .out_ready({w}_r));")
+            continue
+        depths = net.fifo_depths(k)
+        fifos[layer.name] = depths
+        body += [f"    // the inputs of {layer.name} wait in fifos (the shorter branch runs ahead); it takes one word from each at once",
+                 f"    wire {w}_mv, {w}_mr, {w}_join;"]
+        heads = []
+        for j, (s, depth) in enumerate(zip(srcs, depths)):
+            f, bits = f"{w}_f{j}", layer.in_sizes[j] * layer.x_types[j].width
+            data = "in_data" if s == net.source else f"{names[s]}_d"
+            body += [f"    wire [{bits - 1}:0] {f}_q;", f"    wire {f}_empty, {f}_full;", f"    assign {w}_i{j}_r = !{f}_full;",
+                     "    /* verilator lint_off PINCONNECTEMPTY */",  # the fill count is not needed
+                     f"    bondflow_kfifo #(.WIDTH({bits}), .LOG2_DEPTH({depth.bit_length() - 1})) u_{f} (.clk(clk), .rst_n(rst_n), "
+                     f".push({w}_i{j}_v), .din({data}), .pop({w}_join), .dout({f}_q), .empty({f}_empty), .full({f}_full), .count());",
+                     "    /* verilator lint_on PINCONNECTEMPTY */"]
+            heads.append(f"{f}_q")
+        body += [f"    assign {w}_mv = {' && '.join(f'!{w}_f{j}_empty' for j in range(len(srcs)))};",
+                 f"    assign {w}_join = {w}_mv && {w}_mr;",
+                 f"    {lmod} u_{k} (.clk(clk), .rst_n(rst_n), .in_data({{{', '.join(reversed(heads))}}}), .in_valid({w}_mv), "
+                 f".in_ready({w}_mr), .out_data({w}_d), .out_valid({w}_v), .out_ready({w}_r));"]
+    return body, fifos
+
+
+def _out_bits(layer: Any) -> int:
+    """Bits of a layer's output word."""
+    if isinstance(layer, TableLayer):
+        return layer.n * layer.op.result_type.width
+    if isinstance(layer, Layer):
+        return layer.dense.n_out * (layer.act or layer.dense).result_type.width
+    return layer.n * layer.result_type.width
+
+
 @register_arch("moldable")
 def generate_moldable(graph: Graph, cores: int | list[int] | str = "auto", tlast_mode: int = 0, stream_width: int | None = None,
                       lanes: int = 1, **options: Any) -> Design:
@@ -72,9 +139,9 @@ def generate_moldable(graph: Graph, cores: int | list[int] | str = "auto", tlast
     layer_modules: list[tuple[str, Layer | TableLayer]] = []
     table_files: list[str] = []
     for k, layer in enumerate(net.layers):
-        if isinstance(layer, TableLayer):
+        if isinstance(layer, (TableLayer, UnitLayer)):
             lmod = f"bondflow_moldable_{sanitize(layer.name)}"
-            unit = table_unit(layer, lmod, hdr)
+            unit = table_unit(layer, lmod, hdr) if isinstance(layer, TableLayer) else unit_files(layer, lmod, hdr)
             files.update(unit)
             table_files += sorted(f for f in unit if f != f"rtl/{lmod}.v") + [f"rtl/{lmod}.v"]
             layer_modules.append((lmod, layer))
@@ -100,42 +167,37 @@ def generate_moldable(graph: Graph, cores: int | list[int] | str = "auto", tlast
                                         y_w=yw, assemble=assemble)
         layer_modules.append((lmod, layer))
     core_mod = "bondflow_moldable_core"
-    lines = [hdr.rstrip(), f"// {core_mod}: {len(net.layers)} layers of moldable processors, chained by valid/ready bonds.",
-             "`timescale 1ns/1ps", "`default_nettype none", f"module {core_mod} (", "    input  wire clk,", "    input  wire rst_n",
-             f"    , input  wire [{graph.input.size * graph.input.type.width - 1}:0] in_data,", "    input  wire in_valid,",
+    body = _bonds(net, layer_modules)
+    lines = [hdr.rstrip(), f"// {core_mod}: {len(net.layers)} layers of moldable processors, bonded by valid/ready"
+             + (" (forks where a tensor has several readers, fifos where branches merge)." if len(body[1]) else "."),
+             "`timescale 1ns/1ps", "`default_nettype none", f"module {core_mod} (", "    input  wire clk,", "    input  wire rst_n,",
+             f"    input  wire [{graph.input.size * graph.input.type.width - 1}:0] in_data,", "    input  wire in_valid,",
              "    output wire in_ready,", f"    output wire [{graph.output.size * graph.output.type.width - 1}:0] out_data,",
-             "    output wire out_valid,", "    input  wire out_ready", ");"]
-    prev = ("in_data", "in_valid", "in_ready")
-    for k, (lmod, layer) in enumerate(layer_modules):
-        last = k == len(layer_modules) - 1
-        y_t, n_out = (layer.op.result_type, layer.n) if isinstance(layer, TableLayer) else \
-            (layer.result_type, layer.n) if isinstance(layer, ShapedLayer) else ((layer.act or layer.dense).result_type, layer.dense.n_out)
-        cur = ("out_data", "out_valid", "out_ready") if last else (f"b{k}_d", f"b{k}_v", f"b{k}_r")
-        if not last:
-            lines += [f"    wire [{n_out * y_t.width - 1}:0] {cur[0]};", f"    wire {cur[1]}, {cur[2]};"]
-        lines.append(f"    {lmod} u_{k} (.clk(clk), .rst_n(rst_n), .in_data({prev[0]}), .in_valid({prev[1]}), .in_ready({prev[2]}), "
-                     f".out_data({cur[0]}), .out_valid({cur[1]}), .out_ready({cur[2]}));")
-        prev = cur
-    lines += ["endmodule", "`default_nettype wire", ""]
-    files[f"rtl/{core_mod}.v"] = "\n".join(lines).replace("input  wire rst_n\n    , input", "input  wire rst_n,\n    input")
+             "    output wire out_valid,", "    input  wire out_ready", ");", *body[0], "endmodule", "`default_nettype wire", ""]
+    files[f"rtl/{core_mod}.v"] = "\n".join(lines)
     iface = interface_for(graph, stream_width, None)
     files["rtl/bondflow_top.v"] = render_shell(core_mod, iface, digest, "moldable", tlast_mode)
     files["rtl/bondflow_requant.v"] = static_rtl("bondflow_requant.v")
+    if body[1]:
+        files["rtl/bondflow_kfifo.v"] = static_rtl("bondflow_kfifo.v")
     files["moldable.json"] = json.dumps(net.to_json_dict(), indent=1)
     files["graph.json"] = graph.to_json(indent=1)
-    rtl = ["rtl/bondflow_requant.v"] + sorted(f for f in files if f.startswith("rtl/bondflow_moldable_") and "_c" in f.rsplit("/", 1)[1]) \
+    rtl = ["rtl/bondflow_requant.v"] + (["rtl/bondflow_kfifo.v"] if body[1] else []) + sorted(f for f in files if f.startswith("rtl/bondflow_moldable_") and "_c" in f.rsplit("/", 1)[1]) \
         + table_files + [f"rtl/{m}.v" for m, _ in layer_modules] + [f"rtl/{core_mod}.v", "rtl/bondflow_top.v"]
     rtl = list(dict.fromkeys(rtl))
     mac = [l for l in net.layers if isinstance(l, Layer) or (isinstance(l, ShapedLayer) and l.mode == "mac")]
     pool = [l for l in net.layers if isinstance(l, ShapedLayer) and l.mode != "mac"]
     tables = [l for l in net.layers if isinstance(l, TableLayer)]
+    units = [l for l in net.layers if isinstance(l, UnitLayer)]
     info = {"cores": sum(len(l.cores) for l in mac + pool),
-            "cores_per_layer": [len(l.cores) for l in net.layers if not isinstance(l, TableLayer)],
+            "cores_per_layer": [len(l.cores) for l in mac + pool],
             "program_cycles": [l.cycles for l in net.layers], "isa_latency": net.latency, "isa_ii": net.ii,
             "opcodes": sorted({o for l in mac for c in l.cores for o in c.opcodes}), "tlast_mode": tlast_mode,
             "lanes": lanes, "multipliers": lanes * sum(len(l.cores) for l in mac) + sum(l.n for l in tables
                                                                                       if l.op.kind == "softmax"),
             "table_units": [f"{l.name} ({l.op.kind})" for l in tables],
+            **({"element_units": [f"{l.name} ({l.to_json_dict()['kind']})" for l in units],
+                "fifo_words": body[1]} if units else {}),
             **({"pixel_loops": {l.name: l.geom.positions for l in net.layers if isinstance(l, ShapedLayer)}} if pool or
                any(isinstance(l, ShapedLayer) for l in mac) else {})}
     return Design(arch="moldable", top="bondflow_top", language="verilog", files=files, interface=iface, graph_digest=digest,

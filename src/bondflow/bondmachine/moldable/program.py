@@ -9,13 +9,15 @@ import numpy as np
 from ...codegen.layers import product_shape
 from ...errors import ConfigError, UnsupportedOpError
 from ...ir.graph import Graph, TensorSpec
+from ...ir.merge import Merge
 from ...ir.ops import Activation, Dense, Flatten, Sigmoid, Softmax
 from ...ir.tensor_ops import Conv, Pool, Upsample
 from ...ir.reference import run_raw
 from ...ir.types import FixedType
+from .units import UnitLayer
 
 __all__ = ["Instr", "Core", "Layer", "TableLayer", "Network", "map_network", "simulate_isa", "OPCODES", "LAYER_OVERHEAD",
-           "TABLE_CYCLES", "AUTO_MAX_CORES", "auto_cores", "POOL_OPCODES"]
+           "TABLE_CYCLES", "AUTO_MAX_CORES", "auto_cores", "POOL_OPCODES", "FIFO_CYCLES"]
 
 #: The instruction set; each core's decoder holds only the opcodes its program uses. With L MAC lanes an
 #: instruction multiplies L inputs by L weights at once (x[a] * w stands for the sum over the lanes).
@@ -103,14 +105,54 @@ class TableLayer:
         return run_raw(Graph(self.name, TensorSpec(self.op.input, self.n, self.x_type), (self.op,)), x)
 
 
+#: Cycles a merge input waits in its fifo (show-ahead: a word pushed in one cycle is at the head the next).
+FIFO_CYCLES = 1
+
+
 @dataclass
 class Network:
-    layers: list[Any]  # Layer, TableLayer or conv_program.ShapedLayer (conv and pooling over a pixel loop)
+    """The layers in graph order and their bonds: ``wiring[k]`` is (tensors layer k reads, tensor it writes); a
+    tensor read by several layers forks, and a merge unit's inputs meet in fifos (``fifo_depths``)."""
+
+    layers: list[Any]  # Layer, TableLayer, conv_program.ShapedLayer (conv and pooling over a pixel loop), units.UnitLayer
     lanes: int = 1
+    wiring: list[tuple[tuple[str, ...], str]] = field(default_factory=list)
+    source: str = "input"  # the network's input tensor
+    sink: str = ""  # its output tensor (default: the last layer's)
+
+    def __post_init__(self) -> None:
+        if not self.wiring:  # a chain
+            names = [self.source] + [l.name for l in self.layers]
+            self.wiring = [((names[k],), names[k + 1]) for k in range(len(self.layers))]
+
+    @property
+    def output(self) -> str:
+        return self.sink or self.wiring[-1][1]
+
+    def merges(self, k: int) -> bool:
+        """Whether layer k joins several tensors (its inputs wait in fifos)."""
+        return len(self.wiring[k][0]) > 1
+
+    def schedule(self) -> tuple[list[int], dict[str, int]]:
+        """Cycle each layer accepts a sample and cycle each tensor is valid, one sample entering at cycle 0."""
+        ready: dict[str, int] = {self.source: 0}
+        starts: list[int] = []
+        for k, (layer, (srcs, dst)) in enumerate(zip(self.layers, self.wiring)):
+            starts.append(max(ready[s] for s in srcs) + (FIFO_CYCLES if self.merges(k) else 0))
+            ready[dst] = starts[-1] + layer.cycles + LAYER_OVERHEAD
+        return starts, ready
+
+    def fifo_depths(self, k: int) -> list[int]:
+        """Words each input fifo of merge layer k holds: the samples its input can run ahead of the latest one, at the
+        network's II, plus two, so the shorter branch never stalls the fork it leaves (a power of two, at least 2)."""
+        starts, ready = self.schedule()
+        need = [-(-(starts[k] - FIFO_CYCLES - ready[s]) // self.ii) + 2 for s in self.wiring[k][0]]
+        return [1 << max(1, (n - 1).bit_length()) for n in need]
 
     def to_json_dict(self) -> dict[str, Any]:
         """The architecture description (in the spirit of bondmachine.json; documented in docs/moldable.md)."""
         shaped = any(hasattr(l, "geom") for l in self.layers)
+        writer = {dst: l.name for l, (_, dst) in zip(self.layers, self.wiring)}
         return {"format": "bondflow-moldable", "version": 2, "lanes": self.lanes,
                 "opcodes": {**OPCODES, **POOL_OPCODES} if shaped else OPCODES, "layers": [
             l.to_json_dict() if not isinstance(l, Layer) else {"name": l.name, "n_in": l.dense.n_in, "n_out": l.dense.n_out, "x_type": str(l.x_type),
@@ -118,12 +160,13 @@ class Network:
              "result_type": str((l.act or l.dense).result_type), "cycles": l.cycles,
              "cores": [{"name": c.name, "neurons": c.neurons, "opcodes": c.opcodes, "program_length": len(c.program),
                         "program": [asdict(i) for i in c.program]} for c in l.cores]} for l in self.layers],
-            "bonds": [{"from": f"{self.layers[k].name}.out", "to": f"{self.layers[k + 1].name}.in", "protocol": "valid/ready"}
-                      for k in range(len(self.layers) - 1)]}
+            "bonds": [{"from": f"{writer[s]}.out" if s in writer else "input", "to": f"{l.name}.in"
+                       + (f"[{j}]" if len(srcs) > 1 else ""), "protocol": "valid/ready" + (" via fifo" if len(srcs) > 1 else "")}
+                      for l, (srcs, _) in zip(self.layers, self.wiring) for j, s in enumerate(srcs)]}
 
     @property
     def latency(self) -> int:
-        return sum(l.cycles + LAYER_OVERHEAD for l in self.layers)
+        return self.schedule()[1][self.output]
 
     @property
     def ii(self) -> int:
@@ -172,6 +215,8 @@ def auto_cores(graph: Graph, lanes: int = 1) -> list[int]:
         elif isinstance(o, (Conv, Pool, Upsample)):
             units = o.c_out if isinstance(o, Conv) else shapes[o.input][-1]
             cost.append((units, lambda n, o=o: shaped_cycles(o, shapes[o.input], n, lanes)))
+    if not cost:  # only units (casts, merges, tables): no processors to size
+        return []
     target = max(f(min(u, AUTO_MAX_CORES)) for u, f in cost)
     return [next(c for c in range(1, u + 1) if f(c) <= target) for u, f in cost]
 
@@ -190,30 +235,51 @@ def map_network(graph: Graph, cores_per_layer: int | list[int] | str = "auto", l
         cores_per_layer = auto_cores(graph, lanes)
     from .conv_program import map_shaped  # it builds on this module's cores and programs
     layers: list[Any] = []
-    shapes = graph.shapes()
-    ops = list(graph.ops)
-    cur = graph.input.type
-    i = 0
-    while i < len(ops):
-        op = ops[i]
+    wiring: list[tuple[tuple[str, ...], str]] = []
+    shapes, types = graph.shapes(), graph.types()
+    readers: dict[str, list[Any]] = {graph.input.name: []}
+    for o in graph.ops:
+        readers[o.name] = []
+        for src in o.inputs:
+            readers[src].append(o)
+    alias: dict[str, str] = {}  # a tensor that is another on the wire (a flatten of a channels-last image; a fused activation)
+
+    def wire(t: str) -> str:
+        return alias.get(t, t)
+
+    def fused(op: Any) -> Activation | None:
+        """The activation that is ``op``'s only reader: computed by ``op``'s layer."""
+        rd = readers[op.name]
+        return rd[0] if len(rd) == 1 and isinstance(rd[0], Activation) else None
+
+    k = 0  # cores are given per dense, conv or pool layer
+    for op in graph.ops:
+        if op.name in alias:
+            continue
+        srcs = tuple(wire(s) for s in op.inputs)
+        cur = types[op.input]
         if isinstance(op, Flatten) and op.result_type == cur:
-            i += 1
+            alias[op.name] = srcs[0]
             continue
         if isinstance(op, (Sigmoid, Softmax)):
-            last = layers[-1] if layers else None
-            n = graph.input.size if last is None else last.dense.n_out if isinstance(last, Layer) else last.n
-            layers.append(TableLayer(op.name, op, cur, n))
-            cur = op.result_type
-            i += 1
+            layers.append(TableLayer(op.name, op, cur, int(np.prod(shapes[op.input]))))
+            wiring.append((srcs, op.name))
+            continue
+        if UnitLayer.takes(op):
+            act = fused(op) if isinstance(op, Merge) else None
+            layers.append(UnitLayer(op.name, op, act, tuple(types[s] for s in op.inputs), tuple(shapes[s] for s in op.inputs)))
+            wiring.append((srcs, act.name if act else op.name))
+            if act:
+                alias[act.name] = act.name
             continue
         if not isinstance(op, (Dense, Conv, Pool, Upsample)):
-            raise UnsupportedOpError(op.kind, op.name, ["dense (+ relu/linear)", "conv (+ relu/linear)", "pool", "upsample",
-                                                        "flatten", "sigmoid", "softmax"], "the moldable generator")
+            raise UnsupportedOpError(op.kind, op.name, ["dense", "conv", "pool", "upsample", "flatten", "relu/linear",
+                                                        "sigmoid", "softmax", "add", "concatenate", "element_quant",
+                                                        "threshold"],
+                                     "the moldable generator")
         if isinstance(op, (Dense, Conv)):
             product_shape(op.as_dense() if isinstance(op, Conv) else op, cur, "the moldable generator")  # exact, wrapping accumulator
-        nxt = ops[i + 1] if i + 1 < len(ops) else None
-        act = nxt if isinstance(nxt, Activation) and nxt.input == op.name else None
-        k = sum(not isinstance(l, TableLayer) for l in layers)  # cores are given per dense, conv or pool layer
+        act = fused(op)
         units = op.n_out if isinstance(op, Dense) else op.c_out if isinstance(op, Conv) else shapes[op.input][-1]
         if isinstance(cores_per_layer, list):
             if k >= len(cores_per_layer):
@@ -221,10 +287,12 @@ def map_network(graph: Graph, cores_per_layer: int | list[int] | str = "auto", l
             n_cores = cores_per_layer[k]
         else:  # one number: at most that many cores per layer, never more than the layer's neurons
             n_cores = min(cores_per_layer, units) if isinstance(cores_per_layer, int) and cores_per_layer >= 1 else cores_per_layer
+        wiring.append((srcs, act.name if act else op.name))
+        if act:
+            alias[act.name] = act.name
         if not isinstance(op, Dense):
             layers.append(map_shaped(op, act, cur, shapes[op.input], n_cores, k, lanes))
-            cur = layers[-1].result_type
-            i += 2 if act else 1
+            k += 1
             continue
         if not isinstance(n_cores, int) or not 1 <= n_cores <= op.n_out:
             raise ConfigError(f"cores for layer '{op.name}' must be in 1..{op.n_out} (its neurons), not {n_cores}")
@@ -233,29 +301,26 @@ def map_network(graph: Graph, cores_per_layer: int | list[int] | str = "auto", l
         for c in cores:
             c.program = _program(op, c.neurons, lanes)
         layers.append(Layer(op.name, op, act, cur, cores))
-        cur = (act or op).result_type
-        i += 2 if act else 1
-    n_dense = sum(not isinstance(l, TableLayer) for l in layers)
-    if cores_per_layer and isinstance(cores_per_layer, list) and len(cores_per_layer) != n_dense:
-        raise ConfigError(f"cores per layer must list {n_dense} values, not {len(cores_per_layer)}")
-    return Network(layers, lanes)
+        k += 1
+    if not layers:
+        raise UnsupportedOpError("identity", graph.name, ["a graph with at least one layer"], "the moldable generator")
+    if cores_per_layer and isinstance(cores_per_layer, list) and len(cores_per_layer) != k:
+        raise ConfigError(f"cores per layer must list {k} values, not {len(cores_per_layer)}")
+    return Network(layers, lanes, wiring, graph.input.name, wire(graph.ops[-1].name))
 
 
 def simulate_isa(net: Network, x_raw: np.ndarray) -> tuple[np.ndarray, dict[str, int]]:
     """Execute every core's program, instruction by instruction, on each sample; return outputs and cycle counts."""
-    x = np.asarray(x_raw, dtype=np.int64)
-    cycles = {"latency": 0, "ii": 0}
-    for layer in net.layers:
-        if not isinstance(layer, Layer):  # table units run the golden kernel, shaped layers their pixel loop
-            x = layer.run(x)
-            cycles["latency"] += layer.cycles + LAYER_OVERHEAD
-            cycles["ii"] = max(cycles["ii"], layer.cycles + 1)
+    values = {net.source: np.asarray(x_raw, dtype=np.int64)}
+    for layer, (srcs, dst) in zip(net.layers, net.wiring):
+        x = values[srcs[0]]
+        if not isinstance(layer, Layer):  # units run the golden kernels, shaped layers their pixel loop
+            values[dst] = layer.run([values[s] for s in srcs]) if isinstance(layer, UnitLayer) else layer.run(x)
             continue
         d, acc_t = layer.dense, layer.dense.accum_type
         shift = acc_t.frac_bits - (layer.x_type.frac_bits + d.weight_type.frac_bits)
         bias = acc_t.requantize(d.bias, d.bias_type.frac_bits)
         y = np.zeros((len(x), d.n_out), dtype=np.int64)
-        out_t = (layer.act or d).result_type
         for core in layer.cores:
             acc = np.zeros(len(x), dtype=np.int64)
             for ins in core.program:  # one instruction per cycle
@@ -274,8 +339,5 @@ def simulate_isa(net: Network, x_raw: np.ndarray) -> tuple[np.ndarray, dict[str,
                         src = d.result_type
                         v = layer.act.result_type.requantize(np.maximum(v, 0) if layer.act.function == "relu" else v, src.frac_bits)
                     y[:, j] = v
-        x = y
-        cycles["latency"] += layer.cycles + LAYER_OVERHEAD
-        cycles["ii"] = max(cycles["ii"], layer.cycles + 1)
-        _ = out_t
-    return x, cycles
+        values[dst] = y
+    return values[net.output], {"latency": net.latency, "ii": net.ii}
