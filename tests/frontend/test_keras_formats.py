@@ -124,6 +124,9 @@ def test_batchnorm_no_layer_absorbs_is_a_scale_and_shift(tfk, tmp_path, need_too
         from bondflow.cli.cmd_info import graph_table
         rows = {line.split()[0]: line for line in graph_table(g).splitlines()}
         assert all(("scale+shift" if name == "mlp" else "depthwise") in rows[o.name] for o in bns)
+        if name == "mlp":  # one multiply and one add per feature: params 2n, weights n/n, MACs n
+            for o in bns:
+                assert rows[o.name].split()[-4:] == [str(2 * o.n_out), f"{o.n_out}/{o.n_out}", "(100%)", str(o.n_out)], rows[o.name]
         f = measure(g)
         assert f.agreement >= 0.95 and f.distinct_outputs > 100, f.summary()
     from bondflow.sim.runner import simulate

@@ -126,11 +126,12 @@ def test_concatenation_order_is_checked(graphs, tmp_path, need_tool) -> None:
 
 def test_fifos_cover_the_shorter_branch(graphs) -> None:
     """A merge's fifo on the short path holds the samples that path runs ahead by at the network's II; the critical
-    input needs 2 words (show-ahead fifo: one cycle of latency on every merge input)."""
+    input needs 2 words (show-ahead fifo: one cycle of latency on every merge input). Smaller fifos would stall the
+    fork, which the RTL tests' II check catches."""
     net = map_network(graphs["residual_mlp"], "auto", 1)
     starts, ready = net.schedule()
     k = [l.name for l in net.layers].index("concat")
-    short = [-(-(starts[k] - 1 - ready[s]) // net.ii) + 2 for s in net.wiring[k][0]]
+    short = [-(-(starts[k] - ready[s]) // net.ii) + 1 for s in net.wiring[k][0]]
     assert net.fifo_depths(k) == [1 << max(1, (n - 1).bit_length()) for n in short]
     assert min(net.fifo_depths(k)) == 2 and max(net.fifo_depths(k)) >= 4
     doc = net.to_json_dict()
@@ -146,3 +147,18 @@ def test_unsupported_op_still_named(graphs) -> None:
     bad = Graph("bad", g.input, g.ops + (thr,))
     with pytest.raises(UnsupportedOpError, match="layer 'th' of type 'threshold' is not supported by the moldable generator"):
         map_network(bad)
+
+
+@pytest.mark.sim
+def test_short_fifos_would_cost_throughput(graphs, tmp_path, need_tool, monkeypatch) -> None:
+    """With every merge fifo at 2 words the fork stalls the longer branch: still bit-exact, but the measured II
+    exceeds the declared one, so the sized fifos above are what keeps the declared II."""
+    need_tool("iverilog")
+    from bondflow.bondmachine.moldable.program import Network
+    g = graphs["residual_mlp"]
+    net = map_network(g)
+    assert any(max(net.fifo_depths(k)) > 2 for k in range(len(net.layers)) if net.merges(k))
+    monkeypatch.setattr(Network, "fifo_depths", lambda self, k: [2] * len(self.wiring[k][0]))
+    d = bondflow.generate(g, "moldable")
+    r = simulate(d.write(tmp_path / "m"), make_vectors(g, 70, seed=3), simulator="icarus", seed=3)
+    assert r.vectors == 70 and r.mismatches == 0 and r.ii_cycles > d.ii_cycles, r.summary()

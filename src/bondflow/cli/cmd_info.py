@@ -33,17 +33,21 @@ def graph_table(g: Graph) -> str:
     from ..ir.tensor_ops import Conv, Pool, Upsample
     shapes = g.shapes()
     rows: list[tuple[object, ...]] = [(g.input.name, "input", _shape(g.input.shape), "-", "-", str(g.input.type), 0, "-", 0)]
+    sums = [0, 0, 0, 0]  # params, non-zero weights, weights, MACs
     for op in g.ops:
         if isinstance(op, (Dense, Conv)):
             nz = op.nonzero()
             kind = "dense" if isinstance(op, Dense) else f"conv{len(op.kernel)}d {'x'.join(map(str, op.kernel))}"
+            macs = op.macs() if isinstance(op, Dense) else op.macs_for(shapes[op.name])
+            params, weights = op.params(), op.weights
             if isinstance(op, Dense) and op.n_in == op.n_out > 1 and nz == np.count_nonzero(np.diag(op.weight)):
-                kind = "scale+shift"  # diagonal: e.g. a BatchNormalization no layer absorbs
+                # diagonal (e.g. a BatchNormalization no layer absorbs): a scale and a shift per feature, not a matrix
+                kind, macs, params, weights = "scale+shift", op.n_out, 2 * op.n_out, op.n_out
             if isinstance(op, Conv) and op.groups > 1:
                 kind += " depthwise" if op.groups == op.c_in else f" {op.groups} groups"
-            macs = op.macs() if isinstance(op, Dense) else op.macs_for(shapes[op.name])
             rows.append((op.name, kind, _shape(shapes[op.name]), str(op.weight_type), str(op.bias_type),
-                         str(op.result_type), op.params(), f"{nz}/{op.weights} ({100 * nz / op.weights:.0f}%)", macs))
+                         str(op.result_type), params, f"{nz}/{weights} ({100 * nz / weights:.0f}%)", macs))
+            sums = [sums[0] + params, sums[1] + nz, sums[2] + weights, sums[3] + macs]
         else:
             kind = getattr(op, "function", op.kind)
             if isinstance(op, Pool):
@@ -51,15 +55,13 @@ def graph_table(g: Graph) -> str:
             elif isinstance(op, Upsample):
                 kind = "upsample " + "x".join(map(str, op.size))
             rows.append((op.name, kind, _shape(shapes[op.name]), "-", "-", str(op.result_type), op.params(), "-", 0))
+            sums[0] += op.params()
     header = ("layer", "type", "shape", "weight", "bias", "result", "params", "non-zero weights", "MACs")
     if not g.is_chain():  # branches: say what each op reads
         header = header[:2] + ("reads",) + header[2:]
         reads = ["-"] + [", ".join(op.inputs) for op in g.ops]
         rows = [r[:2] + (src,) + r[2:] for r, src in zip(rows, reads)]
-    weighted = [o for o in g.ops if isinstance(o, (Dense, Conv))]
-    nz_total = sum(o.nonzero() for o in weighted)
-    w_total = sum(o.weights for o in weighted)
-    total: tuple[object, ...] = ("total", "", "", "", "", "", g.params(), f"{nz_total}/{w_total}", g.macs())
+    total: tuple[object, ...] = ("total", "", "", "", "", "", sums[0], f"{sums[1]}/{sums[2]}", sums[3])
     rows.append(total if g.is_chain() else total[:2] + ("",) + total[2:])
     return format_table(header, rows)
 

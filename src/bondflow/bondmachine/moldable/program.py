@@ -143,10 +143,11 @@ class Network:
         return starts, ready
 
     def fifo_depths(self, k: int) -> list[int]:
-        """Words each input fifo of merge layer k holds: the samples its input can run ahead of the latest one, at the
-        network's II, plus two, so the shorter branch never stalls the fork it leaves (a power of two, at least 2)."""
+        """Words each input fifo of merge layer k holds: a word waits there ``starts[k] - ready`` cycles (its branch's
+        lead plus the fifo's own cycle) while new ones arrive every II, so ``ceil(wait / II)`` words are in it at once;
+        one more lets the fork it leaves hand over the next word in the cycle the merge takes the oldest (a power of two)."""
         starts, ready = self.schedule()
-        need = [-(-(starts[k] - FIFO_CYCLES - ready[s]) // self.ii) + 2 for s in self.wiring[k][0]]
+        need = [-(-(starts[k] - ready[s]) // self.ii) + 1 for s in self.wiring[k][0]]
         return [1 << max(1, (n - 1).bit_length()) for n in need]
 
     def to_json_dict(self) -> dict[str, Any]:
