@@ -72,17 +72,18 @@ def test_unknown_arch_and_target(tmp_path) -> None:
 
 
 def test_an_architecture_that_cannot_build_the_model_is_refused_not_failed(tmp_path, need_tool) -> None:
-    """A branched MLP: dataflow builds it, the chain-only reference design refuses it in one line; compare reports that and exits 0."""
+    """A branched MLP: dataflow and moldable build it, the chain-only reference design refuses it in one line; compare
+    reports that and exits 0."""
     need_tool("iverilog")
     need_tool("yosys")
     from simgraphs import branchy
     branchy(seed=2).save(tmp_path / "g.json")
     out = tmp_path / "report"
-    r = subprocess.run([sys.executable, "-m", "bondflow.cli.main", "compare", str(tmp_path / "g.json"), "--arch", "dataflow,reference",
+    r = subprocess.run([sys.executable, "-m", "bondflow.cli.main", "compare", str(tmp_path / "g.json"), "--arch", "dataflow,moldable,reference",
                         "--vectors", "100", "--no-fidelity", "-o", str(out)], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     res = {x["label"]: x for x in json.loads((out / "results.json").read_text())["results"]}
-    assert res["dataflow"]["status"] == "ok" and res["dataflow"]["bit_exact"] is True
+    assert all(res[a]["status"] == "ok" and res[a]["bit_exact"] is True for a in ("dataflow", "moldable")), res
     assert res["reference"]["status"] == "refused" and "'sum3' of type 'merge add'" in res["reference"]["error"]
     assert "- **reference** refused: layer 'sum3'" in (out / "report.md").read_text()
     r = subprocess.run([sys.executable, "-m", "bondflow.cli.main", "choose", str(out)], capture_output=True, text=True)
