@@ -90,7 +90,7 @@ def test_isa_model_is_bit_exact(graphs, name, cores, lanes) -> None:
 
 
 # (graph, cores, lanes, vectors, simulator): Verilator carries the 1000-vector runs.
-RTL_CASES = [("residual_mlp", "auto", 1, 1000, "verilator"), ("residual_mlp", 2, 3, 200, "icarus"),
+RTL_CASES = [("residual_mlp", "auto", 1, 1000, "verilator"), ("residual_mlp", 2, 3, 100, "icarus"),
              ("branchy", "auto", 2, 300, "icarus"), ("branchy_end_in_merge", 1, 1, 300, "icarus"),
              ("branchy_cnn", "auto", 1, 1000, "verilator"), ("branchy_cnn", 2, 2, 40, "icarus"),
              ("hgq_digits", "auto", 1, 1000, "verilator"), ("hgq_digits", 4, 2, 100, "icarus")]
