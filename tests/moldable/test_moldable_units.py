@@ -162,3 +162,13 @@ def test_short_fifos_would_cost_throughput(graphs, tmp_path, need_tool, monkeypa
     d = bondflow.generate(g, "moldable")
     r = simulate(d.write(tmp_path / "m"), make_vectors(g, 70, seed=3), simulator="icarus", seed=3)
     assert r.vectors == 70 and r.mismatches == 0 and r.ii_cycles > d.ii_cycles, r.summary()
+
+
+def test_cores_per_layer_in_network_order(graphs) -> None:
+    """design.info lists the processor layers' core counts in the order of the network (pools between convs and
+    the dense tail), skipping units, as `cores` lists take them."""
+    g = graphs["branchy_cnn"]
+    d = bondflow.generate(g, "moldable", cores=[3, 2, 1, 2, 3])
+    net = map_network(g, [3, 2, 1, 2, 3])
+    assert [l.name for l in net.layers if hasattr(l, "cores")] == ["c1", "c2", "p", "px", "fc"]
+    assert d.info["cores_per_layer"] == [3, 2, 1, 2, 3]

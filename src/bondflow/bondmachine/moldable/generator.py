@@ -190,7 +190,7 @@ def generate_moldable(graph: Graph, cores: int | list[int] | str = "auto", tlast
     tables = [l for l in net.layers if isinstance(l, TableLayer)]
     units = [l for l in net.layers if isinstance(l, UnitLayer)]
     info = {"cores": sum(len(l.cores) for l in mac + pool),
-            "cores_per_layer": [len(l.cores) for l in mac + pool],
+            "cores_per_layer": [len(l.cores) for l in net.layers if not isinstance(l, (TableLayer, UnitLayer))],
             "program_cycles": [l.cycles for l in net.layers], "isa_latency": net.latency, "isa_ii": net.ii,
             "opcodes": sorted({o for l in mac for c in l.cores for o in c.opcodes}), "tlast_mode": tlast_mode,
             "lanes": lanes, "multipliers": lanes * sum(len(l.cores) for l in mac) + sum(l.n for l in tables
