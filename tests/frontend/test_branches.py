@@ -265,13 +265,18 @@ def test_hls4ml_merges_of_three_tensors(need_tool) -> None:
 def test_dataflow_streams_a_keras_residual_cnn(tfk, tmp_path, need_tool) -> None:
     """QKeras residual CNN (Add over a conv, Concatenate of channels with the input image) through the streaming
     dataflow design: bit-exact on Verilator with back-pressure, one pixel per cycle; images concatenated along
-    rows are refused in one line."""
+    rows are refused in one line that names moldable, which builds them."""
     need_tool("verilator")
     m = _residual_cnn(tfk)
     m.save(tmp_path / "rows.h5")
-    with pytest.raises(UnsupportedOpError, match="'rows' of type 'concatenate of images along rows' is not supported by "
-                                                 "the dataflow streaming generator"):
-        bondflow.generate(bondflow.load_model(tmp_path / "rows.h5", input_precision=INPUT), "dataflow")
+    rows = bondflow.load_model(tmp_path / "rows.h5", input_precision=INPUT)
+    with pytest.raises(UnsupportedOpError, match=r"'rows' of type 'concatenate of images along rows' is not supported by "
+                                                 r"the dataflow streaming generator \(--arch moldable builds it\)"):
+        bondflow.generate(rows, "dataflow")
+    from bondflow.bondmachine.moldable.program import map_network, simulate_isa
+    from bondflow.sim.vectors import make_vectors
+    tv = make_vectors(rows, 200, seed=2)  # as the message says: moldable's programs equal the golden model
+    assert np.array_equal(simulate_isa(map_network(rows), tv.inputs)[0], tv.expected)
     m = _residual_cnn(tfk, rows=False)
     m.save(tmp_path / "res.h5")
     g = bondflow.load_model(tmp_path / "res.h5", input_precision=INPUT)

@@ -289,7 +289,7 @@ def plan_stages(graph: Graph, hdr: str, parallelism: "int | dict[str, int] | Non
                 dim = (["rows", "columns"] if len(shape) == 3 else ["positions"])[op.axis]
                 raise UnsupportedOpError(f"concatenate of images along {dim}", op.name,
                                          [f"concatenate along channels (axis {len(shape) - 1})", "add"],
-                                         "the dataflow streaming generator")
+                                         "the dataflow streaming generator (--arch moldable builds it)")
             act = _only_reader(readers, op.name, Activation)
             in_types = [types[i] for i in op.inputs]
             sizes = [shapes[i][-1] for i in op.inputs]
