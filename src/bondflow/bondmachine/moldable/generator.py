@@ -167,22 +167,22 @@ def generate_moldable(graph: Graph, cores: int | list[int] | str = "auto", tlast
                                         y_w=yw, assemble=assemble)
         layer_modules.append((lmod, layer))
     core_mod = "bondflow_moldable_core"
-    body = _bonds(net, layer_modules)
+    body, fifos = _bonds(net, layer_modules)
     lines = [hdr.rstrip(), f"// {core_mod}: {len(net.layers)} layers of moldable processors, bonded by valid/ready"
-             + (" (forks where a tensor has several readers, fifos where branches merge)." if len(body[1]) else "."),
+             + (" (forks where a tensor has several readers, fifos where branches merge)." if fifos else "."),
              "`timescale 1ns/1ps", "`default_nettype none", f"module {core_mod} (", "    input  wire clk,", "    input  wire rst_n,",
              f"    input  wire [{graph.input.size * graph.input.type.width - 1}:0] in_data,", "    input  wire in_valid,",
              "    output wire in_ready,", f"    output wire [{graph.output.size * graph.output.type.width - 1}:0] out_data,",
-             "    output wire out_valid,", "    input  wire out_ready", ");", *body[0], "endmodule", "`default_nettype wire", ""]
+             "    output wire out_valid,", "    input  wire out_ready", ");", *body, "endmodule", "`default_nettype wire", ""]
     files[f"rtl/{core_mod}.v"] = "\n".join(lines)
     iface = interface_for(graph, stream_width, None)
     files["rtl/bondflow_top.v"] = render_shell(core_mod, iface, digest, "moldable", tlast_mode)
     files["rtl/bondflow_requant.v"] = static_rtl("bondflow_requant.v")
-    if body[1]:
+    if fifos:
         files["rtl/bondflow_kfifo.v"] = static_rtl("bondflow_kfifo.v")
     files["moldable.json"] = json.dumps(net.to_json_dict(), indent=1)
     files["graph.json"] = graph.to_json(indent=1)
-    rtl = ["rtl/bondflow_requant.v"] + (["rtl/bondflow_kfifo.v"] if body[1] else []) + sorted(f for f in files if f.startswith("rtl/bondflow_moldable_") and "_c" in f.rsplit("/", 1)[1]) \
+    rtl = ["rtl/bondflow_requant.v"] + (["rtl/bondflow_kfifo.v"] if fifos else []) + sorted(f for f in files if f.startswith("rtl/bondflow_moldable_") and "_c" in f.rsplit("/", 1)[1]) \
         + table_files + [f"rtl/{m}.v" for m, _ in layer_modules] + [f"rtl/{core_mod}.v", "rtl/bondflow_top.v"]
     rtl = list(dict.fromkeys(rtl))
     mac = [l for l in net.layers if isinstance(l, Layer) or (isinstance(l, ShapedLayer) and l.mode == "mac")]
@@ -197,7 +197,7 @@ def generate_moldable(graph: Graph, cores: int | list[int] | str = "auto", tlast
                                                                                       if l.op.kind == "softmax"),
             "table_units": [f"{l.name} ({l.op.kind})" for l in tables],
             **({"element_units": [f"{l.name} ({l.to_json_dict()['kind']})" for l in units],
-                "fifo_words": body[1]} if units else {}),
+                "fifo_words": fifos} if units else {}),
             **({"pixel_loops": {l.name: l.geom.positions for l in net.layers if isinstance(l, ShapedLayer)}} if pool or
                any(isinstance(l, ShapedLayer) for l in mac) else {})}
     return Design(arch="moldable", top="bondflow_top", language="verilog", files=files, interface=iface, graph_digest=digest,

@@ -8,13 +8,12 @@ import numpy as np
 
 from ...codegen.layers import product_shape
 from ...errors import ConfigError, UnsupportedOpError
-from ...ir.graph import Graph, TensorSpec
+from ...ir.graph import Graph
 from ...ir.merge import Merge
 from ...ir.ops import Activation, Dense, Flatten, Sigmoid, Softmax
 from ...ir.tensor_ops import Conv, Pool, Upsample
-from ...ir.reference import run_raw
 from ...ir.types import FixedType
-from .units import UnitLayer
+from .units import UnitLayer, run_op
 
 __all__ = ["Instr", "Core", "Layer", "TableLayer", "Network", "map_network", "simulate_isa", "OPCODES", "LAYER_OVERHEAD",
            "TABLE_CYCLES", "AUTO_MAX_CORES", "auto_cores", "POOL_OPCODES", "FIFO_CYCLES"]
@@ -102,7 +101,7 @@ class TableLayer:
 
     def run(self, x: np.ndarray) -> np.ndarray:
         """The golden model's kernel for this op on raw inputs (the RTL reads the same tables)."""
-        return run_raw(Graph(self.name, TensorSpec(self.op.input, self.n, self.x_type), (self.op,)), x)
+        return run_op(self.op, x, self.x_type, self.n)
 
 
 #: Cycles a merge input waits in its fifo (show-ahead: a word pushed in one cycle is at the head the next).

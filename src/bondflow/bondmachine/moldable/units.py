@@ -18,7 +18,7 @@ from ...ir.ops import Activation, Op, Threshold
 from ...ir.reference import merge_raw, run_raw
 from ...ir.types import FixedType
 
-__all__ = ["UnitLayer", "unit_files", "latched_unit"]
+__all__ = ["UnitLayer", "unit_files", "latched_unit", "run_op"]
 
 
 @dataclass
@@ -74,9 +74,9 @@ class UnitLayer:
     def run(self, xs: list[np.ndarray]) -> np.ndarray:
         """The golden model's kernels for the merge (and its fused activation) or the activation, on raw inputs."""
         if not isinstance(self.op, Merge):
-            return _single(self.op, xs[0], self.x_type, self.n)
+            return run_op(self.op, xs[0], self.x_type, self.n)
         y = merge_raw(self.op, xs, list(self.x_types), list(self.in_shapes))
-        return _single(self.act, y, self.op.result_type, self.n) if self.act else y
+        return run_op(self.act, y, self.op.result_type, self.n) if self.act else y
 
     def to_json_dict(self) -> dict[str, Any]:
         kind = self.op.kind if isinstance(self.op, (ElementQuant, Threshold)) else self.op.function
@@ -87,7 +87,8 @@ class UnitLayer:
                            "program_length": 1, "program": [{"op": opcode, "a": [], "w": [], "n": 0}]}]}
 
 
-def _single(op: Activation | ElementQuant | Threshold, x: np.ndarray, x_type: FixedType, n: int) -> np.ndarray:
+def run_op(op: Op, x: np.ndarray, x_type: FixedType, n: int) -> np.ndarray:
+    """The golden model's kernel for one single-input op on raw inputs (what the unit's RTL must equal)."""
     return run_raw(Graph(op.name, TensorSpec(op.input, n, x_type), (op,)), x)
 
 
