@@ -9,6 +9,7 @@ import pytest
 import bondflow
 from bondflow.codegen.cmvm import AdderGraph, Node, build_cmvm, csd, evaluate
 from bondflow.codegen.cse import share_pairs
+from bondflow.codegen.dataflow.reuse import live_multipliers
 from bondflow.codegen.dense_lut import _bits, _Widths, cmvm_graph
 from bondflow.codegen.layers import product_shape
 from bondflow.errors import ConfigError
@@ -225,6 +226,46 @@ def test_iris_every_mode_bit_exact(need_tool, tmp_path) -> None:
     assert bondflow.generate(g, "dataflow", multipliers="auto", dsp_budget=0).info["layer_multipliers"] == {"fc1": "lut", "fc2": "lut", "logits": "lut"}
 
 
+@pytest.mark.sim
+@pytest.mark.parametrize("mode,budget", [("lut", None), ("auto", 7)])
+def test_reuse_factor_shares_lut_and_dsp_multipliers(mode, budget, need_tool, tmp_path) -> None:
+    """RF 5 and 2: shared multipliers as shift-and-add (lut) or as many products as the budget allows (auto), bit-exact
+    with back-pressure on 1000 vectors; a flipped sign-bit term in one shift-and-add is caught."""
+    need_tool("iverilog")
+    g = _small_graph()
+    d = bondflow.generate(g, "dataflow", reuse_factor={"d1": 5, "d2": 2}, multipliers=mode,
+                          **({"dsp_budget": budget} if budget is not None else {}))
+    # d1 shares 6 multipliers, one of which only ever sees the pruned column 3 (a constant 0); d2 shares 12
+    assert [len(live_multipliers(op, rf)) for op, rf in ((g.ops[0], 5), (g.ops[2], 2))] == [5, 12]
+    want = {"lut": {"d1": 0, "d2": 0}, "auto": {"d1": 5, "d2": 2}}[mode]
+    assert d.info["shared_dsp"] == want and d.info["dsp_estimate"] == sum(want.values())
+    products = [l for p in d.rtl_files for l in d.files[p].splitlines() if "assign p_" in l and " * " in l]
+    assert len(products) == sum(want.values())
+    lint(d)
+    tv = make_vectors(g, 1000, seed=3)
+    r = simulate(d.write(tmp_path / "d"), tv, simulator="icarus", seed=3, backpressure=True)
+    assert r.passed, r.summary()
+    assert r.latency_cycles == d.latency_cycles and r.ii_cycles == 5
+    path = "rtl/bondflow_dataflow_d2.v"
+    text = d.files[path]
+    k = text.index(" - (", text.index("assign p_0 ="))
+    bad = type(d)(**{**d.__dict__, "files": {**d.files, path: text[:k] + " + (" + text[k + 4:]}})
+    assert not simulate(bad.write(tmp_path / "bad"), tv, simulator="icarus").passed
+
+
+@pytest.mark.synth
+def test_reuse_split_maps_to_the_dsps_it_names(need_tool, tmp_path) -> None:
+    """yosys (synth_xilinx) maps exactly the shared multipliers written as products to DSP48E1 blocks."""
+    need_tool("yosys")
+    from bondflow.synth.flow import synthesize
+    g = _small_graph()
+    dsps = {}
+    for budget in (0, 9):
+        d = bondflow.generate(g, "dataflow", reuse_factor={"d1": 5, "d2": 2}, multipliers="auto", dsp_budget=budget)
+        dsps[budget] = synthesize(d.write(tmp_path / f"b{budget}"), "xc7z020").dsp
+    assert dsps == {0: 0, 9: 9}
+
+
 def test_defaults_unchanged() -> None:
     """No arithmetic option: the same design as before the options existed (dsp, three adder levels per stage)."""
     g = _small_graph()
@@ -254,7 +295,7 @@ def test_auto_fits_the_budget() -> None:
     ({"stage_adders": "3"}, r"stage_adders must be an integer >= 1, not '3'"),
     ({"multipliers": "lut", "target": "xc7z020"}, r"target and dsp_budget must come with multipliers=auto"),
     ({"multipliers": "auto", "target": "nope"}, r"target must be one of"),
-    ({"multipliers": "lut", "reuse_factor": 2}, r"multipliers must be dsp with it, not lut"),
+    ({"multipliers": "lut", "reuse_factor": {"d1": 5, "d2": 2}, "stage_adders": 2}, r"reuse factor > 1 shares multipliers, so stage_adders must be unset"),
 ])
 def test_bad_options_one_line(opts, msg) -> None:
     with pytest.raises(ConfigError, match=msg) as e:

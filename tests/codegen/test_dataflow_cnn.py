@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 import bondflow
+from bondflow.codegen.dataflow.reuse import live_multipliers
 from bondflow.errors import ConfigError, UnsupportedOpError
 from bondflow.ir.graph import Graph, TensorSpec
 from bondflow.ir.ops import Activation, Dense, Flatten
@@ -92,7 +93,7 @@ def _example(name: str) -> Graph:
 
 
 @pytest.mark.sim
-@pytest.mark.parametrize("parallelism", [None, 2])
+@pytest.mark.parametrize("parallelism", [None, 2, "auto"])
 def test_conv1d_example(parallelism, tmp_path, need_tool) -> None:
     need_tool("iverilog")
     g = _example("conv1d")
@@ -100,8 +101,11 @@ def test_conv1d_example(parallelism, tmp_path, need_tool) -> None:
     r = simulate(d.write(tmp_path / "d"), 150, simulator="icarus")
     assert r.passed, r.summary()
     assert r.latency_cycles == d.latency_cycles and r.ii_cycles == d.ii_cycles
-    # one input sample per cycle at full parallelism; sharing multipliers costs cycles per window
-    assert (d.ii_cycles == 32) if parallelism is None else (d.ii_cycles > 32)
+    # one input sample per cycle at full parallelism; sharing multipliers costs cycles per window, except where the
+    # stream leaves them idle anyway: auto shares conv2's (6 outputs per 32-sample sequence) over 4 cycles, same II
+    assert (d.ii_cycles > 32) if parallelism == 2 else (d.ii_cycles == 32)
+    if parallelism == "auto":
+        assert d.info["parallelism"] == {"conv1": 4, "conv2": 2} and d.info["stages"][2]["cycles_per_window"] == 4
 
 
 @pytest.mark.sim
@@ -119,10 +123,13 @@ def test_digits_cnn_verilator_1000_images(tmp_path, need_tool) -> None:
 @pytest.mark.sim
 @pytest.mark.slow
 def test_digits_cnn_shared_multipliers_icarus(tmp_path, need_tool) -> None:
+    """parallelism and multipliers auto: conv2 (16 pixels per image after the pool) shares its multipliers over 4
+    cycles at the full design's II of 64, 220 of them on the xc7z020's DSPs and the rest shift-and-add."""
     need_tool("iverilog")
     g = _example("digits_cnn")
-    d = bondflow.generate(g, "dataflow", parallelism={"conv1": 4, "conv2": 4})
-    assert d.info["stages"][2]["cycles_per_window"] == 4 and d.ii_cycles == 128
+    d = bondflow.generate(g, "dataflow", parallelism="auto", multipliers="auto")
+    assert d.info["parallelism"] == {"conv1": 8, "conv2": 4} and d.info["stages"][2]["cycles_per_window"] == 4
+    assert d.ii_cycles == 64 and d.info["shared_dsp"] == {"conv2": 220} and d.info["dsp_estimate"] == 220
     r = simulate(d.write(tmp_path / "d"), 64, simulator="icarus")
     assert r.passed, r.summary()
     assert r.latency_cycles == d.latency_cycles and r.ii_cycles == d.ii_cycles
@@ -180,8 +187,26 @@ def test_multiplier_free_convolutions(tmp_path, need_tool) -> None:
     r = simulate(d.write(tmp_path / "d"), make_vectors(g, 120, seed=2), simulator="icarus")
     assert r.passed, r.summary()
     assert r.latency_cycles == d.latency_cycles and r.ii_cycles == d.info["ii_model"]
-    with pytest.raises(ConfigError, match="conv 'c1' shares its multipliers"):
-        bondflow.generate(g, "dataflow", multipliers="lut", parallelism=1)
+
+
+@pytest.mark.sim
+def test_shared_multipliers_split_between_dsp_and_luts(tmp_path, need_tool) -> None:
+    """A conv sharing its multipliers writes as many as the DSP budget allows as products, the rest as
+    shift-and-add (never a DSP), and stays bit-exact in every split; the dense tail gets what is left."""
+    need_tool("iverilog")
+    g = small_cnn("same_even")
+    n = len(live_multipliers(g.ops[0].as_dense(), 3))  # c1: 8 shared (2x2 window x 2 channels), one output per cycle
+    assert 6 <= n <= 8
+    for mode, budget, want in (("lut", None, 0), ("auto", 5, 5), ("dsp", None, n)):
+        d = bondflow.generate(g, "dataflow", multipliers=mode, parallelism=1,
+                              **({"dsp_budget": budget} if budget is not None else {}))
+        text = d.files["rtl/bondflow_dataflow_c1_rf3.v"]
+        products = [l for l in text.splitlines() if "assign p_" in l and " * " in l]
+        assert len(products) == want and d.info["shared_dsp"] == {"c1": want}, (mode, len(products))
+        if mode == "auto":
+            assert d.info["layer_multipliers"] == {"fc": "lut"} and d.info["dsp_estimate"] == 5
+        r = simulate(d.write(tmp_path / mode), make_vectors(g, 150, seed=4), simulator="icarus")
+        assert r.passed, (mode, r.summary())
 
 
 def test_cli_parallelism(tmp_path, capsys) -> None:
@@ -195,8 +220,14 @@ def test_cli_parallelism(tmp_path, capsys) -> None:
     assert d.options["parallelism"] == {"c1": 2} and d.info["stages"][0]["cycles_per_window"] == 2
     assert main(["generate", str(tmp_path / "g.json"), "--arch", "dataflow", "--parallelism", "c1=two",
                  "-o", str(tmp_path / "e")]) != 0
-    assert "--parallelism must be a number or layer=N pairs" in capsys.readouterr().err
+    assert "--parallelism must be a number, layer=N pairs" in capsys.readouterr().err
     assert not (tmp_path / "e").exists()
+    assert main(["generate", str(tmp_path / "g.json"), "--arch", "dataflow", "--parallelism", "auto", "--no-lint",
+                 "-o", str(tmp_path / "a")]) == 0
+    a = load_design(tmp_path / "a")  # 16 outputs of a 7x7 image: two cycles per window keep the II of 49
+    assert a.options["parallelism"] == "auto" and a.info["parallelism"] == {"c1": 2} and a.ii_cycles == 49
+    with pytest.raises(ConfigError, match="parallelism must be an integer >= 1, a layer -> integer mapping or 'auto', not 'fast'"):
+        bondflow.generate(g, "dataflow", parallelism="fast")
 
 
 def residual_cnn(which: str) -> Graph:

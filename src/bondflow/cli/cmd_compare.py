@@ -50,12 +50,15 @@ def parse_arch_specs(text: str) -> dict[str, tuple[str, dict[str, Any]]]:
             if k == "cores" and name == "moldable" and v == "auto":
                 opts["cores"] = "auto"
                 continue
+            if k == "parallelism" and name == "dataflow" and v == "auto":
+                opts["parallelism"] = "auto"
+                continue
             if k == "multipliers" and name == "dataflow" and v in ("lut", "dsp", "auto"):
                 opts["multipliers"] = v  # dataflow:multipliers=lut; auto fits compare's --target (see run)
                 continue
             if k not in _OPTION_NAMES or not v.isdigit():
                 raise ConfigError("architecture option must be rf=N, cores=N, lanes=N, stage_adders=N or parallelism=N "
-                                  f"(moldable also cores=auto, dataflow also multipliers=lut|dsp|auto), not {o!r}")
+                                  f"(moldable also cores=auto, dataflow also multipliers=lut|dsp|auto and parallelism=auto), not {o!r}")
             opts[_OPTION_NAMES[k]] = int(v)
         archs[item] = (name, opts)
     return archs

@@ -32,8 +32,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--stage-adders", type=int, default=None, metavar="N",
                    help="dataflow, da4ml: adder levels between pipeline registers (dataflow: 3 for dsp, 5 for lut; da4ml: 5)")
     p.add_argument("--parallelism", default=None, metavar="P",
-                   help="dataflow CNN: output channels each convolution computes per cycle, one number or layer=N,layer=N "
-                        "(default: all of them, one window per cycle)")
+                   help="dataflow CNN: output channels each convolution computes per cycle, one number, layer=N,layer=N, "
+                        "or auto (the fewest that keep full parallelism's II); default: all of them, one window per cycle")
     p.add_argument("--opt", action="append", default=[], metavar="KEY=VALUE", help="architecture option")
     p.add_argument("--default-precision")
     p.add_argument("--input-precision")
@@ -55,14 +55,16 @@ def parse_cores(text: str, what: str) -> int | list[int] | str:
     return vals[0] if len(vals) == 1 else vals
 
 
-def parse_parallelism(text: str) -> int | dict[str, int]:
-    """``4`` (every convolution) or ``conv1=8,conv2=4`` (per layer)."""
+def parse_parallelism(text: str) -> "int | str | dict[str, int]":
+    """``4`` (every convolution), ``conv1=8,conv2=4`` (per layer) or ``auto``."""
+    if text.strip() == "auto":
+        return "auto"
     try:
         if "=" not in text:
             return int(text)
         return {k.strip(): int(v) for k, v in (part.split("=", 1) for part in text.split(","))}
     except ValueError:
-        raise ConfigError(f"--parallelism must be a number or layer=N pairs separated by commas, not {text!r}") from None
+        raise ConfigError(f"--parallelism must be a number, layer=N pairs separated by commas, or auto, not {text!r}") from None
 
 
 def _options(args: argparse.Namespace) -> dict[str, Any]:

@@ -12,7 +12,7 @@ from ...ir.ops import Activation, Dense
 from ...ir.types import FixedType
 from ..layers import check_arith_options, product_shape
 
-__all__ = ["dense_options", "layer_options", "dsp_estimate", "auto_modes", "AUTO_TARGET"]
+__all__ = ["dense_options", "layer_options", "shared_options", "dsp_estimate", "auto_modes", "AUTO_TARGET"]
 
 #: The device whose DSP count "auto" fits when no target is named (the seeds' board, PYNQ-Z2).
 AUTO_TARGET = "xc7z020"
@@ -98,4 +98,36 @@ def layer_options(layers: list[tuple[Dense, FixedType]], multipliers: str, stage
             "stage_adders": stage_adders, "dsp_estimate": sum(dsp_estimate(op) for (op, _), m in zip(layers, modes) if m == "dsp")}
     if multipliers == "auto":
         info["dsp_budget"] = dsp_budget
+    return opts, info
+
+
+def shared_options(constant: list[tuple[Dense, FixedType]], shared: list[tuple[str, int]], multipliers: str,
+                   stage_adders: int | None, target: str | None, dsp_budget: int | None
+                   ) -> tuple[dict[str, dict[str, Any]], dict[str, Any]]:
+    """layer_options for a design that also has layers sharing ``n`` generic multipliers each (name, n).
+
+    "dsp" writes every shared multiplier as a product (DSP blocks), "lut" as shift-and-add; "auto" gives the
+    target's DSPs to shared multipliers first, in layer order (a generic multiplier built from LUTs costs
+    several times a constant one), and the DSPs left to the constant layers as layer_options does.
+    """
+    check_arith_options(multipliers, stage_adders)
+    budget = dsp_budget
+    if multipliers == "auto" and budget is None:
+        from ...synth.targets import get_target
+        budget = get_target(target or AUTO_TARGET).dsps
+    if multipliers == "auto" and (isinstance(budget, bool) or not isinstance(budget, int) or budget < 0):
+        raise ConfigError(f"dsp_budget must be an integer >= 0, not {budget!r}")
+    split: dict[str, int] = {}
+    left = budget if budget is not None else 0
+    for name, n in shared:
+        split[name] = n if multipliers == "dsp" else min(n, left) if multipliers == "auto" else 0
+        left -= split[name] if multipliers == "auto" else 0
+    opts, info = layer_options(constant, multipliers, stage_adders, None if multipliers == "auto" else target,
+                               max(left, 0) if multipliers == "auto" else dsp_budget)
+    for name, _ in shared:
+        opts[name] = {"dsp": split[name]}
+    info["shared_dsp"] = split
+    info["dsp_estimate"] += sum(split.values())
+    if multipliers == "auto":
+        info["dsp_budget"] = budget
     return opts, info

@@ -214,6 +214,30 @@ class UpsampleStage:
     fh: int
 
 
+def choose_parallelism(graph: Graph, tlast_mode: int, stream_width: int | None) -> dict[str, int]:
+    """``parallelism="auto"``: per convolution the fewest output channels per cycle that keep the II of full
+    parallelism, so multipliers idle no more than the stream makes them (a conv after a pool sees fewer pixels).
+
+    Each conv first gets the cycles per window its output pixels allow in the full design's II; the cycle model
+    then times the whole design, and while it is slower the conv busiest per image gets the next divisor up.
+    """
+    target = cnn_design(graph, None, {}, tlast_mode, stream_width).info["ii_model"]
+    shapes = graph.shapes()
+    convs = [op for op in graph.ops if isinstance(op, Conv) and len(shapes[op.name]) > 1]
+    pixels = {op.name: int(math.prod(shapes[op.name][:-1])) for op in convs}
+    divisors = {op.name: [d for d in range(1, op.c_out + 1) if op.c_out % d == 0] for op in convs}
+    choice = {op.name: next(d for d in divisors[op.name] if (op.c_out // d) * pixels[op.name] <= max(target, pixels[op.name]))
+              for op in convs}
+    while True:
+        if cnn_design(graph, choice, {}, tlast_mode, stream_width).info["ii_model"] <= target + 1e-6:
+            return choice
+        busy = [op for op in convs if choice[op.name] < op.c_out]
+        if not busy:
+            return choice
+        worst = max(busy, key=lambda op: (op.c_out // choice[op.name]) * pixels[op.name])
+        choice[worst.name] = next(d for d in divisors[worst.name] if d > choice[worst.name])
+
+
 def _parallelism_for(op: Conv, parallelism: "int | dict[str, int] | None") -> int:
     p = parallelism.get(op.name, op.c_out) if isinstance(parallelism, dict) else (parallelism or op.c_out)
     p = min(int(p), op.c_out)
@@ -225,20 +249,21 @@ def _parallelism_for(op: Conv, parallelism: "int | dict[str, int] | None") -> in
 
 def arith_options(graph: Graph, arith: dict[str, Any], parallelism: "int | dict[str, int] | None"
                   ) -> tuple[dict[str, dict[str, Any]], dict[str, Any]]:
-    """Per conv/dense ``dense_layer`` options for the multiplier mode; convolutions that share multipliers take none."""
-    from .arith import layer_options
-    mode = arith.get("multipliers", "dsp")
+    """Per conv/dense options for the multiplier mode: constant layers as ``dense_layer`` takes them, convolutions
+    that share multipliers how many of theirs are DSP products (arith.shared_options)."""
+    from .arith import shared_options
+    from .reuse import live_multipliers
     layers: list[tuple[Dense, FixedType]] = []
+    shared: list[tuple[str, int]] = []
     cur = graph.input.type
     for op in graph.ops:
         if isinstance(op, Conv) and _parallelism_for(op, parallelism) < op.c_out:
-            if mode == "lut":
-                raise ConfigError(f"conv '{op.name}' shares its multipliers (parallelism < {op.c_out}), so multipliers must be "
-                                  "dsp or auto, not lut")
+            shared.append((op.name, len(live_multipliers(op.as_dense(), op.c_out // _parallelism_for(op, parallelism)))))
         elif isinstance(op, (Conv, Dense)):
             layers.append((op.as_dense() if isinstance(op, Conv) else op, cur))
         cur = op.result_type
-    return layer_options(layers, mode, arith.get("stage_adders"), arith.get("target"), arith.get("dsp_budget"))
+    return shared_options(layers, shared, arith.get("multipliers", "dsp"), arith.get("stage_adders"), arith.get("target"),
+                          arith.get("dsp_budget"))
 
 
 @dataclass(frozen=True)
@@ -321,7 +346,8 @@ def plan_stages(graph: Graph, hdr: str, parallelism: "int | dict[str, int] | Non
                 reuse = 1
             else:
                 reuse = op.c_out // p
-                comp = reuse_layer(f"{base}_rf{reuse}", dense, xt, act, reuse, hdr)
+                comp = reuse_layer(f"{base}_rf{reuse}", dense, xt, act, reuse, hdr,
+                                   dsp=(dense_opts or {}).get(op.name, {}).get("dsp"))
             fill = 0
             if act is not None:
                 fused[act.name], out_name = op.name, act.name

@@ -32,24 +32,29 @@ def generate_dataflow(graph: Graph, reuse_factor: "int | dict[str, int]" = 1, tl
     opts = {"reuse_factor": reuse_factor, "tlast_mode": tlast_mode, "stream_width": stream_width}
     if not graph.is_shaped() and max(values) > 1:
         refuse_branches(graph, "dataflow", f"with reuse_factor {reuse_factor!r}")
+    given = list(parallelism.values()) if isinstance(parallelism, dict) else [] if parallelism in (None, "auto") else [parallelism]
+    if not all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in given):
+        raise ConfigError(f"parallelism must be an integer >= 1, a layer -> integer mapping or 'auto', not {parallelism!r}")
     if graph.is_shaped():  # images and sequences stream pixel by pixel through window stages
         if max(values) > 1:
             raise ConfigError(f"a CNN's dataflow design shares multipliers with parallelism (output channels per cycle), not reuse_factor {reuse_factor!r}")
-        from .cnn import cnn_design
-        return cnn_design(graph, parallelism, {**opts, "parallelism": parallelism, **arith}, tlast_mode, stream_width, arith)
+        from .cnn import choose_parallelism, cnn_design
+        chosen = choose_parallelism(graph, tlast_mode, stream_width) if parallelism == "auto" else parallelism
+        design = cnn_design(graph, chosen, {**opts, "parallelism": parallelism, **arith}, tlast_mode, stream_width, arith)
+        if parallelism == "auto":
+            design.info["parallelism"] = chosen
+        return design
     if parallelism is not None:
         raise ConfigError(f"parallelism applies to convolutions; an MLP must use reuse_factor, not parallelism {parallelism!r}")
     dense_opts, arith_info = None, None
+    if max(values) > 1:
+        from .reuse import reuse_design
+        return reuse_design(graph, reuse_factor, {**opts, **arith}, tlast_mode, stream_width, arith)
     if arith:  # multiplier-free or mixed arithmetic (arith.py); without these options the design is as before
         from .arith import dense_options
         dense_opts, arith_info = dense_options(graph, arith.get("multipliers", "dsp"), arith.get("stage_adders"),
                                                arith.get("target"), arith.get("dsp_budget"))
-        if max(values) > 1 and arith_info["multiplier_mode"] != "dsp":
-            raise ConfigError(f"reuse_factor > 1 shares multipliers, so multipliers must be dsp with it, not {arith_info['multiplier_mode']}")
         opts.update(arith)
-    if max(values) > 1:
-        from .reuse import reuse_design
-        return reuse_design(graph, reuse_factor, opts, tlast_mode, stream_width)
     what = {"dsp": "", "lut": ", multiplier-free", "auto": ", LUT or DSP multipliers per layer"}
     design = pipeline_design(graph, "dataflow", opts, tlast_mode=tlast_mode, in_tdata_bits=stream_width, out_tdata_bits=None,
                              description="hls4ml-style fully parallel pipeline (reuse factor 1"

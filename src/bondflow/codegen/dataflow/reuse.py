@@ -3,9 +3,11 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+
 from ... import __version__
 from ...design import Design
-from ...errors import UnsupportedOpError
+from ...errors import ConfigError, UnsupportedOpError
 from ...ir.graph import Graph
 from ...ir.ops import Activation, Dense, Flatten, Sigmoid, Softmax
 from ...ir.types import FixedType
@@ -15,24 +17,40 @@ from ..render import clog2, header, render, sanitize, static_rtl, vlog_literal
 from ..shell import interface_for, render_shell, shell_latency
 from .tables import table_layer
 
-__all__ = ["reuse_design", "reuse_layer"]
+__all__ = ["reuse_design", "reuse_layer", "live_multipliers"]
 
 
-def reuse_layer(module: str, op: Dense, x_type: FixedType, act: Activation | None, rf: int, hdr: str) -> LayerRTL:
+def live_multipliers(op: Dense, rf: int) -> list[int]:
+    """The shared multipliers (of n_in * n_out / rf) that see a non-zero weight; the others are the constant 0.
+
+    Multiplier m takes the flattened weight k * n_mult + m in select cycle k (row-major over inputs, outputs).
+    """
+    n_mult = op.n_in * op.n_out // rf
+    w = np.asarray(op.weight).reshape(rf, n_mult)
+    return [int(m) for m in np.flatnonzero(np.any(w != 0, axis=0))]
+
+
+def reuse_layer(module: str, op: Dense, x_type: FixedType, act: Activation | None, rf: int, hdr: str,
+                dsp: int | None = None) -> LayerRTL:
+    """``dsp``: how many of the shared multipliers are written as ``*`` (DSP blocks); the rest, and all of them
+    when 0, are shift-and-add over the weight's bits, which no synthesizer maps to a DSP (None: all ``*``)."""
     acc = op.accum_type
     shape = product_shape(op, x_type)
     shift, pw = shape.shift, shape.width
     n_in, n_out = op.n_in, op.n_out
     xw, ww, aw = x_type.width, shape.w_view, acc.width  # weights held in their signed view
     n_mult = (n_in * n_out) // rf
+    live = live_multipliers(op, rf)
+    on_dsp = set(live if dsp is None else live[:max(0, int(dsp))])
     kw = clog2(rf)
     decls, assigns, comb, regs, insts = [], [], [], [], []
     for m in range(n_mult):
         decls += [f"reg [{xw - 1}:0] xs_{m}, xa_{m};", f"reg signed [{ww - 1}:0] ws_{m}, wa_{m};",
                   f"wire signed [{pw - 1}:0] xe_{m};", f"wire signed [{pw - 1}:0] p_{m};", f"reg signed [{pw - 1}:0] pr_{m};"]
         ext = f"xa_{m}[{xw - 1}]" if x_type.signed else "1'b0"
-        assigns += [f"assign xe_{m} = {{{{{pw - xw}{{{ext}}}}}, xa_{m}}};",
-                    f"assign p_{m} = xe_{m} * {{{{{pw - ww}{{wa_{m}[{ww - 1}]}}}}, wa_{m}}};"]
+        assigns.append(f"assign xe_{m} = {{{{{pw - xw}{{{ext}}}}}, xa_{m}}};")
+        assigns.append(f"assign p_{m} = xe_{m} * {{{{{pw - ww}{{wa_{m}[{ww - 1}]}}}}, wa_{m}}};" if m in on_dsp
+                       else f"assign p_{m} = {_shift_add(m, ww, pw)};" if m in live else f"assign p_{m} = {pw}'sd0;")
         regs.append(f"if (en) begin xa_{m} <= xs_{m}; wa_{m} <= ws_{m}; pr_{m} <= p_{m}; end")
         cases_x, cases_w = [], []
         for k in range(rf):
@@ -78,6 +96,13 @@ def reuse_layer(module: str, op: Dense, x_type: FixedType, act: Activation | Non
     return LayerRTL(module, text, rf + 3, n_in, xw, n_out, yw, n_mult)
 
 
+def _shift_add(m: int, ww: int, pw: int) -> str:
+    """x * w in two's complement as the sum of x shifted by each weight bit, the sign bit's term subtracted."""
+    terms = [f"({{{pw}{{wa_{m}[{b}]}}}} & (xe_{m} <<< {b}))" for b in range(ww - 1)]
+    neg = f"({{{pw}{{wa_{m}[{ww - 1}]}}}} & (xe_{m} <<< {ww - 1}))"
+    return (" + ".join(terms) or f"{pw}'d0") + f" - {neg}"
+
+
 def handshake_layer(inner: LayerRTL, hdr: str, in_bits: int | None = None) -> LayerRTL:
     """A fixed-latency, never-stalling layer behind valid/ready: a travelling valid bit and the pipe adapter.
 
@@ -95,9 +120,22 @@ def handshake_layer(inner: LayerRTL, hdr: str, in_bits: int | None = None) -> La
 
 
 def reuse_design(graph: Graph, reuse_factor: "int | dict[str, int]", options: dict[str, Any], tlast_mode: int,
-                 stream_width: int | None) -> Design:
+                 stream_width: int | None, arith: dict[str, Any] | None = None) -> Design:
+    """Every Dense shares its multipliers; ``arith`` (multipliers dsp/lut/auto, target, dsp_budget) says how many
+    of them are DSP products, the rest shift-and-add (arith.shared_options)."""
     check_reuse_factor(graph, reuse_factor)  # the same valid set as hls4ml, so both compare like for like
     rfs = per_layer_reuse(graph, reuse_factor)
+    split: dict[str, int] | None = None
+    arith_info: dict[str, Any] = {}
+    if arith:
+        if arith.get("stage_adders") is not None:
+            raise ConfigError("stage_adders applies to constant multipliers (reuse factor 1); a reuse factor > 1 shares "
+                              f"multipliers, so stage_adders must be unset, not {arith['stage_adders']}")
+        from .arith import shared_options
+        shared = [(op.name, len(live_multipliers(op, rfs[op.name]))) for op in graph.ops if isinstance(op, Dense)]
+        opts, arith_info = shared_options([], shared, arith.get("multipliers", "dsp"), None, arith.get("target"),
+                                          arith.get("dsp_budget"))
+        split = {k: v["dsp"] for k, v in opts.items()}
     digest = graph.digest()
     hdr = header("dataflow", digest)
     layers: list[LayerRTL] = []
@@ -109,7 +147,8 @@ def reuse_design(graph: Graph, reuse_factor: "int | dict[str, int]", options: di
         if isinstance(op, Dense):
             nxt = ops[i + 1] if i + 1 < len(ops) else None
             act = nxt if isinstance(nxt, Activation) and nxt.input == op.name else None
-            layers.append(reuse_layer(f"bondflow_dataflow_{sanitize(op.name)}", op, cur, act, rfs[op.name], hdr))
+            layers.append(reuse_layer(f"bondflow_dataflow_{sanitize(op.name)}", op, cur, act, rfs[op.name], hdr,
+                                      dsp=None if split is None else split[op.name]))
             cur = (act or op).result_type
             i += 2 if act else 1
         elif isinstance(op, Flatten) and op.result_type == cur:
@@ -154,7 +193,7 @@ def reuse_design(graph: Graph, reuse_factor: "int | dict[str, int]", options: di
     rtl = ["rtl/bondflow_requant.v"] + extra + [f"rtl/{l.module}.v" for l in layers] + [f"rtl/{core}.v", "rtl/bondflow_top.v"]
     ii = max(list(rfs.values()) + [iface.input.beats, iface.output.beats])
     info = {"layers": [{"module": l.module, "latency": l.latency, "multipliers": l.multipliers} for l in layers],
-            "multipliers": sum(l.multipliers for l in layers), "tlast_mode": tlast_mode}
+            "multipliers": sum(l.multipliers for l in layers), "tlast_mode": tlast_mode, **arith_info}
     latency = sum(l.latency for l in layers) + shell_latency(iface, adapter=False)  # these layers handshake themselves
     return Design(arch="dataflow", top="bondflow_top", language="verilog", files=files, interface=iface,
                   graph_digest=digest, rtl_files=tuple(rtl), latency_cycles=latency, ii_cycles=ii,
