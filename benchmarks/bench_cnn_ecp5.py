@@ -5,6 +5,8 @@ written under ``--workdir`` and synthesis is cached there by digest: a second ru
 A run stopped by ``--timeout`` (per tool) is recorded as such, with the phase it reached.
 
     .venv/bin/python benchmarks/bench_cnn_ecp5.py [--designs digits_cnn:moldable:cores=4,...] [--timeout 4000]
+    .venv/bin/python benchmarks/bench_cnn_ecp5.py --designs \
+        digits_cnn:dataflow:parallelism=auto:multipliers=auto:target=ecp5-85k
 """
 from __future__ import annotations
 
@@ -64,7 +66,13 @@ def main() -> None:
             row.update(bitstream=False, error=str(e), seconds=round(time.monotonic() - t0, 1))
         rows.append(row)
         print(json.dumps(row), flush=True)
-    write("cnn_ecp5", {"target": "ecp5-85k", "timeout_per_tool_s": args.timeout, "rows": rows})
+    # rows of designs not run this time stay (each takes an hour or more), marked with the run they came from
+    prev_path = RESULTS / "cnn_ecp5.json"
+    prev = json.loads(prev_path.read_text()).get("rows", []) if prev_path.exists() else []
+    ran = {(r["example"], r["arch"], json.dumps(r["options"], sort_keys=True)) for r in rows}
+    kept = [{**r, "from_earlier_run": True} for r in prev
+            if (r["example"], r["arch"], json.dumps(r["options"], sort_keys=True)) not in ran]
+    write("cnn_ecp5", {"target": "ecp5-85k", "timeout_per_tool_s": args.timeout, "rows": kept + rows})
 
 
 if __name__ == "__main__":

@@ -125,3 +125,18 @@ def test_flow_on_iris_deploys_the_chosen_design(tmp_path, need_tool) -> None:
     acc = driver(out / "bundle").Accelerator(out / "bundle", backend="sim")
     x = np.random.default_rng(4).uniform(-4, 4, (20, g.input.size))
     assert np.array_equal(acc.predict(x), bondflow.reference.run(g, x))
+
+
+def test_flow_default_candidates_for_a_cnn_all_build() -> None:
+    """flow's default candidates for a CNN are ones that build CNNs (none is refused for being a CNN)."""
+    from bondflow.cli.cmd_compare import parse_arch_specs
+    from bondflow.cli.cmd_flow import DEFAULT_ARCHS, DEFAULT_CNN_ARCHS
+    g = bondflow.load_model(EXAMPLES / "conv1d" / "model.h5")
+    specs = parse_arch_specs(DEFAULT_CNN_ARCHS)
+    assert len(specs) >= 3 and set(parse_arch_specs(DEFAULT_ARCHS)) != set(specs)
+    for arch, opts in specs.values():
+        if arch == "hls4ml":
+            continue  # writes a project; its CNN C-sim is tested in tests/codegen
+        extra = {"target": "xc7z020"} if opts.get("multipliers") == "auto" else {}
+        d = bondflow.generate(g, arch, **opts, **extra)
+        assert d.ii_cycles >= 1 and d.rtl_files, arch

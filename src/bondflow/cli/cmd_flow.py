@@ -10,6 +10,8 @@ from .cmd_choose import add_constraint_args, constraints_from, describe
 #: Every architecture with a small grid: dataflow with DSP multipliers, multiplier-free and at reuse factor 4, da4ml,
 #: moldable's default and a wide one, hls4ml, BondMachine (models an architecture cannot build are reported as refused).
 DEFAULT_ARCHS = "dataflow,dataflow:multipliers=lut,dataflow:rf=4,da4ml,moldable,moldable:cores=16:lanes=4,hls4ml,bondmachine"
+#: For CNNs: what builds them (da4ml and BondMachine have no convolution; a CNN shares multipliers by parallelism).
+DEFAULT_CNN_ARCHS = "dataflow:multipliers=lut,dataflow:parallelism=auto:multipliers=auto,moldable,hls4ml"
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -18,7 +20,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--target", default="xc7z020", help="part to synthesize for (resources, fit)")
     p.add_argument("--board", required=True, help="deploy bundle for this board or card (e.g. pynq-z2, alveo-u55c)")
     p.add_argument("-o", "--output", required=True, help="flow directory: report/, bundle/, flow.json")
-    p.add_argument("--arch", default=DEFAULT_ARCHS, help=f"candidates, as for compare (default: {DEFAULT_ARCHS})")
+    p.add_argument("--arch", default=None, help=f"candidates, as for compare (default: {DEFAULT_ARCHS}; for a CNN "
+                                                f"{DEFAULT_CNN_ARCHS})")
     p.add_argument("--vectors", type=int, default=500)
     p.add_argument("--simulator", choices=["icarus", "verilator"], default="icarus")
     p.add_argument("--clock-mhz", type=float, default=None, help="clock where no placed-and-routed fmax exists")
@@ -43,6 +46,11 @@ def run(args: argparse.Namespace) -> int:
         get_target(args.fit)
     out = Path(args.output)
     report_dir = out / "report"
+    if args.arch is None:
+        from .. import load_model
+        g = load_model(args.model, default_precision=args.default_precision, input_precision=args.input_precision,
+                       weights=args.weights)
+        args.arch = DEFAULT_CNN_ARCHS if g.is_shaped() else DEFAULT_ARCHS
     cargv = ["compare", args.model, "--arch", args.arch, "--target", args.target, "-o", str(report_dir),
              "--vectors", str(args.vectors), "--simulator", args.simulator]
     for flag, v in (("--clock-mhz", args.clock_mhz), ("--default-precision", args.default_precision),
