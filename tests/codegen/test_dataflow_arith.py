@@ -308,6 +308,8 @@ def test_cli_flags_and_specs(tmp_path) -> None:
     from bondflow.cli.main import main
     assert parse_arch_specs("dataflow:multipliers=lut:stage_adders=4")["dataflow:multipliers=lut:stage_adders=4"] == \
         ("dataflow", {"multipliers": "lut", "stage_adders": 4})
+    assert parse_arch_specs("dataflow:parallelism=auto:multipliers=auto")["dataflow:parallelism=auto:multipliers=auto"] == \
+        ("dataflow", {"parallelism": "auto", "multipliers": "auto"})
     with pytest.raises(ConfigError, match="multipliers=lut"):
         parse_arch_specs("dataflow:multipliers=fast")
     gj = tmp_path / "g.json"
