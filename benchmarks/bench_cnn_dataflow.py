@@ -1,7 +1,8 @@
 """dataflow's streaming CNNs: cycles per image, II (Verilator, 1000 images vs golden), xc7z020 resources (yosys), ECP5 fmax.
 
 Settings per example: every output channel per cycle with DSP-style constant multipliers, the same multiplier-free
-(lut), and shared multipliers (parallelism). The hls4ml C simulation declares no latency (that needs vendor HLS), so
+(lut), shared multipliers (parallelism), and auto (parallelism and multipliers auto: the fewest multipliers at the
+full design's II, the xc7z020's DSPs to shared multipliers first). The hls4ml C simulation declares no latency (that needs vendor HLS), so
 its column stays empty unless Vivado/Vitis ran. ``--ecp5`` also places and routes on an ECP5-85k (slow: minutes to an
 hour per design). Arguments (example names) run only those examples, `--settings=full lut,...` only those settings;
 their rows replace the same settings' rows.
@@ -25,10 +26,13 @@ from bondflow.synth.flow import synthesize  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 #: (example, setting name, generate options)
+AUTO = {"parallelism": "auto", "multipliers": "auto"}  # fewest multipliers at full parallelism's II, DSPs first
 SETTINGS = [("digits_cnn", "full dsp", {}), ("digits_cnn", "full lut", {"multipliers": "lut"}),
-            ("digits_cnn", "parallelism 4", {"parallelism": 4}),
+            ("digits_cnn", "parallelism 4", {"parallelism": 4}), ("digits_cnn", "auto", AUTO),
             ("conv1d", "full dsp", {}), ("conv1d", "full lut", {"multipliers": "lut"}), ("conv1d", "parallelism 2", {"parallelism": 2}),
-            ("residual_cnn", "full lut", {"multipliers": "lut"}), ("residual_cnn", "parallelism 4", {"parallelism": 4})]
+            ("conv1d", "auto", AUTO),
+            ("residual_cnn", "full lut", {"multipliers": "lut"}), ("residual_cnn", "parallelism 4", {"parallelism": 4}),
+            ("residual_cnn", "auto", AUTO)]
 
 
 def main() -> None:
@@ -50,7 +54,8 @@ def main() -> None:
             s = synthesize(d, "xc7z020")
             row = {"example": ex, "setting": name, "options": opts, "bit_exact": r.passed, "images": r.vectors,
                    "backpressure": r.backpressure, "latency_cycles": r.latency_cycles, "ii_cycles": r.ii_cycles,
-                   "declared": [design.latency_cycles, design.ii_cycles], "input_pixels": int(np.prod(g.input.shape[:-1])),
+                   "declared": [design.latency_cycles, design.ii_cycles], "parallelism": design.info.get("parallelism"),
+                   "shared_dsp": design.info.get("shared_dsp"), "input_pixels": int(np.prod(g.input.shape[:-1])),
                    "lut": s.lut, "ff": s.ff, "dsp": s.dsp, "bram": s.bram, "xc7z020_util_pct": s.utilization_pct,
                    "generate_seconds": round(t_gen, 1), "synth_seconds": round(s.wall_seconds, 1),
                    "hls4ml_declared_latency": None}
