@@ -222,10 +222,14 @@ def test_cli_parallelism(tmp_path, capsys) -> None:
                  "-o", str(tmp_path / "e")]) != 0
     assert "--parallelism must be a number, layer=N pairs" in capsys.readouterr().err
     assert not (tmp_path / "e").exists()
-    assert main(["generate", str(tmp_path / "g.json"), "--arch", "dataflow", "--parallelism", "auto", "--no-lint",
+    # auto never costs II: on the 7x7 stride-2 image two cycles per window would make it 50 instead of 49
+    assert bondflow.generate(g, "dataflow", parallelism={"c1": 2}).ii_cycles == 50
+    assert bondflow.generate(g, "dataflow", parallelism="auto").info["parallelism"] == {"c1": 4}
+    small_cnn("conv1d_tail_free").save(tmp_path / "g1.json")  # its stride-2 c2 sees every other sample: shared
+    assert main(["generate", str(tmp_path / "g1.json"), "--arch", "dataflow", "--parallelism", "auto", "--no-lint",
                  "-o", str(tmp_path / "a")]) == 0
-    a = load_design(tmp_path / "a")  # 16 outputs of a 7x7 image: two cycles per window keep the II of 49
-    assert a.options["parallelism"] == "auto" and a.info["parallelism"] == {"c1": 2} and a.ii_cycles == 49
+    a = load_design(tmp_path / "a")
+    assert a.options["parallelism"] == "auto" and a.info["parallelism"] == {"c1": 4, "c2": 1} and a.ii_cycles == 12
     with pytest.raises(ConfigError, match="parallelism must be an integer >= 1, a layer -> integer mapping or 'auto', not 'fast'"):
         bondflow.generate(g, "dataflow", parallelism="fast")
 

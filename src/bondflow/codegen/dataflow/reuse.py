@@ -44,18 +44,20 @@ def reuse_layer(module: str, op: Dense, x_type: FixedType, act: Activation | Non
     on_dsp = set(live if dsp is None else live[:max(0, int(dsp))])
     kw = clog2(rf)
     decls, assigns, comb, regs, insts = [], [], [], [], []
-    for m in range(n_mult):
+    read: set[int] = set()  # inputs some live multiplier reads
+    for m in live:  # a multiplier whose every weight is pruned is the constant 0: left out, and out of the sums
         decls += [f"reg [{xw - 1}:0] xs_{m}, xa_{m};", f"reg signed [{ww - 1}:0] ws_{m}, wa_{m};",
                   f"wire signed [{pw - 1}:0] xe_{m};", f"wire signed [{pw - 1}:0] p_{m};", f"reg signed [{pw - 1}:0] pr_{m};"]
         ext = f"xa_{m}[{xw - 1}]" if x_type.signed else "1'b0"
         assigns.append(f"assign xe_{m} = {{{{{pw - xw}{{{ext}}}}}, xa_{m}}};")
         assigns.append(f"assign p_{m} = xe_{m} * {{{{{pw - ww}{{wa_{m}[{ww - 1}]}}}}, wa_{m}}};" if m in on_dsp
-                       else f"assign p_{m} = {_shift_add(m, ww, pw)};" if m in live else f"assign p_{m} = {pw}'sd0;")
+                       else f"assign p_{m} = {_shift_add(m, ww, pw)};")
         regs.append(f"if (en) begin xa_{m} <= xs_{m}; wa_{m} <= ws_{m}; pr_{m} <= p_{m}; end")
         cases_x, cases_w = [], []
         for k in range(rf):
             p = k * n_mult + m
             i, j = divmod(p, n_out)
+            read.add(i)
             cases_x.append(f"{kw}'d{k}: xs_{m} = xr[{i * xw + xw - 1}:{i * xw}];")
             cases_w.append(f"{kw}'d{k}: ws_{m} = {vlog_literal(int(op.weight[i, j]), ww)};")
         comb.append("always @(*) begin\n        case (k)\n            " + "\n            ".join(cases_x) +
@@ -72,7 +74,7 @@ def reuse_layer(module: str, op: Dense, x_type: FixedType, act: Activation | Non
                   f"wire [{op.result_type.width - 1}:0] d_{j};", f"reg [{yw - 1}:0] y_{j};"]
         cases = []
         for k in range(rf):
-            ms = [m for m in range(n_mult) if (k * n_mult + m) % n_out == j]
+            ms = [m for m in live if (k * n_mult + m) % n_out == j]
             expr = " + ".join(_term(f"pr_{m}", pw, aw, shift) for m in ms) or f"{aw}'d0"
             cases.append(f"{kw}'d{k}: add_{j} = {expr};")
         comb.append("always @(*) begin\n        case (k2)\n            " + "\n            ".join(cases) +
@@ -90,10 +92,10 @@ def reuse_layer(module: str, op: Dense, x_type: FixedType, act: Activation | Non
     text = render("layers/reuse_layer.v.j2", header=hdr, module=module, n_in=n_in, n_out=n_out, x_w=xw, y_w=yw,
                   rf=rf, kw=kw, n_mult=n_mult, act=(act.function if act else None), x_type=str(x_type),
                   w_type=str(op.weight_type), acc_type=str(acc), y_type=str(y_type), decls=decls, assigns=assigns,
-                  comb=comb, regs=regs, insts=insts)
+                  comb=comb, regs=regs, insts=insts, n_live=len(live), xr_partly_unused=len(read) < n_in)
     # One cycle to register the input, R select cycles, then the multiply and accumulate stages (the latter
     # ends in the output register): R + 3. Samples overlap in the pipeline, so the interval stays R.
-    return LayerRTL(module, text, rf + 3, n_in, xw, n_out, yw, n_mult)
+    return LayerRTL(module, text, rf + 3, n_in, xw, n_out, yw, len(live))
 
 
 def _shift_add(m: int, ww: int, pw: int) -> str:
