@@ -98,20 +98,14 @@ def check_arith_options(multipliers: object, stage_adders: object, modes: tuple[
 
 
 def dense_layer(module: str, op: Dense, x_type: FixedType, act: Activation | None, hdr: str, *,
-                multipliers: str = "dsp", stage_adders: int | None = None,
-                dsp_outputs: "tuple[int, ...] | list[int] | None" = None) -> LayerRTL:
+                multipliers: str = "dsp", stage_adders: int | None = None) -> LayerRTL:
     """Dense with its exact accumulator, then its result cast, then an optional fused activation cast.
 
     ``multipliers`` "dsp" (the default) registers one constant multiplier per non-zero weight, then adder trees
     with a register every ``stage_adders`` levels (default LEVELS_PER_STAGE); "lut" builds the products from
     shared shifts and adds (default LUT_STAGE_ADDERS levels per stage). Both are bit-exact with the golden model.
-    ``dsp_outputs`` (with "lut"): these outputs are computed the "dsp" way, the others multiplier-free, side by side.
     """
     check_arith_options(multipliers, stage_adders, ("lut", "dsp"))
-    if dsp_outputs and multipliers == "lut" and len(set(dsp_outputs)) < op.n_out:
-        return _split_layer(module, op, x_type, act, hdr, sorted(set(dsp_outputs)), stage_adders)
-    if dsp_outputs and multipliers == "lut":
-        multipliers, stage_adders = "dsp", None
     acc = op.accum_type
     shape = product_shape(op, x_type)
     if multipliers == "lut":
@@ -201,49 +195,6 @@ def dense_layer(module: str, op: Dense, x_type: FixedType, act: Activation | Non
                   assigns=_block(assigns, 4), regs=_block(regs, 8), insts=_block(insts, 4),
                   x_partly_unused=not bool(np.all(used)))
     return LayerRTL(module, text, latency, op.n_in, xw, op.n_out, yw, n_mult)
-
-
-def _split_layer(module: str, op: Dense, x_type: FixedType, act: Activation | None, hdr: str, dsp: list[int],
-                 stage_adders: int | None) -> LayerRTL:
-    """Outputs ``dsp`` with DSP products, the rest multiplier-free: two layers on the same input, the earlier
-    one's outputs delayed to the later one's latency, then the outputs put back in order."""
-    from dataclasses import replace
-    lut = [j for j in range(op.n_out) if j not in set(dsp)]
-    parts = []
-    for tag, cols, mode in (("dsp", dsp, "dsp"), ("lut", lut, "lut")):
-        sub = replace(op, name=f"{op.name}_{tag}", weight=np.asarray(op.weight)[:, cols], bias=np.asarray(op.bias)[cols])
-        # both halves register every LUT_STAGE_ADDERS adder levels (or stage_adders): the DSP half's trees are no
-        # deeper than the adder graph's, so splitting a layer adds no cycles to it
-        parts.append((cols, dense_layer(f"{module}_{tag}", sub, x_type, act, hdr, multipliers=mode,
-                                        stage_adders=stage_adders or LUT_STAGE_ADDERS)))
-    latency = max(l.latency for _, l in parts)
-    yw = parts[0][1].out_width
-    lines = [hdr.rstrip("\n"), f"// {module}: Dense {op.n_in} -> {op.n_out}, outputs {_ranges(dsp)} with DSP products "
-             f"({parts[0][1].module}), the others multiplier-free ({parts[1][1].module}); latency {latency}.",
-             "`timescale 1ns/1ps", "`default_nettype none", f"module {module} (", "    input  wire clk,",
-             f"    input  wire [{op.n_in * x_type.width - 1}:0] x,", f"    output wire [{op.n_out * yw - 1}:0] y", ");"]
-    for cols, l in parts:
-        tag = l.module.rsplit("_", 1)[1]
-        bits = len(cols) * yw
-        lines += [f"    wire [{bits - 1}:0] {tag}_0;", f"    {l.module} u_{tag} (.clk(clk), .x(x), .y({tag}_0));"]
-        for k in range(latency - l.latency):  # the faster half waits for the slower one
-            lines += [f"    reg [{bits - 1}:0] {tag}_{k + 1};", f"    always @(posedge clk) {tag}_{k + 1} <= {tag}_{k};"]
-        last = f"{tag}_{latency - l.latency}"
-        lines += [f"    assign y[{j * yw + yw - 1}:{j * yw}] = {last}[{q * yw + yw - 1}:{q * yw}];" for q, j in enumerate(cols)]
-    lines += ["endmodule", "`default_nettype wire", ""]
-    extra = tuple((f"rtl/{l.module}.v", l.text) for _, l in parts) + tuple(e for _, l in parts for e in l.extra)
-    return LayerRTL(module, "\n".join(lines), latency, op.n_in, x_type.width, op.n_out, yw,
-                    sum(l.multipliers for _, l in parts), extra)
-
-
-def _ranges(cols: list[int]) -> str:
-    """0,1,2,5 -> '0-2, 5'."""
-    out, start = [], cols[0]
-    for a, b in zip(cols, cols[1:] + [None]):
-        if b != a + 1:
-            out.append(f"{start}-{a}" if a > start else f"{a}")
-            start = b
-    return ", ".join(out)
 
 
 def activation_layer(module: str, op: Activation, x_type: FixedType, n: int, hdr: str) -> LayerRTL:

@@ -12,7 +12,7 @@ from ...ir.ops import Activation, Dense
 from ...ir.types import FixedType
 from ..layers import check_arith_options, product_shape
 
-__all__ = ["dense_options", "layer_options", "shared_options", "dsp_estimate", "auto_modes", "auto_outputs", "AUTO_TARGET"]
+__all__ = ["dense_options", "layer_options", "shared_options", "dsp_estimate", "auto_modes", "AUTO_TARGET"]
 
 #: The device whose DSP count "auto" fits when no target is named (the seeds' board, PYNQ-Z2).
 AUTO_TARGET = "xc7z020"
@@ -86,24 +86,18 @@ def layer_options(layers: list[tuple[Dense, FixedType]], multipliers: str, stage
             from ...synth.targets import get_target
             dsp_budget = get_target(target or AUTO_TARGET).dsps
         modes = auto_modes(layers, dsp_budget)
-        left = dsp_budget - sum(dsp_estimate(op) for (op, _), m in zip(layers, modes) if m == "dsp")
-        split = auto_outputs([op for (op, _), m in zip(layers, modes) if m == "lut"], left)
     else:
-        modes, split = [multipliers] * len(layers), {}
+        modes = [multipliers] * len(layers)
     opts: dict[str, dict[str, Any]] = {}
     for (op, _), mode in zip(layers, modes):
         o: dict[str, Any] = {"multipliers": mode}
         if stage_adders is not None:
             o["stage_adders"] = stage_adders
-        if op.name in split:
-            o["dsp_outputs"] = split[op.name]
         opts[op.name] = o
     info = {"multiplier_mode": multipliers, "layer_multipliers": {op.name: m for (op, _), m in zip(layers, modes)},
-            "stage_adders": stage_adders, "dsp_estimate": sum(dsp_estimate(op) for (op, _), m in zip(layers, modes) if m == "dsp")
-            + sum(_column_dsps(op)[j] for op, _ in layers for j in split.get(op.name, ()))}
+            "stage_adders": stage_adders, "dsp_estimate": sum(dsp_estimate(op) for (op, _), m in zip(layers, modes) if m == "dsp")}
     if multipliers == "auto":
         info["dsp_budget"] = dsp_budget
-        info["dsp_outputs"] = {k: len(v) for k, v in split.items()}
     return opts, info
 
 
@@ -137,30 +131,3 @@ def shared_options(constant: list[tuple[Dense, FixedType]], shared: list[tuple[s
     if multipliers == "auto":
         info["dsp_budget"] = budget
     return opts, info
-
-
-def _column_dsps(op: Dense) -> np.ndarray:
-    """DSP blocks each output of a "dsp" layer takes (dsp_estimate per column)."""
-    w = np.abs(np.asarray(op.weight, dtype=np.int64))
-    return np.count_nonzero((w != 0) & ((w & (w - 1)) != 0), axis=0)
-
-
-def auto_outputs(lut_layers: list[Dense], budget: int) -> dict[str, list[int]]:
-    """DSPs left after whole layers: single outputs of multiplier-free layers move to DSP products, those whose
-    weights have the most canonical signed digits beyond one per weight (adders a product saves) per DSP first."""
-    from ..cmvm import csd
-    cands = []
-    for op in lut_layers:
-        w = np.asarray(op.weight, dtype=np.int64)
-        digits = {v: len(csd(v)) for v in np.unique(w).tolist()}
-        dsps = _column_dsps(op)
-        for j in range(op.n_out):
-            saved = sum(digits[v] - 1 for v in w[:, j].tolist() if v)
-            if dsps[j] and saved > 0:
-                cands.append((saved / dsps[j], op.name, j, int(dsps[j])))
-    out: dict[str, list[int]] = {}
-    for _, name, j, d in sorted(cands, key=lambda c: (-c[0], c[1], c[2])):
-        if d <= budget:
-            out.setdefault(name, []).append(j)
-            budget -= d
-    return {k: sorted(v) for k, v in out.items()}
