@@ -39,8 +39,15 @@ module bondflow_collect #(
             end
         end
     end
-    always @(posedge clk) begin
-        if (take) vec[cnt * PIX +: PIX] <= in_data;
-    end
+    // One write enable per slot (a decoder of cnt), not vec[cnt * PIX +: PIX]: synthesis may map that index
+    // product to a DSP block, which a design sized to the part's DSPs has none left for.
+    genvar k;
+    generate
+        for (k = 0; k < N; k = k + 1) begin : g_slot
+            always @(posedge clk) begin
+                if (take && cnt == k[NW-1:0]) vec[k * PIX +: PIX] <= in_data;
+            end
+        end
+    endgenerate
 endmodule
 `default_nettype wire

@@ -30,7 +30,15 @@ module bondflow_serializer #(
     wire last_of_beat = idx == K_LAST || pix == N_LAST;
     wire pop = full && out_ready;
     assign out_valid = full;
-    assign out_data = beat[idx * PIX +: PIX];
+    // a multiplexer over the beat's lanes, not beat[idx * PIX +: PIX] (synthesis may spend a DSP on that product)
+    wire [PIX-1:0] lane [0:K-1];
+    genvar k;
+    generate
+        for (k = 0; k < K; k = k + 1) begin : g_lane
+            assign lane[k] = beat[k * PIX +: PIX];
+        end
+    endgenerate
+    assign out_data = lane[idx];
     assign in_ready = !full || (out_ready && last_of_beat);
 
     always @(posedge clk) begin
