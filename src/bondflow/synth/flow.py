@@ -190,7 +190,8 @@ def _run(design: Design, design_dir: Path | None, t: Target, clock: float, bitst
         res, cells, netlist, ylog = _yosys(sources, top, t, work / "yosys", bar, nodsp=True, timeout=timeout)
         pct = {k: round(100.0 * res[k] / cap, 2) for k, cap in (("lut", t.luts), ("ff", t.ffs), ("dsp", t.dsps), ("bram", t.brams)) if cap}
         over = {k: v for k, v in pct.items() if v > 100}
-        note = (note + "; " if note else "") + f"multipliers in LUTs (they need more than the {t.dsps} DSP blocks)"
+        hint = "; dataflow's --multipliers auto fits them to the part" if design.arch == "dataflow" else ""
+        note = (note + "; " if note else "") + f"multipliers in LUTs (they need more than the {t.dsps} DSP blocks{hint})"
     report: dict[str, Any] = dict(design_digest=design.digest(), arch=design.arch, target=t.name, family=t.family,
                                   tool="yosys" + ("+nextpnr" if place else ""), tool_versions=versions, lut=res["lut"],
                                   ff=res["ff"], dsp=res["dsp"], bram=res["bram"], cells=cells, utilization_pct=pct,
