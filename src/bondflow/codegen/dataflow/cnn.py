@@ -225,7 +225,7 @@ def choose_parallelism(graph: Graph, tlast_mode: int, stream_width: int | None) 
     shapes = graph.shapes()
     convs = [op for op in graph.ops if isinstance(op, Conv) and len(shapes[op.name]) > 1]
     pixels = {op.name: int(math.prod(shapes[op.name][:-1])) for op in convs}
-    divisors = {op.name: [d for d in range(1, op.c_out + 1) if op.c_out % d == 0] for op in convs}
+    divisors = {op.name: _divisors(op.c_out) for op in convs}
     choice = {op.name: next(d for d in divisors[op.name] if (op.c_out // d) * pixels[op.name] <= max(target, pixels[op.name]))
               for op in convs}
     while True:
@@ -238,12 +238,16 @@ def choose_parallelism(graph: Graph, tlast_mode: int, stream_width: int | None) 
         choice[worst.name] = next(d for d in divisors[worst.name] if d > choice[worst.name])
 
 
+def _divisors(n: int) -> list[int]:
+    return [d for d in range(1, n + 1) if n % d == 0]
+
+
 def _parallelism_for(op: Conv, parallelism: "int | dict[str, int] | None") -> int:
     p = parallelism.get(op.name, op.c_out) if isinstance(parallelism, dict) else (parallelism or op.c_out)
     p = min(int(p), op.c_out)
     if p < 1 or op.c_out % p:
-        divs = [d for d in range(1, op.c_out + 1) if op.c_out % d == 0]
-        raise ConfigError(f"parallelism of conv '{op.name}' must divide its {op.c_out} output channels ({divs}), not {p}")
+        raise ConfigError(f"parallelism of conv '{op.name}' must divide its {op.c_out} output channels "
+                          f"({_divisors(op.c_out)}), not {p}")
     return p
 
 
@@ -257,8 +261,9 @@ def arith_options(graph: Graph, arith: dict[str, Any], parallelism: "int | dict[
     shared: list[tuple[str, int]] = []
     cur = graph.input.type
     for op in graph.ops:
-        if isinstance(op, Conv) and _parallelism_for(op, parallelism) < op.c_out:
-            shared.append((op.name, len(live_multipliers(op.as_dense(), op.c_out // _parallelism_for(op, parallelism)))))
+        p = _parallelism_for(op, parallelism) if isinstance(op, Conv) else 0
+        if isinstance(op, Conv) and p < op.c_out:
+            shared.append((op.name, len(live_multipliers(op.as_dense(), op.c_out // p))))
         elif isinstance(op, (Conv, Dense)):
             layers.append((op.as_dense() if isinstance(op, Conv) else op, cur))
         cur = op.result_type
