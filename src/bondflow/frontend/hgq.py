@@ -13,6 +13,9 @@ Rules (docs/frontend.md, "HGQ2"):
   per-element type of the layer; a QDense's accumulator and result are exact (no rounding), as HGQ's float math
   is whenever its sums fit float32's 24-bit mantissa.
 * The graph input is the first quantizer's widest type (rounded once there; a second cast per element is exact).
+* CNNs (QConv1D/QConv2D, max and average pooling, Flatten) keep each tensor's shape: a data-lane quantizer's
+  per-element widths run over every position and channel of an image, so ``element_quant`` covers the flattened
+  image; a convolution's exact accumulator holds every sum for each input channel's widest range.
 """
 from __future__ import annotations
 
@@ -26,13 +29,18 @@ import numpy as np
 from ..errors import ModelLoadError, QuantizationError, UnsupportedOpError, unsupported_layers
 from ..ir.element_quant import ElementQuant, element_types, widest_type
 from ..ir.graph import Graph, TensorSpec
-from ..ir.ops import Activation, Dense, Op
+from ..ir.ops import Activation, Dense, Flatten, Op
+from ..ir.tensor_ops import Conv, Pool, same_pads
 from ..ir.types import MAX_WIDTH, FixedType, Overflow, Rounding
 from ..render_names import unique_name
 
 __all__ = ["is_hgq_config", "load_hgq", "SUPPORTED_HGQ_LAYERS", "hgq_quantize"]
 
-SUPPORTED_HGQ_LAYERS = ("InputLayer", "QDense", "Quantizer", "ReLU", "Activation (relu, linear)", "Dropout", "Flatten")
+SUPPORTED_HGQ_LAYERS = ("InputLayer", "QDense", "QConv1D", "QConv2D", "QMaxPooling1D/2D", "QAveragePooling1D/2D",
+                        "MaxPooling1D/2D", "Quantizer", "ReLU", "Activation (relu, linear)", "Dropout", "Flatten")
+_CONVS = ("QConv1D", "QConv2D")
+_POOLS = {"QMaxPooling1D": "max", "QMaxPooling2D": "max", "QAveragePooling1D": "average", "QAveragePooling2D": "average",
+          "MaxPooling1D": "max", "MaxPooling2D": "max"}
 _ROUND = {"TRN": Rounding.TRN, "RND": Rounding.RND, "RND_CONV": Rounding.RND_CONV,
           "S_RND": Rounding.RND, "S_RND_CONV": Rounding.RND_CONV}  # stochastic rounding is training-only
 _OVERFLOW = {"WRAP": Overflow.WRAP, "SAT": Overflow.SAT, "SAT_SYM": Overflow.SAT_SYM}
@@ -104,12 +112,17 @@ class _Quantizer:
             raise ModelLoadError(f"{self.where} bit widths of shape {self.k.shape} must broadcast to the tensor's "
                                  f"{shape}, not differ") from None
 
-    def datalane(self, n: int, name: str, inp: str, in_type: FixedType | None) -> ElementQuant:
-        """The element_quant op of this quantizer on ``n`` features (a sample's batch axis dropped)."""
+    def per_element(self, shape: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(k, i, f) for each value of a sample of ``shape``, flattened channels last (the batch axis dropped)."""
+        full = (1,) + shape if self.k.ndim == len(shape) + 1 else shape
+        return tuple(a.reshape(-1) for a in self.broadcast(full))  # type: ignore[return-value]
+
+    def datalane(self, shape: tuple[int, ...], name: str, inp: str, in_type: FixedType | None) -> ElementQuant:
+        """The element_quant op of this quantizer on a sample of ``shape`` (its batch axis dropped)."""
         if self.is_weight and self.overflow is Overflow.WRAP and self.trainable:
             raise QuantizationError(f"{self.where} is a data-lane quantizer with is_weight=True and WRAP, which HGQ "
                                     "applies without its overflow (unbounded values); it must be is_weight=False, not True")
-        k, i, f = (a.reshape(-1) for a in self.broadcast((1, n))) if self.k.ndim == 2 else self.broadcast((n,))
+        k, i, f = self.per_element(shape)
         types = element_types(k, i, f, self.rounding, self.overflow)
         return ElementQuant(name=name, input=inp, result_type=widest_type(types), k=k, i=i, f=f,
                             rounding=self.rounding, overflow=self.overflow)
@@ -244,10 +257,10 @@ def _load_hgq(path: Path) -> Graph:
     for l in layers:
         cls, lc = l.get("class_name", "?"), l.get("config", {})
         name = str(lc.get("name", "?"))
-        ok = cls in ("InputLayer", "QDense", "Quantizer", "ReLU", "Dropout", "Flatten") or \
+        ok = cls in ("InputLayer", "QDense", "Quantizer", "ReLU", "Dropout", "Flatten", *_CONVS, *_POOLS) or \
             (cls == "Activation" and lc.get("activation") in ("relu", "linear"))
-        if cls == "QDense" and lc.get("activation") not in _ACTIVATIONS:
-            bad.append((f"QDense activation {lc.get('activation')}", name))
+        if cls in ("QDense", *_CONVS) and lc.get("activation") not in _ACTIVATIONS:
+            bad.append((f"{cls} activation {lc.get('activation')}", name))
         elif cls == "ReLU" and any(lc.get(a) not in (None, 0, 0.0) for a in ("max_value", "negative_slope", "threshold")):
             bad.append(("ReLU with max_value/negative_slope/threshold", name))
         elif not ok:
@@ -261,7 +274,7 @@ def _load_hgq(path: Path) -> Graph:
     seen: dict[str, int] = {}
     inp: TensorSpec | None = None
     cur, cur_type = "", FixedType(1, 1)
-    n = 0
+    shape: tuple[int, ...] = ()
     with h5py.File(io.BytesIO(blob), "r") as h5:
         for l in layers:
             cls, lc = l["class_name"], l.get("config", {})
@@ -276,10 +289,11 @@ def _load_hgq(path: Path) -> Graph:
             seen[snake] = c + 1
             key = snake + (f"_{c}" if c else "")
             if inp is None:
-                if in_shape is None or None in in_shape or len(in_shape) != 1:
-                    raise UnsupportedOpError(f"input of shape {in_shape}", lname, ["a flat input of fixed size (an MLP)"],
+                if in_shape is None or None in in_shape or not 1 <= len(in_shape) <= 3:
+                    raise UnsupportedOpError(f"input of shape {in_shape}", lname,
+                                             ["a fixed-size input: (n,), (length, channels) or (height, width, channels)"],
                                              "bondflow's HGQ reader")
-                n = int(in_shape[0])
+                shape = tuple(int(d) for d in in_shape)
 
             def quant(conf: Any, sub: str | None, what: str) -> _Quantizer:
                 return _Quantizer(conf, _layer_vars(h5, key, sub), f"layer '{lname}' {what}", bool(lc.get("trainable", True)))
@@ -287,9 +301,9 @@ def _load_hgq(path: Path) -> Graph:
             def add_datalane(q: _Quantizer, suffix: str) -> None:
                 nonlocal cur, cur_type, inp
                 if inp is None:
-                    inp = TensorSpec(unique_name("input", names), n, _input_type(q, n))
+                    inp = TensorSpec(unique_name("input", names), int(np.prod(shape)), _input_type(q, shape), shape)
                     cur, cur_type = inp.name, inp.type
-                op = q.datalane(n, unique_name(lname + suffix, names), cur, cur_type)
+                op = q.datalane(shape, unique_name(lname + suffix, names), cur, cur_type)
                 ops.append(op)
                 cur, cur_type = op.name, op.result_type
 
@@ -298,11 +312,22 @@ def _load_hgq(path: Path) -> Graph:
                     raise QuantizationError(f"layer '{lname}' must read quantized data (an input quantizer first), "
                                             f"not the float input: {what}")
 
+            def emit(op: Op) -> None:
+                nonlocal cur, cur_type, shape
+                ops.append(op)
+                shape = op.out_shape(shape)
+                cur, cur_type = op.name, op.result_type
+
             if cls == "Quantizer":
                 add_datalane(_Quantizer(lc.get("config"), _standalone_vars(h5, key), f"layer '{lname}' quantizer",
                                         bool(lc.get("trainable", True))), "")
                 continue
-            if cls in ("Dropout", "Flatten"):
+            if cls == "Dropout":
+                continue
+            if cls == "Flatten":
+                if len(shape) > 1:
+                    need_quantized(cls)
+                    emit(Flatten(name=unique_name(lname, names), input=cur, result_type=cur_type))
                 continue
             if cls in ("ReLU", "Activation"):
                 need_quantized(cls)
@@ -310,29 +335,58 @@ def _load_hgq(path: Path) -> Graph:
                     _add_relu(ops, names, lname, cur, cur_type)
                     cur, cur_type = ops[-1].name, ops[-1].result_type
                 continue
-            # QDense
+            if cls in _POOLS:
+                if cls.startswith("Q") and lc.get("enable_iq", True):
+                    add_datalane(quant(lc.get("iq_conf"), "iq", "input quantizer (iq)"), "_iq")
+                need_quantized(cls)
+                emit(_pool(lname, cls, lc, shape, cur, cur_type, unique_name(lname, names)))
+                if cls.startswith("Q") and lc.get("enable_oq", False):
+                    add_datalane(quant(lc.get("oq_conf"), "oq", "output quantizer (oq)"), "_oq")
+                continue
+            # QDense, QConv1D, QConv2D
             if lc.get("enable_iq", True):
                 add_datalane(quant(lc.get("iq_conf"), "iq", "input quantizer (iq)"), "_iq")
-            need_quantized("QDense with enable_iq=False")
+            need_quantized(f"{cls} with enable_iq=False")
             dense_vars = _layer_vars(h5, key, None)
             use_bias = bool(lc.get("use_bias", True))
             if len(dense_vars) < 1 + use_bias:
                 raise ModelLoadError(f"{path}: model.weights.h5 must hold layers/{key}/vars for layer '{lname}', not lack it")
             kernel = dense_vars[0]
-            units = int(lc.get("units", kernel.shape[-1]))
-            if kernel.shape != (n, units):
-                raise ModelLoadError(f"layer '{lname}' kernel must have shape ({n}, {units}), not {kernel.shape}")
+            is_conv = cls in _CONVS
+            if is_conv:
+                nd = 1 if cls == "QConv1D" else 2
+                if len(shape) != nd + 1:
+                    raise UnsupportedOpError(f"{cls} on a tensor of shape {shape}", lname, list(SUPPORTED_HGQ_LAYERS),
+                                             f"bondflow's HGQ reader (it needs a {nd}-D input with channels)")
+                units = int(lc.get("filters", kernel.shape[-1]))
+                want = tuple(int(k) for k in _ints(lc.get("kernel_size"), nd)) + (shape[-1], units)
+            else:
+                if len(shape) != 1:
+                    raise UnsupportedOpError(f"QDense on a {len(shape)}-D tensor {shape}", lname, list(SUPPORTED_HGQ_LAYERS),
+                                             "bondflow's HGQ reader (add a Flatten before it)")
+                units = int(lc.get("units", kernel.shape[-1]))
+                want = (shape[0], units)
+            if kernel.shape != want:
+                raise ModelLoadError(f"layer '{lname}' kernel must have shape {want}, not {kernel.shape}")
             w_raw, w_t = quant(lc.get("kq_conf"), "kq", "kernel quantizer (kq)").constants(kernel)
             if use_bias:
                 b_raw, b_t = quant(lc.get("bq_conf"), "bq", "bias quantizer (bq)").constants(dense_vars[1])
             else:
                 b_raw, b_t = np.zeros(units, dtype=np.int64), FixedType(1, 1)
-            prev_op = ops[-1]
-            acc = _exact_accum(prev_op, cur_type, n, w_raw, w_t, b_raw, b_t, lname)
+            lo, hi = _elem_ranges(ops[-1], cur_type, int(np.prod(shape)))
+            if is_conv:  # every position of a channel meets every kernel tap: the channel's widest range bounds it
+                lo = lo.reshape(-1, shape[-1]).min(axis=0)
+                hi = hi.reshape(-1, shape[-1]).max(axis=0)
+                lo, hi = np.tile(lo, int(np.prod(w_raw.shape[:-2]))), np.tile(hi, int(np.prod(w_raw.shape[:-2])))
+            acc = _exact_accum(lo, hi, cur_type, w_raw.reshape(-1, units), w_t, b_raw, b_t, lname)
             dname = unique_name(lname, names)
-            ops.append(Dense(name=dname, input=cur, result_type=acc, weight=w_raw, weight_type=w_t, bias=b_raw,
-                             bias_type=b_t, accum_type=acc))
-            cur, cur_type, n = dname, acc, units
+            if is_conv:
+                strides, pads = _conv_geometry(lname, cls, lc, shape, w_raw.shape[:-2])
+                emit(Conv(name=dname, input=cur, result_type=acc, weight=w_raw, weight_type=w_t, bias=b_raw,
+                          bias_type=b_t, accum_type=acc, strides=strides, pads=pads))
+            else:
+                emit(Dense(name=dname, input=cur, result_type=acc, weight=w_raw, weight_type=w_t, bias=b_raw,
+                           bias_type=b_t, accum_type=acc))
             if lc.get("activation") == "relu":
                 _add_relu(ops, names, lname + "_relu", cur, cur_type)
                 cur, cur_type = ops[-1].name, ops[-1].result_type
@@ -362,13 +416,13 @@ def _add_relu(ops: list[Op], names: set[str], lname: str, cur: str, t: FixedType
     ops.append(Activation(name=unique_name(lname, names), input=cur, result_type=rt, function="relu"))
 
 
-def _input_type(q: _Quantizer, n: int) -> FixedType:
+def _input_type(q: _Quantizer, shape: tuple[int, ...]) -> FixedType:
     """The graph input: rounded once onto a grid from which each element's own cast is exact.
 
     One fraction width for all elements: the widest element type with the quantizer's rounding. Several: TRN is
     exact from the finest grid, RND (floor(x + 1/2)) from one bit finer, truncated; RND_CONV cannot be (ties).
     """
-    k, i, f = (a.reshape(-1) for a in q.broadcast((1, n))) if q.k.ndim == 2 else q.broadcast((n,))
+    k, i, f = q.per_element(shape)
     types = element_types(k, i, f, q.rounding, q.overflow)
     live = [t for t in types if t is not None]
     wide = widest_type(types)
@@ -382,12 +436,11 @@ def _input_type(q: _Quantizer, n: int) -> FixedType:
                             f"is rounded once), not {fracs[0]}..{fracs[-1]} fraction bits")
 
 
-def _exact_accum(prev: Op, xt: FixedType, n: int, w: np.ndarray, wt: FixedType, b: np.ndarray, bt: FixedType,
-                 lname: str) -> FixedType:
-    """The exact accumulator of x @ W + b over the per-element input ranges (nothing rounds, nothing wraps)."""
+def _exact_accum(lo: np.ndarray, hi: np.ndarray, xt: FixedType, w: np.ndarray, wt: FixedType, b: np.ndarray,
+                 bt: FixedType, lname: str) -> FixedType:
+    """The exact accumulator of x @ W + b for raw input ranges lo..hi per row of W (nothing rounds, nothing wraps)."""
     pf = xt.frac_bits + wt.frac_bits
     frac = max(pf, bt.frac_bits)
-    lo, hi = _elem_ranges(prev, xt, n)
     wo = w.astype(object)
     p1, p2 = lo[:, None] * wo, hi[:, None] * wo
     sh = frac - pf
@@ -397,3 +450,51 @@ def _exact_accum(prev: Op, xt: FixedType, n: int, w: np.ndarray, wt: FixedType, 
     lo_all = min([m + c for m, c in zip(mins, bs)] + [0])
     hi_all = max([m + c for m, c in zip(maxs, bs)] + [0])
     return _fit_type(lo_all, hi_all, frac, f"layer '{lname}' accumulator")
+
+
+def _ints(v: Any, nd: int) -> tuple[int, ...]:
+    """A Keras size argument (an int or a list) as nd ints."""
+    t = tuple(int(x) for x in (v if isinstance(v, (list, tuple)) else [v] * nd))
+    return t if len(t) == nd else t[:1] * nd
+
+
+def _conv_geometry(lname: str, cls: str, lc: dict[str, Any], shape: tuple[int, ...],
+                   kernel: tuple[int, ...]) -> tuple[tuple[int, ...], tuple[tuple[int, int], ...]]:
+    """Strides and explicit pads of an HGQ convolution (channels last, no dilation or groups); else one line."""
+    nd = len(kernel)
+    if lc.get("data_format", "channels_last") != "channels_last":
+        raise UnsupportedOpError(f"{cls} data_format={lc['data_format']}", lname, list(SUPPORTED_HGQ_LAYERS),
+                                 "bondflow's HGQ reader (channels_last only)")
+    for k in ("dilation_rate", "groups"):
+        if any(d != 1 for d in _ints(lc.get(k, 1), nd)):
+            raise UnsupportedOpError(f"{cls} {k}={lc[k]}", lname, list(SUPPORTED_HGQ_LAYERS), f"bondflow's HGQ reader ({k} must be 1)")
+    strides = _ints(lc.get("strides", 1), nd)
+    padding = str(lc.get("padding", "valid"))
+    if padding not in ("valid", "same"):
+        raise UnsupportedOpError(f"{cls} padding={padding}", lname, list(SUPPORTED_HGQ_LAYERS),
+                                 "bondflow's HGQ reader (valid or same padding only)")
+    pads = tuple(same_pads(n, k, st) for n, k, st in zip(shape[:-1], kernel, strides)) if padding == "same" \
+        else ((0, 0),) * nd
+    return strides, pads
+
+
+def _pool(lname: str, cls: str, lc: dict[str, Any], shape: tuple[int, ...], cur: str, xt: FixedType, name: str) -> Pool:
+    """Max pooling (exact, the input's type) or average pooling (an exact mean: log2(window) more fraction bits)."""
+    nd = 1 if cls.endswith("1D") else 2
+    if len(shape) != nd + 1 or lc.get("data_format", "channels_last") not in (None, "channels_last"):
+        raise UnsupportedOpError(f"{cls} on a tensor of shape {shape}", lname, list(SUPPORTED_HGQ_LAYERS),
+                                 f"bondflow's HGQ reader (it needs a {nd}-D channels-last input)")
+    pool = _ints(lc.get("pool_size", 2), nd)
+    strides = _ints(lc.get("strides") or pool, nd)
+    padding = str(lc.get("padding", "valid"))
+    function = _POOLS[cls]
+    if padding not in ("valid", "same") or (padding == "same" and function == "average"):
+        raise UnsupportedOpError(f"{cls} padding={padding}", lname, list(SUPPORTED_HGQ_LAYERS),
+                                 "bondflow's HGQ reader (valid padding; same for max pooling)")
+    pads = tuple(same_pads(n, k, st) for n, k, st in zip(shape[:-1], pool, strides)) if padding == "same" \
+        else ((0, 0),) * nd
+    rt = xt
+    if function == "average":
+        extra = int(np.prod(pool)).bit_length() - 1
+        rt = FixedType(xt.width + extra, xt.int_bits, signed=xt.signed)
+    return Pool(name=name, input=cur, result_type=rt, function=function, pool=pool, strides=strides, pads=pads)

@@ -8,6 +8,7 @@ from typing import Any
 from ... import __version__
 from ...design import Design, Interface
 from ...errors import ConfigError, UnsupportedOpError
+from ...ir.element_quant import ElementQuant
 from ...ir.graph import Graph
 from ...ir.merge import Merge
 from ...ir.ops import Activation, Dense, Flatten, Op, Sigmoid, Softmax, Threshold
@@ -24,10 +25,11 @@ from .reuse import handshake_layer, reuse_layer
 from .tables import table_layer
 from .threshold import threshold_layer
 from .cnn_timing import PartSpec, measure_net
+from .elementwise_quant import elementwise_quant_layer, positional_quant_layer
 
 __all__ = ["WindowGeom", "cnn_design"]
 
-TAIL_EXTRA = {Sigmoid: table_layer, Softmax: table_layer, Threshold: threshold_layer}
+TAIL_EXTRA = {Sigmoid: table_layer, Softmax: table_layer, Threshold: threshold_layer, ElementQuant: elementwise_quant_layer}
 
 
 @dataclass(frozen=True)
@@ -363,13 +365,18 @@ def plan_stages(graph: Graph, hdr: str, parallelism: "int | dict[str, int] | Non
             g = geom_for(op, shape, out_shape, win, strides, op.pads)
             comp = handshake_layer(pool_layer(f"{base}_pool", op, xt, g.kh * g.kw, c_in, hdr), hdr)
             fill, reuse = (xt.min_raw if op.function == "max" else 0), 1
-        elif isinstance(op, Activation):
+        elif isinstance(op, (Activation, ElementQuant)):
             out_shape, out_t = shape, op.result_type
-            g = WindowGeom(1, int(math.prod(shape[:-1])), 1, 1, 1, 1, 0, 0, 1, int(math.prod(shape[:-1])))
-            comp = handshake_layer(activation_layer(base, op, xt, c_in, hdr), hdr)
+            pixels = int(math.prod(shape[:-1]))
+            g = WindowGeom(1, pixels, 1, 1, 1, 1, 0, 0, 1, pixels)
+            if isinstance(op, Activation):
+                comp = handshake_layer(activation_layer(base, op, xt, c_in, hdr), hdr)
+            else:  # HGQ's per-element precision: each pixel position has its own casts
+                comp = handshake_layer(positional_quant_layer(f"{base}_quant", op, xt, shape, hdr), hdr, positions=pixels)
             fill, reuse = 0, 1
         else:
-            raise UnsupportedOpError(op.kind, op.name, ["conv (+ relu/linear)", "max/average pool", "activation", "flatten",
+            raise UnsupportedOpError(op.kind, op.name, ["conv (+ relu/linear)", "max/average pool", "activation",
+                                                        "element_quant", "flatten",
                                                         "add", "concatenate along channels", "upsample"],
                                      "the dataflow streaming generator (on images)")
         wmod = f"{base}_window"

@@ -105,16 +105,20 @@ def _shift_add(m: int, ww: int, pw: int) -> str:
     return (" + ".join(terms) or f"{pw}'d0") + f" - {neg}"
 
 
-def handshake_layer(inner: LayerRTL, hdr: str, in_bits: int | None = None) -> LayerRTL:
+def handshake_layer(inner: LayerRTL, hdr: str, in_bits: int | None = None, positions: int = 0) -> LayerRTL:
     """A fixed-latency, never-stalling layer behind valid/ready: a travelling valid bit and the pipe adapter.
 
     ``in_bits``: the input bus when it is not ``n_in * in_width`` (a merge of inputs of different widths).
+    ``positions``: count accepted samples modulo this (an image's pixels) and hand the count to the layer above
+    its input (a layer whose parameters differ per pixel).
     """
     module = f"{inner.module}_hs"
-    text = render("layers/core.v.j2", header=hdr, module=module, latency=inner.latency,
+    position = {"bits": max(1, (positions - 1).bit_length()), "count": positions} if positions else None
+    text = render("layers/core.v.j2", header=hdr, module=module, latency=inner.latency, position=position,
                   description=f"{inner.module} behind valid/ready (pipe adapter)", in_bits=in_bits or inner.n_in * inner.in_width,
                   out_bits=inner.n_out * inner.out_width,
-                  stages=[{"module": inner.module, "inp": "in_data", "out": "l0_y", "out_bits": inner.n_out * inner.out_width}])
+                  stages=[{"module": inner.module, "inp": "{pos, in_data}" if position else "in_data", "out": "l0_y",
+                           "out_bits": inner.n_out * inner.out_width}])
     extra = inner.extra + ((f"rtl/{inner.module}.v", inner.text),)
     # + 1: the adapter's FIFO sits between the pipeline's last register and out_valid
     return LayerRTL(module, text, inner.latency + 1, inner.n_in, inner.in_width, inner.n_out, inner.out_width,
