@@ -19,7 +19,7 @@ from ..ir.ops import Activation, Dense, Flatten, Op, Sigmoid, Softmax
 from ..ir.tensor_ops import Conv, Pool, Upsample, pool_result_type
 from ..ir.types import FixedType
 from ..render_names import unique_name
-from .onnx_export import is_copy
+from .onnx_export import ELEMENT_KEY, ELEMENT_PART_KEY, is_copy
 from .quant import DEFAULT_INPUT_PRECISION, accum_type_for, exact_raw, quantize_checked, scale_shift_op
 
 __all__ = ["has_spatial_ops", "load_onnx_cnn", "CNN_ONNX_OPS"]
@@ -177,6 +177,10 @@ def load_onnx_cnn(model: Any, proto: Any, path: Any, consts: dict[str, np.ndarra
             raise UnsupportedOpError(t, node.name, CNN_ONNX_OPS, "bondflow's ONNX frontend (constant subgraph)")
         ins = [x for x in node.input if x in data]
         data.update(node.output)
+        if inp is not None and node.input[0] == last and any(p.key == ELEMENT_PART_KEY for p in node.metadata_props):
+            last = node.output[0]  # the per-element clip of bondflow's element_quant export: part of that op
+            settled[last] = snapshot()
+            continue
         if is_copy(node):  # bondflow's copy of a tensor a merge reads twice: the same value
             if inp is not None and node.input[0] == last:
                 settle()
@@ -210,7 +214,12 @@ def load_onnx_cnn(model: Any, proto: Any, path: Any, consts: dict[str, np.ndarra
                 settled[last] = snapshot()
                 continue
         nxt = nodes[i + 1].op_type if i + 1 < len(nodes) else None
-        if t == "Quant":
+        element = next((p.value for p in node.metadata_props if p.key == ELEMENT_KEY), None) if t == "Quant" else None
+        if element is not None:  # bondflow's own export of an element_quant (HGQ's per-element precision)
+            from .onnx import _element_quant_op  # onnx.py imports this module
+            close(None, False)
+            emit(_element_quant_op(element, node, consts, names, st["cur"]))
+        elif t == "Quant":
             if st["pending"] is not None:
                 close(quant_type(node, consts), False)
             elif ops and isinstance(ops[-1], Merge) and ops[-1].name == st["cur"] and len(reader_index.get(last, ())) == 1:
@@ -266,7 +275,9 @@ def load_onnx_cnn(model: Any, proto: Any, path: Any, consts: dict[str, np.ndarra
             if p is None or len(const_in) != 1 or not np.all(np.asarray(p[4]) == 0):
                 raise UnsupportedOpError("Add (other than a bias or of two tensors)", node.name, CNN_ONNX_OPS)
             b, bt, _ = weight(const_in[0], node.name)
-            st["pending"] = p[:4] + (np.asarray(b).reshape(-1), bt, p[6])
+            from .onnx_export import TYPE_KEY  # bondflow's own export records a Dense's declared accumulator here
+            declared = next((FixedType.parse(q.value) for q in node.metadata_props if q.key == TYPE_KEY), None)
+            st["pending"] = p[:4] + (np.asarray(b).reshape(-1), bt, {**p[6], "acc": declared} if declared else p[6])
         elif t in ("Relu", "Softmax", "Sigmoid", "Identity"):
             close(None, t == "Relu")
             kind = {"Relu": "relu", "Softmax": "softmax", "Sigmoid": "sigmoid", "Identity": "linear"}[t]

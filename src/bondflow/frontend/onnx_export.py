@@ -166,7 +166,10 @@ def graph_to_onnx(graph: Graph):
             if rank > 1:
                 nchw.add(op.name)
         elif isinstance(op, ElementQuant):
-            _element_quant(op, nodes, const, helper)
+            shape = shapes[op.input]
+            _element_quant(op, nodes, const, helper, shape, op.input in nchw)
+            if op.input in nchw:
+                nchw.add(op.name)
         elif isinstance(op, Threshold):
             # FINN's MultiThreshold: thresholds as real values of the input's grid (exact in float32 up to 24 bits).
             xt, rt = types[op.input], op.result_type
@@ -195,18 +198,25 @@ def graph_to_onnx(graph: Graph):
     return model
 
 
-def _element_quant(op: ElementQuant, nodes: list, const, helper) -> None:
+def _element_quant(op: ElementQuant, nodes: list, const, helper, shape: tuple[int, ...] = (), nchw: bool = False) -> None:
     """Quant with per-element scale 2^-f (rounding; its clip wide enough for every element), then a per-element Max and
     Min (each element's range; [0, 0] for 0-bit elements): qonnx's reading saturates where the op may WRAP, and rounds
-    RND ties away from zero, so the exact op travels in ELEMENT_KEY metadata (as TYPE_KEY does for casts)."""
+    RND ties away from zero, so the exact op travels in ELEMENT_KEY metadata (as TYPE_KEY does for casts).
+    On an image the per-element arrays take its ONNX layout (``nchw``: channels first), the metadata bondflow's."""
     import json
     types = op.types()
+
+    def laid_out(v: np.ndarray) -> np.ndarray:
+        if len(shape) < 2:
+            return v
+        v = v.reshape((1,) + tuple(shape))
+        return v.transpose((0, len(shape)) + tuple(range(1, len(shape)))) if nchw else v
     live = [t for t in types if t is not None]
     lo = np.array([0.0 if t is None else (-t.max_value if t.overflow is Overflow.SAT_SYM and t.signed and t.width > 1
                                           else t.min_value) for t in types])
     hi = np.array([0.0 if t is None else t.max_value for t in types])
     bits = max([t.width + int(not t.signed) for t in live] + [2])
-    s = const(f"{op.name}_scale", np.array([2.0 ** -(t.frac_bits if t is not None else 0) for t in types]))
+    s = const(f"{op.name}_scale", laid_out(np.array([2.0 ** -(t.frac_bits if t is not None else 0) for t in types])))
     z = const(f"{op.name}_zeropt", np.array(0.0))
     b = const(f"{op.name}_bitwidth", np.array(float(bits)))
     q = helper.make_node("Quant", [op.input, s, z, b], [f"{op.name}_q"], name=f"{op.name}_q", domain=QONNX_DOMAIN,
@@ -215,8 +225,8 @@ def _element_quant(op: ElementQuant, nodes: list, const, helper) -> None:
     q.metadata_props.add(key=TYPE_KEY, value=str(op.result_type))
     q.metadata_props.add(key=ELEMENT_KEY, value=json.dumps({"k": op.k.tolist(), "i": op.i.tolist(), "f": op.f.tolist(),
                                                             "rounding": op.rounding.value, "overflow": op.overflow.value}))
-    mx = helper.make_node("Max", [f"{op.name}_q", const(f"{op.name}_lo", lo)], [f"{op.name}_lo_clip"], name=f"{op.name}_max")
-    mn = helper.make_node("Min", [f"{op.name}_lo_clip", const(f"{op.name}_hi", hi)], [op.name], name=f"{op.name}_min")
+    mx = helper.make_node("Max", [f"{op.name}_q", const(f"{op.name}_lo", laid_out(lo))], [f"{op.name}_lo_clip"], name=f"{op.name}_max")
+    mn = helper.make_node("Min", [f"{op.name}_lo_clip", const(f"{op.name}_hi", laid_out(hi))], [op.name], name=f"{op.name}_min")
     for n in (mx, mn):
         n.metadata_props.add(key=ELEMENT_PART_KEY, value=op.name)
     nodes += [q, mx, mn]
