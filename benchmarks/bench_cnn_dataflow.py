@@ -32,7 +32,14 @@ SETTINGS = [("digits_cnn", "full dsp", {}), ("digits_cnn", "full lut", {"multipl
             ("conv1d", "full dsp", {}), ("conv1d", "full lut", {"multipliers": "lut"}), ("conv1d", "parallelism 2", {"parallelism": 2}),
             ("conv1d", "auto", AUTO),
             ("residual_cnn", "full lut", {"multipliers": "lut"}), ("residual_cnn", "parallelism 4", {"parallelism": 4}),
-            ("residual_cnn", "auto", AUTO)]
+            ("residual_cnn", "auto", AUTO),
+            ("hgq_digits_cnn", "full lut", {"multipliers": "lut"}), ("hgq_digits_cnn", "auto", AUTO)]
+
+
+def model_file(example: str) -> Path:
+    """The example's model: model.h5 (QKeras) or model.keras (HGQ2)."""
+    d = ROOT / "examples" / example
+    return next(p for p in (d / "model.h5", d / "model.keras") if p.exists())
 
 
 def main() -> None:
@@ -44,7 +51,7 @@ def main() -> None:
         for ex, name, opts in SETTINGS:
             if (args and ex not in args) or (only and name not in only):
                 continue
-            g = bondflow.load_model(ROOT / "examples" / ex / "model.h5")
+            g = bondflow.load_model(model_file(ex))
             data = np.load(ROOT / "examples" / ex / "data.npz")["x_test"]
             t0 = time.monotonic()
             design = bondflow.generate(g, "dataflow", **opts)

@@ -467,7 +467,8 @@ def _conv_geometry(lname: str, cls: str, lc: dict[str, Any], shape: tuple[int, .
                                  "bondflow's HGQ reader (channels_last only)")
     for k in ("dilation_rate", "groups"):
         if any(d != 1 for d in _ints(lc.get(k, 1), nd)):
-            raise UnsupportedOpError(f"{cls} {k}={lc[k]}", lname, list(SUPPORTED_HGQ_LAYERS), f"bondflow's HGQ reader ({k} must be 1)")
+            raise UnsupportedOpError(f"{cls} {k}={lc[k]}", lname, list(SUPPORTED_HGQ_LAYERS),
+                                     f"bondflow's HGQ reader ({k} must be 1)")
     strides = _ints(lc.get("strides", 1), nd)
     padding = str(lc.get("padding", "valid"))
     if padding not in ("valid", "same"):

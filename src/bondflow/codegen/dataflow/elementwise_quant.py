@@ -60,8 +60,9 @@ def elementwise_quant_layer(module: str, op: Op, xt: FixedType, n: int, hdr: str
             insts += i
         assigns.append(f"assign y[{j * yw + yw - 1}:{j * yw}] = y_{j};")
     text = render("layers/dense_layer.v.j2", header=hdr, module=module, n_in=n, n_out=n, x_w=xw, y_w=yw, n_mult=0,
-                  act="per-element casts (HGQ precision)", latency=0, x_type=str(xt), w_type="-", acc_type="-",
-                  y_type=str(yt), decls=decls, assigns=assigns, regs=regs, insts=insts, x_partly_unused=unused)
+                  act="", title=f"{n} per-element casts (HGQ precision), combinational", latency=0, x_type=str(xt),
+                  w_type="-", acc_type="-", y_type=str(yt), decls=decls, assigns=assigns, regs=regs, insts=insts,
+                  x_partly_unused=unused)
     return LayerRTL(module, text, 0, n, xw, n, yw, 0)
 
 
@@ -105,7 +106,8 @@ def positional_quant_layer(module: str, op: Op, xt: FixedType, shape: tuple[int,
             regs += [f"    default: r_{ch} <= {vals[0][0]};", "endcase"]
         assigns.append(f"assign y[{ch * yw + yw - 1}:{ch * yw}] = r_{ch};")
     text = render("layers/dense_layer.v.j2", header=hdr, module=module, n_in=c, n_out=c, x_w=xw, y_w=yw, n_mult=0,
-                  act=f"per-element casts over {pixels} pixel positions (HGQ precision)", latency=1, x_type=str(xt),
+                  act="", title=f"per-element casts of {c} channels over {pixels} pixel positions (HGQ precision), registered",
+                  latency=1, x_type=str(xt),
                   w_type="-", acc_type="-", y_type=str(yt), decls=decls, assigns=assigns, regs=regs, insts=insts,
                   x_partly_unused=True, x_bits=c * xw + pw)
     return LayerRTL(module, text, 1, c, xw, c, yw, 0)

@@ -113,7 +113,8 @@ def handshake_layer(inner: LayerRTL, hdr: str, in_bits: int | None = None, posit
     its input (a layer whose parameters differ per pixel).
     """
     module = f"{inner.module}_hs"
-    position = {"bits": max(1, (positions - 1).bit_length()), "count": positions} if positions else None
+    from .elementwise_quant import position_bits
+    position = {"bits": position_bits(positions), "count": positions} if positions else None
     text = render("layers/core.v.j2", header=hdr, module=module, latency=inner.latency, position=position,
                   description=f"{inner.module} behind valid/ready (pipe adapter)", in_bits=in_bits or inner.n_in * inner.in_width,
                   out_bits=inner.n_out * inner.out_width,

@@ -1,0 +1,208 @@
+"""HGQ2 CNNs (per-element precision over every pixel): golden model == HGQ's own predict, streaming RTL, QONNX round trip.
+
+The models are built and run by HGQ in a child process (Keras 3; see test_hgq.py); every quantizer gets random
+per-element widths, so each pixel position of each channel has its own type.
+"""
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import bondflow
+from bondflow.errors import MissingDependencyError, UnsupportedOpError
+from bondflow.frontend.hgq_runtime import hgq_child_env, hgq_path
+from bondflow.frontend.onnx_export import export_onnx
+from bondflow.ir import reference
+from bondflow.ir.element_quant import ElementQuant
+
+# A 2-D CNN (QConv2D valid + relu, QMaxPooling2D, QConv2D same, Flatten, QDense) and a 1-D one (QConv1D same +
+# relu, QAveragePooling1D, QConv1D stride 2, Flatten, QDense); data-lane quantizers in four mode pairs, kernels KBI.
+BUILD = r'''
+import os, sys
+os.environ.pop("TF_USE_LEGACY_KERAS", None)
+import numpy as np
+import keras
+from hgq.config import QuantizerConfig
+from hgq.layers import QAveragePooling1D, QConv1D, QConv2D, QDense, QMaxPooling2D
+
+keras.utils.set_random_seed(3)
+rng = np.random.default_rng(3)
+Q = lambda r, o, t="kif": QuantizerConfig(t, "datalane", round_mode=r, overflow_mode=o)
+inp = keras.Input((8, 8, 1))
+x = QConv2D(4, (3, 3), activation="relu", name="c1", iq_conf=Q("RND", "SAT"))(inp)
+x = QMaxPooling2D((2, 2), name="p1", iq_conf=Q("TRN", "WRAP"))(x)
+x = QConv2D(3, (2, 2), padding="same", name="c2", iq_conf=Q("RND_CONV", "SAT_SYM", "kbi"))(x)
+x = keras.layers.Flatten(name="fl")(x)
+m2 = keras.Model(inp, QDense(5, name="d1")(x), name="hgq_cnn2d")
+inp = keras.Input((16, 2))
+y = QConv1D(4, 3, padding="same", activation="relu", name="k1", iq_conf=Q("TRN", "SAT"))(inp)
+y = QAveragePooling1D(2, name="a1", iq_conf=Q("RND", "SAT"))(y)
+y = QConv1D(3, 3, strides=2, name="k2")(y)
+y = keras.layers.Flatten(name="fl")(y)
+m1 = keras.Model(inp, QDense(4, name="d1")(y), name="hgq_cnn1d")
+
+
+def randomize(q):
+    q = q.quantizer
+    kbi = hasattr(q, "_b")
+    shape = tuple((q._b if kbi else q._f).shape)
+    if getattr(q, "_k", None) is not None and len(q._k.shape):
+        q._k.assign(rng.integers(0, 2, shape).astype(q._k.dtype))
+    if kbi:
+        q._b.assign(rng.integers(0, 6, shape).astype(q._b.dtype))
+        q._i.assign(rng.integers(-1, 3, shape).astype(q._i.dtype))
+    else:
+        q._f.assign(rng.integers(0, 5, shape).astype(q._f.dtype))
+        q._i.assign(rng.integers(-1, 4, shape).astype(q._i.dtype))
+
+
+out = sys.argv[1]
+for m in (m2, m1):
+    for l in m.layers:
+        for a in ("iq", "kq", "bq"):
+            if getattr(l, a, None) is not None:
+                randomize(getattr(l, a))
+        if getattr(l, "bias", None) is not None:
+            l.bias.assign(rng.normal(0, 1, l.bias.shape).astype("float32"))
+    x = rng.normal(0, 2, (2000,) + m.input_shape[1:]).astype("float32")
+    x[:500] = np.round(x[:500] * 16) / 16  # ties of every rounding
+    m.save(f"{out}/{m.name}.keras")
+    np.save(f"{out}/{m.name}.x.npy", x)
+    np.save(f"{out}/{m.name}.y.npy", np.asarray(m.predict(x, verbose=0, batch_size=1024)))
+'''
+
+
+@pytest.fixture(scope="module")
+def cnns(tmp_path_factory, request: pytest.FixtureRequest) -> dict[str, tuple[Path, np.ndarray, np.ndarray]]:
+    try:
+        hgq_path()
+    except MissingDependencyError as e:  # a missing tool fails under --require-tools (CI), like every other one
+        if request.config.getoption("--require-tools"):
+            pytest.fail(str(e))
+        pytest.skip(str(e))
+    d = tmp_path_factory.mktemp("hgq_cnn")
+    r = subprocess.run([sys.executable, "-c", BUILD, str(d)], capture_output=True, text=True, env=hgq_child_env(), timeout=600)
+    assert r.returncode == 0, r.stderr[-2000:]
+    return {n: (d / f"{n}.keras", np.load(d / f"{n}.x.npy").astype(np.float64), np.load(d / f"{n}.y.npy").astype(np.float64))
+            for n in ("hgq_cnn2d", "hgq_cnn1d")}
+
+
+@pytest.mark.parametrize("name, kinds", [
+    ("hgq_cnn2d", ["element_quant", "conv", "activation", "element_quant", "pool", "element_quant", "conv", "flatten",
+                   "element_quant", "dense"]),
+    ("hgq_cnn1d", ["element_quant", "conv", "activation", "element_quant", "pool", "element_quant", "conv", "flatten",
+                   "element_quant", "dense"]),
+])
+def test_golden_model_equals_hgq_predict(cnns, name: str, kinds: list[str]) -> None:
+    p, x, want = cnns[name]
+    g = bondflow.load_model(p)
+    assert [o.kind for o in g.ops] == kinds
+    shapes = g.shapes()
+    first = g.ops[0]
+    assert isinstance(first, ElementQuant) and shapes[first.name] == g.input.shape == x.shape[1:]
+    # per position, not per channel: one channel's pixels have different types
+    c = g.input.shape[-1]
+    per_pixel = [(k, i, f) for k, i, f in zip(first.k[::c], first.i[::c], first.f[::c])]
+    assert len(set(per_pixel)) > 3
+    got = reference.run(g, x.reshape(len(x), -1))
+    assert len(x) >= 1000 and np.array_equal(got, want), f"{np.any(got != want, axis=1).sum()} of {len(x)} differ"
+    assert len(np.unique(want, axis=0)) > 100
+
+
+@pytest.mark.parametrize("name", ["hgq_cnn2d", "hgq_cnn1d"])
+def test_qonnx_round_trip_keeps_the_digest(cnns, name: str, tmp_path) -> None:
+    g = bondflow.load_model(cnns[name][0])
+    export_onnx(g, tmp_path / "m.onnx")
+    assert bondflow.load_model(tmp_path / "m.onnx").digest() == g.digest()
+
+
+@pytest.mark.sim
+@pytest.mark.parametrize("name, parallelism, vectors", [("hgq_cnn2d", None, 1000), ("hgq_cnn1d", 1, 300)])
+def test_dataflow_rtl_is_bit_exact(cnns, name: str, parallelism: int | None, vectors: int, tmp_path, need_tool) -> None:
+    need_tool("iverilog")
+    g = bondflow.load_model(cnns[name][0])
+    d = bondflow.generate(g, "dataflow", parallelism=parallelism)
+    r = bondflow.simulate(d.write(tmp_path / "d"), vectors, simulator="icarus", seed=3)
+    assert r.passed and r.vectors == vectors, r.error
+    assert r.latency_cycles == d.latency_cycles and r.ii_cycles == pytest.approx(d.ii_cycles, abs=0.5)
+    need_tool("verilator")
+    from bondflow.sim.lint import lint
+    assert lint(d).clean
+
+
+@pytest.mark.sim
+def test_positional_cast_is_checked(cnns, tmp_path, need_tool) -> None:
+    """A pixel counter that wraps one position early applies the wrong pixels' casts: the harness must catch it."""
+    need_tool("iverilog")
+    d = bondflow.generate(bondflow.load_model(cnns["hgq_cnn2d"][0]), "dataflow")
+    out = d.write(tmp_path / "d")
+    f = out / "rtl" / "bondflow_dataflow_c1_iq_quant_hs.v"
+    text = f.read_text()
+    assert "6'd63)" in text
+    f.write_text(text.replace("6'd63)", "6'd62)"))
+    r = bondflow.simulate(out, 100, simulator="icarus", seed=1, check=False)
+    assert not r.passed and r.mismatches > 0
+
+
+@pytest.mark.sim
+def test_moldable_rtl_is_bit_exact(cnns, tmp_path, need_tool) -> None:
+    need_tool("iverilog")
+    d = bondflow.generate(bondflow.load_model(cnns["hgq_cnn1d"][0]), "moldable")
+    r = bondflow.simulate(d.write(tmp_path / "d"), 100, simulator="icarus", seed=2)
+    assert r.passed and r.vectors == 100, r.error
+
+
+@pytest.mark.parametrize("arch", ["hls4ml", "da4ml", "bondmachine"])
+def test_other_architectures_refuse_in_one_line(cnns, arch: str) -> None:
+    with pytest.raises(UnsupportedOpError) as e:
+        bondflow.generate(bondflow.load_model(cnns["hgq_cnn2d"][0]), arch)
+    assert "\n" not in str(e.value) and ("'element_quant'" in str(e.value) or "'conv'" in str(e.value))
+
+
+def _edited(src: Path, dst: Path, layer: str, **changes: object) -> Path:
+    """A copy of the .keras zip with ``changes`` made to ``layer``'s config."""
+    import json
+    import zipfile
+    with zipfile.ZipFile(src) as zin, zipfile.ZipFile(dst, "w") as zout:
+        for item in zin.namelist():
+            data = zin.read(item)
+            if item == "config.json":
+                cfg = json.loads(data)
+                next(l for l in cfg["config"]["layers"] if l["config"].get("name") == layer)["config"].update(changes)
+                data = json.dumps(cfg).encode()
+            zout.writestr(item, data)
+    return dst
+
+
+@pytest.mark.parametrize("layer, changes, match", [
+    ("c1", {"dilation_rate": [2, 2]}, r"layer 'c1' of type 'QConv2D dilation_rate=\[2, 2\]' is not supported by bondflow's "
+                                      r"HGQ reader \(dilation_rate must be 1\)"),
+    ("c2", {"padding": "causal"}, r"layer 'c2' of type 'QConv2D padding=causal' is not supported"),
+    ("c1", {"activation": "tanh"}, r"layer 'c1' of type 'QConv2D activation tanh' is not supported"),
+])
+def test_unsupported_conv_options_are_one_line(cnns, tmp_path, layer: str, changes: dict, match: str) -> None:
+    with pytest.raises(UnsupportedOpError, match=match) as e:
+        bondflow.load_model(_edited(cnns["hgq_cnn2d"][0], tmp_path / "m.keras", layer, **changes))
+    assert "\n" not in str(e.value)
+
+
+def test_bundled_example_equals_hgq_predict(cnns) -> None:
+    """examples/hgq_digits_cnn (widths per pixel and channel learnt by HGQ's EBOPs penalty): the golden model equals
+    HGQ's own predict on the example's test images and classifies them as well as HGQ does."""
+    from bondflow.frontend.keras3 import keras3_predict
+    path = Path(__file__).resolve().parents[2] / "examples" / "hgq_digits_cnn" / "model.keras"
+    data = np.load(path.with_name("data.npz"))
+    g = bondflow.load_model(path)
+    assert g.input.shape == (8, 8, 1) and sum(o.kind == "conv" for o in g.ops) == 2
+    bits = {int(k + i + f) for o in g.ops if isinstance(o, ElementQuant) for k, i, f in zip(o.k, o.i, o.f)}
+    assert len(bits) >= 3  # heterogeneous: the example is what HGQ is for
+    x = data["x_test"].reshape((-1, 8, 8, 1))
+    want, ref = keras3_predict(path, x)
+    assert want is not None, ref
+    got = g.output.type.to_float(reference.run_raw(g, g.input.type.quantize(data["x_test"])))
+    assert len(x) >= 400 and np.array_equal(got, want)
+    assert np.mean(got.argmax(1) == data["y_test"]) >= 0.9
