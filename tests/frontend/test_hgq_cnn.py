@@ -206,3 +206,19 @@ def test_bundled_example_equals_hgq_predict(cnns) -> None:
     got = g.output.type.to_float(reference.run_raw(g, g.input.type.quantize(data["x_test"])))
     assert len(x) >= 400 and np.array_equal(got, want)
     assert np.mean(got.argmax(1) == data["y_test"]) >= 0.9
+
+
+def test_info_shows_each_quantizers_width_spread(cnns) -> None:
+    """`bondflow info` says how wide each per-element quantizer's elements are (the spread is the point of HGQ)."""
+    import re
+    g = bondflow.load_model(cnns["hgq_cnn2d"][0])
+    r = subprocess.run([sys.executable, "-m", "bondflow.cli.main", "info", str(cnns["hgq_cnn2d"][0]), "--no-fidelity"],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    for op in (o for o in g.ops if isinstance(o, ElementQuant)):
+        bits = op.k + op.i + op.f
+        line = next(x for x in r.stdout.splitlines() if x.startswith(op.name + " "))
+        m = re.search(r"quant (\d+)-(\d+) bits, mean (\d+\.\d)(, (\d+) pruned)?", line)
+        assert m and (int(m[1]), int(m[2])) == (bits.min(), bits.max()), line
+        assert float(m[3]) == pytest.approx(bits.mean(), abs=0.05)
+        assert int(m[5] or 0) == np.count_nonzero(bits <= 0)

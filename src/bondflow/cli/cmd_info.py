@@ -30,6 +30,7 @@ def _shape(s: tuple[int, ...]) -> str:
 
 def graph_table(g: Graph) -> str:
     """One row per tensor: shape, types, parameters, pruning and MACs (convolutions: per image)."""
+    from ..ir.element_quant import ElementQuant
     from ..ir.tensor_ops import Conv, Pool, Upsample
     shapes = g.shapes()
     rows: list[tuple[object, ...]] = [(g.input.name, "input", _shape(g.input.shape), "-", "-", str(g.input.type), 0, "-", 0)]
@@ -54,6 +55,11 @@ def graph_table(g: Graph) -> str:
                 kind = f"{op.function} pool " + ("global" if not any(op.pool) else "x".join(map(str, op.pool)))
             elif isinstance(op, Upsample):
                 kind = "upsample " + "x".join(map(str, op.size))
+            elif isinstance(op, ElementQuant):  # HGQ's per-element widths: their spread is the point of the model
+                bits = op.k + op.i + op.f
+                zero = int(np.count_nonzero(bits <= 0))
+                kind = f"quant {int(bits.min())}-{int(bits.max())} bits, mean {bits.mean():.1f}" + \
+                    (f", {zero} pruned" if zero else "")
             rows.append((op.name, kind, _shape(shapes[op.name]), "-", "-", str(op.result_type), op.params(), "-", 0))
             sums[0] += op.params()
     header = ("layer", "type", "shape", "weight", "bias", "result", "params", "non-zero weights", "MACs")
