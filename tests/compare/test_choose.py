@@ -127,6 +127,29 @@ def test_flow_on_iris_deploys_the_chosen_design(tmp_path, need_tool) -> None:
     assert np.array_equal(acc.predict(x), bondflow.reference.run(g, x))
 
 
+@pytest.mark.sim
+@pytest.mark.synth
+def test_flow_on_a_cnn_deploys_a_driver_that_streams_images(tmp_path, need_tool) -> None:
+    """The mission end to end on the Conv1D example: two streaming designs verified and synthesized, the chosen one
+    bundled; its driver takes (batch, length, channels) arrays and, on the simulated device, equals the golden model."""
+    for t in ("iverilog", "yosys"):
+        need_tool(t)
+    out = tmp_path / "flow"
+    r = _cli("flow", str(EXAMPLES / "conv1d" / "model.h5"), "--board", "pynq-z2", "--arch",
+             "dataflow:multipliers=lut,dataflow:parallelism=1", "--vectors", "30", "--objective", "latency", "-o", str(out))
+    assert r.returncode == 0, r.stderr[-2000:]
+    flow = json.loads((out / "flow.json").read_text())
+    res = {x["label"]: x for x in json.loads((out / "report" / "results.json").read_text())["results"]}
+    assert set(res) == {"dataflow:multipliers=lut", "dataflow:parallelism=1"}
+    assert all(x["status"] == "ok" and x["bit_exact"] for x in res.values()), res
+    lat = {k: x["metrics"]["latency_ns"] for k, x in res.items()}
+    assert flow["deployed"] == min(lat, key=lat.get) == "dataflow:multipliers=lut"  # full parallelism: fewer cycles
+    g = bondflow.load_model(EXAMPLES / "conv1d" / "model.h5")
+    acc = driver(out / "bundle").Accelerator(out / "bundle", backend="sim")
+    x = np.random.default_rng(5).uniform(-2, 2, (12, *g.input.shape))
+    assert np.array_equal(acc.predict(x), bondflow.reference.run(g, x.reshape(len(x), -1)))
+
+
 def test_flow_default_candidates_for_a_cnn_all_build() -> None:
     """flow's default candidates for a CNN are ones that build CNNs (none is refused for being a CNN)."""
     from bondflow.cli.cmd_compare import parse_arch_specs
