@@ -81,22 +81,26 @@ print(best)
 
 
 def hgq_import() -> list[dict]:
-    """The HGQ2 per-element-precision MLP (tests/frontend/test_hgq.py): bondflow reads the .keras file without HGQ."""
-    import os
+    """The HGQ2 per-element-precision MLP (tests/frontend/test_hgq.py) and the bundled HGQ2 CNN (examples/hgq_digits_cnn):
+    bondflow reads the .keras file without HGQ; the reference is HGQ's own load in a Keras 3 child."""
     import subprocess
     from test_hgq import hgq_mlp
+    from bondflow.frontend.hgq_runtime import hgq_child_env
+    rows = []
     with tempfile.TemporaryDirectory() as d:
         p, _, _ = hgq_mlp(Path(d) / "hgq_mlp.keras")
-        g = bondflow.load_model(p)
-        t_bf = best_of(lambda: bondflow.load_model(p), 3)
-        env = {k: v for k, v in os.environ.items() if k != "TF_USE_LEGACY_KERAS"}
-        env.update(TF_CPP_MIN_LOG_LEVEL="3", KERAS_BACKEND="tensorflow")
-        r = subprocess.run([sys.executable, "-c", _HGQ_LOAD, str(p)], capture_output=True, text=True, env=env, timeout=600)
-        t_ref = float(r.stdout.strip().splitlines()[-1])
-    print(f"{'hgq2_per_element':20s} {len(g.ops):2d} ops import {t_bf * 1e3:7.1f} ms, HGQ keras.saving.load_model "
-          f"{t_ref * 1e3:7.1f} ms, ratio {t_bf / t_ref:.2f}x")
-    return [{"model": "hgq2_per_element", "ops": len(g.ops), "params": int(g.params()), "bondflow_import_s": t_bf,
-             "hgq_keras_load_model_s": t_ref, "ratio": t_bf / t_ref}]
+        for name, path in (("hgq2_per_element", p),
+                           ("hgq2_digits_cnn", Path(__file__).resolve().parents[1] / "examples" / "hgq_digits_cnn" / "model.keras")):
+            g = bondflow.load_model(path)
+            t_bf = best_of(lambda: bondflow.load_model(path), 3)
+            r = subprocess.run([sys.executable, "-c", _HGQ_LOAD, str(path)], capture_output=True, text=True,
+                               env=hgq_child_env(), timeout=600)
+            t_ref = float(r.stdout.strip().splitlines()[-1])
+            print(f"{name:20s} {len(g.ops):2d} ops import {t_bf * 1e3:7.1f} ms, HGQ keras.saving.load_model "
+                  f"{t_ref * 1e3:7.1f} ms, ratio {t_bf / t_ref:.2f}x")
+            rows.append({"model": name, "ops": len(g.ops), "params": int(g.params()), "bondflow_import_s": t_bf,
+                         "hgq_keras_load_model_s": t_ref, "ratio": t_bf / t_ref})
+    return rows
 
 
 class _TmpFactory:
