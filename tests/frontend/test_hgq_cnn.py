@@ -21,13 +21,16 @@ from bondflow.ir.element_quant import ElementQuant
 
 # A 2-D CNN (QConv2D valid + relu, QMaxPooling2D, QConv2D same, Flatten, QDense) and a 1-D one (QConv1D same +
 # relu, QAveragePooling1D, QConv1D stride 2, Flatten, QDense); data-lane quantizers in four mode pairs, kernels KBI.
+# Two more with QBatchNormalization (random moving statistics; on an image and on a vector, without scale, without
+# center) and global average / max pooling, their widths drawn wider so that their outputs vary.
 BUILD = r'''
 import os, sys
 os.environ.pop("TF_USE_LEGACY_KERAS", None)
 import numpy as np
 import keras
 from hgq.config import QuantizerConfig
-from hgq.layers import QAveragePooling1D, QConv1D, QConv2D, QDense, QMaxPooling2D
+from hgq.layers import (QAveragePooling1D, QBatchNormalization, QConv1D, QConv2D, QDense, QGlobalAveragePooling2D,
+                        QGlobalMaxPooling1D, QMaxPooling2D)
 
 keras.utils.set_random_seed(3)
 rng = np.random.default_rng(3)
@@ -44,30 +47,49 @@ y = QAveragePooling1D(2, name="a1", iq_conf=Q("RND", "SAT"))(y)
 y = QConv1D(3, 3, strides=2, name="k2")(y)
 y = keras.layers.Flatten(name="fl")(y)
 m1 = keras.Model(inp, QDense(4, name="d1")(y), name="hgq_cnn1d")
+inp = keras.Input((4, 4, 2))
+z = QConv2D(3, (3, 3), padding="same", name="c1", iq_conf=Q("RND", "SAT"))(inp)
+z = QBatchNormalization(name="bn", iq_conf=Q("TRN", "SAT"))(z)
+z = keras.layers.ReLU(name="r")(z)
+z = QGlobalAveragePooling2D(name="gap")(z)
+z = QBatchNormalization(name="bn2", scale=False)(z)
+b2 = keras.Model(inp, QDense(2, name="d")(z), name="hgq_bn2d")
+inp = keras.Input((8, 3))
+z = QConv1D(4, 3, name="k1", iq_conf=Q("RND", "SAT"))(inp)
+z = QBatchNormalization(name="bn", center=False)(z)
+z = QGlobalMaxPooling1D(name="gmp")(z)
+b1 = keras.Model(inp, QDense(3, name="d")(z), name="hgq_bn1d")
 
 
-def randomize(q):
+def randomize(q, wide):
     q = q.quantizer
     kbi = hasattr(q, "_b")
     shape = tuple((q._b if kbi else q._f).shape)
     if getattr(q, "_k", None) is not None and len(q._k.shape):
-        q._k.assign(rng.integers(0, 2, shape).astype(q._k.dtype))
+        k = rng.integers(0, 2, shape) | (rng.random(shape) < 0.7) if wide else rng.integers(0, 2, shape)
+        q._k.assign(k.astype(q._k.dtype))
     if kbi:
-        q._b.assign(rng.integers(0, 6, shape).astype(q._b.dtype))
-        q._i.assign(rng.integers(-1, 3, shape).astype(q._i.dtype))
+        q._b.assign(rng.integers(*((3, 8) if wide else (0, 6)), shape).astype(q._b.dtype))
+        q._i.assign(rng.integers(*((-1, 3)), shape).astype(q._i.dtype))
     else:
-        q._f.assign(rng.integers(0, 5, shape).astype(q._f.dtype))
-        q._i.assign(rng.integers(-1, 4, shape).astype(q._i.dtype))
+        q._f.assign(rng.integers(*((2, 6) if wide else (0, 5)), shape).astype(q._f.dtype))
+        q._i.assign(rng.integers(*((1, 5) if wide else (-1, 4)), shape).astype(q._i.dtype))
 
 
 out = sys.argv[1]
-for m in (m2, m1):
+for m in (m2, m1, b2, b1):
     for l in m.layers:
         for a in ("iq", "kq", "bq"):
             if getattr(l, a, None) is not None:
-                randomize(getattr(l, a))
+                randomize(getattr(l, a), m.name.startswith("hgq_bn"))
         if getattr(l, "bias", None) is not None:
             l.bias.assign(rng.normal(0, 1, l.bias.shape).astype("float32"))
+        if isinstance(l, QBatchNormalization):
+            l.moving_mean.assign(rng.normal(0, 1, l.moving_mean.shape).astype("float32"))
+            l.moving_variance.assign(rng.uniform(0.2, 3, l.moving_variance.shape).astype("float32"))
+            for v in (l.bn_gamma, l.bn_beta):
+                if v is not None:
+                    v.assign(rng.normal(0.5, 0.5, v.shape).astype("float32"))
     x = rng.normal(0, 2, (2000,) + m.input_shape[1:]).astype("float32")
     x[:500] = np.round(x[:500] * 16) / 16  # ties of every rounding
     m.save(f"{out}/{m.name}.keras")
@@ -88,7 +110,7 @@ def cnns(tmp_path_factory, request: pytest.FixtureRequest) -> dict[str, tuple[Pa
     r = subprocess.run([sys.executable, "-c", BUILD, str(d)], capture_output=True, text=True, env=hgq_child_env(), timeout=600)
     assert r.returncode == 0, r.stderr[-2000:]
     return {n: (d / f"{n}.keras", np.load(d / f"{n}.x.npy").astype(np.float64), np.load(d / f"{n}.y.npy").astype(np.float64))
-            for n in ("hgq_cnn2d", "hgq_cnn1d")}
+            for n in ("hgq_cnn2d", "hgq_cnn1d", "hgq_bn2d", "hgq_bn1d")}
 
 
 @pytest.mark.parametrize("name, kinds", [
@@ -96,6 +118,9 @@ def cnns(tmp_path_factory, request: pytest.FixtureRequest) -> dict[str, tuple[Pa
                    "element_quant", "dense"]),
     ("hgq_cnn1d", ["element_quant", "conv", "activation", "element_quant", "pool", "element_quant", "conv", "flatten",
                    "element_quant", "dense"]),
+    ("hgq_bn2d", ["element_quant", "conv", "element_quant", "conv", "activation", "element_quant", "pool", "element_quant",
+                  "dense", "element_quant", "dense"]),
+    ("hgq_bn1d", ["element_quant", "conv", "element_quant", "conv", "element_quant", "pool", "element_quant", "dense"]),
 ])
 def test_golden_model_equals_hgq_predict(cnns, name: str, kinds: list[str]) -> None:
     p, x, want = cnns[name]
@@ -110,10 +135,13 @@ def test_golden_model_equals_hgq_predict(cnns, name: str, kinds: list[str]) -> N
     assert len(set(per_pixel)) > 3
     got = reference.run(g, x.reshape(len(x), -1))
     assert len(x) >= 1000 and np.array_equal(got, want), f"{np.any(got != want, axis=1).sum()} of {len(x)} differ"
-    assert len(np.unique(want, axis=0)) > 100
+    assert len(np.unique(want, axis=0)) > (50 if name == "hgq_bn2d" else 100)  # its global pooling averages a lot away
+    for op in g.ops:  # QBatchNormalization: one scale per channel, nothing across channels
+        if op.kind == "conv" and op.name.startswith("bn"):
+            assert op.groups == op.c_in == op.c_out and op.kernel == (1,) * len(op.kernel)
 
 
-@pytest.mark.parametrize("name", ["hgq_cnn2d", "hgq_cnn1d"])
+@pytest.mark.parametrize("name", ["hgq_cnn2d", "hgq_cnn1d", "hgq_bn2d", "hgq_bn1d"])
 def test_qonnx_round_trip_keeps_the_digest(cnns, name: str, tmp_path) -> None:
     g = bondflow.load_model(cnns[name][0])
     export_onnx(g, tmp_path / "m.onnx")
@@ -121,7 +149,8 @@ def test_qonnx_round_trip_keeps_the_digest(cnns, name: str, tmp_path) -> None:
 
 
 @pytest.mark.sim
-@pytest.mark.parametrize("name, parallelism, vectors", [("hgq_cnn2d", None, 1000), ("hgq_cnn1d", 1, 300)])
+@pytest.mark.parametrize("name, parallelism, vectors", [("hgq_cnn2d", None, 1000), ("hgq_cnn1d", 1, 300),
+                                                      ("hgq_bn2d", None, 300), ("hgq_bn1d", 2, 300)])
 def test_dataflow_rtl_is_bit_exact(cnns, name: str, parallelism: int | None, vectors: int, tmp_path, need_tool) -> None:
     need_tool("iverilog")
     g = bondflow.load_model(cnns[name][0])

@@ -37,10 +37,12 @@ from ..render_names import unique_name
 __all__ = ["is_hgq_config", "load_hgq", "SUPPORTED_HGQ_LAYERS", "hgq_quantize"]
 
 SUPPORTED_HGQ_LAYERS = ("InputLayer", "QDense", "QConv1D", "QConv2D", "QMaxPooling1D/2D", "QAveragePooling1D/2D",
-                        "MaxPooling1D/2D", "Quantizer", "ReLU", "Activation (relu, linear)", "Dropout", "Flatten")
+                        "QGlobalMaxPooling1D/2D", "QGlobalAveragePooling1D/2D", "MaxPooling1D/2D", "QBatchNormalization",
+                        "Quantizer", "ReLU", "Activation (relu, linear)", "Dropout", "Flatten")
 _CONVS = ("QConv1D", "QConv2D")
 _POOLS = {"QMaxPooling1D": "max", "QMaxPooling2D": "max", "QAveragePooling1D": "average", "QAveragePooling2D": "average",
-          "MaxPooling1D": "max", "MaxPooling2D": "max"}
+          "MaxPooling1D": "max", "MaxPooling2D": "max", "QGlobalMaxPooling1D": "max", "QGlobalMaxPooling2D": "max",
+          "QGlobalAveragePooling1D": "average", "QGlobalAveragePooling2D": "average"}
 _ROUND = {"TRN": Rounding.TRN, "RND": Rounding.RND, "RND_CONV": Rounding.RND_CONV,
           "S_RND": Rounding.RND, "S_RND_CONV": Rounding.RND_CONV}  # stochastic rounding is training-only
 _OVERFLOW = {"WRAP": Overflow.WRAP, "SAT": Overflow.SAT, "SAT_SYM": Overflow.SAT_SYM}
@@ -257,7 +259,8 @@ def _load_hgq(path: Path) -> Graph:
     for l in layers:
         cls, lc = l.get("class_name", "?"), l.get("config", {})
         name = str(lc.get("name", "?"))
-        ok = cls in ("InputLayer", "QDense", "Quantizer", "ReLU", "Dropout", "Flatten", *_CONVS, *_POOLS) or \
+        ok = cls in ("InputLayer", "QDense", "QBatchNormalization", "Quantizer", "ReLU", "Dropout", "Flatten", *_CONVS,
+                     *_POOLS) or \
             (cls == "Activation" and lc.get("activation") in ("relu", "linear"))
         if cls in ("QDense", *_CONVS) and lc.get("activation") not in _ACTIVATIONS:
             bad.append((f"{cls} activation {lc.get('activation')}", name))
@@ -334,6 +337,16 @@ def _load_hgq(path: Path) -> Graph:
                 if cls == "ReLU" or lc.get("activation") == "relu":
                     _add_relu(ops, names, lname, cur, cur_type)
                     cur, cur_type = ops[-1].name, ops[-1].result_type
+                continue
+            if cls == "QBatchNormalization":
+                if lc.get("enable_iq", True):
+                    add_datalane(quant(lc.get("iq_conf"), "iq", "input quantizer (iq)"), "_iq")
+                need_quantized(cls)
+                emit(_batchnorm(lname, lc, _layer_vars(h5, key, None), quant(lc.get("kq_conf"), "kq", "scale quantizer (kq)"),
+                                quant(lc.get("bq_conf"), "bq", "offset quantizer (bq)"), ops[-1], shape, cur, cur_type,
+                                unique_name(lname, names)))
+                if lc.get("enable_oq", False):
+                    add_datalane(quant(lc.get("oq_conf"), "oq", "output quantizer (oq)"), "_oq")
                 continue
             if cls in _POOLS:
                 if cls.startswith("Q") and lc.get("enable_iq", True):
@@ -479,12 +492,58 @@ def _conv_geometry(lname: str, cls: str, lc: dict[str, Any], shape: tuple[int, .
     return strides, pads
 
 
+def _batchnorm(lname: str, lc: dict[str, Any], vars_: list[np.ndarray], kq: _Quantizer, bq: _Quantizer, prev: Op,
+               shape: tuple[int, ...], cur: str, xt: FixedType, name: str) -> Op:
+    """HGQ's QBatchNormalization at inference, ``x * kq(s) + bq(o)`` per channel with s = gamma / sqrt(var + eps) and
+    o = beta - mean * s in float32 as HGQ computes them (gamma 1 without scale; beta 1 without center, as HGQ 0.2 has
+    it): a diagonal Dense (a one-group-per-channel 1x1 convolution on an image) with an exact accumulator."""
+    if lc.get("axis", -1) not in (-1, len(shape), [-1], [len(shape)]):
+        raise UnsupportedOpError(f"QBatchNormalization axis={lc.get('axis')}", lname, list(SUPPORTED_HGQ_LAYERS),
+                                 "bondflow's HGQ reader (the channel axis, -1)")
+    scale, center = bool(lc.get("scale", True)), bool(lc.get("center", True))
+    need = int(scale) + int(center) + 2
+    c = int(shape[-1])
+    if len(vars_) < need or any(np.shape(v) != (c,) for v in vars_[:need]):
+        raise ModelLoadError(f"layer '{lname}' must hold its gamma/beta/moving mean/moving variance as {need} vectors of "
+                             f"{c}, not {[np.shape(v) for v in vars_[:need]]}")
+    f32 = np.float32
+    k = 0
+    gamma = np.asarray(vars_[k], f32) if scale else f32(1)
+    k += int(scale)
+    beta = np.asarray(vars_[k], f32) if center else f32(1)
+    k += int(center)
+    mean, var = np.asarray(vars_[k], f32), np.asarray(vars_[k + 1], f32)
+    eps = f32(float(lc.get("epsilon", 1e-3)))
+    s = (gamma / np.sqrt((var + eps).astype(f32)).astype(f32)).astype(f32) * np.ones(c, f32)
+    o = (beta - (mean * s).astype(f32)).astype(f32) * np.ones(c, f32)
+    s_raw, s_t = kq.constants(s)
+    o_raw, o_t = bq.constants(o)
+    lo, hi = _elem_ranges(prev, xt, int(np.prod(shape)))
+    lo, hi = lo.reshape(-1, c).min(axis=0), hi.reshape(-1, c).max(axis=0)
+    diag = np.diag(s_raw)
+    acc = _exact_accum(lo, hi, xt, diag, s_t, o_raw, o_t, lname)
+    common = dict(name=name, input=cur, result_type=acc, weight_type=s_t, bias=o_raw, bias_type=o_t, accum_type=acc)
+    if len(shape) == 1:
+        return Dense(weight=diag, **common)
+    nd = len(shape) - 1
+    return Conv(weight=diag.reshape((1,) * nd + (c, c)), strides=(1,) * nd, pads=((0, 0),) * nd, groups=c, **common)
+
+
 def _pool(lname: str, cls: str, lc: dict[str, Any], shape: tuple[int, ...], cur: str, xt: FixedType, name: str) -> Pool:
-    """Max pooling (exact, the input's type) or average pooling (an exact mean: log2(window) more fraction bits)."""
+    """Max pooling (exact, the input's type) or average pooling (an exact mean: log2(window) more fraction bits);
+    global pooling averages or maxes each channel over the whole image (a vector of channels)."""
     nd = 1 if cls.endswith("1D") else 2
     if len(shape) != nd + 1 or lc.get("data_format", "channels_last") not in (None, "channels_last"):
         raise UnsupportedOpError(f"{cls} on a tensor of shape {shape}", lname, list(SUPPORTED_HGQ_LAYERS),
                                  f"bondflow's HGQ reader (it needs a {nd}-D channels-last input)")
+    if "Global" in cls:
+        if lc.get("keepdims", False):
+            raise UnsupportedOpError(f"{cls} keepdims=True", lname, list(SUPPORTED_HGQ_LAYERS),
+                                     "bondflow's HGQ reader (keepdims=False: a vector of channels)")
+        n = int(np.prod(shape[:-1]))
+        rt = xt if _POOLS[cls] == "max" else FixedType(xt.width + n.bit_length() - 1, xt.int_bits, signed=xt.signed)
+        return Pool(name=name, input=cur, result_type=rt, function=_POOLS[cls], pool=(0,) * nd, strides=(1,) * nd,
+                    pads=((0, 0),) * nd)
     pool = _ints(lc.get("pool_size", 2), nd)
     strides = _ints(lc.get("strides") or pool, nd)
     padding = str(lc.get("padding", "valid"))
