@@ -32,16 +32,16 @@ def main() -> None:
     # Widths start at 6 fraction bits, saturating; the EBOPs penalty (beta) trains each element's width down.
     with QuantizerConfigScope(place="datalane", f0=6, i0=2, round_mode="RND", overflow_mode="SAT"):
         inp = keras.Input((8, 8, 1), name="image")
-        h = QConv2D(8, (3, 3), padding="same", activation="relu", beta0=1e-5, name="conv1")(inp)
+        h = QConv2D(8, (3, 3), padding="same", activation="relu", beta0=5e-7, name="conv1")(inp)
         h = QMaxPooling2D((2, 2), name="pool1")(h)
-        h = QConv2D(16, (3, 3), padding="same", activation="relu", beta0=1e-5, name="conv2")(h)
+        h = QConv2D(16, (3, 3), padding="same", activation="relu", beta0=5e-7, name="conv2")(h)
         h = QAveragePooling2D((2, 2), name="pool2")(h)
         h = keras.layers.Flatten(name="flatten")(h)
-        out = QDense(10, beta0=1e-5, name="logits")(h)
+        out = QDense(10, beta0=5e-7, name="logits")(h)
     model = keras.Model(inp, out, name="hgq_digits_cnn")
     model.compile(optimizer=keras.optimizers.Adam(0.005), metrics=["accuracy"],
                   loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
-    model.fit(x_tr, y_tr, epochs=40, batch_size=64, verbose=0, shuffle=True, callbacks=[FreeEBOPs()])
+    model.fit(x_tr, y_tr, epochs=80, batch_size=64, verbose=0, shuffle=True, callbacks=[FreeEBOPs()])
     acc = float(model.evaluate(x_te, y_te, verbose=0)[1])
     model.save(HERE / "model.keras")
     np.savez(HERE / "data.npz", x_test=x_te.reshape(len(x_te), -1), y_test=y_te)
