@@ -46,6 +46,8 @@ def graph_table(g: Graph) -> str:
                 kind, macs, params, weights = "scale+shift", op.n_out, 2 * op.n_out, op.n_out
             if isinstance(op, Conv) and op.groups > 1:
                 kind += " depthwise" if op.groups == op.c_in else f" {op.groups} groups"
+                if op.groups == op.c_in == op.c_out and set(op.kernel) == {1}:  # a per-channel BatchNormalization
+                    kind, params, weights = "scale+shift", 2 * op.c_out, op.c_out
             rows.append((op.name, kind, _shape(shapes[op.name]), str(op.weight_type), str(op.bias_type),
                          str(op.result_type), params, f"{nz}/{weights} ({100 * nz / weights:.0f}%)", macs))
             sums = [sums[0] + params, sums[1] + nz, sums[2] + weights, sums[3] + macs]
