@@ -22,15 +22,16 @@ from bondflow.ir.element_quant import ElementQuant
 # A 2-D CNN (QConv2D valid + relu, QMaxPooling2D, QConv2D same, Flatten, QDense) and a 1-D one (QConv1D same +
 # relu, QAveragePooling1D, QConv1D stride 2, Flatten, QDense); data-lane quantizers in four mode pairs, kernels KBI.
 # Two more with QBatchNormalization (random moving statistics; on an image and on a vector, without scale, without
-# center) and global average / max pooling, their widths drawn wider so that their outputs vary.
+# center) and global average / max pooling, their widths drawn wider so that their outputs vary; and a Deep Sets
+# network over 8 particles (QDense and QEinsumDense per particle, QSum over the particles, QDense).
 BUILD = r'''
 import os, sys
 os.environ.pop("TF_USE_LEGACY_KERAS", None)
 import numpy as np
 import keras
 from hgq.config import QuantizerConfig
-from hgq.layers import (QAveragePooling1D, QBatchNormalization, QConv1D, QConv2D, QDense, QGlobalAveragePooling2D,
-                        QGlobalMaxPooling1D, QMaxPooling2D)
+from hgq.layers import (QAveragePooling1D, QBatchNormalization, QConv1D, QConv2D, QDense, QEinsumDense,
+                        QGlobalAveragePooling2D, QGlobalMaxPooling1D, QMaxPooling2D, QSum)
 
 keras.utils.set_random_seed(3)
 rng = np.random.default_rng(3)
@@ -59,6 +60,11 @@ z = QConv1D(4, 3, name="k1", iq_conf=Q("RND", "SAT"))(inp)
 z = QBatchNormalization(name="bn", center=False)(z)
 z = QGlobalMaxPooling1D(name="gmp")(z)
 b1 = keras.Model(inp, QDense(3, name="d")(z), name="hgq_bn1d")
+inp = keras.Input((8, 3))
+z = QDense(6, activation="relu", name="phi1", iq_conf=Q("RND", "SAT"))(inp)
+z = QEinsumDense("bnc,cd->bnd", output_shape=(8, 5), bias_axes="d", activation="relu", name="phi2")(z)
+z = QSum(axes=1, scale=0.125, name="pool")(z)
+ds = keras.Model(inp, QDense(4, name="rho")(z), name="hgq_deepsets")
 
 
 def randomize(q, wide):
@@ -77,11 +83,11 @@ def randomize(q, wide):
 
 
 out = sys.argv[1]
-for m in (m2, m1, b2, b1):
+for m in (m2, m1, b2, b1, ds):
     for l in m.layers:
         for a in ("iq", "kq", "bq"):
             if getattr(l, a, None) is not None:
-                randomize(getattr(l, a), m.name.startswith("hgq_bn"))
+                randomize(getattr(l, a), m.name != "hgq_cnn2d" and m.name != "hgq_cnn1d")
         if getattr(l, "bias", None) is not None:
             l.bias.assign(rng.normal(0, 1, l.bias.shape).astype("float32"))
         if isinstance(l, QBatchNormalization):
@@ -110,7 +116,7 @@ def cnns(tmp_path_factory, request: pytest.FixtureRequest) -> dict[str, tuple[Pa
     r = subprocess.run([sys.executable, "-c", BUILD, str(d)], capture_output=True, text=True, env=hgq_child_env(), timeout=600)
     assert r.returncode == 0, r.stderr[-2000:]
     return {n: (d / f"{n}.keras", np.load(d / f"{n}.x.npy").astype(np.float64), np.load(d / f"{n}.y.npy").astype(np.float64))
-            for n in ("hgq_cnn2d", "hgq_cnn1d", "hgq_bn2d", "hgq_bn1d")}
+            for n in ("hgq_cnn2d", "hgq_cnn1d", "hgq_bn2d", "hgq_bn1d", "hgq_deepsets")}
 
 
 @pytest.mark.parametrize("name, kinds", [
@@ -121,6 +127,9 @@ def cnns(tmp_path_factory, request: pytest.FixtureRequest) -> dict[str, tuple[Pa
     ("hgq_bn2d", ["element_quant", "conv", "element_quant", "conv", "activation", "element_quant", "pool", "element_quant",
                   "dense", "element_quant", "dense"]),
     ("hgq_bn1d", ["element_quant", "conv", "element_quant", "conv", "element_quant", "pool", "element_quant", "dense"]),
+    # per-particle dense layers as 1x1 convolutions, the sum over particles a full-length depthwise one
+    ("hgq_deepsets", ["element_quant", "conv", "activation", "element_quant", "conv", "activation", "element_quant",
+                         "conv", "flatten", "element_quant", "dense"]),
 ])
 def test_golden_model_equals_hgq_predict(cnns, name: str, kinds: list[str]) -> None:
     p, x, want = cnns[name]
@@ -141,7 +150,7 @@ def test_golden_model_equals_hgq_predict(cnns, name: str, kinds: list[str]) -> N
             assert op.groups == op.c_in == op.c_out and op.kernel == (1,) * len(op.kernel)
 
 
-@pytest.mark.parametrize("name", ["hgq_cnn2d", "hgq_cnn1d", "hgq_bn2d", "hgq_bn1d"])
+@pytest.mark.parametrize("name", ["hgq_cnn2d", "hgq_cnn1d", "hgq_bn2d", "hgq_bn1d", "hgq_deepsets"])
 def test_qonnx_round_trip_keeps_the_digest(cnns, name: str, tmp_path) -> None:
     g = bondflow.load_model(cnns[name][0])
     export_onnx(g, tmp_path / "m.onnx")
@@ -150,7 +159,8 @@ def test_qonnx_round_trip_keeps_the_digest(cnns, name: str, tmp_path) -> None:
 
 @pytest.mark.sim
 @pytest.mark.parametrize("name, parallelism, vectors", [("hgq_cnn2d", None, 1000), ("hgq_cnn1d", 1, 300),
-                                                      ("hgq_bn2d", None, 300), ("hgq_bn1d", 2, 300)])
+                                                      ("hgq_bn2d", None, 300), ("hgq_bn1d", 2, 300),
+                                                      ("hgq_deepsets", None, 300)])
 def test_dataflow_rtl_is_bit_exact(cnns, name: str, parallelism: int | None, vectors: int, tmp_path, need_tool) -> None:
     need_tool("iverilog")
     g = bondflow.load_model(cnns[name][0])
@@ -212,10 +222,14 @@ def _edited(src: Path, dst: Path, layer: str, **changes: object) -> Path:
                                       r"HGQ reader \(dilation_rate must be 1\)"),
     ("c2", {"padding": "causal"}, r"layer 'c2' of type 'QConv2D padding=causal' is not supported"),
     ("c1", {"activation": "tanh"}, r"layer 'c1' of type 'QConv2D activation tanh' is not supported"),
+    ("phi2", {"equation": "bnc,nd->bcd"}, r"layer 'phi2' of type 'QEinsumDense equation 'bnc,nd->bcd' \(bias axes 'd'\)' "
+                                          r"is not supported by bondflow's HGQ reader \(a dense over the last axis"),
+    ("pool", {"axes": [2]}, r"layer 'pool' of type 'QSum axes=\[2\] keepdims=False scale=0.125' is not supported"),
 ])
 def test_unsupported_conv_options_are_one_line(cnns, tmp_path, layer: str, changes: dict, match: str) -> None:
+    model = "hgq_deepsets" if layer in ("phi2", "pool") else "hgq_cnn2d"
     with pytest.raises(UnsupportedOpError, match=match) as e:
-        bondflow.load_model(_edited(cnns["hgq_cnn2d"][0], tmp_path / "m.keras", layer, **changes))
+        bondflow.load_model(_edited(cnns[model][0], tmp_path / "m.keras", layer, **changes))
     assert "\n" not in str(e.value)
 
 

@@ -38,7 +38,8 @@ __all__ = ["is_hgq_config", "load_hgq", "SUPPORTED_HGQ_LAYERS", "hgq_quantize"]
 
 SUPPORTED_HGQ_LAYERS = ("InputLayer", "QDense", "QConv1D", "QConv2D", "QMaxPooling1D/2D", "QAveragePooling1D/2D",
                         "QGlobalMaxPooling1D/2D", "QGlobalAveragePooling1D/2D", "MaxPooling1D/2D", "QBatchNormalization",
-                        "Quantizer", "ReLU", "Activation (relu, linear)", "Dropout", "Flatten")
+                        "QEinsumDense (a dense over the last axis)", "QSum (over every position)", "Quantizer", "ReLU",
+                        "Activation (relu, linear)", "Dropout", "Flatten")
 _CONVS = ("QConv1D", "QConv2D")
 _POOLS = {"QMaxPooling1D": "max", "QMaxPooling2D": "max", "QAveragePooling1D": "average", "QAveragePooling2D": "average",
           "MaxPooling1D": "max", "MaxPooling2D": "max", "QGlobalMaxPooling1D": "max", "QGlobalMaxPooling2D": "max",
@@ -259,10 +260,10 @@ def _load_hgq(path: Path) -> Graph:
     for l in layers:
         cls, lc = l.get("class_name", "?"), l.get("config", {})
         name = str(lc.get("name", "?"))
-        ok = cls in ("InputLayer", "QDense", "QBatchNormalization", "Quantizer", "ReLU", "Dropout", "Flatten", *_CONVS,
-                     *_POOLS) or \
+        ok = cls in ("InputLayer", "QDense", "QEinsumDense", "QSum", "QBatchNormalization", "Quantizer", "ReLU", "Dropout",
+                     "Flatten", *_CONVS, *_POOLS) or \
             (cls == "Activation" and lc.get("activation") in ("relu", "linear"))
-        if cls in ("QDense", *_CONVS) and lc.get("activation") not in _ACTIVATIONS:
+        if cls in ("QDense", "QEinsumDense", *_CONVS) and lc.get("activation") not in _ACTIVATIONS:
             bad.append((f"{cls} activation {lc.get('activation')}", name))
         elif cls == "ReLU" and any(lc.get(a) not in (None, 0, 0.0) for a in ("max_value", "negative_slope", "threshold")):
             bad.append(("ReLU with max_value/negative_slope/threshold", name))
@@ -348,6 +349,13 @@ def _load_hgq(path: Path) -> Graph:
                 if lc.get("enable_oq", False):
                     add_datalane(quant(lc.get("oq_conf"), "oq", "output quantizer (oq)"), "_oq")
                 continue
+            if cls == "QSum":
+                if lc.get("enable_iq", True):
+                    add_datalane(quant(lc.get("iq_conf"), "iq", "input quantizer (iq)"), "_iq")
+                need_quantized(cls)
+                for op in _qsum(lname, lc, ops[-1], shape, cur, cur_type, names):
+                    emit(op)
+                continue
             if cls in _POOLS:
                 if cls.startswith("Q") and lc.get("enable_iq", True):
                     add_datalane(quant(lc.get("iq_conf"), "iq", "input quantizer (iq)"), "_iq")
@@ -362,11 +370,24 @@ def _load_hgq(path: Path) -> Graph:
             need_quantized(f"{cls} with enable_iq=False")
             dense_vars = _layer_vars(h5, key, None)
             use_bias = bool(lc.get("use_bias", True))
+            if cls == "QEinsumDense":  # Keras's EinsumDense: read only as the dense over the last axis it can be
+                use_bias = _einsum_as_dense(lname, lc, shape, np.asarray(dense_vars[0]) if dense_vars else np.zeros(0))
             if len(dense_vars) < 1 + use_bias:
                 raise ModelLoadError(f"{path}: model.weights.h5 must hold layers/{key}/vars for layer '{lname}', not lack it")
             kernel = dense_vars[0]
             is_conv = cls in _CONVS
-            if is_conv:
+            pointwise = not is_conv and len(shape) > 1  # a Dense on (positions, channels): Keras applies it per position
+            if pointwise:
+                if kernel.shape != (shape[-1], kernel.shape[-1]):
+                    raise ModelLoadError(f"layer '{lname}' kernel must have shape ({shape[-1]}, units), not {kernel.shape}")
+                kernel = kernel.reshape((1,) * (len(shape) - 1) + kernel.shape)
+                if len(shape) > 3:
+                    raise UnsupportedOpError(f"{cls} on a tensor of shape {shape}", lname, list(SUPPORTED_HGQ_LAYERS),
+                                             "bondflow's HGQ reader (at most 2 spatial axes)")
+            if pointwise:
+                units = int(kernel.shape[-1])
+                want = kernel.shape
+            elif is_conv:
                 nd = 1 if cls == "QConv1D" else 2
                 if len(shape) != nd + 1:
                     raise UnsupportedOpError(f"{cls} on a tensor of shape {shape}", lname, list(SUPPORTED_HGQ_LAYERS),
@@ -387,14 +408,15 @@ def _load_hgq(path: Path) -> Graph:
             else:
                 b_raw, b_t = np.zeros(units, dtype=np.int64), FixedType(1, 1)
             lo, hi = _elem_ranges(ops[-1], cur_type, int(np.prod(shape)))
-            if is_conv:  # every position of a channel meets every kernel tap: the channel's widest range bounds it
+            if is_conv or pointwise:  # every position of a channel meets every tap: the channel's widest range bounds it
                 lo = lo.reshape(-1, shape[-1]).min(axis=0)
                 hi = hi.reshape(-1, shape[-1]).max(axis=0)
                 lo, hi = np.tile(lo, int(np.prod(w_raw.shape[:-2]))), np.tile(hi, int(np.prod(w_raw.shape[:-2])))
             acc = _exact_accum(lo, hi, cur_type, w_raw.reshape(-1, units), w_t, b_raw, b_t, lname)
             dname = unique_name(lname, names)
-            if is_conv:
-                strides, pads = _conv_geometry(lname, cls, lc, shape, w_raw.shape[:-2])
+            if is_conv or pointwise:
+                strides, pads = (_conv_geometry(lname, cls, lc, shape, w_raw.shape[:-2]) if is_conv
+                                 else ((1,) * (len(shape) - 1), ((0, 0),) * (len(shape) - 1)))
                 emit(Conv(name=dname, input=cur, result_type=acc, weight=w_raw, weight_type=w_t, bias=b_raw,
                           bias_type=b_t, accum_type=acc, strides=strides, pads=pads))
             else:
@@ -527,6 +549,56 @@ def _batchnorm(lname: str, lc: dict[str, Any], vars_: list[np.ndarray], kq: _Qua
         return Dense(weight=diag, **common)
     nd = len(shape) - 1
     return Conv(weight=diag.reshape((1,) * nd + (c, c)), strides=(1,) * nd, pads=((0, 0),) * nd, groups=c, **common)
+
+
+def _einsum_as_dense(lname: str, lc: dict[str, Any], shape: tuple[int, ...], kernel: np.ndarray) -> bool:
+    """Check that a QEinsumDense is a dense over the last axis (``...c,cd->...d``, ``bnc,cd->bnd``; bias on d or
+    none) and say whether it has a bias; anything else is one line."""
+    eq = str(lc.get("equation", "")).replace(" ", "")
+    try:
+        lhs, out = eq.split("->")
+        x, k = lhs.split(",")
+    except ValueError:
+        x = k = out = ""
+    bias = lc.get("bias_axes")
+    ok = len(k) == 2 and kernel.ndim == 2 and x.endswith(k[0]) and out == x[:-1] + k[1] and k[0] not in x[:-1] \
+        and k[1] not in x and (x.startswith("...") or len(x.replace("...", "")) == len(shape) + 1) \
+        and bias in (None, "", k[1])
+    if not ok:
+        raise UnsupportedOpError(f"QEinsumDense equation {eq!r} (bias axes {bias!r})", lname, list(SUPPORTED_HGQ_LAYERS),
+                                 "bondflow's HGQ reader (a dense over the last axis: '...c,cd->...d', bias on d)")
+    return bool(bias)
+
+
+def _qsum(lname: str, lc: dict[str, Any], prev: Op, shape: tuple[int, ...], cur: str, xt: FixedType,
+          names: set[str]) -> list[Op]:
+    """HGQ's QSum over every position of each channel (or over all features of a vector), times its power-of-two
+    scale: a full-size depthwise convolution of ones (then a Flatten), or a Dense to one value; exact accumulator."""
+    axes = lc.get("axes", -1)
+    axes = sorted({(int(a) + len(shape) + 1) if int(a) < 0 else int(a) for a in (axes if isinstance(axes, list) else [axes])})
+    spatial = list(range(1, len(shape))) if len(shape) > 1 else [1]
+    scale = float(lc.get("scale", 1.0))
+    k = int(np.round(np.log2(scale))) if scale > 0 else 0
+    if axes != spatial or lc.get("keepdims", False) or scale <= 0 or 2.0 ** k != scale:
+        raise UnsupportedOpError(f"QSum axes={lc.get('axes')} keepdims={lc.get('keepdims', False)} scale={scale}", lname,
+                                 list(SUPPORTED_HGQ_LAYERS), "bondflow's HGQ reader (a sum over every position, or over "
+                                 "a vector's features, keepdims=False, a power-of-two scale)")
+    wt = FixedType(1, 1 + k, signed=False)  # raw 1 is the value 2^k
+    c = shape[-1] if len(shape) > 1 else 1
+    n_pos = int(np.prod(shape[:-1])) if len(shape) > 1 else int(shape[0])
+    lo, hi = _elem_ranges(prev, xt, int(np.prod(shape)))
+    if len(shape) == 1:
+        w = np.ones((n_pos, 1), dtype=np.int64)
+        acc = _exact_accum(lo, hi, xt, w, wt, np.zeros(1, np.int64), FixedType(1, 1), lname)
+        return [Dense(name=unique_name(lname, names), input=cur, result_type=acc, weight=w, weight_type=wt,
+                      bias=np.zeros(1, np.int64), bias_type=FixedType(1, 1), accum_type=acc)]
+    eye = np.eye(c, dtype=np.int64)
+    w = np.broadcast_to(eye, shape[:-1] + (c, c)).copy()  # (*spatial, c_in, c_out): channel c sums only itself
+    acc = _exact_accum(lo, hi, xt, w.reshape(-1, c), wt, np.zeros(c, np.int64), FixedType(1, 1), lname)
+    conv = Conv(name=unique_name(lname, names), input=cur, result_type=acc, weight=w, weight_type=wt,
+                bias=np.zeros(c, np.int64), bias_type=FixedType(1, 1), accum_type=acc, strides=(1,) * (len(shape) - 1),
+                pads=((0, 0),) * (len(shape) - 1), groups=c)
+    return [conv, Flatten(name=unique_name(lname + "_flat", names), input=conv.name, result_type=acc)]
 
 
 def _pool(lname: str, cls: str, lc: dict[str, Any], shape: tuple[int, ...], cur: str, xt: FixedType, name: str) -> Pool:
