@@ -292,7 +292,26 @@ def test_element_quant_rtl_every_mode(arch, tmp_path, need_tool, request) -> Non
     assert r.latency_cycles == d.latency_cycles
 
 
-@pytest.mark.parametrize("arch", ["bondmachine", "hls4ml"])
+@pytest.mark.hls4ml
+@pytest.mark.parametrize("which", [0, 1])
+def test_hls4ml_csim_is_bit_exact(hgq_models, which: int, tmp_path, need_tool) -> None:
+    """hls4ml's own per-element casts (its FixedPointQuantizer, as for HGQ proxy models; one ap_fixed cast per element,
+    every mode pair, 0-bit elements) with the graph's precisions: C simulation == golden model on 1000 vectors."""
+    need_tool("g++")
+    from bondflow.codegen.hls4ml.generator import build_project
+    from bondflow.sim.vectors import make_vectors
+    g = bondflow.load_model(hgq_models[which][0])
+    tv = make_vectors(g, 1000, 6)
+    y = build_project(g, tmp_path / "hls").predict_raw(tv.inputs)
+    bad = np.nonzero(np.any(y != tv.expected, axis=1))[0]
+    assert bad.size == 0, f"{bad.size} of {len(y)} differ, first input {tv.inputs[bad[0]].tolist()}"
+    assert len(np.unique(y, axis=0)) > 100
+    casts = (tmp_path / "hls" / "firmware" / "nnet_utils" / "nnet_code_gen.h").read_text()
+    modes = {f"AP_{o.rounding.value},AP_{o.overflow.value}" for o in g.ops if isinstance(o, ElementQuant)}
+    assert all(m in casts for m in modes), modes  # every quantizer's own modes reach hls4ml's per-element casts
+
+
+@pytest.mark.parametrize("arch", ["bondmachine"])
 def test_other_architectures_refuse_element_quant(hgq_model, arch: str) -> None:
     with pytest.raises(UnsupportedOpError, match="'element_quant'") as e:
         bondflow.generate(bondflow.load_model(hgq_model[0]), arch)

@@ -16,6 +16,7 @@ from ... import __version__
 from ..._compat import alias_keras_to_tf_keras, import_tensorflow
 from ...design import Design
 from ...errors import ConfigError, MissingDependencyError, ToolFailedError, ToolNotFoundError, UnsupportedOpError
+from ...ir.element_quant import ElementQuant
 from ...ir.graph import Graph
 from ...ir.reference import SOFTMAX_ACCUM_TYPE
 from ...ir.merge import Merge, merge_result_type
@@ -105,7 +106,37 @@ def keras_model_of(graph: Graph):
         if isinstance(op, (Dense, Conv)):
             model.get_layer(op.name).set_weights([op.weight_type.to_float(op.weight).astype(np.float64),
                                                   op.bias_type.to_float(op.bias).astype(np.float64)])
+        elif isinstance(op, ElementQuant):  # hls4ml's FixedPointQuantizer: keep_negative, bits, integers per element
+            kbi = (op.k, op.k + op.i + op.f, op.k + op.i)
+            model.get_layer(op.name).set_weights([np.asarray(a, dtype=np.int32).reshape(1, -1) for a in kbi])
     return model
+
+
+_FPQ: dict[int, type] = {}
+
+
+def _fixed_point_quantizer(tfk: Any) -> type:
+    """A tf_keras layer that hls4ml's Keras reader takes for its ``FixedPointQuantizer`` (the layer HGQ's proxy models
+    carry): an identity in Keras whose per-element widths are weights; hls4ml writes one ap_fixed cast per element."""
+    if id(tfk) not in _FPQ:
+        class FixedPointQuantizer(tfk.layers.Layer):  # the class name is what hls4ml dispatches on
+            def __init__(self, RND: str = "TRN", SAT: str = "WRAP", **kw: Any) -> None:
+                kw.pop("fusible", None), kw.pop("overrides", None)
+                super().__init__(**kw)
+                self.RND, self.SAT = RND, SAT
+
+            def build(self, input_shape: Any) -> None:
+                n = int(np.prod(input_shape[1:]))
+                for w in ("keep_negative", "bits", "integers"):
+                    setattr(self, w, self.add_weight(name=w, shape=(1, n), initializer="zeros", trainable=False, dtype="int32"))
+
+            def call(self, x: Any) -> Any:
+                return x
+
+            def get_config(self) -> dict[str, Any]:
+                return {**super().get_config(), "RND": self.RND, "SAT": self.SAT, "fusible": False, "overrides": {}}
+        _FPQ[id(tfk)] = FixedPointQuantizer
+    return _FPQ[id(tfk)]
 
 
 def _keras_layers(tfk: Any, op: Op, shapes: dict[str, tuple[int, ...]]) -> list[Any]:
@@ -144,9 +175,14 @@ def _keras_layers(tfk: Any, op: Op, shapes: dict[str, tuple[int, ...]]) -> list[
     elif isinstance(op, Flatten):
         if len(shapes[op.input]) > 1:
             layers.append(tfk.layers.Flatten(name=op.name))
+    elif isinstance(op, ElementQuant):
+        if len(shapes[op.input]) > 1:  # hls4ml's per-element casts exist for io_parallel only; images need io_stream
+            raise UnsupportedOpError("element_quant on an image", op.name, ["element_quant on a vector (an MLP)"],
+                                     "the hls4ml generator (hls4ml casts per element only with io_parallel)")
+        layers.append(_fixed_point_quantizer(tfk)(RND=op.rounding.value, SAT=op.overflow.value, name=op.name))
     else:
         raise UnsupportedOpError(op.kind, op.name, ["dense", "conv", "pool", "upsample", "activation", "sigmoid", "softmax",
-                                                    "flatten", "merge"], "the hls4ml generator")
+                                                    "flatten", "merge", "element_quant"], "the hls4ml generator")
     return layers
 
 
@@ -199,6 +235,8 @@ def hls_config(graph: Graph, model, reuse_factor: "int | dict[str, int]", strate
             lc["Strategy"] = strategy.capitalize()
             # Keras Dense without activation gets a linear activation layer in hls4ml: keep it an identity.
             layers.setdefault(f"{op.name}_linear", {})["Precision"] = {"result": op.result_type.to_ap()}
+        elif isinstance(op, ElementQuant):  # each element cast to its own type, held exactly by the result type
+            lc["Precision"] = {"result": op.result_type.to_ap()}
         elif isinstance(op, (Activation, Merge)):  # a merge aligns its inputs, sums or copies exactly, then casts
             lc["Precision"] = {"result": op.result_type.to_ap()}
             if isinstance(op, Merge):  # inner merges of a chain (keras_model_of): exact partial sums; a concatenation
@@ -262,8 +300,10 @@ def build_project(graph: Graph, out_dir: Path, reuse_factor: "int | dict[str, in
     except ImportError:
         raise MissingDependencyError("hls4ml", "the hls4ml architecture") from None
     # hls4ml streams images through line buffers (io_stream); MLPs keep the fully parallel io_parallel.
+    # bit_exact off: hls4ml would otherwise re-derive every precision itself once a FixedPointQuantizer is present
     kw: dict[str, Any] = dict(output_dir=str(out_dir), project_name="myproject",
-                              io_type="io_stream" if graph.is_shaped() else "io_parallel", clock_period=clock_period)
+                              io_type="io_stream" if graph.is_shaped() else "io_parallel", clock_period=clock_period,
+                              bit_exact=False)
     if board:
         kw.update(backend="VivadoAccelerator", board=board)
     else:
