@@ -106,6 +106,12 @@ def test_conv1d_example(parallelism, tmp_path, need_tool) -> None:
     assert (d.ii_cycles > 32) if parallelism == 2 else (d.ii_cycles == 32)
     if parallelism == "auto":
         assert d.info["parallelism"] == {"conv1": 4, "conv2": 2} and d.info["stages"][2]["cycles_per_window"] == 4
+        # the dense tail gets one vector per sequence: its multipliers serve 24 cycles each (hls4ml's largest valid
+        # reuse factor within the II of 32), in a chain of handshake layers
+        assert d.info["tail_reuse_factor"] == {"logits": 24}
+        assert "bondflow_dataflow_logits_rf24" in (tmp_path / "d" / "rtl" / "bondflow_dataflow_tail.v").read_text()
+    else:
+        assert "tail_reuse_factor" not in d.info
 
 
 @pytest.mark.sim
@@ -129,7 +135,10 @@ def test_digits_cnn_shared_multipliers_icarus(tmp_path, need_tool) -> None:
     g = _example("digits_cnn")
     d = bondflow.generate(g, "dataflow", parallelism="auto", multipliers="auto")
     assert d.info["parallelism"] == {"conv1": 8, "conv2": 4} and d.info["stages"][2]["cycles_per_window"] == 4
-    assert d.ii_cycles == 64 and d.info["shared_dsp"] == {"conv2": 220} and d.info["dsp_estimate"] == 220
+    # the tail (dense 64 -> 10, one vector per image) shares its multipliers over the II: 10 of them, shift-and-add
+    # (the DSPs went to conv2's)
+    assert d.info["tail_reuse_factor"] == {"logits": 64}
+    assert d.ii_cycles == 64 and d.info["shared_dsp"] == {"conv2": 220, "logits": 0} and d.info["dsp_estimate"] == 220
     r = simulate(d.write(tmp_path / "d"), 64, simulator="icarus")
     assert r.passed, r.summary()
     assert r.latency_cycles == d.latency_cycles and r.ii_cycles == d.ii_cycles

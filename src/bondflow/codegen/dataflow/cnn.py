@@ -253,10 +253,10 @@ def _parallelism_for(op: Conv, parallelism: "int | dict[str, int] | None") -> in
     return p
 
 
-def arith_options(graph: Graph, arith: dict[str, Any], parallelism: "int | dict[str, int] | None"
-                  ) -> tuple[dict[str, dict[str, Any]], dict[str, Any]]:
+def arith_options(graph: Graph, arith: dict[str, Any], parallelism: "int | dict[str, int] | None",
+                  tail_reuse: dict[str, int] | None = None) -> tuple[dict[str, dict[str, Any]], dict[str, Any]]:
     """Per conv/dense options for the multiplier mode: constant layers as ``dense_layer`` takes them, convolutions
-    that share multipliers how many of theirs are DSP products (arith.shared_options)."""
+    and tail denses that share multipliers how many of theirs are DSP products (arith.shared_options)."""
     from .arith import shared_options
     from .reuse import live_multipliers
     layers: list[tuple[Dense, FixedType]] = []
@@ -266,11 +266,78 @@ def arith_options(graph: Graph, arith: dict[str, Any], parallelism: "int | dict[
         p = _parallelism_for(op, parallelism) if isinstance(op, Conv) else 0
         if isinstance(op, Conv) and p < op.c_out:
             shared.append((op.name, len(live_multipliers(op.as_dense(), op.c_out // p))))
+        elif isinstance(op, Dense) and (tail_reuse or {}).get(op.name, 1) > 1:
+            shared.append((op.name, len(live_multipliers(op, (tail_reuse or {})[op.name]))))
         elif isinstance(op, (Conv, Dense)):
             layers.append((op.as_dense() if isinstance(op, Conv) else op, cur))
         cur = op.result_type
     return shared_options(layers, shared, arith.get("multipliers", "dsp"), arith.get("stage_adders"), arith.get("target"),
                           arith.get("dsp_budget"))
+
+
+def choose_tail_reuse(graph: Graph, ii: float) -> dict[str, int]:
+    """Per Dense after the image stages the largest reuse factor (of hls4ml's valid set) within the image II: the
+    tail gets one vector per image, so its multipliers can serve that many cycles each without slowing the stream."""
+    from ..hls4ml.generator import valid_reuse_factors
+    plan = plan_stages(graph, "", None)
+    return {op.name: max(r for r in valid_reuse_factors(op.n_in, op.n_out) if r <= max(int(ii), 1))
+            for op in plan.rest if isinstance(op, Dense)}
+
+
+def tail_chain(rest: list[Op], cur: FixedType, n: int, hdr: str, rfs: dict[str, int],
+               dense_opts: dict[str, dict[str, Any]] | None) -> list[tuple[LayerRTL, int]]:
+    """The dense tail as (layer, reuse factor) in order: handshake layers (reuse factor > 1: reuse_layer sharing its
+    multipliers, else a constant layer behind valid/ready; reuse factor 0: a combinational layer, e.g. per-element
+    casts, wired between two handshake layers)."""
+    out: list[tuple[LayerRTL, int]] = []
+    i = 0
+    while i < len(rest):
+        op = rest[i]
+        name = f"bondflow_dataflow_{sanitize(op.name)}"
+        if isinstance(op, Dense):
+            nxt = rest[i + 1] if i + 1 < len(rest) else None
+            act = nxt if isinstance(nxt, Activation) and nxt.input == op.name else None
+            rf, opts = rfs.get(op.name, 1), (dense_opts or {}).get(op.name, {})
+            out.append((reuse_layer(f"{name}_rf{rf}", op, cur, act, rf, hdr, dsp=opts.get("dsp")), rf) if rf > 1
+                       else (handshake_layer(dense_layer(name, op, cur, act, hdr, **opts), hdr), 1))
+            cur, n = (act or op).result_type, op.n_out
+            i += 2 if act else 1
+            continue
+        for layer in layers_for([op], cur, n, "dataflow", hdr, TAIL_EXTRA, dense_opts):
+            out.append((layer, 0) if layer.latency == 0 else (handshake_layer(layer, hdr), 1))
+        cur = op.result_type
+        i += 1
+    return out
+
+
+def _tail_chain_text(module: str, chain: list[tuple[LayerRTL, int]], in_bits: int, hdr: str) -> str:
+    """The tail module: the chain's handshake layers bonded by valid/ready, combinational ones inline."""
+    out_bits = chain[-1][0].n_out * chain[-1][0].out_width
+    lines = [hdr.rstrip("\n"), f"// {module}: the dense tail after the streaming stages, {len(chain)} layer(s) chained by "
+             "valid/ready (shared multipliers where the reuse factor is above 1).", "`timescale 1ns/1ps",
+             "`default_nettype none", f"module {module} (", "    input  wire clk,", "    input  wire rst_n,",
+             f"    input  wire [{in_bits - 1}:0] in_data,", "    input  wire in_valid,", "    output wire in_ready,",
+             f"    output wire [{out_bits - 1}:0] out_data,", "    output wire out_valid,", "    input  wire out_ready", ");"]
+    d, v, r = "in_data", "in_valid", "in_ready"
+    for q, (layer, rf) in enumerate(chain):
+        bits = layer.n_out * layer.out_width
+        last = q == len(chain) - 1
+        od = "out_data" if last else f"t{q}_d"
+        if not last:
+            lines.append(f"    wire [{bits - 1}:0] {od};")
+        if rf == 0:  # combinational: data through it, valid and ready past it
+            lines.append(f"    {layer.module} u_t{q} (.clk(clk), .x({d}), .y({od}));")
+            d = od
+            if last:
+                lines += [f"    assign out_valid = {v};", f"    assign {r} = out_ready;"]
+            continue
+        ov, orr = ("out_valid", "out_ready") if last else (f"t{q}_v", f"t{q}_r")
+        if not last:
+            lines.append(f"    wire {ov}, {orr};")
+        lines.append(f"    {layer.module} u_t{q} (.clk(clk), .rst_n(rst_n), .in_data({d}), .in_valid({v}), .in_ready({r}), "
+                     f".out_data({od}), .out_valid({ov}), .out_ready({orr}));")
+        d, v, r = od, ov, orr
+    return "\n".join(lines + ["endmodule", "`default_nettype wire", ""])
 
 
 @dataclass(frozen=True)
@@ -518,16 +585,22 @@ def _stream_body(graph: Graph, plan: StreamPlan, k: int, fifo_log2: dict[str, in
 
 
 def cnn_design(graph: Graph, parallelism: "int | dict[str, int] | None", options: dict[str, Any], tlast_mode: int,
-               stream_width: int | None, arith: dict[str, Any] | None = None) -> Design:
+               stream_width: int | None, arith: dict[str, Any] | None = None,
+               tail_reuse: dict[str, int] | None = None) -> Design:
+    """``tail_reuse``: reuse factors of the denses after the image stages (choose_tail_reuse); none: constant
+    multipliers, the whole tail one fixed-latency pipeline."""
     digest = graph.digest()
     hdr = header("dataflow", digest)
-    dense_opts, arith_info = arith_options(graph, arith, parallelism) if arith else (None, {})
+    dense_opts, arith_info = arith_options(graph, arith, parallelism, tail_reuse) if arith else (None, {})
     plan = plan_stages(graph, hdr, parallelism, dense_opts)
     stages, rest, tail_t, tail_n = plan.stages, plan.rest, plan.tail_type, plan.tail_n
     if not stages:
         raise UnsupportedOpError(graph.ops[0].kind, graph.ops[0].name, ["conv", "pool"], "the dataflow streaming generator")
     iface, k = cnn_interface(graph, stream_width)
-    tail_layers = layers_for(rest, tail_t, tail_n, "dataflow", hdr, TAIL_EXTRA, dense_opts) if rest else []
+    shared_tail = bool(rest) and any(v > 1 for v in (tail_reuse or {}).values())
+    chain = tail_chain(rest, tail_t, tail_n, hdr, tail_reuse or {}, dense_opts) if shared_tail else []
+    tail_layers = [layer for layer, _ in chain] if shared_tail else \
+        (layers_for(rest, tail_t, tail_n, "dataflow", hdr, TAIL_EXTRA, dense_opts) if rest else [])
     tail_latency = sum(layer.latency for layer in tail_layers)
     core = "bondflow_dataflow_core"
     pix0 = graph.input.shape[-1] * graph.input.type.width
@@ -540,7 +613,11 @@ def cnn_design(graph: Graph, parallelism: "int | dict[str, int] | None", options
     def timed(fifo_log2: dict[str, int | None]) -> tuple[list[str], Any, list[int]]:
         body, net = _stream_body(graph, plan, k, fifo_log2)
         c = net.add("collect", n_out_pix, (net.exit,))[0]
-        if tail_layers:
+        if shared_tail:
+            for layer, rf in chain:
+                if rf:
+                    c = (net.add("reuse", rf, (c,)) if rf > 1 else net.add("adapter", layer.latency - 1, (c,)))[0]
+        elif tail_layers:
             c = net.add("adapter", tail_latency, (c,))[0]
         net.add("shell", iface.output.beats, (c,))
         t, peaks = measure_net(net.parts, n_pix, iface.input.beats, iface.output.beats)
@@ -572,9 +649,9 @@ def cnn_design(graph: Graph, parallelism: "int | dict[str, int] | None", options
         for q, layer in enumerate(tail_layers):
             tstages.append({"module": layer.module, "inp": p_, "out": f"l{q}_y", "out_bits": layer.n_out * layer.out_width})
             p_ = f"l{q}_y"
-        files[f"rtl/{tail}.v"] = render("layers/core.v.j2", header=hdr, module=tail, description="the dense tail after the "
-                                        "streaming stages", in_bits=tail_n * tail_t.width, out_bits=out_bits, stages=tstages,
-                                        latency=tail_latency)
+        files[f"rtl/{tail}.v"] = _tail_chain_text(tail, chain, tail_n * tail_t.width, hdr) if shared_tail else \
+            render("layers/core.v.j2", header=hdr, module=tail, description="the dense tail after the streaming stages",
+                   in_bits=tail_n * tail_t.width, out_bits=out_bits, stages=tstages, latency=tail_latency)
         lines.append(f"    {tail} u_tail (.clk(clk), .rst_n(rst_n), .in_data(vec_d), .in_valid(vec_v), .in_ready(vec_r), "
                      ".out_data(out_data), .out_valid(out_valid), .out_ready(out_ready));")
     lines += ["endmodule", "`default_nettype wire", ""]
@@ -611,6 +688,7 @@ def cnn_design(graph: Graph, parallelism: "int | dict[str, int] | None", options
             "layers": [{"module": l.module, "latency": l.latency, "multipliers": l.multipliers, "n_in": l.n_in, "n_out": l.n_out}
                        for l in computes + tail_layers],
             "multipliers": sum(l.multipliers for l in computes + tail_layers), "ii_model": t.ii, "core_latency": t.latency,
+            **({"tail_reuse_factor": dict(tail_reuse or {})} if shared_tail else {}),
             **arith_info}
     return Design(arch="dataflow", top="bondflow_top", language="verilog", files=files, interface=iface, graph_digest=digest,
                   rtl_files=tuple(rtl), latency_cycles=t.latency, ii_cycles=round(t.ii), options=options, info=info,

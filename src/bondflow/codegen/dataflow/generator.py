@@ -38,9 +38,14 @@ def generate_dataflow(graph: Graph, reuse_factor: "int | dict[str, int]" = 1, tl
     if graph.is_shaped():  # images and sequences stream pixel by pixel through window stages
         if max(values) > 1:
             raise ConfigError(f"a CNN's dataflow design shares multipliers with parallelism (output channels per cycle), not reuse_factor {reuse_factor!r}")
-        from .cnn import choose_parallelism, cnn_design
+        from .cnn import choose_parallelism, choose_tail_reuse, cnn_design
         chosen = choose_parallelism(graph, tlast_mode, stream_width) if parallelism == "auto" else parallelism
-        design = cnn_design(graph, chosen, {**opts, "parallelism": parallelism, **arith}, tlast_mode, stream_width, arith)
+        tail = None
+        if parallelism == "auto":  # the dense tail gets a vector per image: it shares its multipliers over the II
+            ii = cnn_design(graph, chosen, {}, tlast_mode, stream_width).info["ii_model"]
+            tail = choose_tail_reuse(graph, ii)
+        design = cnn_design(graph, chosen, {**opts, "parallelism": parallelism, **arith}, tlast_mode, stream_width, arith,
+                            tail_reuse=tail)
         if parallelism == "auto":
             design.info["parallelism"] = chosen
         return design
