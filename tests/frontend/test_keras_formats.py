@@ -123,10 +123,11 @@ def test_batchnorm_no_layer_absorbs_is_a_scale_and_shift(tfk, tmp_path, need_too
         assert name == "mlp" or bns[0].groups == 4
         from bondflow.cli.cmd_info import graph_table
         rows = {line.split()[0]: line for line in graph_table(g).splitlines()}
-        assert all(("scale+shift" if name == "mlp" else "depthwise") in rows[o.name] for o in bns)
-        if name == "mlp":  # one multiply and one add per feature: params 2n, weights n/n, MACs n
-            for o in bns:
-                assert rows[o.name].split()[-4:] == [str(2 * o.n_out), f"{o.n_out}/{o.n_out}", "(100%)", str(o.n_out)], rows[o.name]
+        assert all("scale+shift" in rows[o.name] for o in bns)  # on an image too: a 1x1 conv of one group per channel
+        for o in bns:  # one multiply and one add per value: params 2C, weights C/C, MACs C per position
+            c = o.weight.shape[-1]
+            macs = c * (int(np.prod(g.shapes()[o.name][:-1])) if name == "cnn" else 1)
+            assert rows[o.name].split()[-4:] == [str(2 * c), f"{c}/{c}", "(100%)", str(macs)], rows[o.name]
         f = measure(g)
         assert f.agreement >= 0.95 and f.distinct_outputs > 100, f.summary()
     from bondflow.sim.runner import simulate
