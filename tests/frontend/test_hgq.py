@@ -224,8 +224,8 @@ def _layer(cfg: dict, name: str) -> dict:
 
 def test_unsupported_layer_kind_is_one_line(hgq_model, tmp_path) -> None:
     def edit(cfg: dict) -> None:
-        _layer(cfg, "d2")["class_name"] = "QEinsumDense"
-    with pytest.raises(UnsupportedOpError, match=r"layer 'd2' of type 'QEinsumDense' is not supported by bondflow's HGQ "
+        _layer(cfg, "d2")["class_name"] = "QEinsumDenseBatchnorm"
+    with pytest.raises(UnsupportedOpError, match=r"layer 'd2' of type 'QEinsumDenseBatchnorm' is not supported by bondflow's HGQ "
                                                  r"reader; supported: .*QDense") as e:
         bondflow.load_model(_edited(hgq_model[0], tmp_path / "einsum.keras", edit))
     assert "\n" not in str(e.value)
