@@ -216,12 +216,13 @@ class UpsampleStage:
     fh: int
 
 
-def choose_parallelism(graph: Graph, tlast_mode: int, stream_width: int | None) -> dict[str, int]:
+def choose_parallelism(graph: Graph, tlast_mode: int, stream_width: int | None) -> tuple[dict[str, int], float]:
     """``parallelism="auto"``: per convolution the fewest output channels per cycle that keep the II of full
     parallelism, so multipliers idle no more than the stream makes them (a conv after a pool sees fewer pixels).
 
     Each conv first gets the cycles per window its output pixels allow in the full design's II; the cycle model
     then times the whole design, and while it is slower the conv busiest per image gets the next divisor up.
+    Returns the choice and the II it times to.
     """
     target = cnn_design(graph, None, {}, tlast_mode, stream_width).info["ii_model"]
     shapes = graph.shapes()
@@ -231,11 +232,12 @@ def choose_parallelism(graph: Graph, tlast_mode: int, stream_width: int | None) 
     choice = {op.name: next(d for d in divisors[op.name] if (op.c_out // d) * pixels[op.name] <= max(target, pixels[op.name]))
               for op in convs}
     while True:
-        if cnn_design(graph, choice, {}, tlast_mode, stream_width).info["ii_model"] <= target + 1e-6:
-            return choice
+        ii = cnn_design(graph, choice, {}, tlast_mode, stream_width).info["ii_model"]
+        if ii <= target + 1e-6:
+            return choice, ii
         busy = [op for op in convs if choice[op.name] < op.c_out]
         if not busy:
-            return choice
+            return choice, ii
         worst = max(busy, key=lambda op: (op.c_out // choice[op.name]) * pixels[op.name])
         choice[worst.name] = next(d for d in divisors[worst.name] if d > choice[worst.name])
 
@@ -279,9 +281,9 @@ def choose_tail_reuse(graph: Graph, ii: float) -> dict[str, int]:
     """Per Dense after the image stages the largest reuse factor (of hls4ml's valid set) within the image II: the
     tail gets one vector per image, so its multipliers can serve that many cycles each without slowing the stream."""
     from ..hls4ml.generator import valid_reuse_factors
-    plan = plan_stages(graph, "", None)
+    # in a CNN every Dense is in the tail: images reach denses only through a Flatten or a global pooling
     return {op.name: max(r for r in valid_reuse_factors(op.n_in, op.n_out) if r <= max(int(ii), 1))
-            for op in plan.rest if isinstance(op, Dense)}
+            for op in graph.ops if isinstance(op, Dense)}
 
 
 def tail_chain(rest: list[Op], cur: FixedType, n: int, hdr: str, rfs: dict[str, int],

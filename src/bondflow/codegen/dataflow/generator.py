@@ -39,10 +39,9 @@ def generate_dataflow(graph: Graph, reuse_factor: "int | dict[str, int]" = 1, tl
         if max(values) > 1:
             raise ConfigError(f"a CNN's dataflow design shares multipliers with parallelism (output channels per cycle), not reuse_factor {reuse_factor!r}")
         from .cnn import choose_parallelism, choose_tail_reuse, cnn_design
-        chosen = choose_parallelism(graph, tlast_mode, stream_width) if parallelism == "auto" else parallelism
-        tail = None
+        chosen, tail = parallelism, None
         if parallelism == "auto":  # the dense tail gets a vector per image: it shares its multipliers over the II
-            ii = cnn_design(graph, chosen, {}, tlast_mode, stream_width).info["ii_model"]
+            chosen, ii = choose_parallelism(graph, tlast_mode, stream_width)
             tail = choose_tail_reuse(graph, ii)
         design = cnn_design(graph, chosen, {**opts, "parallelism": parallelism, **arith}, tlast_mode, stream_width, arith,
                             tail_reuse=tail)
