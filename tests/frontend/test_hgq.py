@@ -104,6 +104,36 @@ def hgq_mlp(path: Path, x: np.ndarray | None = None, second: Path | None = None)
     return path, x.astype(np.float64), np.load(yo).astype(np.float64)
 
 
+# QBatchNormDense (HGQ's dense with its input's batch normalization fused into the kernel before quantization), with
+# and without gamma, random moving statistics and random kernel/bias widths.
+BN_BUILD = r'''
+import os, sys
+os.environ.pop("TF_USE_LEGACY_KERAS", None)
+import numpy as np
+import keras
+from hgq.layers import QBatchNormDense
+
+keras.utils.set_random_seed(4)
+rng = np.random.default_rng(4)
+inp = keras.Input((12,))
+x = QBatchNormDense(8, activation="relu", name="bd1")(inp)
+m = keras.Model(inp, QBatchNormDense(5, name="bd2", scale=False)(x), name="hgq_bndense")
+for l in (m.get_layer("bd1"), m.get_layer("bd2")):
+    l.moving_mean.assign(rng.normal(0, 0.5, l.moving_mean.shape).astype("float32"))
+    l.moving_variance.assign(rng.uniform(0.3, 2.0, l.moving_variance.shape).astype("float32"))
+    if l.scale:
+        l.bn_gamma.assign(rng.uniform(0.5, 1.5, l.bn_gamma.shape).astype("float32"))
+    l.bias.assign(rng.normal(0, 1, l.bias.shape).astype("float32"))
+    for q in (l.kq.quantizer, l.bq.quantizer):
+        q._b.assign(rng.integers(2, 8, tuple(q._b.shape)).astype(q._b.dtype))
+m.save(sys.argv[1] + "/bnd.keras")
+x = rng.normal(0, 1.5, (2000, 12)).astype("float32")
+x[:500] = np.round(x[:500] * 16) / 16
+np.save(sys.argv[1] + "/x.npy", x)
+np.save(sys.argv[1] + "/y.npy", m.predict(x, verbose=0, batch_size=1024))
+'''
+
+
 @pytest.fixture(scope="module")
 def hgq_models(tmp_path_factory, request: pytest.FixtureRequest) -> tuple[tuple[Path, np.ndarray, np.ndarray], tuple[Path, np.ndarray, np.ndarray]]:
     try:
@@ -220,6 +250,27 @@ def _edited(src: Path, dst: Path, edit) -> Path:
 
 def _layer(cfg: dict, name: str) -> dict:
     return next(l for l in cfg["config"]["layers"] if l["config"].get("name") == name)
+
+
+@pytest.mark.sim
+def test_batchnorm_dense_equals_hgq_and_builds_bit_exact(hgq_models, tmp_path, need_tool) -> None:
+    """QBatchNormDense: the fused float32 kernel and bias quantized as HGQ does; golden == HGQ predict on 2000 inputs,
+    the QONNX round trip keeps the digest, dataflow RTL == golden."""
+    r = subprocess.run([sys.executable, "-c", BN_BUILD, str(tmp_path)], capture_output=True, text=True,
+                       env=hgq_child_env(), timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    g = bondflow.load_model(tmp_path / "bnd.keras")
+    assert [o.kind for o in g.ops] == ["element_quant", "dense", "activation", "element_quant", "dense"]
+    x, want = np.load(tmp_path / "x.npy").astype(np.float64), np.load(tmp_path / "y.npy").astype(np.float64)
+    got = reference.run(g, x)
+    assert np.array_equal(got, want), f"{np.any(got != want, axis=1).sum()} of {len(x)} differ"
+    assert len(np.unique(want, axis=0)) > 1000
+    export_onnx(g, tmp_path / "bnd.onnx")
+    assert bondflow.load_model(tmp_path / "bnd.onnx").digest() == g.digest()
+    need_tool("iverilog")
+    d = bondflow.generate(g, "dataflow")
+    res = bondflow.simulate(d.write(tmp_path / "d"), 300, simulator="icarus", seed=4)
+    assert res.passed and res.vectors == 300, res.error
 
 
 def test_unsupported_layer_kind_is_one_line(hgq_model, tmp_path) -> None:

@@ -36,7 +36,7 @@ from ..render_names import unique_name
 
 __all__ = ["is_hgq_config", "load_hgq", "SUPPORTED_HGQ_LAYERS", "hgq_quantize"]
 
-SUPPORTED_HGQ_LAYERS = ("InputLayer", "QDense", "QConv1D", "QConv2D", "QMaxPooling1D/2D", "QAveragePooling1D/2D",
+SUPPORTED_HGQ_LAYERS = ("InputLayer", "QDense", "QBatchNormDense", "QConv1D", "QConv2D", "QMaxPooling1D/2D", "QAveragePooling1D/2D",
                         "QGlobalMaxPooling1D/2D", "QGlobalAveragePooling1D/2D", "MaxPooling1D/2D", "QBatchNormalization",
                         "QEinsumDense (a dense over the last axis)", "QSum (over every position)", "Quantizer", "ReLU",
                         "Activation (relu, linear)", "Dropout", "Flatten")
@@ -260,10 +260,10 @@ def _load_hgq(path: Path) -> Graph:
     for l in layers:
         cls, lc = l.get("class_name", "?"), l.get("config", {})
         name = str(lc.get("name", "?"))
-        ok = cls in ("InputLayer", "QDense", "QEinsumDense", "QSum", "QBatchNormalization", "Quantizer", "ReLU", "Dropout",
+        ok = cls in ("InputLayer", "QDense", "QBatchNormDense", "QEinsumDense", "QSum", "QBatchNormalization", "Quantizer", "ReLU", "Dropout",
                      "Flatten", *_CONVS, *_POOLS) or \
             (cls == "Activation" and lc.get("activation") in ("relu", "linear"))
-        if cls in ("QDense", "QEinsumDense", *_CONVS) and lc.get("activation") not in _ACTIVATIONS:
+        if cls in ("QDense", "QBatchNormDense", "QEinsumDense", *_CONVS) and lc.get("activation") not in _ACTIVATIONS:
             bad.append((f"{cls} activation {lc.get('activation')}", name))
         elif cls == "ReLU" and any(lc.get(a) not in (None, 0, 0.0) for a in ("max_value", "negative_slope", "threshold")):
             bad.append(("ReLU with max_value/negative_slope/threshold", name))
@@ -364,7 +364,7 @@ def _load_hgq(path: Path) -> Graph:
                 if cls.startswith("Q") and lc.get("enable_oq", False):
                     add_datalane(quant(lc.get("oq_conf"), "oq", "output quantizer (oq)"), "_oq")
                 continue
-            # QDense, QConv1D, QConv2D
+            # QDense, QBatchNormDense, QEinsumDense, QConv1D, QConv2D
             if lc.get("enable_iq", True):
                 add_datalane(quant(lc.get("iq_conf"), "iq", "input quantizer (iq)"), "_iq")
             need_quantized(f"{cls} with enable_iq=False")
@@ -374,6 +374,11 @@ def _load_hgq(path: Path) -> Graph:
                 use_bias = _einsum_as_dense(lname, lc, shape, np.asarray(dense_vars[0]) if dense_vars else np.zeros(0))
             if len(dense_vars) < 1 + use_bias:
                 raise ModelLoadError(f"{path}: model.weights.h5 must hold layers/{key}/vars for layer '{lname}', not lack it")
+            if cls == "QBatchNormDense":
+                if len(shape) != 1:
+                    raise UnsupportedOpError(f"QBatchNormDense on a {len(shape)}-D tensor {shape}", lname,
+                                             list(SUPPORTED_HGQ_LAYERS), "bondflow's HGQ reader (add a Flatten before it)")
+                dense_vars = _fused_batchnorm_dense(lname, lc, dense_vars, shape[0])
             kernel = dense_vars[0]
             is_conv = cls in _CONVS
             pointwise = not is_conv and len(shape) > 1  # a Dense on (positions, channels): Keras applies it per position
@@ -549,6 +554,26 @@ def _batchnorm(lname: str, lc: dict[str, Any], vars_: list[np.ndarray], kq: _Qua
         return Dense(weight=diag, **common)
     nd = len(shape) - 1
     return Conv(weight=diag.reshape((1,) * nd + (c, c)), strides=(1,) * nd, pads=((0, 0),) * nd, groups=c, **common)
+
+
+def _fused_batchnorm_dense(lname: str, lc: dict[str, Any], vars_: list[np.ndarray], n_in: int) -> list[np.ndarray]:
+    """HGQ's QBatchNormDense at inference: its kernel and bias fused with the input's batch normalization, in float32
+    as HGQ computes them before its kq/bq quantizers: ``kernel * (gamma / sqrt(var + eps))[:, None]`` and
+    ``bias - mean @ kernel`` (HGQ offsets by the unscaled kernel). Variables: kernel, bias, [gamma], beta (ebops'
+    scalar), ebops, moving mean, moving variance."""
+    f32 = np.float32
+    scale = bool(lc.get("scale", True))
+    if len(vars_) < 6 + scale or any(np.shape(v) != (n_in,) for v in [*vars_[-2:], *vars_[2:2 + scale]]):
+        raise ModelLoadError(f"layer '{lname}' must hold kernel, bias, {'gamma, ' if scale else ''}beta, ebops, moving "
+                             f"mean and variance ({n_in} each), not {[np.shape(v) for v in vars_]}")
+    kernel, bias = np.asarray(vars_[0], f32), np.asarray(vars_[1], f32)
+    gamma = np.asarray(vars_[2], f32) if scale else f32(1)
+    mean, var = np.asarray(vars_[-2], f32), np.asarray(vars_[-1], f32)
+    eps = f32(float(lc.get("epsilon", 1e-3)))
+    scaler = (gamma / np.sqrt((var + eps).astype(f32)).astype(f32)).astype(f32) * np.ones(n_in, f32)
+    fused = (scaler[:, None] * kernel).astype(f32)
+    offset = -(mean @ kernel).astype(f32)  # one float32 dot: a rounding boundary within an ulp would be the only risk
+    return [fused, (bias + offset).astype(f32)]
 
 
 def _einsum_as_dense(lname: str, lc: dict[str, Any], shape: tuple[int, ...], kernel: np.ndarray) -> bool:
