@@ -55,3 +55,17 @@ def da4ml(request: pytest.FixtureRequest) -> str:
         if request.config.getoption("--require-tools"):
             pytest.fail(str(e))
         pytest.skip(str(e))
+
+
+@pytest.fixture(scope="session")
+def hgq(request: pytest.FixtureRequest) -> str:
+    """The directory holding HGQ2 (make setup's .venv-hgq; run in child processes only): skips without it, fails
+    under --require-tools."""
+    from bondflow.errors import MissingDependencyError
+    from bondflow.frontend.hgq_runtime import hgq_path
+    try:
+        return str(hgq_path())
+    except MissingDependencyError as e:
+        if request.config.getoption("--require-tools"):
+            pytest.fail(str(e))
+        pytest.skip(str(e))

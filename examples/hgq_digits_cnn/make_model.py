@@ -7,8 +7,6 @@ re-runs itself under HGQ's environment (bondflow.frontend.hgq_runtime.hgq_child_
 """
 from __future__ import annotations
 
-import os
-import subprocess
 import sys
 from pathlib import Path
 
@@ -49,9 +47,6 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    if os.environ.get("BONDFLOW_HGQ_CHILD") != "1":  # bondflow's venv routes keras to tf_keras: run under HGQ's own
-        sys.path.insert(0, str(HERE.parents[1] / "src"))
-        from bondflow.frontend.hgq_runtime import hgq_child_env
-        env = {**hgq_child_env(), "BONDFLOW_HGQ_CHILD": "1", "TF_DETERMINISTIC_OPS": "1"}
-        sys.exit(subprocess.run([sys.executable, __file__], env=env).returncode)
-    main()
+    sys.path.insert(0, str(HERE.parent))
+    from _hgq_child import run_under_hgq
+    run_under_hgq(main, __file__)

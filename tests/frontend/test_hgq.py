@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 
 import bondflow
-from bondflow.errors import MissingDependencyError, ModelLoadError, QuantizationError, UnsupportedOpError
-from bondflow.frontend.hgq_runtime import hgq_child_env, hgq_path
+from bondflow.errors import ModelLoadError, QuantizationError, UnsupportedOpError
+from bondflow.frontend.hgq_runtime import hgq_child_env
 from bondflow.frontend.onnx_export import export_onnx
 from bondflow.ir import reference
 from bondflow.ir.element_quant import ElementQuant
@@ -135,13 +135,7 @@ np.save(sys.argv[1] + "/y.npy", m.predict(x, verbose=0, batch_size=1024))
 
 
 @pytest.fixture(scope="module")
-def hgq_models(tmp_path_factory, request: pytest.FixtureRequest) -> tuple[tuple[Path, np.ndarray, np.ndarray], tuple[Path, np.ndarray, np.ndarray]]:
-    try:
-        hgq_path()
-    except MissingDependencyError as e:  # a missing tool fails under --require-tools (CI), like every other one
-        if request.config.getoption("--require-tools"):
-            pytest.fail(str(e))
-        pytest.skip(str(e))
+def hgq_models(tmp_path_factory, hgq: str) -> tuple[tuple[Path, np.ndarray, np.ndarray], tuple[Path, np.ndarray, np.ndarray]]:
     d = tmp_path_factory.mktemp("hgq")
     p, x, y = hgq_mlp(d / "hgq_mlp.keras", second=d / "hgq_seq.keras")
     return (p, x, y), (d / "hgq_seq.keras", x, np.load(d / "hgq_seq.y.npy").astype(np.float64))
