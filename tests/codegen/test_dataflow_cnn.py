@@ -9,6 +9,7 @@ import pytest
 
 import bondflow
 from bondflow.codegen.dataflow.reuse import live_multipliers
+from bondflow.codegen.hls4ml.generator import valid_reuse_factors
 from bondflow.errors import ConfigError, UnsupportedOpError
 from bondflow.ir.graph import Graph, TensorSpec
 from bondflow.ir.ops import Activation, Dense, Flatten
@@ -115,6 +116,28 @@ def test_conv1d_example(parallelism, tmp_path, need_tool) -> None:
 
 
 @pytest.mark.sim
+def test_reuse_factor_shares_the_dense_tail(tmp_path, need_tool) -> None:
+    """A CNN at explicit parallelism takes hls4ml's reuse factor for its dense tail: the Conv1D example's logits share
+    their multipliers over 24 cycles within the sequence II (unchanged), bit-exact; a factor above the II sets the II."""
+    need_tool("iverilog")
+    g = _example("conv1d")
+    d = bondflow.generate(g, "dataflow", parallelism=2, reuse_factor=24)
+    full = bondflow.generate(g, "dataflow", parallelism=2)
+    assert d.info["tail_reuse_factor"] == {"logits": 24} and d.ii_cycles == full.ii_cycles
+    assert d.info["multipliers"] < full.info["multipliers"]
+    r = simulate(d.write(tmp_path / "d"), 150, simulator="icarus")
+    assert r.passed, r.summary()
+    assert r.latency_cycles == d.latency_cycles and r.ii_cycles == d.ii_cycles
+    slow = bondflow.generate(g, "dataflow", reuse_factor=max(valid_reuse_factors(*_tail_shape(g))))
+    assert slow.ii_cycles >= max(valid_reuse_factors(*_tail_shape(g)))
+
+
+def _tail_shape(g: Graph) -> tuple[int, int]:
+    fc = g.dense_layers()[-1]
+    return fc.n_in, fc.n_out
+
+
+@pytest.mark.sim
 @pytest.mark.slow
 def test_digits_cnn_verilator_1000_images(tmp_path, need_tool) -> None:
     """The issue's check: 1000 images with back-pressure, one pixel per cycle (II = 64 input pixels)."""
@@ -169,8 +192,10 @@ def test_bad_options() -> None:
     g = small_cnn("stride2")
     with pytest.raises(ConfigError, match=r"parallelism of conv 'c1' must divide its 4 output channels \(\[1, 2, 4\]\), not 3"):
         bondflow.generate(g, "dataflow", parallelism=3)
-    with pytest.raises(ConfigError, match="not reuse_factor 2"):
-        bondflow.generate(g, "dataflow", reuse_factor=2)
+    with pytest.raises(ConfigError, match=r"reuse factor for layer 'fc' \(4x3\) must be one of \[1, 2, 4, 12\], not 5"):
+        bondflow.generate(g, "dataflow", reuse_factor=5)  # the dense tail's reuse factor: hls4ml's valid set
+    with pytest.raises(ConfigError, match="has none: use parallelism, not reuse_factor 2"):
+        bondflow.generate(small_cnn("conv1d"), "dataflow", reuse_factor=2)
     with pytest.raises(ConfigError, match="whole pixels"):
         bondflow.generate(small_cnn("same_even"), "dataflow", stream_width=24)  # 2-channel pixels: 16 bits
 

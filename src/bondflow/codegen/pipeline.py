@@ -13,7 +13,13 @@ from .layers import LayerRTL, activation_layer, dense_layer
 from .render import header, render, sanitize, static_rtl
 from .shell import TLAST_PER_SAMPLE, interface_for, render_shell, shell_latency
 
-__all__ = ["pipeline_layers", "layers_for", "pipeline_design"]
+__all__ = ["pipeline_layers", "layers_for", "pipeline_design", "fused_activation"]
+
+
+def fused_activation(ops: list[Op], i: int) -> Activation | None:
+    """The activation that directly reads the Dense at ``ops[i]``, which its layer computes in the same module."""
+    nxt = ops[i + 1] if i + 1 < len(ops) else None
+    return nxt if isinstance(nxt, Activation) and nxt.input == ops[i].name else None
 
 
 #: Builds the RTL of a further op kind: (module, op, input type, width n, header) -> LayerRTL.
@@ -39,8 +45,7 @@ def layers_for(ops: list[Op], cur_type: FixedType, cur_n: int, arch: str, hdr: s
         op = ops[i]
         name = f"bondflow_{arch}_{sanitize(op.name)}"
         if isinstance(op, Dense):
-            nxt = ops[i + 1] if i + 1 < len(ops) else None
-            act = nxt if isinstance(nxt, Activation) and nxt.input == op.name else None
+            act = fused_activation(ops, i)
             layers.append(dense_layer(name, op, cur_type, act, hdr, **(dense_options or {}).get(op.name, {})))
             cur_type = (act or op).result_type
             cur_n = op.n_out

@@ -11,6 +11,7 @@ from ...ir.graph import Graph
 from ...ir.ops import Activation, Dense
 from ...ir.types import FixedType
 from ..layers import check_arith_options, product_shape
+from ..pipeline import fused_activation
 
 __all__ = ["dense_options", "layer_options", "shared_options", "dsp_estimate", "auto_modes", "AUTO_TARGET"]
 
@@ -30,9 +31,7 @@ def _dense_inputs(graph: Graph) -> list[tuple[Dense, FixedType, Activation | Non
     ops, cur = list(graph.ops), graph.input.type
     for i, op in enumerate(ops):
         if isinstance(op, Dense):
-            nxt = ops[i + 1] if i + 1 < len(ops) else None
-            act = nxt if isinstance(nxt, Activation) and nxt.input == op.name else None
-            out.append((op, cur, act))
+            out.append((op, cur, fused_activation(ops, i)))
         cur = op.result_type
     return out
 

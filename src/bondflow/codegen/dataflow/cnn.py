@@ -18,10 +18,10 @@ from ...stream import StreamFormat, lane_bits_for
 from ..layers import LayerRTL, activation_layer, dense_layer, requant_params
 from ..dag import consumers
 from ..merge_layer import merge_layer
-from ..pipeline import layers_for
+from ..pipeline import fused_activation, layers_for
 from ..render import clog2, header, render, sanitize, static_rtl, vlog_literal
 from ..shell import render_shell
-from .reuse import handshake_layer, reuse_layer
+from .reuse import chain_text, handshake_layer, reuse_layer
 from .tables import table_layer
 from .threshold import threshold_layer
 from .cnn_timing import PartSpec, measure_net
@@ -297,8 +297,7 @@ def tail_chain(rest: list[Op], cur: FixedType, n: int, hdr: str, rfs: dict[str, 
         op = rest[i]
         name = f"bondflow_dataflow_{sanitize(op.name)}"
         if isinstance(op, Dense):
-            nxt = rest[i + 1] if i + 1 < len(rest) else None
-            act = nxt if isinstance(nxt, Activation) and nxt.input == op.name else None
+            act = fused_activation(rest, i)
             rf, opts = rfs.get(op.name, 1), (dense_opts or {}).get(op.name, {})
             out.append((reuse_layer(f"{name}_rf{rf}", op, cur, act, rf, hdr, dsp=opts.get("dsp")), rf) if rf > 1
                        else (handshake_layer(dense_layer(name, op, cur, act, hdr, **opts), hdr), 1))
@@ -310,36 +309,6 @@ def tail_chain(rest: list[Op], cur: FixedType, n: int, hdr: str, rfs: dict[str, 
         cur = op.result_type
         i += 1
     return out
-
-
-def _tail_chain_text(module: str, chain: list[tuple[LayerRTL, int]], in_bits: int, hdr: str) -> str:
-    """The tail module: the chain's handshake layers bonded by valid/ready, combinational ones inline."""
-    out_bits = chain[-1][0].n_out * chain[-1][0].out_width
-    lines = [hdr.rstrip("\n"), f"// {module}: the dense tail after the streaming stages, {len(chain)} layer(s) chained by "
-             "valid/ready (shared multipliers where the reuse factor is above 1).", "`timescale 1ns/1ps",
-             "`default_nettype none", f"module {module} (", "    input  wire clk,", "    input  wire rst_n,",
-             f"    input  wire [{in_bits - 1}:0] in_data,", "    input  wire in_valid,", "    output wire in_ready,",
-             f"    output wire [{out_bits - 1}:0] out_data,", "    output wire out_valid,", "    input  wire out_ready", ");"]
-    d, v, r = "in_data", "in_valid", "in_ready"
-    for q, (layer, rf) in enumerate(chain):
-        bits = layer.n_out * layer.out_width
-        last = q == len(chain) - 1
-        od = "out_data" if last else f"t{q}_d"
-        if not last:
-            lines.append(f"    wire [{bits - 1}:0] {od};")
-        if rf == 0:  # combinational: data through it, valid and ready past it
-            lines.append(f"    {layer.module} u_t{q} (.clk(clk), .x({d}), .y({od}));")
-            d = od
-            if last:
-                lines += [f"    assign out_valid = {v};", f"    assign {r} = out_ready;"]
-            continue
-        ov, orr = ("out_valid", "out_ready") if last else (f"t{q}_v", f"t{q}_r")
-        if not last:
-            lines.append(f"    wire {ov}, {orr};")
-        lines.append(f"    {layer.module} u_t{q} (.clk(clk), .rst_n(rst_n), .in_data({d}), .in_valid({v}), .in_ready({r}), "
-                     f".out_data({od}), .out_valid({ov}), .out_ready({orr}));")
-        d, v, r = od, ov, orr
-    return "\n".join(lines + ["endmodule", "`default_nettype wire", ""])
 
 
 @dataclass(frozen=True)
@@ -651,7 +620,7 @@ def cnn_design(graph: Graph, parallelism: "int | dict[str, int] | None", options
         for q, layer in enumerate(tail_layers):
             tstages.append({"module": layer.module, "inp": p_, "out": f"l{q}_y", "out_bits": layer.n_out * layer.out_width})
             p_ = f"l{q}_y"
-        files[f"rtl/{tail}.v"] = _tail_chain_text(tail, chain, tail_n * tail_t.width, hdr) if shared_tail else \
+        files[f"rtl/{tail}.v"] = chain_text(tail, chain, tail_n * tail_t.width, hdr, f"the dense tail after the streaming stages, {len(chain)} layer(s) chained by valid/ready (shared multipliers where the reuse factor is above 1).") if shared_tail else \
             render("layers/core.v.j2", header=hdr, module=tail, description="the dense tail after the streaming stages",
                    in_bits=tail_n * tail_t.width, out_bits=out_bits, stages=tstages, latency=tail_latency)
         lines.append(f"    {tail} u_tail (.clk(clk), .rst_n(rst_n), .in_data(vec_d), .in_valid(vec_v), .in_ready(vec_r), "

@@ -9,6 +9,7 @@ from ...ir.graph import Graph
 from ...ir.element_quant import ElementQuant
 from ...ir.ops import Sigmoid, Softmax, Threshold
 from ..base import refuse_branches, register_arch
+from ..hls4ml.generator import check_reuse_factor, per_layer_reuse
 from ..pipeline import pipeline_design
 from .elementwise_quant import elementwise_quant_layer
 from .tables import table_layer
@@ -36,13 +37,17 @@ def generate_dataflow(graph: Graph, reuse_factor: "int | dict[str, int]" = 1, tl
     if not all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in given):
         raise ConfigError(f"parallelism must be an integer >= 1, a layer -> integer mapping or 'auto', not {parallelism!r}")
     if graph.is_shaped():  # images and sequences stream pixel by pixel through window stages
-        if max(values) > 1:
-            raise ConfigError(f"a CNN's dataflow design shares multipliers with parallelism (output channels per cycle), not reuse_factor {reuse_factor!r}")
         from .cnn import choose_parallelism, choose_tail_reuse, cnn_design
         chosen, tail = parallelism, None
+        if max(values) > 1:  # convolutions share by parallelism; the dense tail by reuse factor, as hls4ml's denses
+            if not graph.dense_layers():
+                raise ConfigError("reuse_factor applies to the dense layers after a CNN's convolutions (these share by "
+                                  f"parallelism), and '{graph.name}' has none: use parallelism, not reuse_factor {reuse_factor!r}")
+            check_reuse_factor(graph, reuse_factor)
+            tail = per_layer_reuse(graph, reuse_factor)
         if parallelism == "auto":  # the dense tail gets a vector per image: it shares its multipliers over the II
             chosen, ii = choose_parallelism(graph, tlast_mode, stream_width)
-            tail = choose_tail_reuse(graph, ii)
+            tail = tail or choose_tail_reuse(graph, ii)
         design = cnn_design(graph, chosen, {**opts, "parallelism": parallelism, **arith}, tlast_mode, stream_width, arith,
                             tail_reuse=tail)
         if parallelism == "auto":

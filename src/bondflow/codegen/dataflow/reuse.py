@@ -13,11 +13,12 @@ from ...ir.ops import Activation, Dense, Flatten, Sigmoid, Softmax
 from ...ir.types import FixedType
 from ..hls4ml.generator import check_reuse_factor, per_layer_reuse
 from ..layers import LayerRTL, _term, activation_layer, product_shape, requant_params
+from ..pipeline import fused_activation
 from ..render import clog2, header, render, sanitize, static_rtl, vlog_literal
 from ..shell import interface_for, render_shell, shell_latency
 from .tables import table_layer
 
-__all__ = ["reuse_design", "reuse_layer", "live_multipliers"]
+__all__ = ["reuse_design", "reuse_layer", "live_multipliers", "chain_text"]
 
 
 def live_multipliers(op: Dense, rf: int) -> list[int]:
@@ -126,6 +127,35 @@ def handshake_layer(inner: LayerRTL, hdr: str, in_bits: int | None = None, posit
                     inner.multipliers, extra)
 
 
+def chain_text(module: str, chain: list[tuple[LayerRTL, int]], in_bits: int, hdr: str, what: str) -> str:
+    """A module chaining layers: handshake layers (second field ≥ 1) bonded by valid/ready, combinational ones
+    (second field 0, e.g. per-element casts) wired inline between them."""
+    out_bits = chain[-1][0].n_out * chain[-1][0].out_width
+    lines = [hdr.rstrip("\n"), f"// {module}: {what}", "`timescale 1ns/1ps", "`default_nettype none", f"module {module} (",
+             "    input  wire clk,", "    input  wire rst_n,", f"    input  wire [{in_bits - 1}:0] in_data,",
+             "    input  wire in_valid,", "    output wire in_ready,", f"    output wire [{out_bits - 1}:0] out_data,",
+             "    output wire out_valid,", "    input  wire out_ready", ");"]
+    d, v, r = "in_data", "in_valid", "in_ready"
+    for q, (layer, hs) in enumerate(chain):
+        last = q == len(chain) - 1
+        od = "out_data" if last else f"l{q}_d"
+        if not last:
+            lines.append(f"    wire [{layer.n_out * layer.out_width - 1}:0] {od};")
+        if hs == 0:  # combinational: data through it, valid and ready past it
+            lines.append(f"    {layer.module} u_l{q} (.clk(clk), .x({d}), .y({od}));")
+            d = od
+            if last:
+                lines += [f"    assign out_valid = {v};", f"    assign {r} = out_ready;"]
+            continue
+        ov, orr = ("out_valid", "out_ready") if last else (f"l{q}_v", f"l{q}_r")
+        if not last:
+            lines.append(f"    wire {ov}, {orr};")
+        lines.append(f"    {layer.module} u_l{q} (.clk(clk), .rst_n(rst_n), .in_data({d}), .in_valid({v}), "
+                     f".in_ready({r}), .out_data({od}), .out_valid({ov}), .out_ready({orr}));")
+        d, v, r = od, ov, orr
+    return "\n".join(lines + ["endmodule", "`default_nettype wire", ""])
+
+
 def reuse_design(graph: Graph, reuse_factor: "int | dict[str, int]", options: dict[str, Any], tlast_mode: int,
                  stream_width: int | None, arith: dict[str, Any] | None = None) -> Design:
     """Every Dense shares its multipliers; ``arith`` (multipliers dsp/lut/auto, target, dsp_budget) says how many
@@ -152,8 +182,7 @@ def reuse_design(graph: Graph, reuse_factor: "int | dict[str, int]", options: di
     while i < len(ops):
         op = ops[i]
         if isinstance(op, Dense):
-            nxt = ops[i + 1] if i + 1 < len(ops) else None
-            act = nxt if isinstance(nxt, Activation) and nxt.input == op.name else None
+            act = fused_activation(ops, i)
             layers.append(reuse_layer(f"bondflow_dataflow_{sanitize(op.name)}", op, cur, act, rfs[op.name], hdr,
                                       dsp=None if split is None else split[op.name]))
             cur = (act or op).result_type
@@ -172,21 +201,8 @@ def reuse_design(graph: Graph, reuse_factor: "int | dict[str, int]", options: di
             raise UnsupportedOpError(op.kind, op.name, ["dense (+ activation)", "activation", "sigmoid", "softmax", "flatten"],
                                      "the dataflow generator at reuse factor > 1")
     core = "bondflow_dataflow_core"
-    lines = [hdr, f"// {core}: {len(layers)} time-multiplexed layers chained by valid/ready handshakes.",
-             "`timescale 1ns/1ps", "`default_nettype none", f"module {core} (", "    input  wire clk,", "    input  wire rst_n,",
-             f"    input  wire [{graph.input.size * graph.input.type.width - 1}:0] in_data,", "    input  wire in_valid,",
-             "    output wire in_ready,", f"    output wire [{layers[-1].n_out * layers[-1].out_width - 1}:0] out_data,",
-             "    output wire out_valid,", "    input  wire out_ready", ");"]
-    prev_d, prev_v, prev_r = "in_data", "in_valid", "in_ready"
-    for k, l in enumerate(layers):
-        last = k == len(layers) - 1
-        d, v, r = ("out_data", "out_valid", "out_ready") if last else (f"l{k}_d", f"l{k}_v", f"l{k}_r")
-        if not last:
-            lines += [f"    wire [{l.n_out * l.out_width - 1}:0] {d};", f"    wire {v}, {r};"]
-        lines.append(f"    {l.module} u_l{k} (.clk(clk), .rst_n(rst_n), .in_data({prev_d}), .in_valid({prev_v}), "
-                     f".in_ready({prev_r}), .out_data({d}), .out_valid({v}), .out_ready({r}));")
-        prev_d, prev_v, prev_r = d, v, r
-    lines += ["endmodule", "`default_nettype wire", ""]
+    text = chain_text(core, [(l, 1) for l in layers], graph.input.size * graph.input.type.width, hdr,
+                      f"{len(layers)} time-multiplexed layers chained by valid/ready handshakes.")
     iface = interface_for(graph, stream_width, None)
     files = {f"rtl/{l.module}.v": l.text for l in layers}
     extra = [p for l in layers for p, _ in l.extra]
@@ -194,7 +210,7 @@ def reuse_design(graph: Graph, reuse_factor: "int | dict[str, int]", options: di
     if extra:
         files["rtl/bondflow_pipe_adapter.v"] = static_rtl("bondflow_pipe_adapter.v")
         extra.insert(0, "rtl/bondflow_pipe_adapter.v")
-    files.update({"rtl/bondflow_requant.v": static_rtl("bondflow_requant.v"), f"rtl/{core}.v": "\n".join(lines),
+    files.update({"rtl/bondflow_requant.v": static_rtl("bondflow_requant.v"), f"rtl/{core}.v": text,
                   "rtl/bondflow_top.v": render_shell(core, iface, digest, "dataflow", tlast_mode),
                   "graph.json": graph.to_json(indent=1)})
     rtl = ["rtl/bondflow_requant.v"] + extra + [f"rtl/{l.module}.v" for l in layers] + [f"rtl/{core}.v", "rtl/bondflow_top.v"]
