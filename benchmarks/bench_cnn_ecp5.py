@@ -25,9 +25,9 @@ from bondflow.errors import BondflowError  # noqa: E402
 from bondflow.synth.flow import synthesize  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
-#: The digits CNN's multiplier-free dataflow design (digits_cnn:dataflow:multipliers=lut) did not route on the 85k
-#: within an hour with either nextpnr router (docs/dataflow_cnn.md); the moldable one does.
-DEFAULT_DESIGNS = "digits_cnn:moldable:cores=4"
+#: The digits CNN's full-parallelism multiplier-free dataflow design did not route on the 85k within an hour with
+#: either nextpnr router (docs/dataflow_cnn.md); at parallelism 1 with its dense tail shared it routes in ~10 min.
+DEFAULT_DESIGNS = "digits_cnn:moldable:cores=4,digits_cnn:dataflow:parallelism=1:reuse_factor=64:multipliers=lut"
 
 
 def _options(parts: list[str]) -> dict[str, Any]:
