@@ -16,6 +16,8 @@ Rules (docs/frontend.md, "HGQ2"):
 * CNNs (QConv1D/QConv2D, max and average pooling, Flatten) keep each tensor's shape: a data-lane quantizer's
   per-element widths run over every position and channel of an image, so ``element_quant`` covers the flattened
   image; a convolution's exact accumulator holds every sum for each input channel's widest range.
+* Branches (functional models): ``QAdd`` quantizes each input with its own data-lane quantizer and adds exactly;
+  Keras ``Add``/``Concatenate`` are exact merges (ir/merge.py).
 """
 from __future__ import annotations
 
@@ -29,6 +31,7 @@ import numpy as np
 from ..errors import ModelLoadError, QuantizationError, UnsupportedOpError, unsupported_layers
 from ..ir.element_quant import ElementQuant, element_types, widest_type
 from ..ir.graph import Graph, TensorSpec
+from ..ir.merge import Merge, merge_result_type
 from ..ir.ops import Activation, Dense, Flatten, Op
 from ..ir.tensor_ops import Conv, Pool, same_pads
 from ..ir.types import MAX_WIDTH, FixedType, Overflow, Rounding
@@ -39,8 +42,9 @@ __all__ = ["is_hgq_config", "load_hgq", "SUPPORTED_HGQ_LAYERS", "hgq_quantize"]
 SUPPORTED_HGQ_LAYERS = ("InputLayer", "QDense", "QBatchNormDense", "QConv1D", "QConv2D", "QMaxPooling1D/2D", "QAveragePooling1D/2D",
                         "QGlobalMaxPooling1D/2D", "QGlobalAveragePooling1D/2D", "MaxPooling1D/2D", "QBatchNormalization",
                         "QEinsumDense (a dense over the last axis)", "QSum (over every position)", "Quantizer", "ReLU",
-                        "Activation (relu, linear)", "Dropout", "Flatten")
+                        "Activation (relu, linear)", "Dropout", "Flatten", "Add", "QAdd", "Concatenate")
 _CONVS = ("QConv1D", "QConv2D")
+_MERGES = {"Add": "add", "QAdd": "add", "Concatenate": "concatenate"}
 _POOLS = {"QMaxPooling1D": "max", "QMaxPooling2D": "max", "QAveragePooling1D": "average", "QAveragePooling2D": "average",
           "MaxPooling1D": "max", "MaxPooling2D": "max", "QGlobalMaxPooling1D": "max", "QGlobalMaxPooling2D": "max",
           "QGlobalAveragePooling1D": "average", "QGlobalAveragePooling2D": "average"}
@@ -208,31 +212,47 @@ def _layer_vars(h5: Any, key: str, sub: str | None) -> list[np.ndarray]:
     return [] if grp is None else [np.asarray(grp[str(j)]) for j in range(len(grp))]
 
 
-def _chain(cfg: dict[str, Any], path: Path) -> list[dict[str, Any]]:
-    """The model's layers in order; a functional model must be a chain (each layer reads the one before)."""
+def _topology(cfg: dict[str, Any], path: Path) -> tuple[list[dict[str, Any]], dict[str, list[str]]]:
+    """The model's layers in order and, per layer name, the layers it reads (a Sequential: the one before; a
+    functional model: its single call's ``inbound_nodes``; shared layers, called twice, are refused)."""
     from .keras_files import config_layers
     layers = config_layers(cfg)
-    if cfg.get("class_name") == "Sequential":
-        return layers
-    prev = None
+    sources: dict[str, list[str]] = {}
+    prev: str | None = None
     for l in layers:
+        name = str(l.get("config", {}).get("name", l.get("name")))
+        if cfg.get("class_name") == "Sequential":
+            sources[name] = [prev] if prev is not None else []
+            prev = name
+            continue
         nodes = l.get("inbound_nodes") or []
+        if len(nodes) > 1:
+            raise UnsupportedOpError(f"{l.get('class_name')} called {len(nodes)} times (a shared layer)", name,
+                                     ["layers called once"], "bondflow's HGQ reader")
         srcs = []
         for node in nodes:
             for a in (node.get("args", []) if isinstance(node, dict) else []):
                 for t in (a if isinstance(a, list) else [a]):
                     if isinstance(t, dict) and t.get("class_name") == "__keras_tensor__":
-                        srcs.append(t["config"]["keras_history"][0])
-        name = l.get("config", {}).get("name", l.get("name"))
-        if prev is not None and srcs != [prev]:
-            raise UnsupportedOpError(f"{l.get('class_name')} reading {srcs or 'nothing'}", str(name),
-                                     ["a chain of layers, each reading the one before"], "bondflow's HGQ reader")
-        prev = name
-    return layers
+                        srcs.append(str(t["config"]["keras_history"][0]))
+        sources[name] = srcs
+    return layers, sources
+
+
+def _output_layer(cfg: dict[str, Any]) -> str | None:
+    """A functional model's single output layer (None for a Sequential); several outputs are refused."""
+    if cfg.get("class_name") == "Sequential":
+        return None
+    refs = cfg.get("config", {}).get("output_layers") or []
+    refs = [refs] if refs and not isinstance(refs[0], list) else refs  # one tensor: [name, 0, 0]
+    if len(refs) != 1:
+        raise UnsupportedOpError(f"{len(refs)} outputs", str(cfg.get("config", {}).get("name", "model")), ["one output"],
+                                 "bondflow's HGQ reader")
+    return str(refs[0][0])
 
 
 def load_hgq(path: Path | str, **_: Any) -> Graph:
-    """A Graph equal to HGQ2's inference of the ``.keras`` model in ``path`` (a chain of supported layers)."""
+    """A Graph equal to HGQ2's inference of the ``.keras`` model in ``path`` (supported layers, chained or branched)."""
     from ..errors import BondflowError
     try:
         return _load_hgq(Path(path))
@@ -255,13 +275,13 @@ def _load_hgq(path: Path) -> Graph:
             blob = z.read("model.weights.h5")
     except (OSError, KeyError, zipfile.BadZipFile, json.JSONDecodeError) as e:
         raise ModelLoadError(f"{path} must be a readable .keras archive, not corrupt ({type(e).__name__}: {e})") from None
-    layers = _chain(cfg, path)
+    layers, sources = _topology(cfg, path)
     bad = []
     for l in layers:
         cls, lc = l.get("class_name", "?"), l.get("config", {})
         name = str(lc.get("name", "?"))
         ok = cls in ("InputLayer", "QDense", "QBatchNormDense", "QEinsumDense", "QSum", "QBatchNormalization", "Quantizer", "ReLU", "Dropout",
-                     "Flatten", *_CONVS, *_POOLS) or \
+                     "Flatten", *_CONVS, *_POOLS, *_MERGES) or \
             (cls == "Activation" and lc.get("activation") in ("relu", "linear"))
         if cls in ("QDense", "QBatchNormDense", "QEinsumDense", *_CONVS) and lc.get("activation") not in _ACTIVATIONS:
             bad.append((f"{cls} activation {lc.get('activation')}", name))
@@ -279,13 +299,31 @@ def _load_hgq(path: Path) -> Graph:
     inp: TensorSpec | None = None
     cur, cur_type = "", FixedType(1, 1)
     shape: tuple[int, ...] = ()
+    # per Keras layer, the tensor it outputs: (graph name, type, shape), or None while it is still the float input
+    state: dict[str, tuple[str, FixedType, tuple[int, ...]] | None] = {}
+    pending: str | None = None  # the layer whose output the loop has just built
     with h5py.File(io.BytesIO(blob), "r") as h5:
         for l in layers:
+            if pending is not None:
+                state[pending] = None if inp is None else (cur, cur_type, shape)
             cls, lc = l["class_name"], l.get("config", {})
             lname = str(lc.get("name", cls))
+            pending = None
             if cls == "InputLayer":
                 in_shape = tuple(lc.get("batch_shape") or lc.get("batch_input_shape") or (None,))[1:]
+                state[lname] = None
                 continue
+            srcs = sources.get(lname, [])
+            if any(src not in state for src in srcs):
+                raise ModelLoadError(f"{path}: layer '{lname}' must read earlier layers, not {srcs}")
+            if all(state[src] is None for src in srcs):  # the float input
+                if inp is not None:
+                    raise UnsupportedOpError("a second layer reading the float input", lname,
+                                             ["one layer reading the input (put a Quantizer first and branch after it)"],
+                                             "bondflow's HGQ reader")
+            elif len(srcs) == 1:
+                cur, cur_type, shape = state[srcs[0]]  # type: ignore[misc]
+            pending = lname
             if in_shape is None and l.get("build_config"):
                 in_shape = tuple(l["build_config"].get("input_shape", (None,)))[1:]
             snake = _snake(cls)
@@ -311,6 +349,10 @@ def _load_hgq(path: Path) -> Graph:
                 ops.append(op)
                 cur, cur_type = op.name, op.result_type
 
+            def producer() -> Op | None:
+                """The op computing the current tensor (its per-element ranges, when an element_quant)."""
+                return next((o for o in reversed(ops) if o.name == cur), None)
+
             def need_quantized(what: str) -> None:
                 if inp is None:
                     raise QuantizationError(f"layer '{lname}' must read quantized data (an input quantizer first), "
@@ -328,6 +370,32 @@ def _load_hgq(path: Path) -> Graph:
                 continue
             if cls == "Dropout":
                 continue
+            if cls in _MERGES:
+                if any(state[src] is None for src in srcs) or len(srcs) < 2:
+                    need_quantized(f"{cls} of {srcs}")
+                    raise UnsupportedOpError(f"{cls} of {len(srcs)} tensor(s)", lname, ["a merge of 2 or more tensors"],
+                                             "bondflow's HGQ reader")
+                confs = lc.get("iq_confs")
+                confs = confs if isinstance(confs, list) else [confs] * len(srcs)
+                parts = []
+                for j, src in enumerate(srcs):
+                    cur, cur_type, shape = state[src]  # type: ignore[misc]
+                    if cls == "QAdd" and lc.get("enable_iq", True):  # one data-lane quantizer per input
+                        sub = "iq/quantizers/quantizer" + (f"_{j}" if j else "")
+                        add_datalane(_Quantizer(confs[j], _layer_vars(h5, key, sub), f"layer '{lname}' input {j} quantizer",
+                                                bool(lc.get("trainable", True))), f"_iq{j}")
+                    parts.append((cur, cur_type, shape))
+                fn = _MERGES[cls]
+                axis = int(lc.get("axis", -1))
+                axis = axis % len(shape) if axis < 0 else axis - 1  # Keras counts the batch axis
+                op = Merge(name=unique_name(lname, names), inputs=tuple(p[0] for p in parts), function=fn,
+                           axis=axis if fn == "concatenate" else 0, result_type=merge_result_type(fn, [p[1] for p in parts]))
+                ops.append(op)
+                shape = op.infer_shape([p[2] for p in parts])
+                cur, cur_type = op.name, op.result_type
+                if cls == "QAdd" and lc.get("enable_oq", False):
+                    add_datalane(quant(lc.get("oq_conf"), "oq", "output quantizer (oq)"), "_oq")
+                continue
             if cls == "Flatten":
                 if len(shape) > 1:
                     need_quantized(cls)
@@ -344,7 +412,7 @@ def _load_hgq(path: Path) -> Graph:
                     add_datalane(quant(lc.get("iq_conf"), "iq", "input quantizer (iq)"), "_iq")
                 need_quantized(cls)
                 emit(_batchnorm(lname, lc, _layer_vars(h5, key, None), quant(lc.get("kq_conf"), "kq", "scale quantizer (kq)"),
-                                quant(lc.get("bq_conf"), "bq", "offset quantizer (bq)"), ops[-1], shape, cur, cur_type,
+                                quant(lc.get("bq_conf"), "bq", "offset quantizer (bq)"), producer(), shape, cur, cur_type,
                                 unique_name(lname, names)))
                 if lc.get("enable_oq", False):
                     add_datalane(quant(lc.get("oq_conf"), "oq", "output quantizer (oq)"), "_oq")
@@ -353,7 +421,7 @@ def _load_hgq(path: Path) -> Graph:
                 if lc.get("enable_iq", True):
                     add_datalane(quant(lc.get("iq_conf"), "iq", "input quantizer (iq)"), "_iq")
                 need_quantized(cls)
-                for op in _qsum(lname, lc, ops[-1], shape, cur, cur_type, names):
+                for op in _qsum(lname, lc, producer(), shape, cur, cur_type, names):
                     emit(op)
                 continue
             if cls in _POOLS:
@@ -412,7 +480,7 @@ def _load_hgq(path: Path) -> Graph:
                 b_raw, b_t = quant(lc.get("bq_conf"), "bq", "bias quantizer (bq)").constants(dense_vars[1])
             else:
                 b_raw, b_t = np.zeros(units, dtype=np.int64), FixedType(1, 1)
-            lo, hi = _elem_ranges(ops[-1], cur_type, int(np.prod(shape)))
+            lo, hi = _elem_ranges(producer(), cur_type, int(np.prod(shape)))
             if is_conv or pointwise:  # every position of a channel meets every tap: the channel's widest range bounds it
                 lo = lo.reshape(-1, shape[-1]).min(axis=0)
                 hi = hi.reshape(-1, shape[-1]).max(axis=0)
@@ -432,8 +500,14 @@ def _load_hgq(path: Path) -> Graph:
                 cur, cur_type = ops[-1].name, ops[-1].result_type
             if lc.get("enable_oq", False):
                 add_datalane(quant(lc.get("oq_conf"), "oq", "output quantizer (oq)"), "_oq")
+        if pending is not None:
+            state[pending] = None if inp is None else (cur, cur_type, shape)
     if not ops:
         raise ModelLoadError(f"{path} must hold at least one HGQ layer, not none")
+    out_layer = _output_layer(cfg)
+    if out_layer is not None and (state.get(out_layer) or ("",))[0] != ops[-1].name:
+        raise UnsupportedOpError(f"output '{out_layer}' before the model's last layer", out_layer,
+                                 ["the last layer as the output"], "bondflow's HGQ reader")
     assert inp is not None
     meta = {"source": str(path), "source_sha256": hashlib.sha256(path.read_bytes()).hexdigest(), "source_format": "hgq2"}
     return Graph(name=_safe(cfg.get("config", {}).get("name", "hgq_model")), input=inp, ops=tuple(ops), meta=meta)

@@ -19,7 +19,7 @@ from ..ir.merge import Merge, merge_result_type
 from ..ir.ops import Activation, Dense, Flatten, Op, Sigmoid, Softmax, Threshold
 from ..ir.types import FixedType
 from ..render_names import unique_name
-from .onnx_export import ELEMENT_KEY, ELEMENT_PART_KEY, NAME_KEY, TYPE_KEY, is_copy
+from .onnx_export import ELEMENT_KEY, ELEMENT_PART_KEY, NAME_KEY, TYPE_KEY, export_order, is_copy
 from .quant import DEFAULT_INPUT_PRECISION, accum_type_for, exact_raw, quantize_checked
 
 __all__ = ["load_onnx", "SUPPORTED_ONNX_OPS", "BIPOLAR_TYPE"]
@@ -515,17 +515,16 @@ def _load_onnx(path: Path, default_precision: str | None, input_precision: str |
     for node in g.node:
         t = node.op_type
         if any(_text(p.key) == ELEMENT_PART_KEY for p in node.metadata_props) and inp is not None:
-            data.update(node.output)  # the per-element clip of bondflow's element_quant export: part of that op
-            last = node.output[0]
-            settled[last] = (state["cur"], state["type"], state["n"])
+            # the per-element clip of bondflow's element_quant export: part of the op its Quant made (qonnx's cleanup
+            # may interleave the parts of two branches' element_quants, so follow the tensor, not the node order)
+            data.update(node.output)
+            settled[node.output[0]] = read(node.input[0], node)
+            if node.input[0] == last:
+                last = node.output[0]
             continue
         element = next((_text(p.value) for p in node.metadata_props if _text(p.key) == ELEMENT_KEY), None)
         if element is not None and t == "Quant" and inp is not None and node.input[0] in data:
-            materialize_aff()
-            finish_dense(None)
-            if state["act"]:
-                finish_act(None, node.name)
-            materialize_bip()
+            settle(node.name)  # what is pending becomes an op, readable by this and later branches
             if node.input[0] != last:
                 cur, ct, cn = read(node.input[0], node)
                 state.update(cur=cur, type=ct, n=cn)
@@ -743,4 +742,4 @@ def _load_onnx(path: Path, default_precision: str | None, input_precision: str |
         if key.startswith("bondflow.meta.") and key[14:] not in ("source", "source_sha256", "source_format"):
             meta[key[14:]] = _text(p.value)
     name = next((_text(p.value) for p in proto.metadata_props if _text(p.key) == "bondflow.graph_name"), None) or g.name or "model"
-    return Graph(name=unique_name(name, set()), input=inp, ops=tuple(ops), meta=meta)
+    return Graph(name=unique_name(name, set()), input=inp, ops=tuple(export_order(proto, ops)), meta=meta)

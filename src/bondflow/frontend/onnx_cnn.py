@@ -19,7 +19,7 @@ from ..ir.ops import Activation, Dense, Flatten, Op, Sigmoid, Softmax
 from ..ir.tensor_ops import Conv, Pool, Upsample, pool_result_type
 from ..ir.types import FixedType
 from ..render_names import unique_name
-from .onnx_export import ELEMENT_KEY, ELEMENT_PART_KEY, is_copy
+from .onnx_export import ELEMENT_KEY, ELEMENT_PART_KEY, export_order, is_copy
 from .quant import DEFAULT_INPUT_PRECISION, accum_type_for, exact_raw, quantize_checked, scale_shift_op
 
 __all__ = ["has_spatial_ops", "load_onnx_cnn", "CNN_ONNX_OPS"]
@@ -347,7 +347,7 @@ def load_onnx_cnn(model: Any, proto: Any, path: Any, consts: dict[str, np.ndarra
     if len(ops) and not np.array_equal(np.asarray(st["view"]).reshape(-1), np.arange(int(np.prod(st["shape"])))):
         raise UnsupportedOpError("an output in channels-first order", ops[-1].name, CNN_ONNX_OPS,
                                  "bondflow (outputs must be flat or channels last)")
-    return Graph(name=unique_name(str(name), set()), input=inp, ops=tuple(ops), meta=meta)
+    return Graph(name=unique_name(str(name), set()), input=inp, ops=tuple(export_order(proto, ops)), meta=meta)
 
 
 class _Skip:

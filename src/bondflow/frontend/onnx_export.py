@@ -1,6 +1,9 @@
 """Graph -> QONNX: Quant nodes around MatMul/Add/Relu, with each value's exact bondflow type in node metadata."""
 from __future__ import annotations
 
+import json
+from typing import Any
+
 import numpy as np
 
 from ..errors import MissingDependencyError, UnsupportedOpError
@@ -27,6 +30,7 @@ COPY_KEY = "bondflow.copy_of"
 # node metadata of the Quant (per-element scale) that starts an element_quant: its exact (k, i, f) and modes as JSON;
 # the Max and Min after it (per-element clip; always-0 elements clip to [0, 0]) carry ELEMENT_PART_KEY.
 ELEMENT_KEY = "bondflow.element_quant"
+ORDER_KEY = "bondflow.op_order"
 ELEMENT_PART_KEY = "bondflow.element_quant_part"
 # qonnx rounding modes (intquant.resolve_rounding_mode). RND (ties up) and RND_MIN_INF (ties down) have no
 # qonnx mode: the nearest one differs only on ties of one sign; the exact type travels in TYPE_KEY metadata.
@@ -191,6 +195,8 @@ def graph_to_onnx(graph: Graph):
     model.metadata_props.add(key="bondflow.graph_digest", value=graph.digest())
     model.metadata_props.add(key="bondflow.graph_name", value=graph.name)
     model.metadata_props.add(key="bondflow.input_name", value=graph.input.name)
+    # qonnx's cleanup sorts nodes topologically, which may interleave branches differently: the importer restores this
+    model.metadata_props.add(key=ORDER_KEY, value=json.dumps([op.name for op in graph.ops]))
     for k, v in graph.meta.items():
         if isinstance(v, str):
             model.metadata_props.add(key=f"bondflow.meta.{k}", value=v)
@@ -240,3 +246,18 @@ def export_onnx(graph: Graph, path) -> None:
     from pathlib import Path
     from ..fsutil import atomic_write_bytes
     atomic_write_bytes(Path(path), graph_to_onnx_bytes(graph))
+
+
+def export_order(proto: Any, ops: list[Any]) -> list[Any]:
+    """``ops`` in the order bondflow's export recorded (the graph's own order, so the digest is the same), when the
+    file is bondflow's and holds exactly these ops; any other file keeps the order it was read in."""
+    text = next((str(p.value) for p in proto.metadata_props if str(p.key) == ORDER_KEY), None)
+    if text is None:
+        return ops
+    try:
+        order = {name: k for k, name in enumerate(json.loads(text))}
+    except ValueError:
+        return ops
+    if set(order) != {op.name for op in ops} or len(order) != len(ops):
+        return ops
+    return sorted(ops, key=lambda op: order[op.name])

@@ -108,7 +108,8 @@ def keras_model_of(graph: Graph):
                                                   op.bias_type.to_float(op.bias).astype(np.float64)])
         elif isinstance(op, ElementQuant):  # hls4ml's FixedPointQuantizer: keep_negative, bits, integers per element
             kbi = (op.k, op.k + op.i + op.f, op.k + op.i)
-            model.get_layer(op.name).set_weights([np.asarray(a, dtype=np.int32).reshape(1, -1) for a in kbi])
+            shape = (1, *shapes[op.input])
+            model.get_layer(op.name).set_weights([np.asarray(a, dtype=np.int32).reshape(shape) for a in kbi])
     return model
 
 
@@ -126,9 +127,9 @@ def _fixed_point_quantizer(tfk: Any) -> type:
                 self.RND, self.SAT = RND, SAT
 
             def build(self, input_shape: Any) -> None:
-                n = int(np.prod(input_shape[1:]))
+                shape = (1, *(int(d) for d in input_shape[1:]))  # per element, shaped as the tensor (hls4ml broadcasts)
                 for w in ("keep_negative", "bits", "integers"):
-                    setattr(self, w, self.add_weight(name=w, shape=(1, n), initializer="zeros", trainable=False, dtype="int32"))
+                    setattr(self, w, self.add_weight(name=w, shape=shape, initializer="zeros", trainable=False, dtype="int32"))
 
             def call(self, x: Any) -> Any:
                 return x
@@ -175,10 +176,7 @@ def _keras_layers(tfk: Any, op: Op, shapes: dict[str, tuple[int, ...]]) -> list[
     elif isinstance(op, Flatten):
         if len(shapes[op.input]) > 1:
             layers.append(tfk.layers.Flatten(name=op.name))
-    elif isinstance(op, ElementQuant):
-        if len(shapes[op.input]) > 1:  # hls4ml's per-element casts exist for io_parallel only; images need io_stream
-            raise UnsupportedOpError("element_quant on an image", op.name, ["element_quant on a vector (an MLP)"],
-                                     "the hls4ml generator (hls4ml casts per element only with io_parallel)")
+    elif isinstance(op, ElementQuant):  # per-element casts: io_parallel only (io_type_for picks it)
         layers.append(_fixed_point_quantizer(tfk)(RND=op.rounding.value, SAT=op.overflow.value, name=op.name))
     else:
         raise UnsupportedOpError(op.kind, op.name, ["dense", "conv", "pool", "upsample", "activation", "sigmoid", "softmax",
@@ -283,6 +281,16 @@ class HlsProject:
         return raw.astype(np.int64)
 
 
+def io_type_for(graph: Graph) -> str:
+    """hls4ml's I/O style for the graph: MLPs fully parallel; images streamed through line buffers (io_stream), except
+    when an image carries per-element casts (HGQ), which hls4ml implements for io_parallel only."""
+    if not graph.is_shaped():
+        return "io_parallel"
+    shapes = graph.shapes()
+    per_pixel = any(isinstance(op, ElementQuant) and len(shapes[op.input]) > 1 for op in graph.ops)
+    return "io_parallel" if per_pixel else "io_stream"
+
+
 def build_project(graph: Graph, out_dir: Path, reuse_factor: "int | dict[str, int]" = 1, strategy: str = "latency",
                   board: str | None = None, part: str = "xc7z020clg400-1", clock_period: float = 5.0,
                   use_source: bool = True) -> HlsProject:
@@ -299,11 +307,9 @@ def build_project(graph: Graph, out_dir: Path, reuse_factor: "int | dict[str, in
         import hls4ml
     except ImportError:
         raise MissingDependencyError("hls4ml", "the hls4ml architecture") from None
-    # hls4ml streams images through line buffers (io_stream); MLPs keep the fully parallel io_parallel.
     # bit_exact off: hls4ml would otherwise re-derive every precision itself once a FixedPointQuantizer is present
-    kw: dict[str, Any] = dict(output_dir=str(out_dir), project_name="myproject",
-                              io_type="io_stream" if graph.is_shaped() else "io_parallel", clock_period=clock_period,
-                              bit_exact=False)
+    kw: dict[str, Any] = dict(output_dir=str(out_dir), project_name="myproject", io_type=io_type_for(graph),
+                              clock_period=clock_period, bit_exact=False)
     if board:
         kw.update(backend="VivadoAccelerator", board=board)
     else:
@@ -377,7 +383,7 @@ def generate_hls4ml(graph: Graph, reuse_factor: "int | dict[str, int]" = 1, stra
                 except UnicodeDecodeError:
                     continue
         mismatches = int(np.count_nonzero(np.any(y != tv.expected, axis=1)))
-        info: dict[str, Any] = {"converted_from": prj.source, "csim_vectors": len(tv), "csim_mismatches_vs_golden": mismatches,
+        info: dict[str, Any] = {"converted_from": prj.source, "io_type": io_type_for(graph), "csim_vectors": len(tv), "csim_mismatches_vs_golden": mismatches,
                                 "compile_seconds": round(build_s, 2), "csim_seconds": round(csim_s, 3),
                                 "hls4ml_version": __import__("hls4ml").__version__}
         if synth:
