@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 import bondflow
-from bondflow.errors import UnsupportedOpError
+from bondflow.errors import QuantizationError, UnsupportedOpError
 from bondflow.frontend.hgq_runtime import hgq_child_env
 from bondflow.frontend.onnx_export import export_onnx
 from bondflow.ir import reference
@@ -292,9 +292,13 @@ def test_unsupported_wiring_is_one_line(cnns, tmp_path) -> None:
     def float_branch(layers: dict) -> None:
         layers["b"]["inbound_nodes"][0]["args"][0]["config"]["keras_history"][0] = next(
             n for n, l in layers.items() if l["class_name"] == "InputLayer")
+    def float_merge(layers: dict) -> None:
+        layers["cat"]["inbound_nodes"][0]["args"][0][1]["config"]["keras_history"][0] = next(
+            n for n, l in layers.items() if l["class_name"] == "InputLayer")
     for edit, match in ((shared, r"layer 'b' of type 'QDense called 2 times \(a shared layer\)'"),
-                        (float_branch, r"layer 'b' of type 'a second layer reading the float input'")):
-        with pytest.raises(UnsupportedOpError, match=match) as e:
+                        (float_branch, r"layer 'b' of type 'a second layer reading the float input'"),
+                        (float_merge, r"layer 'cat' must merge quantized tensors .*not the float input")):
+        with pytest.raises((UnsupportedOpError, QuantizationError), match=match) as e:
             bondflow.load_model(_rewired(src, tmp_path / f"{edit.__name__}.keras", edit))
         assert "\n" not in str(e.value)
 

@@ -371,10 +371,12 @@ def _load_hgq(path: Path) -> Graph:
             if cls == "Dropout":
                 continue
             if cls in _MERGES:
-                if any(state[src] is None for src in srcs) or len(srcs) < 2:
-                    need_quantized(f"{cls} of {srcs}")
+                if len(srcs) < 2:
                     raise UnsupportedOpError(f"{cls} of {len(srcs)} tensor(s)", lname, ["a merge of 2 or more tensors"],
                                              "bondflow's HGQ reader")
+                if any(state[src] is None for src in srcs):
+                    raise QuantizationError(f"layer '{lname}' must merge quantized tensors (a Quantizer on the input "
+                                            f"first), not the float input: {cls} of {srcs}")
                 confs = lc.get("iq_confs")
                 confs = confs if isinstance(confs, list) else [confs] * len(srcs)
                 parts = []
