@@ -21,6 +21,7 @@ from bondflow.frontend.onnx_export import export_onnx
 from bondflow.ir import reference
 from bondflow.ir.element_quant import ElementQuant
 from bondflow.ir.graph import Graph
+from keras_zips import edited_keras
 
 # Three QDense layers and a standalone output Quantizer; every data-lane quantizer has its own per-element (k, i, f)
 # (signed and unsigned elements, 0-bit pruned elements, negative i, f from -3 to 4) and its own modes: RND/WRAP,
@@ -229,19 +230,6 @@ def test_da4ml_rtl_is_bit_exact(hgq_model, tmp_path, need_tool, da4ml) -> None:
     assert r.latency_cycles == d.latency_cycles
 
 
-def _edited(src: Path, dst: Path, edit) -> Path:
-    """A copy of the .keras zip whose config.json ``edit`` changed."""
-    with zipfile.ZipFile(src) as zin, zipfile.ZipFile(dst, "w") as zout:
-        for item in zin.namelist():
-            data = zin.read(item)
-            if item == "config.json":
-                cfg = json.loads(data)
-                edit(cfg)
-                data = json.dumps(cfg).encode()
-            zout.writestr(item, data)
-    return dst
-
-
 def _layer(cfg: dict, name: str) -> dict:
     return next(l for l in cfg["config"]["layers"] if l["config"].get("name") == name)
 
@@ -272,7 +260,7 @@ def test_unsupported_layer_kind_is_one_line(hgq_model, tmp_path) -> None:
         _layer(cfg, "d2")["class_name"] = "QEinsumDenseBatchnorm"
     with pytest.raises(UnsupportedOpError, match=r"layer 'd2' of type 'QEinsumDenseBatchnorm' is not supported by bondflow's HGQ "
                                                  r"reader; supported: .*QDense") as e:
-        bondflow.load_model(_edited(hgq_model[0], tmp_path / "einsum.keras", edit))
+        bondflow.load_model(edited_keras(hgq_model[0], tmp_path / "einsum.keras", edit))
     assert "\n" not in str(e.value)
 
 
@@ -286,7 +274,7 @@ def test_unrepresentable_quantizer_is_one_line(hgq_model, tmp_path, key, value, 
     def edit(cfg: dict) -> None:
         _layer(cfg, "d1")["config"]["iq_conf"]["config"][key] = value
     with pytest.raises(QuantizationError, match=match) as e:
-        bondflow.load_model(_edited(hgq_model[0], tmp_path / f"{key}.keras", edit))
+        bondflow.load_model(edited_keras(hgq_model[0], tmp_path / f"{key}.keras", edit))
     assert "\n" not in str(e.value)
 
 
@@ -401,7 +389,7 @@ def test_damaged_configs_give_one_line_errors(hgq_model, tmp_path) -> None:
                 else:
                     parent[key] = junk[rng.integers(len(junk))]
         try:
-            bondflow.load_model(_edited(hgq_model[0], tmp_path / f"m{t}.keras", edit))
+            bondflow.load_model(edited_keras(hgq_model[0], tmp_path / f"m{t}.keras", edit))
         except BondflowError as e:
             assert "\n" not in str(e)
 

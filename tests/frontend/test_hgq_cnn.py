@@ -18,6 +18,7 @@ from bondflow.frontend.hgq_runtime import hgq_child_env
 from bondflow.frontend.onnx_export import export_onnx
 from bondflow.ir import reference
 from bondflow.ir.element_quant import ElementQuant
+from keras_zips import edited_keras
 
 # A 2-D CNN (QConv2D valid + relu, QMaxPooling2D, QConv2D same, Flatten, QDense) and a 1-D one (QConv1D same +
 # relu, QAveragePooling1D, QConv1D stride 2, Flatten, QDense); data-lane quantizers in four mode pairs, kernels KBI.
@@ -254,32 +255,14 @@ def test_other_architectures_refuse_in_one_line(cnns, arch: str) -> None:
 
 def _edited(src: Path, dst: Path, layer: str, **changes: object) -> Path:
     """A copy of the .keras zip with ``changes`` made to ``layer``'s config."""
-    import json
-    import zipfile
-    with zipfile.ZipFile(src) as zin, zipfile.ZipFile(dst, "w") as zout:
-        for item in zin.namelist():
-            data = zin.read(item)
-            if item == "config.json":
-                cfg = json.loads(data)
-                next(l for l in cfg["config"]["layers"] if l["config"].get("name") == layer)["config"].update(changes)
-                data = json.dumps(cfg).encode()
-            zout.writestr(item, data)
-    return dst
+    def edit(cfg: dict) -> None:
+        next(l for l in cfg["config"]["layers"] if l["config"].get("name") == layer)["config"].update(changes)
+    return edited_keras(src, dst, edit)
 
 
 def _rewired(src: Path, dst: Path, edit) -> Path:
-    """A copy of the .keras zip whose layer list ``edit`` changed."""
-    import json
-    import zipfile
-    with zipfile.ZipFile(src) as zin, zipfile.ZipFile(dst, "w") as zout:
-        for item in zin.namelist():
-            data = zin.read(item)
-            if item == "config.json":
-                cfg = json.loads(data)
-                edit({l["config"]["name"]: l for l in cfg["config"]["layers"]})
-                data = json.dumps(cfg).encode()
-            zout.writestr(item, data)
-    return dst
+    """A copy of the .keras zip whose layers (by name) ``edit`` rewired."""
+    return edited_keras(src, dst, lambda cfg: edit({l["config"]["name"]: l for l in cfg["config"]["layers"]}))
 
 
 def test_unsupported_wiring_is_one_line(cnns, tmp_path) -> None:
