@@ -30,7 +30,7 @@ def _qkeras_predict(model, g, x: np.ndarray) -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def qmodel(tfk):
-    """A QKeras MLP whose three layers use binary, ternary and power-of-two weight quantizers."""
+    """A QKeras MLP whose layers use binary, ternary, power-of-two and symmetric weight quantizers."""
     from qkeras import QActivation, QDense, binary, quantized_bits, quantized_po2, quantized_relu, ternary
     rng = np.random.default_rng(11)
     m = tfk.Sequential([
@@ -40,6 +40,9 @@ def qmodel(tfk):
         QDense(8, kernel_quantizer=ternary(alpha=1), bias_quantizer=quantized_bits(8, 3), name="ter"),
         QActivation(quantized_relu(8, 3), name="r2"),
         QDense(4, kernel_quantizer=quantized_po2(4, 1), bias_quantizer=quantized_bits(8, 3), name="po2"),
+        # symmetric quantizers (the hls4ml zoo's qkeras_mnist_dense uses them): ap_fixed's SAT_SYM
+        QActivation(quantized_bits(4, 1, symmetric=1), name="symact"),
+        QDense(3, kernel_quantizer=quantized_bits(4, 0, symmetric=1, alpha=1), bias_quantizer=quantized_bits(8, 3), name="sym"),
     ], name="bitnet")
     for layer in m.layers:
         if layer.get_weights():
@@ -56,6 +59,8 @@ def test_binary_ternary_po2_weights_equal_qkeras(qmodel, tmp_path) -> None:
     assert str(w["bin"].weight_type) == "fixed<2,2,RND_CONV,SAT>"
     po2 = np.abs(w["po2"].weight_type.to_float(w["po2"].weight))
     assert np.all(np.log2(po2[po2 > 0]) == np.round(np.log2(po2[po2 > 0])))
+    assert str(w["sym"].weight_type) == "fixed<4,1,RND_CONV,SAT_SYM>" and w["sym"].weight.min() >= -7
+    assert str(g.types()["symact"]) == "fixed<4,2,RND_CONV,SAT_SYM>"
     x = np.random.default_rng(0).uniform(-8, 8, (3000, 10))
     assert np.array_equal(bondflow.reference.run(g, x), _qkeras_predict(qmodel, g, x))
     export_onnx(g, tmp_path / "bitnet.onnx")  # round trip through QONNX keeps every number and type
@@ -233,3 +238,70 @@ def test_keras3_functional_file_with_branches(tmp_path) -> None:
     assert f.reference.startswith("Keras 3.") and f.agreement >= 0.95 and not f.poor
     with pytest.raises(UnsupportedOpError, match="'shared' of type 'Dense called 2 times"):
         bondflow.load_model(tmp_path / "shared.keras", default_precision="fixed<16,6>")
+
+
+def _q(cls: str, **cfg) -> dict:
+    """A QKeras quantizer as QKeras for Keras 3 serializes it in config.json."""
+    return {"module": "qkeras.quantizers", "class_name": cls, "config": cfg, "registered_name": f"qkeras>{cls}"}
+
+
+def _write_qkeras3(path: Path, weights: dict[str, list[np.ndarray]], extra_setting: dict | None = None) -> None:
+    """A .keras archive laid out as QKeras-for-Keras-3 writes one (the hls4ml zoo's qkeras-v3 file): config.json
+    naming qkeras.qlayers classes with serialized quantizers, model.weights.h5 keyed by snake-case class names."""
+    import zipfile
+
+    import h5py
+    kq = _q("quantized_bits", bits=6, integer=0, symmetric=0, alpha=1, keep_negative=True, post_training_scale=None,
+            **(extra_setting or {}))
+    bq = _q("quantized_bits", bits=8, integer=2, symmetric=0, alpha=1, keep_negative=True)
+    act = _q("quantized_relu", bits=6, integer=1, use_sigmoid=0, negative_slope=0.0)
+
+    def layer(cls: str, module: str = "qkeras.qlayers", **cfg) -> dict:
+        return {"module": module, "class_name": cls, "config": cfg, "registered_name": None}
+    layers = [layer("InputLayer", "keras.layers", name="x", batch_shape=[None, 8, 2], dtype="float32"),
+              layer("QConv1D", name="conv", filters=3, kernel_size=[3], strides=[1], padding="valid", use_bias=True,
+                    activation="linear", kernel_quantizer=kq, bias_quantizer=bq),
+              layer("QActivation", name="r1", activation=act),
+              layer("Flatten", "keras.layers", name="flat"),
+              layer("QDense", name="fc", units=4, use_bias=True, activation="linear", kernel_quantizer=kq, bias_quantizer=bq)]
+    cfg = {"module": "keras", "class_name": "Sequential", "config": {"name": "qk3", "layers": layers}}
+    tmp = path.with_suffix(".weights.h5")
+    with h5py.File(tmp, "w") as f:
+        for key, vals in weights.items():
+            grp = f.create_group(f"layers/{key}/vars")
+            for i, v in enumerate(vals):
+                grp[str(i)] = v
+    with zipfile.ZipFile(path, "w") as z:
+        z.writestr("metadata.json", json.dumps({"keras_version": "3.14.1"}))
+        z.writestr("config.json", json.dumps(cfg))
+        z.write(tmp, "model.weights.h5")
+    tmp.unlink()
+
+
+def test_qkeras_for_keras3_file(tfk, tmp_path) -> None:
+    """A .keras from QKeras for Keras 3 (QConv1D, QActivation, QDense) reads without Keras 3's QKeras: golden ==
+    QKeras's own predict (on tf_keras) on 2000 inputs, and the fidelity record says which QKeras ran it."""
+    from qkeras import QActivation, QConv1D, QDense, quantized_bits, quantized_relu
+    rng = np.random.default_rng(5)
+    w = {"q_conv1d": [rng.normal(0, 0.5, (3, 2, 3)), rng.normal(0, 0.5, (3,))],
+         "q_dense": [rng.normal(0, 0.5, (18, 4)), rng.normal(0, 0.5, (4,))]}
+    _write_qkeras3(tmp_path / "qk3.keras", w)
+    g = bondflow.load_model(tmp_path / "qk3.keras", input_precision=INPUT)
+    assert [o.kind for o in g.ops] == ["conv", "activation", "flatten", "dense"]
+    ref = tfk.Sequential([tfk.layers.InputLayer(input_shape=(8, 2)),
+                          QConv1D(3, 3, kernel_quantizer=quantized_bits(6, 0, alpha=1), bias_quantizer=quantized_bits(8, 2, alpha=1)),
+                          QActivation(quantized_relu(6, 1)), tfk.layers.Flatten(),
+                          QDense(4, kernel_quantizer=quantized_bits(6, 0, alpha=1), bias_quantizer=quantized_bits(8, 2, alpha=1))])
+    ref.layers[0].set_weights(w["q_conv1d"])
+    ref.layers[3].set_weights(w["q_dense"])
+    x = np.random.default_rng(1).standard_normal((2000, 16)) * 2
+    logits = bondflow.reference.run(g, x)  # the exact accumulators of the last QDense
+    yr = _qkeras_predict(ref, g, x.reshape(2000, 8, 2))
+    assert np.array_equal(logits, yr) and len(np.unique(logits.argmax(1))) > 1
+    from bondflow.fidelity import measure
+    f = measure(g)
+    assert f.reference.startswith("QKeras predict on tf_keras") and f.agreement >= 0.95 and not f.poor
+    # A setting this QKeras does not have, set to a value: one line naming it (never a KeyError traceback).
+    _write_qkeras3(tmp_path / "new.keras", w, {"qnoise_extra": 2})
+    with pytest.raises(ModelLoadError, match="qnoise_extra=2 must be one this QKeras"):
+        bondflow.load_model(tmp_path / "new.keras", input_precision=INPUT)

@@ -82,14 +82,15 @@ def test_inexact_scales_are_one_line(tmp_path) -> None:
 
 
 def test_larq_and_bnn_layers_are_one_line(tmp_path) -> None:
-    """Larq's QuantDense and hls4ml's old BinaryDense/TernaryDense: named in one line that says what to use instead."""
+    """Larq's QuantDense and early BNN code's BinaryConv2D: named in one line that says what to use instead (that code's
+    BinaryDense/TernaryDense are read: tests/frontend/test_bnn_keras.py)."""
     import json
     from bondflow.errors import UnsupportedOpError
     layers = [{"class_name": "InputLayer", "config": {"batch_input_shape": [None, 6], "name": "in"}},
               {"class_name": "larq>QuantDense", "config": {"name": "qd", "units": 4, "kernel_quantizer": "ste_sign"}},
-              {"class_name": "BinaryDense", "config": {"name": "bd", "units": 4, "H": 1.0}}]
+              {"class_name": "BinaryConv2D", "config": {"name": "bd", "filters": 4, "H": 1.0}}]
     (tmp_path / "bnn.json").write_text(json.dumps({"class_name": "Sequential", "config": {"name": "bnn", "layers": layers}}))
     (tmp_path / "bnn_weights.h5").write_bytes(b"")
-    with pytest.raises(UnsupportedOpError, match=r"not read; write the model with QKeras QDense.*QuantDense x1 \('qd'\); BinaryDense x1 \('bd'\)") as e:
+    with pytest.raises(UnsupportedOpError, match=r"not read \(its BinaryDense/TernaryDense are\); write the model with QKeras QDense.*QuantDense x1 \('qd'\); BinaryConv2D x1 \('bd'\)") as e:
         bondflow.load_model(tmp_path / "bnn.json")
     assert "\n" not in str(e.value)

@@ -56,5 +56,10 @@ def load_model(path: Path | str, default_precision: str | None = None, **kwargs:
             from .hgq import is_hgq_config, load_hgq
             if is_hgq_config(cfg):  # HGQ2: read from the file itself, no HGQ/Keras/TensorFlow needed
                 return load_hgq(p, default_precision=default_precision, **kwargs)
+    if p.suffix.lower() in (".h5", ".hdf5"):
+        from .hgq_proxy import is_proxy_config, load_hgq_proxy
+        from .keras_files import model_config
+        if is_proxy_config(model_config(p)):  # HGQ v1 proxy: read with h5py, no HGQ needed
+            return load_hgq_proxy(p, default_precision=default_precision, **kwargs)
     from .qkeras import load_keras
     return load_keras(p, default_precision=default_precision, **kwargs)

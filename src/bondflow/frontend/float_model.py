@@ -1,6 +1,7 @@
 """The trained model itself, run by its own framework (Keras predict, ONNX Runtime, qonnx): what designs are judged against."""
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -25,28 +26,46 @@ def source_predict(path: str | Path, x: np.ndarray, trust_model: bool = False,
     """(outputs [n, k], what computed them), or (None, why no reference could run).
 
     QKeras models run with their quantizers applied in floating point, as their authors trained and
-    evaluated them; float ONNX runs in ONNX Runtime; QONNX (custom Quant nodes) in qonnx's executor,
+    evaluated them; early BNN code's BinaryDense/TernaryDense with bondflow's own stand-ins of those layers
+    (``frontend/bnn_layers.py``, named so in the record); float ONNX runs in ONNX Runtime; QONNX (custom Quant nodes) in qonnx's executor,
     on at most ``QONNX_MAX_SAMPLES`` samples.
     """
     path = Path(path)
     x = np.asarray(x, dtype=np.float32)
     if path.suffix == ".keras":
         from .keras_files import keras3_config
-        if keras3_config(path) is not None:  # Keras 3 runs its own file (in a separate process)
+        cfg3 = keras3_config(path)
+        if cfg3 is not None:  # Keras 3 runs its own file (in a separate process)
             from .keras3 import keras3_predict
-            return keras3_predict(path, x)
+            y3, what3 = keras3_predict(path, x)
+            if y3 is not None or '"qkeras.' not in json.dumps(cfg3):
+                return y3, what3
+            # QKeras for Keras 3 is not installed beside Keras 3: QKeras itself (on tf_keras) runs the same layers
+            fallback = "QKeras predict on tf_keras (no QKeras for Keras 3 here)"
+            y, what = _keras_predict(path, x, trust_model, weights)
+            return y, (fallback if y is not None else what)
+    from .hgq_proxy import is_proxy_file
+    if is_proxy_file(path):  # HGQ's FixedPointQuantizer is not in tf_keras: bondflow's own TF version runs it
+        from .hgq_proxy_tf import proxy_predict
+        return proxy_predict(path, x)
     if path.suffix in (".h5", ".hdf5", ".keras", ".json") or path.is_dir():
-        from .keras_files import read_model
-        try:
-            model = read_model(path, trust_model, weights)
-        except BondflowError as e:
-            return None, f"the Keras model could not be loaded ({e})"
-        xin = x.reshape((len(x),) + tuple(d for d in model.input_shape[1:]))
-        y = np.asarray(model.predict(xin, verbose=0, batch_size=1024), dtype=np.float64)
-        return y.reshape(len(x), -1), "Keras predict (QKeras quantizers in floating point)"
+        return _keras_predict(path, x, trust_model, weights)
     if path.suffix == ".onnx":
         return _onnx_predict(path, x)
     return None, f"no framework runs '{path.suffix or path.name}' files (only .h5/.keras/.json/SavedModel and .onnx)"
+
+
+def _keras_predict(path: Path, x: np.ndarray, trust_model: bool, weights: str | Path | None) -> tuple[np.ndarray | None, str]:
+    from .keras_files import read_model
+    try:
+        model = read_model(path, trust_model, weights)
+    except BondflowError as e:
+        return None, f"the Keras model could not be loaded ({e})"
+    xin = x.reshape((len(x),) + tuple(d for d in model.input_shape[1:]))
+    y = np.asarray(model.predict(xin, verbose=0, batch_size=1024), dtype=np.float64)
+    from .bnn_layers import BNN_SOURCE, uses_bnn  # early BNN code runs through bondflow's stand-ins: say so
+    bnn = uses_bnn([[type(l).__name__, getattr(getattr(l, "activation", None), "__name__", "")] for l in model.layers])
+    return y.reshape(len(x), -1), BNN_SOURCE if bnn else "Keras predict (QKeras quantizers in floating point)"
 
 
 def _onnx_predict(path: Path, x: np.ndarray) -> tuple[np.ndarray | None, str]:

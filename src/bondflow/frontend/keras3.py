@@ -28,7 +28,60 @@ _KEYS = {
     "Flatten": (),
     "Add": (),
     "Concatenate": ("axis",),
+    "Reshape": ("target_shape",),
+    "Conv1D": ("filters", "kernel_size", "strides", "padding", "use_bias", "activation"),
+    "Conv2D": ("filters", "kernel_size", "strides", "padding", "use_bias", "activation"),
+    "MaxPooling1D": ("pool_size", "strides", "padding"),
+    "MaxPooling2D": ("pool_size", "strides", "padding"),
+    "AveragePooling1D": ("pool_size", "strides", "padding"),
+    "AveragePooling2D": ("pool_size", "strides", "padding"),
+    # QKeras for Keras 3 (its `qkeras` v3 files): rebuilt with the QKeras of this venv, which runs on tf_keras.
+    "QDense": ("units", "activation", "use_bias", "kernel_quantizer", "bias_quantizer"),
+    "QActivation": ("activation",),
+    "QConv1D": ("filters", "kernel_size", "strides", "padding", "use_bias", "activation", "kernel_quantizer", "bias_quantizer"),
+    "QConv2D": ("filters", "kernel_size", "strides", "padding", "use_bias", "activation", "kernel_quantizer", "bias_quantizer"),
 }
+#: Layers with weights: model.weights.h5 must hold them.
+_WEIGHTED = ("Dense", "BatchNormalization", "Conv1D", "Conv2D", "QDense", "QConv1D", "QConv2D")
+
+
+def _qkeras_quantizer(path: Path, layer: str, d: dict[str, Any]) -> Any:
+    """A QKeras quantizer object from its Keras 3 serialization; one line for a setting this QKeras lacks."""
+    import inspect
+
+    from qkeras import quantizers as qq
+    cls = getattr(qq, str(d.get("class_name")), None)
+    if cls is None or not inspect.isclass(cls):
+        raise ModelLoadError(f"{path}: layer '{layer}' must use a QKeras quantizer, not {d.get('class_name')!r}")
+    params = inspect.signature(cls.__init__).parameters
+    cfg = {}
+    for k, v in (d.get("config") or {}).items():
+        if k in params:
+            cfg[k] = v
+        elif v is not None:  # a newer QKeras' setting (e.g. post_training_scale) that changes what it computes
+            raise ModelLoadError(f"{path}: layer '{layer}' quantizer {d.get('class_name')} setting {k}={v!r} must be "
+                                 f"one this QKeras ({', '.join(p for p in params if p != 'self')}) knows, not new to it")
+    return cls(**cfg)
+
+
+def _layer_kwargs(path: Path, cls: str, lc: dict[str, Any]) -> dict[str, Any]:
+    """tf_keras/QKeras constructor arguments for a Keras 3 layer config (QKeras quantizers rebuilt as objects)."""
+    kwargs = {k: lc[k] for k in _KEYS[cls] if k in lc}
+    if isinstance(kwargs.get("axis"), list):
+        kwargs["axis"] = kwargs["axis"][0]
+    for k, v in kwargs.items():
+        if isinstance(v, dict) and str(v.get("module", "")).startswith("qkeras"):
+            kwargs[k] = _qkeras_quantizer(path, str(lc.get("name")), v)
+        elif isinstance(v, list) and k in ("kernel_size", "strides", "pool_size", "target_shape"):
+            kwargs[k] = tuple(v)
+    return kwargs
+
+
+def _layer_class(tfk: Any, cls: str) -> Any:
+    if cls.startswith("Q"):
+        import qkeras
+        return getattr(qkeras, cls)
+    return getattr(tfk.layers, cls)
 
 
 def _snake(name: str) -> str:
@@ -69,15 +122,15 @@ def read_keras3(path: Path) -> Any:
                     continue
                 if entry.get("build_config") and in_shape is None:
                     in_shape = tuple(entry["build_config"].get("input_shape", (None,)))[1:]
-                kwargs = {k: lc[k] for k in _KEYS[cls] if k in lc}
-                if isinstance(kwargs.get("axis"), list):
-                    kwargs["axis"] = kwargs["axis"][0]
-                layer = getattr(tfk.layers, cls)(name=lc.get("name"), **kwargs)
+                if cls not in _KEYS:
+                    from ..errors import UnsupportedOpError
+                    raise UnsupportedOpError(str(cls), str(lc.get("name")), sorted(_KEYS), "bondflow's Keras 3 reader")
+                layer = _layer_class(tfk, cls)(name=lc.get("name"), **_layer_kwargs(path, cls, lc))
                 layers.append((entry, layer))
                 key = _snake(cls) + (f"_{n}" if n else "")
                 grp = f.get(f"layers/{key}/vars")
                 vals = [np.asarray(grp[str(i)]) for i in range(len(grp))] if grp is not None else []
-                if cls in ("Dense", "BatchNormalization") and not vals:
+                if cls in _WEIGHTED and not vals:
                     raise ModelLoadError(f"{path}: model.weights.h5 must hold layers/{key}/vars for layer "
                                          f"'{lc.get('name')}', not lack it")
                 weights.append((layer, vals))

@@ -21,15 +21,17 @@ POOL_LAYERS = ("MaxPooling1D", "MaxPooling2D", "AveragePooling1D", "AveragePooli
                "GlobalAveragePooling2D", "GlobalMaxPooling1D", "GlobalMaxPooling2D")
 MERGE_LAYERS = ("Add", "Concatenate")
 BN_LAYERS = ("BatchNormalization", "QBatchNormalization")
-SUPPORTED_LAYERS = ("InputLayer", "Dense", "QDense", "Activation", "QActivation", "ReLU", "BatchNormalization", "QBatchNormalization",
+SUPPORTED_LAYERS = ("InputLayer", "Dense", "QDense", "BinaryDense", "TernaryDense", "Activation", "QActivation", "ReLU", "BatchNormalization", "QBatchNormalization",
                     "Dropout", "Flatten", "Reshape", "Softmax", "ZeroPadding1D", "ZeroPadding2D", "UpSampling1D",
                     "UpSampling2D") + CONV_LAYERS + POOL_LAYERS + MERGE_LAYERS
 UNSAFE = ("Lambda", "TFOpLambda")
-#: Binary/ternary layers of other libraries (Larq; the BinaryDense/TernaryDense of early BNN code in hls4ml's examples):
-#: their quantizers are code outside the file, and no reference inference of theirs runs here to check a reading against.
-BNN_LAYERS = ("QuantDense", "QuantConv1D", "QuantConv2D", "QuantDepthwiseConv2D", "BinaryDense", "TernaryDense", "BinaryConv2D")
-BNN_HINT = ("bondflow: binary/ternary layers of Larq or early BNN code are not read; write the model with QKeras "
-            "QDense(kernel_quantizer=binary(alpha=1) or ternary(alpha=1)) and QActivation(binary() or ternary()), or export it to QONNX")
+#: Binary/ternary layers of other libraries (Larq; the BinaryConv2D of early BNN code): their quantizers are code outside
+#: the file, and no reference inference of theirs runs here to check a reading against. (That code's BinaryDense and
+#: TernaryDense, which hls4ml's example models use, are read: frontend/bnn.py, with stand-ins in frontend/bnn_layers.py.)
+BNN_LAYERS = ("QuantDense", "QuantConv1D", "QuantConv2D", "QuantDepthwiseConv2D", "BinaryConv2D")
+BNN_HINT = ("bondflow: Larq layers and early BNN code's BinaryConv2D are not read (its BinaryDense/TernaryDense are); write "
+            "the model with QKeras QDense(kernel_quantizer=binary(alpha=1) or ternary(alpha=1)) and QActivation(binary() or "
+            "ternary()), or export it to QONNX")
 #: HGQ v1 (tf.keras) layers: bondflow reads HGQ2's Keras 3 files instead (frontend/hgq.py).
 HGQ1_LAYERS = ("HQuantize", "HDense", "HConv1D", "HConv2D", "HActivation", "HAdd", "HDenseBatchNorm", "HConv1DBatchNorm",
                "HConv2DBatchNorm", "PDropout", "PFlatten", "PReshape", "PConcatenate", "PMaxPooling1D", "PMaxPooling2D",
@@ -174,7 +176,8 @@ def refuse_unsupported(cfg: dict[str, Any] | None, trust_model: bool) -> None:
                                      "bondflow (it would execute code from the model file; pass --trust-model to load it anyway)")
 
 
-def _custom_objects() -> dict[str, Any]:
+def _custom_objects(cfg: dict[str, Any] | None = None) -> dict[str, Any]:
+    """QKeras's objects, plus bondflow's BNN stand-ins when the config names them (scoped to this load only)."""
     try:
         from qkeras.utils import _add_supported_quantized_objects
     except ImportError:
@@ -183,6 +186,9 @@ def _custom_objects() -> dict[str, Any]:
     co: dict[str, Any] = {}
     _add_supported_quantized_objects(co)
     co["QActivation"] = _qactivation_class(co["QActivation"])
+    from .bnn_layers import bnn_custom_objects, uses_bnn
+    if uses_bnn(cfg):
+        co.update(bnn_custom_objects())
     return co
 
 
@@ -215,7 +221,7 @@ def read_model(path: Path, trust_model: bool = False, weights: str | Path | None
         raise ConfigError(f"--weights applies to a Keras architecture JSON, not to {path.suffix or 'SavedModel'} models")
     refuse_unsupported(cfg, trust_model)
     tf_keras = import_tensorflow()
-    co = _custom_objects()
+    co = _custom_objects(cfg)
     try:
         if path.suffix.lower() == ".json":
             w = find_weights(path, weights)

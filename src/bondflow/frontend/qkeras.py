@@ -1,6 +1,7 @@
 """QKeras / Keras-2 frontend: reads .h5, .keras and SavedModel files through tf_keras into a Graph."""
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ from ..ir.types import FixedType
 from ..render_names import unique_name
 from .keras_files import (BN_LAYERS, CONV_LAYERS, DEPTHWISE_LAYERS, MERGE_LAYERS, SEPARABLE_LAYERS, POOL_LAYERS,
                           SUPPORTED_LAYERS, read_model)
+from .bnn import BNN_ACTIVATIONS, BNN_DENSE_LAYERS, bnn_threshold, bnn_weights, fold_bn_activation
 from .keras_graph import MODEL_INPUT, layer_graph
 from .quant import VALUE_QUANTIZERS, grid_type, is_sign_quantizer, sign_threshold
 from .quant import (DEFAULT_INPUT_PRECISION, accum_type_for, exact_raw, qkeras_type, quantize_checked, scale_shift_op,
@@ -93,7 +95,10 @@ def load_keras(path: Path, default_precision: str | None = None, input_precision
 
     def add_threshold(fn: str, cfg: dict[str, Any], lname: str) -> None:
         nonlocal cur, cur_type
-        op = sign_threshold(fn, cfg, cur_type, unique_name(lname, names), cur, lname)
+        if fn in BNN_ACTIVATIONS:
+            op = bnn_threshold(fn, cur_type, unique_name(lname, names), cur, lname, cfg.get("dtype", np.float32))
+        else:
+            op = sign_threshold(fn, cfg, cur_type, unique_name(lname, names), cur, lname)
         ops.append(op)
         cur, cur_type = op.name, op.result_type
 
@@ -104,6 +109,8 @@ def load_keras(path: Path, default_precision: str | None = None, input_precision
     produced: dict[str, tuple[str, FixedType, tuple[int, ...]]] = {MODEL_INPUT: (cur, cur_type, cur_shape)}
     pads_of: dict[str, tuple[tuple[int, int], ...]] = {}  # ZeroPadding layer -> pads, folded into the convolution reading it
     folded: set[str] = set()  # BatchNormalization layers folded into the layer before them
+    bnn_dense_ops: set[str] = set()  # Dense ops of BinaryDense/TernaryDense layers (their sums are exact)
+    absorbed: set[str] = set()  # binary_tanh/ternary_tanh layers folded with the BatchNormalization before them
 
     def next_layer(name: str) -> Any:
         only = readers.get(name, [])
@@ -125,8 +132,9 @@ def load_keras(path: Path, default_precision: str | None = None, input_precision
             produced[lname] = (op.name, op.result_type, op.infer_shape([s[2] for s in srcs]))
             continue
         cur, cur_type, cur_shape = produced[node.inputs[0]]
-        if cls in ("Dense", "QDense") + CONV_LAYERS:
+        if cls in ("Dense", "QDense") + BNN_DENSE_LAYERS + CONV_LAYERS:
             is_conv = cls in CONV_LAYERS
+            quantized = cls.startswith("Q") or cls in BNN_DENSE_LAYERS
             depthwise = cls in DEPTHWISE_LAYERS
             separable = cls in SEPARABLE_LAYERS
             if separable:  # the depthwise half now, as its own exact convolution; the rest is a 1x1 convolution
@@ -147,8 +155,12 @@ def load_keras(path: Path, default_precision: str | None = None, input_precision
             # the quantized layer's exact output, which folding onto the layer's weight grid would round.
             bn_follows = (nxt is not None and type(nxt).__name__ in BN_LAYERS
                           and not _requantizes(_quantizer(layer, "activation"))
-                          and (not cls.startswith("Q") or not default_precision))
-            if cls.startswith("Q"):
+                          and (not quantized or not default_precision))
+            if cls in BNN_DENSE_LAYERS:  # +-H or {-H, 0, H}, computed as the source code does; a float bias if any
+                wq, wt = bnn_weights(layer, cls, w)
+                bt = wt if no_bias and not bn_follows else default("bias", lname)
+                bqv = quantize_checked(b, bt, f"layer '{lname}' biases")
+            elif cls.startswith("Q"):
                 kattr = ("depthwise_quantizer_internal" if depthwise else "pointwise_quantizer_internal" if separable
                          else "kernel_quantizer_internal")
                 kq, bq = _quantizer(layer, kattr), _quantizer(layer, "bias_quantizer_internal")
@@ -175,7 +187,7 @@ def load_keras(path: Path, default_precision: str | None = None, input_precision
             # fold before their only rounding, so the folded layer is as close to the float model as its type allows.
             if bn_follows:
                 folded.add(nxt.name)
-                flt = not cls.startswith("Q")
+                flt = not quantized
                 wq, bqv = _fold_bn(nxt, w if flt else wq, b if flt else bqv)
                 wq = quantize_checked(wq, wt, f"layer '{lname}' weights after folding {nxt.name}")
                 bqv = quantize_checked(bqv, bt, f"layer '{lname}' biases after folding {nxt.name}")
@@ -189,7 +201,9 @@ def load_keras(path: Path, default_precision: str | None = None, input_precision
             # Without a default (fully quantized QKeras) it stays the exact accumulator, equal to QKeras's sums.
             rtype = acc
             follower = _activation_fn(act) if _requantizes(act) else _next_activation(next_layer(lname), next_layer)
-            if default_precision and (follower is None or follower in TABLE_ACTIVATIONS):
+            # A BNN layer's BatchNormalization (its own scale and shift here) reads the exact sums, as Keras does.
+            bnn_bn = (cls in BNN_DENSE_LAYERS and not bn_follows and nxt is not None and type(nxt).__name__ in BN_LAYERS)
+            if default_precision and (follower is None or follower in TABLE_ACTIVATIONS) and not bnn_bn:
                 rtype = FixedType.parse(default_precision)
             name = unique_name(lname, names)
             if is_conv:
@@ -204,13 +218,29 @@ def load_keras(path: Path, default_precision: str | None = None, input_precision
                                              "bondflow (add a Flatten before it)")
                 ops.append(Dense(name=name, input=cur, result_type=rtype, weight=w_raw, weight_type=wt,
                                  bias=b_raw, bias_type=bt, accum_type=acc))
+                if cls in BNN_DENSE_LAYERS:
+                    bnn_dense_ops.add(name)
             cur, cur_type = name, rtype
             cur_shape = ops[-1].out_shape(cur_shape)
             if act is not None:
                 _apply_activation(act, lname + "_act", add_activation, default, add_threshold)
         elif cls in BN_LAYERS:
-            if lname not in folded:  # not after a linear Dense/conv: its own per-channel scale and shift, as hls4ml does
+            act_layer = next_layer(lname)
+            act_fn = _next_activation(act_layer, next_layer) if type(act_layer).__name__ == "Activation" else None
+            if (lname not in folded and act_fn in BNN_ACTIVATIONS and ops and ops[-1].name == cur
+                    and cur in bnn_dense_ops):  # BNN Dense, BatchNormalization, binary/ternary_tanh: exact thresholds
+                dense, th = fold_bn_activation(ops[-1], layer, act_layer, act_fn)
+                th = dataclasses.replace(th, name=unique_name(act_layer.name, names))
+                ops[-1] = dense
+                ops.append(th)
+                absorbed.add(act_layer.name)
+                cur, cur_type = th.name, th.result_type
+            elif lname not in folded:  # not after a linear Dense/conv: its own per-channel scale and shift, as hls4ml does
                 op = _bn_scale_shift(layer, unique_name(lname, names), cur, cur_type, cur_shape, default)
+                if _next_activation(next_layer(lname), next_layer) in BNN_ACTIVATIONS:
+                    # binary_tanh/ternary_tanh compare its exact value: a cast to the default precision would wrap
+                    # large values onto the wrong side and move values near a threshold across it
+                    op = dataclasses.replace(op, result_type=op.accum_type)
                 ops.append(op)
                 cur, cur_type = op.name, op.result_type
         elif cls in POOL_LAYERS:
@@ -226,10 +256,13 @@ def load_keras(path: Path, default_precision: str | None = None, input_precision
             pad = [pad] if isinstance(pad, int) or (cls == "ZeroPadding1D" and isinstance(pad[0], int)) else pad
             zp = tuple((p, p) if isinstance(p, int) else (int(p[0]), int(p[1])) for p in pad)
             pads_of[lname] = zp * 2 if len(zp) == 1 and cls == "ZeroPadding2D" else zp
+        elif lname in absorbed:  # an activation folded into the thresholds of the BatchNormalization before it
+            pass
         elif cls == "QActivation":
             _apply_activation(_activation_from_quantizer(layer), lname, add_activation, default, add_threshold)
         elif cls == "Activation":
-            _apply_activation((getattr(layer.activation, "__name__", str(layer.activation)), {}), lname, add_activation, default, add_threshold)
+            _apply_activation((getattr(layer.activation, "__name__", str(layer.activation)), {"dtype": _np_dtype(layer)}),
+                              lname, add_activation, default, add_threshold)
         elif cls == "ReLU":
             add_activation("relu", lname, default("activation", lname))
         elif cls == "Softmax":
@@ -261,6 +294,11 @@ def load_keras(path: Path, default_precision: str | None = None, input_precision
     if nodes and nodes[-1].name in pads_of:
         raise UnsupportedOpError("ZeroPadding at the end", model.name, SUPPORTED_LAYERS, "bondflow unless a convolution follows it")
     return Graph(name=_safe(model.name), input=inp, ops=tuple(ops), meta=meta)
+
+
+def _np_dtype(layer: Any) -> type:
+    """The float type a layer computes in (float64 in files written with that dtype)."""
+    return np.float64 if str(getattr(layer, "dtype", "float32")) == "float64" else np.float32
 
 
 def _reshape_target(layer: Any, in_shape: tuple[int, ...]) -> tuple[int, ...]:
@@ -342,7 +380,7 @@ def _on_value_grid(q: tuple[str, dict[str, Any]]) -> bool:
 
 def _apply_activation(act: tuple[str, dict[str, Any]], lname: str, add, default, add_threshold) -> None:
     fn, cfg = act
-    if is_sign_quantizer(fn, cfg):  # binary, ternary, 1-bit quantized_bits: compares, an exact threshold op
+    if is_sign_quantizer(fn, cfg) or fn in BNN_ACTIVATIONS:  # binary, ternary, 1-bit quantized_bits, binary_tanh, ...
         add_threshold(fn, cfg, lname)
     elif fn in ("quantized_relu", "quantized_bits"):
         add("relu" if fn == "quantized_relu" else "linear", lname, qkeras_type(fn, cfg, lname))
@@ -352,7 +390,7 @@ def _apply_activation(act: tuple[str, dict[str, Any]], lname: str, add, default,
         return
     else:
         raise UnsupportedOpError(f"activation {fn}", lname, ["relu", "linear", "softmax", "sigmoid", "quantized_relu", "quantized_bits",
-                                                              "binary", "ternary"])
+                                                              "binary", "ternary", *BNN_ACTIVATIONS])
 
 
 def _separable_depthwise(layer: Any, cls: str, name: str, cur: str, xt: FixedType, in_shape: tuple[int, ...],

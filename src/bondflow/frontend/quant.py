@@ -19,7 +19,7 @@ DEFAULT_INPUT_PRECISION = "fixed<16,6,RND_CONV,SAT>"
 
 
 def qkeras_type(class_name: str, config: dict[str, Any], layer: str) -> FixedType:
-    """quantized_bits(b, i) -> fixed<b, i+1, RND_CONV, SAT>; quantized_relu(b, i) -> ufixed<b, i, RND_CONV, SAT>."""
+    """quantized_bits(b, i) -> fixed<b, i+1, RND_CONV, SAT> (SAT_SYM when symmetric); quantized_relu(b, i) -> ufixed<b, i, RND_CONV, SAT>."""
     if class_name not in ("quantized_bits", "quantized_relu"):
         raise QuantizationError(f"layer '{layer}': quantizer must be quantized_bits or quantized_relu (or, for weights, "
                                 f"{', '.join(VALUE_QUANTIZERS)}), not {class_name}")
@@ -33,9 +33,10 @@ def qkeras_type(class_name: str, config: dict[str, Any], layer: str) -> FixedTyp
             raise QuantizationError(f"layer '{layer}': quantized_relu negative_slope must be 0, not {config['negative_slope']}")
         return FixedType(bits, integer, signed=False, rounding="RND_CONV", overflow="SAT")
     keep_negative = bool(config.get("keep_negative", True))
-    if int(config.get("symmetric", 0) or 0):
-        raise QuantizationError(f"layer '{layer}': quantized_bits symmetric must be 0, not 1 (not an ap_fixed range)")
-    return FixedType(bits, integer + (1 if keep_negative else 0), signed=keep_negative, rounding="RND_CONV", overflow="SAT")
+    # symmetric=1 drops the most negative code: ap_fixed's SAT_SYM clip (checked equal to QKeras, ties included)
+    sym = bool(int(config.get("symmetric", 0) or 0)) and keep_negative
+    return FixedType(bits, integer + (1 if keep_negative else 0), signed=keep_negative, rounding="RND_CONV",
+                     overflow="SAT_SYM" if sym else "SAT")
 
 
 #: QKeras quantizers whose outputs are not a declared ap_fixed range (signs, powers of two): the type is the
