@@ -15,7 +15,7 @@ demo: setup
 # half of the tests (module fixtures built once per worker) and takes tests from the other when it runs dry.
 TEST_WORKERS ?= 2
 test: setup
-	$(PY) -m pytest -q -m "not vivado and not board" --require-tools -n $(TEST_WORKERS) --dist worksteal
+	$(PY) -m pytest -q -m "not vivado and not board" --require-tools -n $(TEST_WORKERS) --dist worksteal --durations=30
 
 bench: setup
 	$(PY) benchmarks/run_all.py

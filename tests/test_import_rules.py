@@ -18,7 +18,8 @@ def imports(path: Path) -> set[str]:
 
 
 def test_ir_uses_numpy_and_itself_only() -> None:
-    allowed_top = {"numpy", "networkx", "hashlib", "json", "re", "dataclasses", "enum", "pathlib", "typing", "__future__"}
+    allowed_top = {"numpy", "networkx", "hashlib", "json", "re", "dataclasses", "enum", "pathlib", "typing", "__future__",
+                   "ctypes", "functools", "math"}  # ctypes: libm's tanhf, the function hls4ml's tanh table calls
     for f in (SRC / "ir").glob("*.py"):
         for mod in imports(f):
             if mod.startswith(".."):

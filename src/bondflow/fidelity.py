@@ -130,7 +130,8 @@ def _source(graph: Graph, model_path: str | Path | None) -> tuple[Path | None, s
 def inputs_for(graph: Graph, model_path: str | Path | None = None, data: np.ndarray | None = None,
                samples: int = DEFAULT_SAMPLES, seed: int = 0) -> tuple[np.ndarray, str]:
     """The inputs fidelity is measured on: ``data``, else the example's ``data.npz`` next to the model, else
-    N(0,1) when the input type spans +-4, else uniform over the input type's range (seeded)."""
+    every grid value equally often for integer input types, else N(0,1) when the input type spans +-4, else
+    uniform over the input type's range (seeded)."""
     n = graph.input.size
     if data is not None:
         x = np.asarray(data, dtype=np.float64).reshape(len(data), -1)[:samples]
@@ -144,13 +145,14 @@ def inputs_for(graph: Graph, model_path: str | Path | None = None, data: np.ndar
                 return x, f"{npz.name} x_test, {len(x)} rows"
     rng = np.random.default_rng(seed)
     t = graph.input.type
+    if t.frac_bits <= 0:
+        # integer inputs (FINN's UINT8 pixels, a bipolar input's {-1, 0}): the source model only accepts integers,
+        # and each grid value drawn equally often (a real-valued draw floored onto a 1-bit grid is one value)
+        raw = rng.integers(t.min_raw, t.max_raw, (samples, n), endpoint=True)
+        return t.to_float(raw), f"uniform over {t}'s grid values, seed {seed}"
     if t.min_value <= -4 and t.max_value >= 4:
-        x, desc = rng.standard_normal((samples, n)), f"N(0,1), seed {seed}"
-    else:
-        x, desc = rng.uniform(t.min_value, t.max_value, (samples, n)), f"uniform over {t}'s range, seed {seed}"
-    if t.frac_bits <= 0:  # integer inputs (e.g. FINN's UINT8 pixels): the source model only accepts integers
-        x, desc = t.to_float(t.quantize(x)), desc + ", on the input grid"
-    return x, desc
+        return rng.standard_normal((samples, n)), f"N(0,1), seed {seed}"
+    return rng.uniform(t.min_value, t.max_value, (samples, n)), f"uniform over {t}'s range, seed {seed}"
 
 
 def measure(graph: Graph, model_path: str | Path | None = None, data: np.ndarray | None = None,

@@ -177,8 +177,8 @@ def test_non_power_of_two_scale_refused(tmp_path) -> None:
 def test_unsupported_onnx_op(tmp_path) -> None:
     b = Builder()
     b.quant("x", "xq", 8, 4)
-    b.node("Tanh", ["xq"], "y")
-    with pytest.raises(UnsupportedOpError, match="'Tanh'.*supported: "):
+    b.node("Selu", ["xq"], "y")
+    with pytest.raises(UnsupportedOpError, match="'Selu'.*supported: "):
         bondflow.load_model(b.save(tmp_path / "t.onnx", 2, "y", 2), default_precision="fixed<8,3>")
 
 
@@ -186,7 +186,7 @@ def test_cli_import_of_bad_onnx_writes_nothing(tmp_path, capsys) -> None:
     from bondflow.cli.main import main
     b = Builder()
     b.quant("x", "xq", 8, 4)
-    b.node("Tanh", ["xq"], "y")
+    b.node("Selu", ["xq"], "y")
     src = b.save(tmp_path / "t.onnx", 2, "y", 2)
     before = sorted(tmp_path.iterdir())
     rc = main(["import", str(src), "-o", str(tmp_path / "g.json"), "--onnx", str(tmp_path / "g.onnx")])
@@ -195,3 +195,52 @@ def test_cli_import_of_bad_onnx_writes_nothing(tmp_path, capsys) -> None:
     assert "Traceback" not in err and sorted(tmp_path.iterdir()) == before
     rc = main(["import", str(qonnx_mlp(tmp_path / "ok.onnx")), "-o", str(tmp_path / "g.json")])
     assert rc == 0 and bondflow.load_model(tmp_path / "g.json").digest() == bondflow.load_model(tmp_path / "ok.onnx").digest()
+
+
+def _legacy_pytorch_mlp(path: Path, rng: np.random.Generator) -> None:
+    """An MLP as PyTorch 0.x exported it (hls4ml's zoo three_layer_bn_pytorch): ONNX IR 3, opset 6, every weight
+    also listed as a graph input, the batch fixed at the training set's size, Gemm(broadcast=1) and a
+    BatchNormalization(is_test=1) between Unsqueeze/Squeeze."""
+    nodes, inits, inputs = [], [], [helper.make_tensor_value_info("0", TensorProto.FLOAT, [789444, 16])]
+
+    def const(name: str, v: np.ndarray) -> str:
+        inits.append(numpy_helper.from_array(v.astype(np.float32), name))
+        inputs.append(helper.make_tensor_value_info(name, TensorProto.FLOAT, list(v.shape)))
+        return name
+    w1, b1 = const("w1", rng.normal(0, 0.4, (12, 16))), const("b1", rng.normal(0, 0.1, 12))
+    nodes.append(helper.make_node("Gemm", ["0", w1, b1], ["h"], broadcast=1, transB=1))
+    nodes.append(helper.make_node("Unsqueeze", ["h"], ["hu"], axes=[2]))
+    bn = [const(n, v) for n, v in (("g", rng.uniform(0.5, 1.5, 12)), ("be", rng.normal(0, 0.2, 12)),
+                                   ("mu", rng.normal(0, 0.3, 12)), ("var", rng.uniform(0.5, 2, 12)))]
+    nodes.append(helper.make_node("BatchNormalization", ["hu", *bn], ["hb"], epsilon=1e-5, is_test=1, momentum=0.9))
+    nodes.append(helper.make_node("Squeeze", ["hb"], ["hs"], axes=[2]))
+    nodes.append(helper.make_node("Relu", ["hs"], ["r"]))
+    w2, b2 = const("w2", rng.normal(0, 0.4, (5, 12))), const("b2", rng.normal(0, 0.1, 5))
+    nodes.append(helper.make_node("Gemm", ["r", w2, b2], ["y"], broadcast=1, transB=1))
+    g = helper.make_graph(nodes, "torch-jit-export", inputs, [helper.make_tensor_value_info("y", TensorProto.FLOAT, [789444, 5])],
+                          initializer=inits)
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 6)], producer_name="pytorch")
+    m.ir_version = 3
+    onnx.save(m, path)
+
+
+def test_legacy_pytorch_export_imports_and_runs_as_reference(tmp_path) -> None:
+    """Weights listed as inputs are constants, not a second input; the fixed batch does not stop the reference run;
+    opset 6 runs in ONNX Runtime after onnx's version converter; golden follows it."""
+    _legacy_pytorch_mlp(tmp_path / "old.onnx", np.random.default_rng(3))
+    g = bondflow.load_model(tmp_path / "old.onnx", default_precision="fixed<16,6>")
+    assert g.input.size == 16 and [o.kind for o in g.ops][-1] == "dense"
+    from bondflow.fidelity import measure
+    f = measure(g)
+    assert f.reference == "ONNX Runtime (opset 6 converted to 13 by onnx's version converter)", f.unavailable
+    assert f.samples == 1000 and f.agreement >= 0.97 and f.distinct_outputs > 100 and not f.poor
+
+
+def test_integer_input_fidelity_draws_every_grid_value() -> None:
+    """A bipolar input held as fixed<1,1> ({-1, 0}): fidelity inputs cover both values (a real-valued draw floored
+    onto that grid gave one value, so a bipolar network looked constant)."""
+    from bondflow.fidelity import inputs_for
+    t = FixedType(1, 1, signed=True, rounding="TRN", overflow="SAT")
+    g = Graph("bip", TensorSpec("x", 3, t), (Activation(name="a", input="x", result_type=t, function="linear"),))
+    x, desc = inputs_for(g, samples=400)
+    assert set(np.unique(x)) == {-1.0, 0.0} and 150 < (x == 0).sum() / 3 < 250 and "grid values" in desc

@@ -211,9 +211,9 @@ def unsupported(path: Path) -> Path:
     n = Net(FINN)
     h = n.quant("x", 8, 4)
     for _ in range(4):
-        h = n.op("Tanh", [h])
+        h = n.op("Selu", [h])
     h = n.op("Elu", [n.op("MatMul", [h, n.quant(n.weights(3, 3), 4, 2)])])
-    return n.save(path, 3, n.op("LeakyRelu", [h]), 3)
+    return n.save(path, 3, n.op("HardSigmoid", [h]), 3)
 
 
 def test_every_unsupported_node_in_one_message(tmp_path) -> None:
@@ -221,7 +221,7 @@ def test_every_unsupported_node_in_one_message(tmp_path) -> None:
         bondflow.load_model(unsupported(tmp_path / "u.onnx"))
     msg = str(e.value)
     assert "\n" not in msg and msg.startswith("u.onnx: ONNX nodes must be of supported kinds, not ")
-    assert "'Tanh' x4 (Tanh_1, Tanh_2, Tanh_3, ...)" in msg and "'Elu' x1 (Elu_" in msg and "'LeakyRelu' x1" in msg
+    assert "'Selu' x4 (Selu_1, Selu_2, Selu_3, ...)" in msg and "'Elu' x1 (Elu_" in msg and "'HardSigmoid' x1" in msg
     assert "supported: Quant, BipolarQuant" in msg
 
 

@@ -78,5 +78,9 @@ def announce(args: argparse.Namespace, fid, file: Any = None):
     print(fid.summary(), file=file or sys.stdout)
     for w in fid.warnings:
         print(f"bondflow: WARNING: poor fidelity: {w}", file=sys.stderr)
+    if fid.warnings and getattr(args, "default_precision", None) and not getattr(args, "auto_precision", False):
+        # the usual cause with a float model: activations beyond the default precision's range saturate
+        print("bondflow: hint: --auto-precision sizes each layer's integer bits from the ranges its values reach "
+              "(on --fidelity-data when given)", file=sys.stderr)
     check(fid, getattr(args, "min_agreement", None), getattr(args, "max_error", None))
     return fid

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -70,12 +71,25 @@ def _keras_predict(path: Path, x: np.ndarray, trust_model: bool, weights: str | 
 
 def _onnx_predict(path: Path, x: np.ndarray) -> tuple[np.ndarray | None, str]:
     try:
+        import onnx
         import onnxruntime as ort
-        sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        from .onnx import strip_initializer_inputs
+        proto = strip_initializer_inputs(onnx.load(str(path)))
+        what = "ONNX Runtime"
+        opset = next((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), 7)
+        if opset < 7:  # ONNX Runtime runs opset 7 and later: onnx's own converter brings older exports (PyTorch 0.x) up
+            from onnx import version_converter
+            proto = version_converter.convert_version(proto, 13)
+            what = f"ONNX Runtime (opset {opset} converted to 13 by onnx's version converter)"
+        _free_batch(proto)
+        ort.set_default_logger_severity(3)  # a failed batched run falls back to qonnx below: its log is noise
+        opts = ort.SessionOptions()
+        opts.log_severity_level = 3  # its warnings (unused initializers, ...) are not the user's business
+        sess = ort.InferenceSession(proto.SerializeToString(), opts, providers=["CPUExecutionProvider"])
         inp = sess.get_inputs()[0]
         xin = x.reshape((len(x),) + tuple(int(d) for d in inp.shape[1:])) if all(isinstance(d, int) for d in inp.shape[1:]) else x
         y = np.asarray(sess.run(None, {inp.name: xin})[0], dtype=np.float64)
-        return y.reshape(len(x), -1), "ONNX Runtime"
+        return y.reshape(len(x), -1), what
     except ImportError:
         ort_error = "onnxruntime is not installed"
     except Exception as e:  # custom domains (QONNX Quant) are not runnable by ONNX Runtime
@@ -89,12 +103,32 @@ def _onnx_predict(path: Path, x: np.ndarray) -> tuple[np.ndarray | None, str]:
         return None, f"{ort_error} and qonnx's execute_onnx failed ({type(e).__name__}: {msg})"
 
 
+def _free_batch(proto: Any, batch: int | str = "batch") -> Any:
+    """Let a model run any batch: exporters may fix the batch dimension (e.g. at the training set's size)."""
+    del proto.graph.value_info[:]  # stale per-tensor shapes of that batch; shape inference redoes them
+    for v in (*proto.graph.input, *proto.graph.output):
+        dims = v.type.tensor_type.shape.dim
+        if len(dims) > 1:
+            if isinstance(batch, str):
+                dims[0].dim_param = batch
+            else:
+                dims[0].dim_value = batch
+    return proto
+
+
 def _qonnx_predict(path: Path, x: np.ndarray) -> tuple[np.ndarray, str]:
     """qonnx's reference executor, one sample at a time (QONNX exports usually fix the batch size at 1)."""
     from qonnx.core.modelwrapper import ModelWrapper
     from qonnx.core.onnx_exec import execute_onnx
     from qonnx.util.cleanup import cleanup_model
-    model = cleanup_model(ModelWrapper(str(path)))
+    import onnx
+
+    from .onnx import strip_initializer_inputs
+    proto = strip_initializer_inputs(onnx.load(str(path)))
+    dims = proto.graph.input[0].type.tensor_type.shape.dim if len(proto.graph.input) == 1 else []
+    if len(dims) > 1 and dims[0].dim_value != 1:  # a batch of 1 keeps its value_info: qonnx infers channels-last ops' shapes from it
+        _free_batch(proto, 1)
+    model = cleanup_model(ModelWrapper(proto))
     iname, oname = model.graph.input[0].name, model.graph.output[0].name
     shape = [int(d) for d in model.get_tensor_shape(iname)]
     rows = [np.asarray(execute_onnx(model, {iname: xi.reshape([1] + shape[1:])})[oname], dtype=np.float64).reshape(-1)

@@ -23,6 +23,7 @@ _KEYS = {
     "BatchNormalization": ("axis", "momentum", "epsilon", "center", "scale"),
     "Activation": ("activation",),
     "ReLU": ("max_value", "negative_slope", "threshold"),
+    "LeakyReLU": ("negative_slope",),  # tf_keras calls it alpha (_layer_kwargs renames it)
     "Softmax": ("axis",),
     "Dropout": ("rate",),
     "Flatten": (),
@@ -67,6 +68,8 @@ def _qkeras_quantizer(path: Path, layer: str, d: dict[str, Any]) -> Any:
 def _layer_kwargs(path: Path, cls: str, lc: dict[str, Any]) -> dict[str, Any]:
     """tf_keras/QKeras constructor arguments for a Keras 3 layer config (QKeras quantizers rebuilt as objects)."""
     kwargs = {k: lc[k] for k in _KEYS[cls] if k in lc}
+    if cls == "LeakyReLU":
+        kwargs = {"alpha": kwargs.get("negative_slope", 0.3)}
     if isinstance(kwargs.get("axis"), list):
         kwargs["axis"] = kwargs["axis"][0]
     for k, v in kwargs.items():

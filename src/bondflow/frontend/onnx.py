@@ -16,22 +16,25 @@ import numpy as np
 from ..errors import MissingDependencyError, ModelLoadError, QuantizationError, UnsupportedOpError
 from ..ir.graph import Graph, TensorSpec
 from ..ir.merge import Merge, merge_result_type
-from ..ir.ops import Activation, Dense, Flatten, Op, Sigmoid, Softmax, Threshold
+from ..ir.ops import Activation, Dense, Flatten, Op, ParamRelu, Sigmoid, Softmax, Tanh, Threshold
 from ..ir.types import FixedType
 from ..render_names import unique_name
+from .onnx_relu import RELU_ONNX_OPS, onnx_relu_params
 from .onnx_export import ELEMENT_KEY, ELEMENT_PART_KEY, NAME_KEY, TYPE_KEY, export_order, is_copy
 from .quant import DEFAULT_INPUT_PRECISION, accum_type_for, exact_raw, quantize_checked
 
 __all__ = ["load_onnx", "SUPPORTED_ONNX_OPS", "BIPOLAR_TYPE"]
 
 SUPPORTED_ONNX_OPS = ("Quant", "BipolarQuant", "MultiThreshold", "MatMul", "Gemm", "Add", "Add/Concat of two tensors", "Mul/Add/Sub/Div by a constant", "BatchNormalization",
-                      "Relu", "Softmax", "Sigmoid", "Flatten", "Reshape", "Identity", "Transpose/Unsqueeze/Squeeze of 1-sized axes")
+                      "Relu", "Clip(min=0)", "LeakyRelu", "Softmax", "Sigmoid", "Tanh", "Flatten", "Reshape", "Identity", "Transpose/Unsqueeze/Squeeze of 1-sized axes")
 # op_types the node loop handles (some only in certain positions; it reports those itself).
-_HANDLED = {"Quant", "BipolarQuant", "MultiThreshold", "MatMul", "Gemm", "Add", "Mul", "Sub", "Div", "BatchNormalization", "Relu", "Softmax",
-            "Sigmoid", "Flatten", "Reshape", "Identity", "Transpose", "Unsqueeze", "Squeeze", "Concat"}
+_HANDLED = {"Quant", "BipolarQuant", "MultiThreshold", "MatMul", "Gemm", "Add", "Mul", "Sub", "Div", "BatchNormalization", "Relu", "Clip", "LeakyRelu", "Softmax",
+            "Sigmoid", "Tanh", "Flatten", "Reshape", "Identity", "Transpose", "Unsqueeze", "Squeeze", "Concat"}
 # Custom-op domains qonnx executes and renames during its cleanup: QKeras->QONNX and FINN write the old
 # 'finn.custom_op.general' (or 'finn'), Brevitas writes 'onnx.brevitas', often without an opset import.
-_QONNX_DOMAINS = ("qonnx.custom_op.general", "finn.custom_op.general", "onnx.brevitas", "finn")
+# qonnx's ConvertToChannelsLastAndClean (and hls4ml's *_ch_last models) write Conv/MaxPool/BatchNormalization in
+# 'qonnx.custom_op.channels_last', also undeclared (onnx_cnn.py reads them as NHWC).
+_QONNX_DOMAINS = ("qonnx.custom_op.general", "finn.custom_op.general", "onnx.brevitas", "finn", "qonnx.custom_op.channels_last")
 #: A bipolar value sign(x)*s is held as h = (sign - 1)/2 in {-1, 0}: floor then saturate to this type gives
 #: exactly -1 for x < 0 and 0 for x >= 0; the next Dense reads s*sign = 2*s*h + s exactly (weights 2sW, bias + s*sum W).
 BIPOLAR_TYPE = FixedType(1, 1, signed=True, rounding="TRN", overflow="SAT")
@@ -307,12 +310,26 @@ def _text(v: Any) -> str:
     return v.decode("utf-8", errors="replace") if isinstance(v, bytes) else str(v)
 
 
+def strip_initializer_inputs(proto: Any) -> Any:
+    """Drop graph inputs that are initializers (ONNX IR < 4 listed every weight as an input, as old PyTorch and
+    onnxmltools exports do): they are constants, not the model's input."""
+    inits = {i.name for i in proto.graph.initializer}
+    keep = [i for i in proto.graph.input if i.name not in inits]
+    if len(keep) != len(proto.graph.input):
+        del proto.graph.input[:]
+        proto.graph.input.extend(keep)
+        proto.ir_version = max(proto.ir_version, 4)  # IR 4 is the first that lets initializers stay out of the inputs
+    return proto
+
+
 def _add_qonnx_opsets(proto: Any) -> None:
     """Declare the qonnx custom domains a file's nodes use but its opset list omits (exporters do), so the
     checker still checks everything else; nodes of any other undeclared domain still fail it."""
     have = {o.domain for o in proto.opset_import}
+    std = next((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), 1)
     for d in sorted({n.domain for n in proto.graph.node if n.domain in _QONNX_DOMAINS} - have):
-        proto.opset_import.add(domain=d, version=1)
+        # channels-last ops are standard ops at the file's opset (qonnx's own conversion declares them so)
+        proto.opset_import.add(domain=d, version=std if d == "qonnx.custom_op.channels_last" else 1)
 
 
 def _check_supported(proto: Any, path: Path) -> None:
@@ -357,7 +374,7 @@ def _load_onnx(path: Path, default_precision: str | None, input_precision: str |
     except ImportError as e:
         raise MissingDependencyError(e.name or "onnx/qonnx", "reading ONNX models") from None
     try:
-        proto = onnx.load(str(path))
+        proto = strip_initializer_inputs(onnx.load(str(path)))
         _add_qonnx_opsets(proto)
         onnx.checker.check_model(proto)
     except Exception as e:  # protobuf DecodeError, ValidationError, ...
@@ -407,6 +424,7 @@ def _load_onnx(path: Path, default_precision: str | None, input_precision: str |
         for i in node.input:
             readers[i] = readers.get(i, 0) + 1
     settled: dict[str, tuple[str, FixedType, int]] = {}
+    relu_params: dict[str, dict[str, Any]] = {}  # ParamRelu settings of pending Clip/LeakyRelu activations, by op name
     last = in_name
 
     def need_default(what: str, node: str) -> FixedType:
@@ -489,8 +507,9 @@ def _load_onnx(path: Path, default_precision: str | None, input_precision: str |
         kind, name = state["act"]
         rt = result or need_default("activation output", node)
         cls_args = dict(name=name, input=state["cur"], result_type=rt)
-        op: Op = (Activation(function=kind, **cls_args) if kind in ("relu", "linear")
-                  else Softmax(**cls_args) if kind == "softmax" else Sigmoid(**cls_args))
+        op: Op = (ParamRelu(**relu_params[name], **cls_args) if kind == "param_relu"
+                  else Activation(function=kind, **cls_args) if kind in ("relu", "linear")
+                  else Softmax(**cls_args) if kind == "softmax" else Tanh(**cls_args) if kind == "tanh" else Sigmoid(**cls_args))
         ops.append(op)
         state.update(cur=op.name, type=rt, act=None)
 
@@ -676,16 +695,18 @@ def _load_onnx(path: Path, default_precision: str | None, input_precision: str |
             for p in node.metadata_props:
                 if _text(p.key) == TYPE_KEY:
                     d[5] = FixedType.parse(_text(p.value))
-        elif t in ("Relu", "Softmax", "Sigmoid", "Identity"):
-            # Relu does the only rounding of an exact sum; a table activation (Softmax, Sigmoid) indexes its
+        elif t in ("Relu", "Softmax", "Sigmoid", "Tanh", "Identity") + RELU_ONNX_OPS:
+            # Relu does the only rounding of an exact sum; a table activation (Softmax, Sigmoid, Tanh) indexes its
             # table with the top bits of its input, so its input takes the default precision (as hls4ml).
             materialize_aff()
-            finish_dense(None, requantized=t == "Relu")
+            finish_dense(None, requantized=t in ("Relu",) + RELU_ONNX_OPS)
             if state["act"]:
                 finish_act(None, node.name)
             materialize_bip()
-            kind = {"Relu": "relu", "Softmax": "softmax", "Sigmoid": "sigmoid", "Identity": "linear"}[t]
+            kind = {"Relu": "relu", "Softmax": "softmax", "Sigmoid": "sigmoid", "Tanh": "tanh", "Identity": "linear"}.get(t, "param_relu")
             state["act"] = (kind, _node_name(node, names))
+            if kind == "param_relu":  # Clip(0, m) / LeakyRelu: a bounded or leaky ReLU, exact like Relu
+                relu_params[state["act"][1]] = onnx_relu_params(node, consts)
         elif t in ("Flatten", "Reshape"):
             finish_dense(None)
             if state["act"]:

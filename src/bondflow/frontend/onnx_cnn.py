@@ -15,7 +15,7 @@ import numpy as np
 from ..errors import QuantizationError, UnsupportedOpError
 from ..ir.graph import Graph, TensorSpec
 from ..ir.merge import Merge, merge_result_type
-from ..ir.ops import Activation, Dense, Flatten, Op, Sigmoid, Softmax
+from ..ir.ops import Activation, Dense, Flatten, Op, Sigmoid, Softmax, Tanh
 from ..ir.tensor_ops import Conv, Pool, Upsample, pool_result_type
 from ..ir.types import FixedType
 from ..render_names import unique_name
@@ -24,10 +24,14 @@ from .quant import DEFAULT_INPUT_PRECISION, accum_type_for, exact_raw, quantize_
 
 __all__ = ["has_spatial_ops", "load_onnx_cnn", "CNN_ONNX_OPS"]
 
+#: qonnx's channels-last wrappers (``ConvertToChannelsLastAndClean``, hls4ml's ``*_ch_last`` models): the standard op's
+#: attributes on NHWC data; a Conv's weight is (C_out, *kernel, C_in/group) (qonnx/custom_op/channels_last).
+CHANNELS_LAST_DOMAIN = "qonnx.custom_op.channels_last"
+CHANNELS_LAST_OPS = ("Conv", "MaxPool", "BatchNormalization")
 SPATIAL = ("Conv", "MaxPool", "AveragePool", "GlobalAveragePool", "GlobalMaxPool")
 UPSAMPLE = ("Resize", "Upsample")  # nearest neighbour by whole factors: a pixel repeat
 CNN_ONNX_OPS = SPATIAL + UPSAMPLE + ("BatchNormalization", "Quant", "Relu", "Transpose", "Reshape", "Flatten", "Squeeze", "Unsqueeze", "MatMul", "Gemm", "Add", "Softmax",
-                          "Sigmoid", "Identity", "Concat")
+                          "Sigmoid", "Tanh", "Identity", "Concat")
 
 
 def _name(node: Any, names: set[str]) -> str:
@@ -86,7 +90,8 @@ def load_onnx_cnn(model: Any, proto: Any, path: Any, consts: dict[str, np.ndarra
         return settled[tensor]
 
     def merge(node: Any, srcs: list[dict[str, Any]]) -> None:
-        """Add (equal layouts: element-wise in any order) or Concat (along channels or a spatial axis of NCHW tensors)."""
+        """Add (equal layouts: element-wise in any order) or Concat (along channels or a spatial axis of NCHW or of NHWC tensors)."""
+        nhwc = False
         if node.op_type == "Add":
             views = [np.asarray(x["view"]) for x in srcs]
             if any(v.shape != views[0].shape or not np.array_equal(v, views[0]) for v in views[1:]):
@@ -94,22 +99,24 @@ def load_onnx_cnn(model: Any, proto: Any, path: Any, consts: dict[str, np.ndarra
             fn, axis = "add", 0
         else:
             rank = len(srcs[0]["shape"])
+            nhwc = rank > 1 and all(len(x["shape"]) == rank and _is_nhwc(x) and not _is_nchw(x) for x in srcs)
             for x in srcs:
-                std = np.arange(int(np.prod(x["shape"]))).reshape(x["shape"])
-                std = std.transpose(_chw(x["shape"])) if rank > 1 else std
-                if len(x["shape"]) != rank or np.asarray(x["view"]).shape != std.shape or not np.array_equal(x["view"], std):
-                    raise UnsupportedOpError("Concat of tensors not in NCHW (or flat) layout", node.name, CNN_ONNX_OPS)
+                if not nhwc and (len(x["shape"]) != rank or not (_is_nchw(x) if rank > 1 else _is_nhwc(x))):
+                    raise UnsupportedOpError("Concat of tensors not all in NCHW, all in NHWC (or flat) layout", node.name, CNN_ONNX_OPS)
             onnx_axis = int(_attrs(node).get("axis", 1))
             onnx_axis = onnx_axis + rank + 1 if onnx_axis < 0 else onnx_axis
             if onnx_axis < 1 or onnx_axis > rank:
                 raise UnsupportedOpError(f"Concat axis={onnx_axis}", node.name, CNN_ONNX_OPS, "bondflow (not the batch axis)")
-            fn, axis = "concatenate", (rank - 1 if onnx_axis == 1 else onnx_axis - 2) if rank > 1 else 0
+            if nhwc:  # ONNX axis k of N, *spatial, C is our axis k - 1
+                fn, axis = "concatenate", onnx_axis - 1
+            else:
+                fn, axis = "concatenate", (rank - 1 if onnx_axis == 1 else onnx_axis - 2) if rank > 1 else 0
         op = Merge(name=_name(node, names), inputs=tuple(x["cur"] for x in srcs), function=fn, axis=axis,
                    result_type=merge_result_type(fn, [x["type"] for x in srcs]))
         shape = op.infer_shape([x["shape"] for x in srcs])
         ops.append(op)
         view = np.asarray(srcs[0]["view"]) if fn == "add" else np.arange(int(np.prod(shape))).reshape(shape)
-        if fn == "concatenate" and len(shape) > 1:
+        if fn == "concatenate" and len(shape) > 1 and not nhwc:
             view = view.transpose(_chw(shape))
         st.update(cur=op.name, type=op.result_type, shape=shape, view=view)
 
@@ -126,14 +133,14 @@ def load_onnx_cnn(model: Any, proto: Any, path: Any, consts: dict[str, np.ndarra
             return np.asarray(consts[name], dtype=np.float64), need_default("weights", node), True
         raise UnsupportedOpError("a layer with computed weights", node, CNN_ONNX_OPS)
 
-    def emit(op: Op) -> None:
+    def emit(op: Op, nhwc: bool = False) -> None:
         ops.append(op)
         st.update(cur=op.name, type=op.result_type, shape=op.out_shape(st["shape"]))
         if getattr(op, "elementwise", False):
             return  # an element-wise op keeps the layout it read (e.g. a Relu on the NHWC graph input)
         st["view"] = np.arange(int(np.prod(st["shape"]))).reshape(st["shape"])
-        if len(st["shape"]) > 1:
-            st["view"] = st["view"].transpose(_chw(st["shape"]))  # ONNX holds images channels first
+        if len(st["shape"]) > 1 and not nhwc:
+            st["view"] = st["view"].transpose(_chw(st["shape"]))  # ONNX holds images channels first (channels_last ops: not)
 
     def close(result: FixedType | None, requantized: bool) -> None:
         """Emit the pending Conv/Dense: the Quant's type, the exact sum before a Relu, else the default."""
@@ -144,16 +151,16 @@ def load_onnx_cnn(model: Any, proto: Any, path: Any, consts: dict[str, np.ndarra
         kind, name, w, wt, b, bt, extra = p
         w = quantize_checked(w, wt, f"node '{name}' weights")
         b = quantize_checked(b, bt, f"node '{name}' biases")
-        geometry = {k: v for k, v in extra.items() if k not in ("terms", "acc")}
+        geometry = {k: v for k, v in extra.items() if k not in ("terms", "acc", "nhwc")}
         acc = extra.get("acc") or accum_type_for(st["type"], wt, bt, extra.get("terms", int(np.prod(w.shape[:-1]))))
         rt = result or (acc if requantized else default or acc)
         common = dict(name=name, input=st["cur"], result_type=rt, weight=exact_raw(w, wt, f"node '{name}' weights"),
                       weight_type=wt, bias=exact_raw(b, bt, f"node '{name}' biases"), bias_type=bt, accum_type=acc)
-        emit(Conv(**common, **geometry) if kind == "conv" else Dense(**common))
+        emit(Conv(**common, **geometry) if kind == "conv" else Dense(**common), bool(extra.get("nhwc")))
 
     def act(kind: str, node: Any, rt: FixedType) -> None:
         name = _name(node, names)
-        cls = {"relu": Activation, "linear": Activation, "softmax": Softmax, "sigmoid": Sigmoid}[kind]
+        cls = {"relu": Activation, "linear": Activation, "softmax": Softmax, "sigmoid": Sigmoid, "tanh": Tanh}[kind]
         extra = {"function": kind} if cls is Activation else {}
         emit(cls(name=name, input=st["cur"], result_type=rt, **extra))
 
@@ -175,6 +182,10 @@ def load_onnx_cnn(model: Any, proto: Any, path: Any, consts: dict[str, np.ndarra
             continue
         if not any(x in data for x in node.input):
             raise UnsupportedOpError(t, node.name, CNN_ONNX_OPS, "bondflow's ONNX frontend (constant subgraph)")
+        cl = node.domain == CHANNELS_LAST_DOMAIN  # the same op on NHWC data: bondflow's own layout
+        if cl and t not in CHANNELS_LAST_OPS:
+            raise UnsupportedOpError(f"{t} of domain {CHANNELS_LAST_DOMAIN}", node.name, CNN_ONNX_OPS,
+                                     f"bondflow (channels-last {', '.join(CHANNELS_LAST_OPS)} only)")
         ins = [x for x in node.input if x in data]
         data.update(node.output)
         if inp is not None and node.input[0] == last and any(p.key == ELEMENT_PART_KEY for p in node.metadata_props):
@@ -225,7 +236,7 @@ def load_onnx_cnn(model: Any, proto: Any, path: Any, consts: dict[str, np.ndarra
             elif ops and isinstance(ops[-1], Merge) and ops[-1].name == st["cur"] and len(reader_index.get(last, ())) == 1:
                 ops[-1] = replace(ops[-1], result_type=quant_type(node, consts))  # a quantized Add/Concat: its own cast
                 st["type"] = ops[-1].result_type
-            elif ops and ops[-1].name == st["cur"] and isinstance(ops[-1], (Activation, Softmax, Sigmoid, Pool, Upsample, Flatten)) \
+            elif ops and ops[-1].name == st["cur"] and isinstance(ops[-1], (Activation, Softmax, Sigmoid, Tanh, Pool, Upsample, Flatten)) \
                     and ops[-1].result_type == quant_type(node, consts):
                 pass  # the same type again (bondflow's own export re-quantizes after every op)
             else:
@@ -238,8 +249,10 @@ def load_onnx_cnn(model: Any, proto: Any, path: Any, consts: dict[str, np.ndarra
                                          "bondflow (dilation must be 1)")
             if a.get("auto_pad", b"NOTSET") not in (b"NOTSET", "NOTSET"):
                 raise UnsupportedOpError(f"Conv auto_pad={a['auto_pad']}", node.name, CNN_ONNX_OPS, "bondflow (explicit pads only)")
-            _require_nchw(st, node)
+            _require_layout(st, node, cl, _from_input(ops))
             w, wt, wf = weight(node.input[1], node.name)  # (c_out, c_in, *k) -> (*k, c_in, c_out)
+            if cl:  # qonnx's channels-last kernel (c_out, *k, c_in): back to ONNX's order first
+                w = np.moveaxis(w, -1, 1)
             terms = int(np.prod(w.shape[1:]))  # products per output: its group's inputs times the taps
             groups = int(a.get("group", 1))
             if groups != 1:
@@ -251,7 +264,7 @@ def load_onnx_cnn(model: Any, proto: Any, path: Any, consts: dict[str, np.ndarra
             from .onnx_export import TYPE_KEY  # bondflow's own export records the accumulator it declared
             declared = next((FixedType.parse(p.value) for p in node.metadata_props if p.key == TYPE_KEY), None)
             extra = {"strides": tuple(a.get("strides", [1] * nd)), "pads": tuple(zip(pads[:nd], pads[nd:])), "terms": terms,
-                     "groups": groups, "acc": declared}
+                     "groups": groups, "acc": declared, "nhwc": cl}
             st["pending"] = ("conv", _name(node, names), w, wt, np.asarray(b).reshape(-1), bt, extra)
         elif t in ("MatMul", "Gemm"):
             close(None, False)
@@ -278,10 +291,10 @@ def load_onnx_cnn(model: Any, proto: Any, path: Any, consts: dict[str, np.ndarra
             from .onnx_export import TYPE_KEY  # bondflow's own export records a Dense's declared accumulator here
             declared = next((FixedType.parse(q.value) for q in node.metadata_props if q.key == TYPE_KEY), None)
             st["pending"] = p[:4] + (np.asarray(b).reshape(-1), bt, {**p[6], "acc": declared} if declared else p[6])
-        elif t in ("Relu", "Softmax", "Sigmoid", "Identity"):
+        elif t in ("Relu", "Softmax", "Sigmoid", "Tanh", "Identity"):
             close(None, t == "Relu")
-            kind = {"Relu": "relu", "Softmax": "softmax", "Sigmoid": "sigmoid", "Identity": "linear"}[t]
-            if t in ("Softmax", "Sigmoid") and len(st["shape"]) > 1:
+            kind = {"Relu": "relu", "Softmax": "softmax", "Sigmoid": "sigmoid", "Tanh": "tanh", "Identity": "linear"}[t]
+            if t in ("Softmax", "Sigmoid", "Tanh") and len(st["shape"]) > 1:
                 raise UnsupportedOpError(f"{t} over an image", node.name, CNN_ONNX_OPS)
             qi = own_quant(i)
             rt = quant_type(nodes[qi], consts) if qi is not None else need_default("activation output", node.name)
@@ -292,7 +305,7 @@ def load_onnx_cnn(model: Any, proto: Any, path: Any, consts: dict[str, np.ndarra
                 nodes[qi] = _SKIP
         elif t in SPATIAL[1:]:
             close(None, False)
-            _require_nchw(st, node)
+            _require_layout(st, node, cl, _from_input(ops))
             a = _attrs(node)
             nd = len(st["shape"]) - 1
             fn = "max" if "Max" in t else "average"
@@ -309,18 +322,22 @@ def load_onnx_cnn(model: Any, proto: Any, path: Any, consts: dict[str, np.ndarra
             win = tuple(n if q == 0 else q for q, n in zip(pool, st["shape"][:-1]))
             rt = pool_result_type(fn, xt, int(np.prod(win)))
             emit(Pool(name=_name(node, names), input=st["cur"], result_type=rt, function=fn,
-                      pool=pool, strides=strides, pads=pads))
+                      pool=pool, strides=strides, pads=pads), cl)
             if t.startswith("Global"):  # ONNX keeps (C, 1, 1): the view must say so
                 st["view"] = np.arange(st["shape"][0]).reshape((st["shape"][0],) + (1,) * nd)
         elif t == "BatchNormalization":  # a per-channel scale and shift of its own, at the default precision (hls4ml's)
             close(None, False)
-            emit(_bn_scale_shift(node, _name(node, names), st, consts, need_default("BatchNormalization parameters", node.name)))
+            emit(_bn_scale_shift(node, _name(node, names), st, consts, need_default("BatchNormalization parameters", node.name), cl), cl)
         elif t in UPSAMPLE:
             close(None, False)
-            _require_nchw(st, node)
+            nhwc = _is_nhwc(st) and not _is_nchw(st)  # a Resize between channels-last ops reads NHWC (scales 1, f, f, 1)
+            if not nhwc:
+                _require_nchw(st, node)
             out_dims = [int(d) for d in model.get_tensor_shape(node.output[0])]
+            if nhwc and len(out_dims) > 2:
+                out_dims = out_dims[:1] + out_dims[-1:] + out_dims[1:-1]  # as N, C, *spatial
             emit(Upsample(name=_name(node, names), input=st["cur"], result_type=st["type"],
-                          size=_repeat_factors(node, st["shape"], out_dims)))
+                          size=_repeat_factors(node, st["shape"], out_dims)), nhwc)
         elif t in ("Transpose", "Reshape", "Flatten", "Squeeze", "Unsqueeze"):
             close(None, False)
             out_dims = [int(d) for d in model.get_tensor_shape(node.output[0])][1:]
@@ -409,14 +426,15 @@ def _grouped_as_conv(w: np.ndarray, groups: int, node: str) -> np.ndarray:
     return full
 
 
-def _bn_scale_shift(node: Any, name: str, st: dict[str, Any], consts: dict[str, np.ndarray], default: FixedType) -> Op:
+def _bn_scale_shift(node: Any, name: str, st: dict[str, Any], consts: dict[str, np.ndarray], default: FixedType,
+                    nhwc: bool = False) -> Op:
     """ONNX BatchNormalization on the current tensor (channel axis 1) as its own per-channel scale and shift at the
     default precision (channels first: an image's view must read NCHW)."""
     if any(i not in consts for i in node.input[1:5]):
         raise UnsupportedOpError("BatchNormalization with computed statistics", node.name, CNN_ONNX_OPS)
     shape = st["shape"]
     if len(shape) > 1:
-        _require_nchw(st, node)
+        _require_layout(st, node, nhwc)
     scale, bias, mean, var = (np.asarray(consts[i], dtype=np.float64).reshape(-1) for i in node.input[1:5])
     if scale.size != shape[-1]:
         raise UnsupportedOpError(f"BatchNormalization of {scale.size} channels on {shape[-1]}", node.name, CNN_ONNX_OPS)
@@ -459,6 +477,46 @@ def _repeat_factors(node: Any, shape: tuple[int, ...], out_nchw: list[int]) -> t
                 raise UnsupportedOpError(f"{t} with coordinate_transformation_mode={ct}, nearest_mode={nm}", where,
                                          CNN_ONNX_OPS, "bondflow (only modes that repeat each pixel, e.g. asymmetric + floor)")
     return factors
+
+
+def _is_nchw(st: dict[str, Any]) -> bool:
+    """Whether the current ONNX tensor is our (*spatial, C) tensor channels first."""
+    shape, view = st["shape"], np.asarray(st["view"])
+    want = np.arange(int(np.prod(shape))).reshape(shape).transpose(_chw(shape))
+    return view.shape == want.shape and np.array_equal(view, want)
+
+
+def _is_nhwc(st: dict[str, Any]) -> bool:
+    """Whether the current ONNX tensor is our tensor in our own order (channels last, or flat)."""
+    shape, view = tuple(st["shape"]), np.asarray(st["view"])
+    return view.shape == shape and np.array_equal(view.reshape(-1), np.arange(view.size))
+
+
+def _from_input(ops: list[Op]) -> bool:
+    """Whether the current tensor is still the graph input's values in its raw order (only element-wise ops so far)."""
+    return all(getattr(o, "elementwise", False) for o in ops)
+
+
+def _require_layout(st: dict[str, Any], node: Any, nhwc: bool, from_input: bool = False) -> None:
+    """A standard Conv/pool/BatchNormalization reads NCHW, a channels-last one NHWC: our own order, nothing to permute."""
+    if not nhwc:
+        _require_nchw(st, node)
+        return
+    shape, view = st["shape"], np.asarray(st["view"])
+    if len(shape) < 2 and view.ndim < 2:
+        raise UnsupportedOpError(f"channels-last {node.op_type} on a flat tensor", node.name, CNN_ONNX_OPS)
+    if _is_nhwc(st):
+        return
+    # The graph input as ONNX laid it out (e.g. a one-channel NCHW input transposed to NHWC): read in its raw order.
+    if from_input and view.ndim > 1 and np.array_equal(view.reshape(-1), np.arange(view.size)):
+        st["shape"] = st["input_shape"] = tuple(view.shape)
+        return
+    if from_input:  # a channels-first input transposed to NHWC: the source's order is not ours
+        raise UnsupportedOpError(f"channels-last {node.op_type} reading a channels-first graph input with {shape[0]} channels",
+                                 node.name, CNN_ONNX_OPS, "bondflow (export the model with a channels-last [N, H, W, C] input: "
+                                 "ConvertToChannelsLastAndClean(make_input_channels_last=True))")
+    raise UnsupportedOpError(f"channels-last {node.op_type} reading a tensor in another layout (ONNX shape {list(view.shape)})",
+                             node.name, CNN_ONNX_OPS, "bondflow (channels-last ops must read NHWC tensors)")
 
 
 def _require_nchw(st: dict[str, Any], node: Any) -> None:

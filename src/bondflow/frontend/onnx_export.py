@@ -10,7 +10,7 @@ from ..errors import MissingDependencyError, UnsupportedOpError
 from ..ir.graph import Graph
 from ..ir.element_quant import ElementQuant
 from ..ir.merge import Merge
-from ..ir.ops import Activation, Dense, Flatten, Sigmoid, Softmax, Threshold
+from ..ir.ops import Activation, Dense, Flatten, ParamRelu, Sigmoid, Softmax, Tanh, Threshold
 from ..ir.tensor_ops import Conv, Pool, Upsample
 from ..ir.types import FixedType, Overflow, Rounding
 
@@ -129,12 +129,19 @@ def graph_to_onnx(graph: Graph):
             nodes.append(helper.make_node("Flatten", [f"{op.name}_nhwc"], [f"{op.name}_pre"], name=f"{op.name}_flatten"))
             nodes[-1].metadata_props.add(key=NAME_KEY, value=op.name)
             quant(f"{op.name}_pre", op.name, op.result_type)
-        elif isinstance(op, (Activation, Sigmoid)) and op.input in nchw:
-            kind = {"relu": "Relu", "linear": "Identity"}.get(getattr(op, "function", ""), "Sigmoid")
+        elif isinstance(op, (Activation, Sigmoid, Tanh)) and op.input in nchw:
+            kind = {"relu": "Relu", "linear": "Identity"}.get(getattr(op, "function", ""), "Tanh" if isinstance(op, Tanh) else "Sigmoid")
             nodes.append(helper.make_node(kind, [op.input], [f"{op.name}_pre"], name=f"{op.name}_{kind.lower()}"))
             nodes[-1].metadata_props.add(key=NAME_KEY, value=op.name)
             quant(f"{op.name}_pre", op.name, op.result_type)
             nchw.add(op.name)
+        elif isinstance(op, ParamRelu):  # Clip(0, m) or LeakyRelu, then the cast (NCHW or flat alike: element-wise)
+            from .onnx_relu import param_relu_node
+            nodes.append(param_relu_node(op, f"{op.name}_pre", helper, const))
+            nodes[-1].metadata_props.add(key=NAME_KEY, value=op.name)
+            quant(f"{op.name}_pre", op.name, op.result_type)
+            if op.input in nchw:
+                nchw.add(op.name)
         elif isinstance(op, Dense):
             w = op.weight_type.to_float(op.weight)
             b = op.bias_type.to_float(op.bias)
@@ -145,9 +152,9 @@ def graph_to_onnx(graph: Graph):
             nodes[-1].metadata_props.add(key=TYPE_KEY, value=str(op.accum_type))
             nodes[-2].metadata_props.add(key=NAME_KEY, value=op.name)
             quant(f"{op.name}_acc", op.name, op.result_type)
-        elif isinstance(op, (Activation, Softmax, Sigmoid, Flatten)):
+        elif isinstance(op, (Activation, Softmax, Sigmoid, Tanh, Flatten)):
             kind = {"relu": "Relu", "linear": "Identity"}.get(getattr(op, "function", ""), None) or \
-                {Softmax: "Softmax", Sigmoid: "Sigmoid", Flatten: "Flatten"}.get(type(op), "Identity")
+                {Softmax: "Softmax", Sigmoid: "Sigmoid", Tanh: "Tanh", Flatten: "Flatten"}.get(type(op), "Identity")
             nodes.append(helper.make_node(kind, [op.input], [f"{op.name}_pre"], name=f"{op.name}_{kind.lower()}"))
             nodes[-1].metadata_props.add(key=NAME_KEY, value=op.name)
             quant(f"{op.name}_pre", op.name, op.result_type)
@@ -184,7 +191,7 @@ def graph_to_onnx(graph: Graph):
             nodes[-1].metadata_props.add(key=TYPE_KEY, value=str(rt))
             nodes[-1].metadata_props.add(key=NAME_KEY, value=op.name)
         else:
-            raise UnsupportedOpError(op.kind, op.name, ["dense", "activation", "softmax", "sigmoid", "flatten", "threshold", "merge",
+            raise UnsupportedOpError(op.kind, op.name, ["dense", "activation", "softmax", "sigmoid", "tanh", "flatten", "threshold", "merge",
                                                         "element_quant"], "ONNX export")
     out = graph.ops[-1].name
     g = helper.make_graph(nodes, graph.name,

@@ -11,7 +11,7 @@ import numpy as np
 from ..errors import QuantizationError, UnsupportedOpError
 from ..ir.graph import Graph, TensorSpec
 from ..ir.merge import Merge, merge_result_type
-from ..ir.ops import Activation, Dense, Flatten, Op, Sigmoid, Softmax
+from ..ir.ops import Activation, Dense, Flatten, Op, ParamRelu, Sigmoid, Softmax, Tanh
 from ..ir.tensor_ops import Conv, Pool, Upsample, pool_result_type, same_pads
 from ..ir.types import FixedType
 from ..render_names import unique_name
@@ -20,13 +20,15 @@ from .keras_files import (BN_LAYERS, CONV_LAYERS, DEPTHWISE_LAYERS, MERGE_LAYERS
 from .bnn import BNN_ACTIVATIONS, BNN_DENSE_LAYERS, bnn_threshold, bnn_weights, fold_bn_activation
 from .keras_graph import MODEL_INPUT, layer_graph
 from .quant import VALUE_QUANTIZERS, grid_type, is_sign_quantizer, sign_threshold
-from .quant import (DEFAULT_INPUT_PRECISION, accum_type_for, exact_raw, qkeras_type, quantize_checked, scale_shift_op,
-                    sidecar_options)
+from .quant import (DEFAULT_INPUT_PRECISION, accum_type_for, exact_raw, qkeras_relu_bound, qkeras_type, quantize_checked,
+                    scale_shift_op, sidecar_options, slope_type)
 
 __all__ = ["load_keras", "SUPPORTED_LAYERS", "TABLE_ACTIVATIONS"]
 
 #: Activations computed from lookup tables addressed by the top bits of their input (hls4ml's nnet_activation.h).
-TABLE_ACTIVATIONS = ("softmax", "sigmoid")
+TABLE_ACTIVATIONS = ("softmax", "sigmoid", "tanh")
+#: Bounded ReLUs by name (hls4ml's relu_max<6> and relu_max<1>; relu1 is the BNN code's, bnn_layers.py).
+RELU_MAX = {"relu6": 6.0, "relu1": 1.0}
 
 _IGNORED = ("InputLayer", "Dropout")
 
@@ -80,17 +82,21 @@ def load_keras(path: Path, default_precision: str | None = None, input_precision
                 f"layer '{lname}' has float {what}: a default precision must be given (--default-precision fixed<16,6>), not none")
         return FixedType.parse(default_precision)
 
-    def add_activation(fn: str, lname: str, rtype: FixedType) -> None:
+    def add_activation(fn: str, lname: str, rtype: FixedType, cfg: dict[str, Any] | None = None) -> None:
         nonlocal cur, cur_type
         name = unique_name(lname, names)
         if fn in ("relu", "linear"):
             ops.append(Activation(name=name, input=cur, result_type=rtype, function=fn))
+        elif fn in RELU_MAX or fn == "leaky_relu":
+            ops.append(_param_relu(name, cur, rtype, lname, RELU_MAX.get(fn), cfg or {}))
         elif fn == "softmax":
             ops.append(Softmax(name=name, input=cur, result_type=rtype))
         elif fn == "sigmoid":
             ops.append(Sigmoid(name=name, input=cur, result_type=rtype))
+        elif fn == "tanh":
+            ops.append(Tanh(name=name, input=cur, result_type=rtype))
         else:
-            raise UnsupportedOpError(f"activation {fn}", lname, ["relu", "linear", "softmax", "sigmoid"])
+            raise UnsupportedOpError(f"activation {fn}", lname, [*RELU_MAX, "leaky_relu", "relu", "linear", "softmax", "sigmoid", "tanh"])
         cur, cur_type = name, rtype
 
     def add_threshold(fn: str, cfg: dict[str, Any], lname: str) -> None:
@@ -263,8 +269,14 @@ def load_keras(path: Path, default_precision: str | None = None, input_precision
         elif cls == "Activation":
             _apply_activation((getattr(layer.activation, "__name__", str(layer.activation)), {"dtype": _np_dtype(layer)}),
                               lname, add_activation, default, add_threshold)
-        elif cls == "ReLU":
-            add_activation("relu", lname, default("activation", lname))
+        elif cls in ("ReLU", "LeakyReLU"):
+            c = layer.get_config()
+            if cls == "LeakyReLU":  # Keras 2 names the slope alpha, Keras 3 negative_slope
+                c = {"negative_slope": c.get("negative_slope", c.get("alpha", 0.3))}
+            if float(np.asarray(c.get("threshold") or 0.0)) != 0.0:
+                raise UnsupportedOpError(f"ReLU threshold={float(np.asarray(c['threshold'])):g}", lname, ["ReLU(threshold=0)"])
+            plain = c.get("max_value") is None and float(np.asarray(c.get("negative_slope") or 0.0)) == 0.0
+            add_activation("relu" if plain else "leaky_relu", lname, default("activation", lname), c)
         elif cls == "Softmax":
             add_activation("softmax", lname, default("activation", lname))
         elif cls == "Flatten" or (cls == "Reshape" and len(_reshape_target(layer, cur_shape or (inp.size,))) == 1):
@@ -370,7 +382,7 @@ def _next_activation(layer: Any, next_layer: Any) -> str | None:
         return _activation_fn((getattr(layer.activation, "__name__", ""), {}))
     if cls == "QActivation":
         return _activation_fn(_activation_from_quantizer(layer))
-    return {"ReLU": "relu", "Softmax": "softmax"}.get(cls)
+    return {"ReLU": "relu", "LeakyReLU": "leaky_relu", "Softmax": "softmax"}.get(cls)
 
 
 def _on_value_grid(q: tuple[str, dict[str, Any]]) -> bool:
@@ -383,14 +395,34 @@ def _apply_activation(act: tuple[str, dict[str, Any]], lname: str, add, default,
     if is_sign_quantizer(fn, cfg) or fn in BNN_ACTIVATIONS:  # binary, ternary, 1-bit quantized_bits, binary_tanh, ...
         add_threshold(fn, cfg, lname)
     elif fn in ("quantized_relu", "quantized_bits"):
-        add("relu" if fn == "quantized_relu" else "linear", lname, qkeras_type(fn, cfg, lname))
-    elif fn in ("relu", "softmax", "sigmoid"):
+        t = qkeras_type(fn, cfg, lname)
+        bound = qkeras_relu_bound(cfg, t, lname) if fn == "quantized_relu" else None
+        if bound is None:
+            add("relu" if fn == "quantized_relu" else "linear", lname, t)
+        else:
+            add("leaky_relu", lname, t, {"max_value": bound})
+    elif fn in RELU_MAX or fn == "leaky_relu":  # tf_keras's leaky_relu activation: slope 0.2
+        add(fn, lname, default("activation", lname), {"negative_slope": 0.2} if fn == "leaky_relu" else None)
+    elif fn in ("relu", "softmax", "sigmoid", "tanh"):
         add(fn, lname, default("activation", lname))
+    elif fn == "quantized_tanh":  # QKeras computes tanh in float, then quantizes: hls4ml's table is another function
+        raise UnsupportedOpError("activation quantized_tanh", lname, ["tanh (float, with --default-precision)"],
+                                 "bondflow (no exact table for QKeras's float tanh)")
     elif fn == "linear":
         return
     else:
-        raise UnsupportedOpError(f"activation {fn}", lname, ["relu", "linear", "softmax", "sigmoid", "quantized_relu", "quantized_bits",
+        raise UnsupportedOpError(f"activation {fn}", lname, ["relu", "linear", "softmax", "sigmoid", "tanh", "quantized_relu", "quantized_bits",
                                                               "binary", "ternary", *BNN_ACTIVATIONS])
+
+
+def _param_relu(name: str, cur: str, rtype: FixedType, lname: str, max_value: float | None,
+                cfg: dict[str, Any]) -> ParamRelu:
+    """ReLU(max_value, negative_slope), LeakyReLU(alpha), relu6, relu1 as one exact op (slope typed by slope_type)."""
+    m = cfg.get("max_value", max_value)
+    m = None if m is None else float(np.asarray(m))  # tf_keras stores ReLU's settings as float32 arrays
+    a = float(np.asarray(cfg.get("negative_slope") or 0.0))
+    alpha, at = slope_type(a, lname) if a else (0.0, None)
+    return ParamRelu(name=name, input=cur, result_type=rtype, max_value=m, alpha=alpha, alpha_type=at)
 
 
 def _separable_depthwise(layer: Any, cls: str, name: str, cur: str, xt: FixedType, in_shape: tuple[int, ...],

@@ -12,10 +12,48 @@ from ..ir.ops import Dense, Threshold
 from ..ir.tensor_ops import Conv
 from ..ir.types import FixedType
 
-__all__ = ["grid_type", "VALUE_QUANTIZERS", "SIGN_ACTIVATIONS", "is_sign_quantizer", "sign_threshold", "qkeras_type", "exact_raw", "quantize_checked", "accum_type_for", "sidecar_options", "scale_shift_op", "DEFAULT_INPUT_PRECISION"]
+__all__ = ["grid_type", "VALUE_QUANTIZERS", "SIGN_ACTIVATIONS", "is_sign_quantizer", "sign_threshold", "qkeras_type", "exact_raw", "quantize_checked", "accum_type_for", "sidecar_options", "scale_shift_op", "DEFAULT_INPUT_PRECISION", "slope_type", "qkeras_relu_bound"]
 
 #: hls4ml's default precision, rounded and saturated because inputs come from floats.
 DEFAULT_INPUT_PRECISION = "fixed<16,6,RND_CONV,SAT>"
+
+
+#: Width of a leaky ReLU slope that no short exact type holds: one DSP operand, rounded to nearest.
+SLOPE_WIDTH = 18
+
+
+def slope_type(alpha: float, layer: str) -> tuple[float, FixedType]:
+    """A leaky ReLU slope as the IR stores it: (value, type). A slope with at most SLOPE_WIDTH significant bits
+    (0.125, 0.25, 0.375) keeps its exact value in the smallest signed type holding it; any other (0.3) rounds to
+    nearest on SLOPE_WIDTH signed bits. (hls4ml types its ``param_t`` with the model's default precision; bondflow
+    states its own type and writes it into the hls4ml config, so both multiply by the same constant.)"""
+    a = float(alpha)
+    if not np.isfinite(a) or abs(a) >= 2.0 ** 16:
+        raise QuantizationError(f"layer '{layer}': leaky ReLU slope must be finite and below 2^16, not {alpha!r}")
+    mant, exp = np.frexp(a)  # a = mant * 2**exp, 0.5 <= |mant| < 1
+    for frac in range(0, 64):
+        raw = np.ldexp(a, frac)
+        if raw == np.floor(raw):
+            width = int(abs(int(raw))).bit_length() + 1
+            if width <= SLOPE_WIDTH:
+                return a, FixedType(width, width - frac)
+            break
+    t = FixedType(SLOPE_WIDTH, int(exp) + 1)  # |a| < 2**exp: exp integer bits plus the sign
+    q = float(t.to_float(t.with_modes(rounding="RND", overflow="SAT").quantize(a)))
+    return q, t
+
+
+def qkeras_relu_bound(config: dict[str, Any], t: FixedType, layer: str) -> float | None:
+    """The clamp of quantized_relu(relu_upper_bound=b): None when QKeras ignores it (is_quantized_clip, its default,
+    clips at the type's maximum instead) or when b >= that maximum; b itself when it is a value of ``t``, where
+    QKeras's min(cast(x), b) equals the IR's cast(min(x, b)). Any other bound is not a fixed-point output."""
+    b = config.get("relu_upper_bound")
+    if b is None or bool(config.get("is_quantized_clip", True)) or float(b) >= t.max_value:
+        return None
+    if not t.representable(float(b)):
+        raise QuantizationError(f"layer '{layer}': quantized_relu relu_upper_bound must be a value of {t} (a multiple of "
+                                f"{t.lsb:g}), not {b}")
+    return float(b)
 
 
 def qkeras_type(class_name: str, config: dict[str, Any], layer: str) -> FixedType:

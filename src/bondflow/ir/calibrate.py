@@ -8,7 +8,7 @@ import numpy as np
 from ..errors import ConfigError
 from .graph import Graph
 from .merge import Merge, merge_result_type
-from .ops import Activation, Dense, Flatten, Sigmoid, Softmax
+from .ops import Activation, Dense, Flatten, ParamRelu, Sigmoid, Softmax, Tanh
 from .tensor_kernels import patches
 from .tensor_ops import Conv, Pool, pool_result_type
 from .types import FixedType
@@ -50,11 +50,16 @@ def float_trace(graph: Graph, x: np.ndarray) -> dict[str, np.ndarray]:
             values[op.name] = v @ w + b
         elif isinstance(op, Activation):
             values[op.name] = np.maximum(v, 0) if op.function == "relu" else v
+        elif isinstance(op, ParamRelu):
+            y = np.where(v >= 0, v, op.alpha * v)
+            values[op.name] = y if op.max_value is None else np.minimum(y, op.max_value)
         elif isinstance(op, Softmax):
             e = np.exp(v - v.max(axis=1, keepdims=True))
             values[op.name] = e / e.sum(axis=1, keepdims=True)
         elif isinstance(op, Sigmoid):
             values[op.name] = 1.0 / (1.0 + np.exp(-v))
+        elif isinstance(op, Tanh):
+            values[op.name] = np.tanh(v)
         elif isinstance(op, Flatten):
             values[op.name] = v
         elif isinstance(op, Conv):

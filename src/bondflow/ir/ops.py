@@ -1,6 +1,7 @@
 """The IR's operations: frozen records of integer constants and the fixed-point type of every value."""
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -9,7 +10,8 @@ import numpy as np
 from ..errors import GraphValidationError, QuantizationError
 from .types import FixedType
 
-__all__ = ["Op", "Dense", "Activation", "Softmax", "Sigmoid", "Flatten", "Threshold", "OP_KINDS", "frozen_array"]
+__all__ = ["Op", "Dense", "Activation", "ParamRelu", "Softmax", "TableActivation", "Sigmoid", "Tanh", "Flatten", "Threshold",
+           "OP_KINDS", "frozen_array"]
 
 
 def frozen_array(a: Any) -> np.ndarray:
@@ -139,6 +141,75 @@ class Activation(Op):
 
 
 @dataclass(frozen=True, eq=False)
+class ParamRelu(Op):
+    """Bounded and/or leaky ReLU, exactly: ``y = cast(x > max_value ? max_value : x >= 0 ? x : alpha * x)``.
+
+    ``max_value`` (None: unbounded) is any finite float >= 0 (floats are dyadic, so the clamp is exact on any
+    input grid: ``x > m`` is ``x_raw > floor(m * 2**frac)``; the clamped value is ``m`` cast to ``result_type``,
+    as hls4ml's ``relu_max`` casts its bound). ``alpha`` must be a value of ``alpha_type`` (hls4ml's
+    ``param_t``): ``alpha * x`` is the exact fixed-point product, then the one cast, as hls4ml's ``leaky_relu``.
+    """
+
+    max_value: float | None = None
+    alpha: float = 0.0
+    alpha_type: FixedType | None = None
+    kind: ClassVar[str] = "param_relu"
+    elementwise: ClassVar[bool] = True
+    #: Bound on max_value: its cast to any result type then stays within int64 raw values.
+    MAX_BOUND: ClassVar[float] = 2.0 ** 31
+
+    def __post_init__(self) -> None:
+        if self.max_value is not None:
+            m = float(self.max_value)
+            if not (0.0 <= m <= self.MAX_BOUND):  # also refuses NaN
+                raise GraphValidationError(f"param_relu '{self.name}' max_value must lie in [0, 2^31], not {self.max_value!r}")
+            object.__setattr__(self, "max_value", m)
+        object.__setattr__(self, "alpha", float(self.alpha))
+        if self.alpha != 0.0:
+            t = self.alpha_type
+            if t is None or t.frac_bits < 0 or not t.representable(self.alpha):
+                raise QuantizationError(f"param_relu '{self.name}' alpha must be a value of its alpha_type, not {self.alpha!r} "
+                                        f"in {t}")
+        elif self.alpha_type is not None:
+            object.__setattr__(self, "alpha_type", None)  # no slope, no type: one spelling per op (stable digests)
+        if self.max_value is None and self.alpha == 0.0:
+            raise GraphValidationError(f"param_relu '{self.name}' must set max_value or alpha (else use activation relu), not neither")
+
+    @property
+    def alpha_raw(self) -> int:
+        return int(self.alpha_type.quantize(self.alpha)) if self.alpha_type is not None else 0
+
+    def threshold_raw(self, xt: FixedType) -> int | None:
+        """The clamp compares ``x_raw > threshold``: floor(max_value * 2**frac), None when no input exceeds it."""
+        if self.max_value is None:
+            return None
+        thr = math.floor(math.ldexp(self.max_value, xt.frac_bits))
+        return thr if thr < xt.max_raw else None
+
+    def max_raw(self) -> int:
+        """``max_value`` cast to ``result_type`` (its rounding and overflow), the clamped output."""
+        return int(self.result_type.quantize(self.max_value or 0.0))
+
+    @property
+    def function(self) -> str:
+        """A readable name: relu6, relu_max(1.5), leaky_relu(0.125), or both."""
+        parts = []
+        if self.max_value is not None:
+            parts.append(f"relu{int(self.max_value)}" if self.max_value in (1.0, 6.0) else f"relu_max({self.max_value:g})")
+        if self.alpha:
+            parts.append(f"leaky_relu({self.alpha:g})")
+        return "+".join(parts)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = super().to_dict()
+        if self.max_value is not None:
+            d["max_value"] = self.max_value
+        if self.alpha:
+            d.update(alpha=self.alpha, alpha_type=str(self.alpha_type))
+        return d
+
+
+@dataclass(frozen=True, eq=False)
 class Softmax(Op):
     """hls4ml's table-based softmax (``stable`` by default, as hls4ml 1.3; or ``latency``) with its exp and inverse tables."""
 
@@ -166,18 +237,36 @@ class Softmax(Op):
 
 
 @dataclass(frozen=True, eq=False)
-class Sigmoid(Op):
-    """hls4ml's table-based sigmoid: inputs in [-8, 8) index a ``table_size`` table."""
+class TableActivation(Op):
+    """An hls4ml element-wise table activation: inputs in [-half_range, half_range) index a ``table_size`` table
+    of ``table_type`` values; outside it the first or last entry (nnet_activation.h's sigmoid and tanh)."""
 
     table_size: int = 1024
     table_type: FixedType = FixedType(18, 8)
-    kind: ClassVar[str] = "sigmoid"
     elementwise: ClassVar[bool] = True
+    #: hls4ml's fixed table range: index = trunc(x * N / (2 * half_range)) + N / 2.
+    half_range: ClassVar[int] = 8
 
     def to_dict(self) -> dict[str, Any]:
         d = super().to_dict()
         d.update(table_size=self.table_size, table_type=str(self.table_type))
         return d
+
+
+@dataclass(frozen=True, eq=False)
+class Sigmoid(TableActivation):
+    """hls4ml's table-based sigmoid: inputs in [-8, 8) index a ``table_size`` table."""
+
+    kind: ClassVar[str] = "sigmoid"
+    half_range: ClassVar[int] = 8
+
+
+@dataclass(frozen=True, eq=False)
+class Tanh(TableActivation):
+    """hls4ml's table-based tanh: inputs in [-4, 4) index a ``table_size`` table."""
+
+    kind: ClassVar[str] = "tanh"
+    half_range: ClassVar[int] = 4
 
 
 @dataclass(frozen=True, eq=False)
@@ -229,8 +318,8 @@ class Threshold(Op):
         return d
 
 
-OP_KINDS: dict[str, type[Op]] = {c.kind: c for c in (Dense, Activation, Softmax, Sigmoid, Flatten, Threshold)}
-_TYPE_FIELDS = ("result_type", "weight_type", "bias_type", "accum_type", "exp_table_type", "inv_table_type", "table_type")
+OP_KINDS: dict[str, type[Op]] = {c.kind: c for c in (Dense, Activation, ParamRelu, Softmax, Sigmoid, Tanh, Flatten, Threshold)}
+_TYPE_FIELDS = ("result_type", "weight_type", "bias_type", "accum_type", "exp_table_type", "inv_table_type", "table_type", "alpha_type")
 
 
 def op_from_dict(d: dict[str, Any]) -> Op:

@@ -1,13 +1,16 @@
 """The golden model: bit-exact integer execution of a Graph, vectorized over the batch."""
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
+from functools import lru_cache
 from typing import Callable
 
 import numpy as np
 
 from ..errors import QuantizationError, UnsupportedOpError
 from .graph import Graph
-from .ops import Activation, Dense, Flatten, Op, Sigmoid, Softmax, Threshold
+from .ops import Activation, Dense, Flatten, Op, ParamRelu, Sigmoid, Softmax, TableActivation, Tanh, Threshold
 from .merge import Merge
 from .element_quant import ElementQuant, element_quant_kernel
 from .tensor_kernels import conv_kernel, pool_kernel, upsample_kernel
@@ -113,6 +116,17 @@ def _activation(op: Activation, x: np.ndarray, xt: FixedType) -> np.ndarray:
     return op.result_type.requantize(x, xt.frac_bits)
 
 
+def param_relu_kernel(op: ParamRelu, x: np.ndarray, xt: FixedType) -> np.ndarray:
+    """Exact bounded/leaky ReLU: both branches on the grid of x * alpha (exact), one cast, the clamp to cast(max)."""
+    af = op.alpha_type.frac_bits if op.alpha_type is not None else 0
+    if op.alpha_type is not None and xt.width + op.alpha_type.width > 62:
+        raise QuantizationError(f"param_relu '{op.name}' exact products must fit 62 bits, not {xt.width} + {op.alpha_type.width}")
+    v = np.where(x >= 0, x << af, x * np.int64(op.alpha_raw))
+    y = op.result_type.requantize(v, xt.frac_bits + af)
+    thr = op.threshold_raw(xt)
+    return y if thr is None else np.where(x > thr, np.int64(op.max_raw()), y)
+
+
 def _flatten(op: Flatten, x: np.ndarray, xt: FixedType) -> np.ndarray:
     return op.result_type.requantize(x, xt.frac_bits)
 
@@ -127,18 +141,49 @@ def sigmoid_table(op: Sigmoid) -> np.ndarray:
     return op.table_type.quantize(y.astype(np.float64))
 
 
-def _sigmoid(op: Sigmoid, x: np.ndarray, xt: FixedType) -> np.ndarray:
-    """index = trunc(x * N / 16) + N / 2, clipped; result = cast(table[index]) (hls4ml's nnet::sigmoid)."""
-    n = op.table_size
-    num = x * n  # raw, frac bits xt.frac_bits; divide by 16 * 2^frac and truncate toward zero
-    den = 16 << xt.frac_bits if xt.frac_bits >= 0 else None
-    if den is None:
-        q = (x << (-xt.frac_bits)) * n // 16
-        q = np.where((x < 0) & ((x << (-xt.frac_bits)) * n % 16 != 0), q + 1, q)
+@lru_cache(maxsize=8)
+def _libm_tanhf_table(n: int) -> np.ndarray:
+    """The C library's tanhf at hls4ml's table points (float32 in, float32 out), as hls4ml's C++ computes them.
+
+    glibc before 2.41 does not round tanhf correctly: a float64 tanh rounded to float32 differs from it in ~15 % of
+    entries, which a table type with 13 or more fraction bits can see. Without a loadable libm, that rounding."""
+    x = (2 * 4.0 * (np.arange(n, dtype=np.float64) - n / 2.0) / n).astype(np.float32)
+    try:
+        libm = ctypes.CDLL(ctypes.util.find_library("m") or "libm.so.6")
+        f = libm.tanhf
+        f.restype, f.argtypes = ctypes.c_float, [ctypes.c_float]
+        y = np.array([f(float(v)) for v in x], dtype=np.float32)
+    except (OSError, AttributeError):
+        y = np.tanh(x.astype(np.float64)).astype(np.float32)
+    y.setflags(write=False)
+    return y
+
+
+def tanh_table(op: Tanh) -> np.ndarray:
+    """hls4ml's tanh table, raw in ``op.table_type``: tanhf of the float32 point, then the cast (init_tanh_table)."""
+    return op.table_type.quantize(_libm_tanhf_table(op.table_size).astype(np.float64))
+
+
+def activation_table(op: TableActivation) -> np.ndarray:
+    """The table of a Sigmoid or Tanh op, raw in ``op.table_type``."""
+    return tanh_table(op) if isinstance(op, Tanh) else sigmoid_table(op)
+
+
+def table_index(op: TableActivation, x: np.ndarray, xt: FixedType) -> np.ndarray:
+    """index = trunc(x * N / (2 * half_range)) + N / 2, clipped to the table (hls4ml's nnet::sigmoid and nnet::tanh)."""
+    n, span = op.table_size, 2 * op.half_range
+    num = x * n  # raw, frac bits xt.frac_bits; divide by span * 2^frac and truncate toward zero
+    if xt.frac_bits < 0:
+        up = (x << (-xt.frac_bits)) * n
+        q = np.abs(up) // span * np.sign(up)
     else:
-        q = np.abs(num) // den * np.sign(num)
-    idx = np.clip(q + n // 2, 0, n - 1)
-    return op.result_type.requantize(sigmoid_table(op)[idx], op.table_type.frac_bits)
+        q = np.abs(num) // (span << xt.frac_bits) * np.sign(num)
+    return np.clip(q + n // 2, 0, n - 1)
+
+
+def _table_activation(op: TableActivation, x: np.ndarray, xt: FixedType) -> np.ndarray:
+    """result = cast(table[index]): the table entry, already in ``table_type``, cast to the result type."""
+    return op.result_type.requantize(activation_table(op)[table_index(op, x, xt)], op.table_type.frac_bits)
 
 
 #: hls4ml 1.3's fixed defaults for the softmax sum (``accum_t``) and the inverse-table address (``inv_inp_t``).
@@ -228,6 +273,6 @@ def _threshold(op: Threshold, x: np.ndarray, xt: FixedType) -> np.ndarray:
     return op.offset + op.step * count
 
 
-_KERNELS: dict[type, Kernel] = {Dense: _dense, Activation: _activation, Flatten: _flatten,
-                                Softmax: _softmax, Sigmoid: _sigmoid, Threshold: _threshold,
+_KERNELS: dict[type, Kernel] = {Dense: _dense, Activation: _activation, ParamRelu: param_relu_kernel, Flatten: _flatten,
+                                Softmax: _softmax, Sigmoid: _table_activation, Tanh: _table_activation, Threshold: _threshold,
                                 ElementQuant: element_quant_kernel}

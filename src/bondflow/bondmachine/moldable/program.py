@@ -10,7 +10,7 @@ from ...codegen.layers import product_shape
 from ...errors import ConfigError, UnsupportedOpError
 from ...ir.graph import Graph
 from ...ir.merge import Merge
-from ...ir.ops import Activation, Dense, Flatten, Sigmoid, Softmax
+from ...ir.ops import Activation, Dense, Flatten, Softmax, TableActivation
 from ...ir.tensor_ops import Conv, Pool, Upsample
 from ...ir.types import FixedType
 from .units import UnitLayer, run_op
@@ -41,7 +41,7 @@ MAX_LANES = 16
 #: ``cores="auto"`` (the default) gives a layer at most this many cores (one per neuron below it).
 AUTO_MAX_CORES = 16
 #: Pipeline depth of the dataflow table layers a table unit wraps (sigmoid: index, ROM; softmax: index, exp+sum+inverse, product).
-TABLE_CYCLES = {"sigmoid": 2, "softmax": 3}
+TABLE_CYCLES = {"sigmoid": 2, "tanh": 2, "softmax": 3}
 #: Cycles a layer adds around its longest program: start (input latched) and completion (outputs copied).
 LAYER_OVERHEAD = 2
 
@@ -81,10 +81,10 @@ class Layer:
 
 @dataclass
 class TableLayer:
-    """A softmax or sigmoid as one table unit (the dataflow architecture's ROMs, bit-exact with the golden model)."""
+    """A softmax, sigmoid or tanh as one table unit (the dataflow architecture's ROMs, bit-exact with the golden model)."""
 
     name: str
-    op: Sigmoid | Softmax
+    op: TableActivation | Softmax
     x_type: FixedType
     n: int
 
@@ -261,7 +261,7 @@ def map_network(graph: Graph, cores_per_layer: int | list[int] | str = "auto", l
         if isinstance(op, Flatten) and op.result_type == cur:
             alias[op.name] = srcs[0]
             continue
-        if isinstance(op, (Sigmoid, Softmax)):
+        if isinstance(op, (TableActivation, Softmax)):
             layers.append(TableLayer(op.name, op, cur, int(np.prod(shapes[op.input]))))
             wiring.append((srcs, op.name))
             continue
@@ -274,7 +274,7 @@ def map_network(graph: Graph, cores_per_layer: int | list[int] | str = "auto", l
             continue
         if not isinstance(op, (Dense, Conv, Pool, Upsample)):
             raise UnsupportedOpError(op.kind, op.name, ["dense", "conv", "pool", "upsample", "flatten", "relu/linear",
-                                                        "sigmoid", "softmax", "add", "concatenate", "element_quant",
+                                                        "sigmoid", "tanh", "softmax", "add", "concatenate", "element_quant",
                                                         "threshold"],
                                      "the moldable generator")
         if isinstance(op, (Dense, Conv)):

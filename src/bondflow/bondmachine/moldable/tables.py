@@ -1,4 +1,4 @@
-"""A moldable table unit: the dataflow architecture's sigmoid/softmax ROM pipeline behind a valid/ready layer."""
+"""A moldable table unit: the dataflow architecture's sigmoid/tanh/softmax ROM pipeline behind a valid/ready layer."""
 from __future__ import annotations
 
 from ...codegen.dataflow.tables import table_layer

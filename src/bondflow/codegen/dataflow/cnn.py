@@ -11,7 +11,7 @@ from ...errors import ConfigError, UnsupportedOpError
 from ...ir.element_quant import ElementQuant
 from ...ir.graph import Graph
 from ...ir.merge import Merge
-from ...ir.ops import Activation, Dense, Flatten, Op, Sigmoid, Softmax, Threshold
+from ...ir.ops import ParamRelu, Activation, Dense, Flatten, Op, Sigmoid, Softmax, Tanh, Threshold
 from ...ir.tensor_ops import Conv, Pool, Upsample
 from ...ir.types import FixedType
 from ...stream import StreamFormat, lane_bits_for
@@ -26,10 +26,12 @@ from .tables import table_layer
 from .threshold import threshold_layer
 from .cnn_timing import PartSpec, measure_net
 from .elementwise_quant import elementwise_quant_layer, positional_quant_layer
+from .param_relu import param_relu_layer
 
 __all__ = ["WindowGeom", "cnn_design"]
 
-TAIL_EXTRA = {Sigmoid: table_layer, Softmax: table_layer, Threshold: threshold_layer, ElementQuant: elementwise_quant_layer}
+TAIL_EXTRA = {Sigmoid: table_layer, Tanh: table_layer, Softmax: table_layer, Threshold: threshold_layer, ElementQuant: elementwise_quant_layer,
+              ParamRelu: param_relu_layer}
 
 
 @dataclass(frozen=True)

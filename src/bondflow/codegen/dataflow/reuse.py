@@ -9,7 +9,7 @@ from ... import __version__
 from ...design import Design
 from ...errors import ConfigError, UnsupportedOpError
 from ...ir.graph import Graph
-from ...ir.ops import Activation, Dense, Flatten, Sigmoid, Softmax
+from ...ir.ops import Activation, Dense, Flatten, Sigmoid, Softmax, Tanh
 from ...ir.types import FixedType
 from ..hls4ml.generator import check_reuse_factor, per_layer_reuse
 from ..layers import LayerRTL, _term, activation_layer, product_shape, requant_params
@@ -189,7 +189,7 @@ def reuse_design(graph: Graph, reuse_factor: "int | dict[str, int]", options: di
             i += 2 if act else 1
         elif isinstance(op, Flatten) and op.result_type == cur:
             i += 1
-        elif isinstance(op, (Activation, Sigmoid, Softmax)):
+        elif isinstance(op, (Activation, Sigmoid, Tanh, Softmax)):
             n = layers[-1].n_out if layers else graph.input.size
             name = f"bondflow_dataflow_{sanitize(op.name)}"
             inner = (activation_layer(name, op, cur, n, hdr) if isinstance(op, Activation)
@@ -198,7 +198,7 @@ def reuse_design(graph: Graph, reuse_factor: "int | dict[str, int]", options: di
             cur = op.result_type
             i += 1
         else:
-            raise UnsupportedOpError(op.kind, op.name, ["dense (+ activation)", "activation", "sigmoid", "softmax", "flatten"],
+            raise UnsupportedOpError(op.kind, op.name, ["dense (+ activation)", "activation", "sigmoid", "tanh", "softmax", "flatten"],
                                      "the dataflow generator at reuse factor > 1")
     core = "bondflow_dataflow_core"
     text = chain_text(core, [(l, 1) for l in layers], graph.input.size * graph.input.type.width, hdr,

@@ -1,11 +1,11 @@
-"""Table-based layers of the dataflow pipeline: hls4ml's sigmoid and softmax as ROMs, bit-exact with the golden model."""
+"""Table-based layers of the dataflow pipeline: hls4ml's sigmoid, tanh and softmax as ROMs, bit-exact with the golden model."""
 from __future__ import annotations
 
 import numpy as np
 
 from ...errors import UnsupportedOpError
-from ...ir.ops import Op, Sigmoid, Softmax
-from ...ir.reference import SOFTMAX_ACCUM_TYPE, sigmoid_table, softmax_sizes, softmax_tables
+from ...ir.ops import Op, Softmax, TableActivation
+from ...ir.reference import SOFTMAX_ACCUM_TYPE, activation_table, softmax_sizes, softmax_tables
 from ...ir.types import FixedType
 from ..layers import LayerRTL, requant_params
 from ..render import render, vlog_literal
@@ -37,16 +37,17 @@ def _sext(sig: str, w: int, to: int, signed: bool) -> str:
     return f"{{{{{to - w}{{{ext}}}}}, {sig}}}"
 
 
-def sigmoid_layer(module: str, op: Sigmoid, xt: FixedType, n: int, hdr: str) -> LayerRTL:
-    """index = clip(trunc0(x * N / 16) + N/2, 0, N-1) (registered), then the ROM of already-cast outputs (registered)."""
+def sigmoid_layer(module: str, op: TableActivation, xt: FixedType, n: int, hdr: str) -> LayerRTL:
+    """A sigmoid or tanh: index = clip(trunc0(x * N / (2 * half_range)) + N/2, 0, N-1) (registered), then the ROM
+    of already-cast outputs (registered)."""
     size = op.table_size
-    k = 4 + xt.frac_bits  # x * N / 16 in raw units: x_raw * N / 2^k
+    k = (2 * op.half_range).bit_length() - 1 + xt.frac_bits  # x * N / 2R in raw units: x_raw * N / 2^k (2R = 16 or 8)
     aw = max((size - 1).bit_length(), 1)
     pw = xt.width + 2 + size.bit_length() + max(-k, 0)  # exact product and index, signed
     yt = op.result_type
-    rom_vals = yt.requantize(sigmoid_table(op), op.table_type.frac_bits)
+    rom_vals = yt.requantize(activation_table(op), op.table_type.frac_bits)
     rom = f"{module}_rom"
-    extra = [_rom(rom, rom_vals, yt, f"sigmoid table of '{op.name}' ({size} entries), cast to the result type", hdr)]
+    extra = [_rom(rom, rom_vals, yt, f"{op.kind} table of '{op.name}' ({size} entries), cast to the result type", hdr)]
     decls, assigns, regs, insts = [], [], [], []
     for j in range(n):
         xe = _sext(f"x_{j}", xt.width, pw, xt.signed)
@@ -66,7 +67,7 @@ def sigmoid_layer(module: str, op: Sigmoid, xt: FixedType, n: int, hdr: str) -> 
         assigns.append(f"assign {_slice('y', j, yt.width)} = y_{j};")
     decls = [_LINT_OFF] + decls + [_LINT_ON]  # the index keeps only its low bits once clipped
     text = render("dataflow/table_layer.v.j2", header=hdr, module=module, n=n, x_w=xt.width, y_w=yt.width, latency=2,
-                  x_type=str(xt), y_type=str(yt), description=f"hls4ml's table sigmoid ({size} entries)",
+                  x_type=str(xt), y_type=str(yt), description=f"hls4ml's table {op.kind} ({size} entries)",
                   decls=decls, assigns=assigns, regs=regs, insts=insts)
     return LayerRTL(module, text, 2, n, xt.width, n, yt.width, 0, tuple(extra))
 
@@ -149,9 +150,9 @@ def softmax_layer(module: str, op: Softmax, xt: FixedType, n: int, hdr: str) -> 
 
 
 def table_layer(module: str, op: Op, xt: FixedType, n: int, hdr: str) -> LayerRTL:
-    """The RTL of a Sigmoid or Softmax op."""
-    if isinstance(op, Sigmoid):
+    """The RTL of a Sigmoid, Tanh or Softmax op."""
+    if isinstance(op, TableActivation):
         return sigmoid_layer(module, op, xt, n, hdr)
     if isinstance(op, Softmax):
         return softmax_layer(module, op, xt, n, hdr)
-    raise UnsupportedOpError(op.kind, op.name, ["sigmoid", "softmax"], "the dataflow table layers")
+    raise UnsupportedOpError(op.kind, op.name, ["sigmoid", "tanh", "softmax"], "the dataflow table layers")

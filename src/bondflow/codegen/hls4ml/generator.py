@@ -20,7 +20,7 @@ from ...ir.element_quant import ElementQuant
 from ...ir.graph import Graph
 from ...ir.reference import SOFTMAX_ACCUM_TYPE
 from ...ir.merge import Merge, merge_result_type
-from ...ir.ops import Activation, Dense, Flatten, Op, Sigmoid, Softmax
+from ...ir.ops import Activation, Dense, Flatten, Op, ParamRelu, Softmax, TableActivation
 from ...ir.tensor_ops import Conv, Pool, Upsample, same_pads
 from ...ir.types import FixedType
 from ...progress import get_reporter
@@ -169,8 +169,10 @@ def _keras_layers(tfk: Any, op: Op, shapes: dict[str, tuple[int, ...]]) -> list[
         layers.append(up(op.size[0] if len(op.size) == 1 else op.size, name=op.name))
     elif isinstance(op, Activation):
         layers.append(tfk.layers.Activation(op.function, name=op.name))
-    elif isinstance(op, Sigmoid):
-        layers.append(tfk.layers.Activation("sigmoid", name=op.name))
+    elif isinstance(op, ParamRelu):
+        layers.append(_param_relu_keras(tfk, op))
+    elif isinstance(op, TableActivation):  # sigmoid, tanh: nnet::sigmoid / nnet::tanh with the op's table
+        layers.append(tfk.layers.Activation(op.kind, name=op.name))
     elif isinstance(op, Softmax):
         layers.append(tfk.layers.Activation("softmax", name=op.name))
     elif isinstance(op, Flatten):
@@ -179,9 +181,38 @@ def _keras_layers(tfk: Any, op: Op, shapes: dict[str, tuple[int, ...]]) -> list[
     elif isinstance(op, ElementQuant):  # per-element casts: io_parallel only (io_type_for picks it)
         layers.append(_fixed_point_quantizer(tfk)(RND=op.rounding.value, SAT=op.overflow.value, name=op.name))
     else:
-        raise UnsupportedOpError(op.kind, op.name, ["dense", "conv", "pool", "upsample", "activation", "sigmoid", "softmax",
+        raise UnsupportedOpError(op.kind, op.name, ["dense", "conv", "pool", "upsample", "activation", "sigmoid", "tanh", "softmax",
                                                     "flatten", "merge", "element_quant"], "the hls4ml generator")
     return layers
+
+
+def _relu_max_bound(op: ParamRelu) -> int | None:
+    """hls4ml's bounded ReLUs are relu_max<6> (relu6) and relu_max<1> (relu1); its Keras reader drops ReLU(max_value)."""
+    return int(op.max_value) if op.max_value in (1.0, 6.0) and not op.alpha else None
+
+
+def _param_relu_keras(tfk: Any, op: ParamRelu) -> Any:
+    """The tf_keras layer hls4ml turns into nnet::leaky_relu (slope literal, param_t = alpha_type, set in hls_config)
+    or into nnet::relu (renamed to relu6/relu1 after conversion: _use_relu_max)."""
+    if op.alpha and op.max_value is None:
+        return tfk.layers.LeakyReLU(alpha=op.alpha, name=op.name)
+    if _relu_max_bound(op) is None:
+        raise UnsupportedOpError(f"param_relu {op.function}", op.name, ["leaky_relu(alpha)", "relu6", "relu1"],
+                                 "the hls4ml generator (hls4ml has no other bounded ReLU)")
+    return tfk.layers.Activation("relu", name=op.name)
+
+
+def _use_relu_max(graph: Graph, hls_model: Any) -> None:
+    """Point the function calls of bounded ReLUs at hls4ml's nnet::relu6 / nnet::relu1 (relu_max): its converter has no
+    Keras spelling of relu1, and the call text is rendered at conversion, so the rendered call is renamed."""
+    bounds = {o.name: _relu_max_bound(o) for o in graph.ops if isinstance(o, ParamRelu) and _relu_max_bound(o)}
+    for layer in hls_model.get_layers():
+        if layer.name not in bounds:
+            continue
+        hits = [(k, v) for k, v in layer.attributes.items() if isinstance(v, str) and "nnet::relu<" in v]
+        if len(hits) != 1:
+            raise ToolFailedError("hls4ml", 1, None, f"layer '{layer.name}': one nnet::relu call to make relu_max, not {len(hits)}")
+        layer.set_attr(hits[0][0], hits[0][1].replace("nnet::relu<", f"nnet::relu{bounds[layer.name]}<"))
 
 
 def source_model_of(graph: Graph):
@@ -204,6 +235,8 @@ def source_model_of(graph: Graph):
 
 def _matches_graph(graph: Graph, hls_model: Any) -> bool:
     """Whether hls4ml's layers are exactly the graph's ops (plus its input and identity linears of Dense)."""
+    if any(isinstance(o, ParamRelu) for o in graph.ops):  # hls4ml reads ReLU(max_value) as relu, LeakyReLU's slope at
+        return False                                         # the default precision: the graph's own model says it exactly
     ops = {o.name for o in graph.ops if not isinstance(o, Flatten)}
     dense = {o.name for o in graph.dense_layers()}
     names = [l.name for l in hls_model.get_layers()][1:]
@@ -235,6 +268,10 @@ def hls_config(graph: Graph, model, reuse_factor: "int | dict[str, int]", strate
             layers.setdefault(f"{op.name}_linear", {})["Precision"] = {"result": op.result_type.to_ap()}
         elif isinstance(op, ElementQuant):  # each element cast to its own type, held exactly by the result type
             lc["Precision"] = {"result": op.result_type.to_ap()}
+        elif isinstance(op, ParamRelu):  # the slope literal is a value of alpha_type: param_t holds it exactly
+            lc["Precision"] = {"result": op.result_type.to_ap()}
+            if op.alpha_type is not None:
+                lc["Precision"]["param"] = op.alpha_type.to_ap()
         elif isinstance(op, (Activation, Merge)):  # a merge aligns its inputs, sums or copies exactly, then casts
             lc["Precision"] = {"result": op.result_type.to_ap()}
             if isinstance(op, Merge):  # inner merges of a chain (keras_model_of): exact partial sums; a concatenation
@@ -250,7 +287,7 @@ def hls_config(graph: Graph, model, reuse_factor: "int | dict[str, int]", strate
             lc["Precision"] = {"result": op.result_type.to_ap(), "accum": acc.to_ap()}
         elif isinstance(op, Upsample) or (isinstance(op, Flatten) and graph.is_shaped()):
             lc["Precision"] = {"result": op.result_type.to_ap()}
-        elif isinstance(op, Sigmoid):
+        elif isinstance(op, TableActivation):
             lc["Precision"] = {"result": op.result_type.to_ap(), "table": op.table_type.to_ap()}
             lc["TableSize"] = op.table_size  # hls4ml reads the PascalCase key; 'table_size' is silently ignored
         elif isinstance(op, Softmax):
@@ -334,6 +371,7 @@ def build_project(graph: Graph, out_dir: Path, reuse_factor: "int | dict[str, in
             hls_model = hls4ml.converters.convert_from_keras_model(model, hls_config=cfg, **kw)
         except Exception as e:  # hls4ml raises bare Exceptions: name the layer when it says which
             raise _hls4ml_error(graph, e, out_dir) from None
+    _use_relu_max(graph, hls_model)
     get_reporter().step(f"  hls4ml: compile the C simulation of the {source} (g++, tens of seconds)")
     try:
         hls_model.compile()
