@@ -330,10 +330,13 @@ def load_onnx_cnn(model: Any, proto: Any, path: Any, consts: dict[str, np.ndarra
             emit(_bn_scale_shift(node, _name(node, names), st, consts, need_default("BatchNormalization parameters", node.name), cl), cl)
         elif t in UPSAMPLE:
             close(None, False)
-            nhwc = _is_nhwc(st) and not _is_nchw(st)  # a Resize between channels-last ops reads NHWC (scales 1, f, f, 1)
+            out_dims = [int(d) for d in model.get_tensor_shape(node.output[0])]
+            in_dims = [int(d) for d in model.get_tensor_shape(node.input[0])]
+            # A Resize between channels-last ops reads NHWC (scales 1, f, f, 1: the last axis kept). The untouched graph
+            # input is in its raw order either way, so the scales decide (an NCHW Resize scales the last axis).
+            nhwc = _is_nhwc(st) and not _is_nchw(st) and len(in_dims) > 2 and out_dims[-1] == in_dims[-1]
             if not nhwc:
                 _require_nchw(st, node)
-            out_dims = [int(d) for d in model.get_tensor_shape(node.output[0])]
             if nhwc and len(out_dims) > 2:
                 out_dims = out_dims[:1] + out_dims[-1:] + out_dims[1:-1]  # as N, C, *spatial
             emit(Upsample(name=_name(node, names), input=st["cur"], result_type=st["type"],
