@@ -19,7 +19,7 @@ from ..ir.merge import Merge, merge_result_type
 from ..ir.ops import Activation, Dense, Flatten, Op, ParamRelu, Sigmoid, Softmax, Tanh, Threshold
 from ..ir.types import FixedType
 from ..render_names import unique_name
-from .onnx_relu import RELU_ONNX_OPS, onnx_relu_params
+from .onnx_relu import RELU_ONNX_OPS, _text, onnx_relu_params
 from .onnx_export import ELEMENT_KEY, ELEMENT_PART_KEY, NAME_KEY, TYPE_KEY, export_order, is_copy
 from .quant import DEFAULT_INPUT_PRECISION, accum_type_for, exact_raw, quantize_checked
 
@@ -303,11 +303,6 @@ def _node_name(node: Any, names: set[str]) -> str:
         if _text(p.key) == NAME_KEY:
             return unique_name(_text(p.value), names)
     return unique_name(node.name or node.output[0], names)
-
-
-def _text(v: Any) -> str:
-    """Protobuf string fields of a corrupt file can arrive as bytes: decode them rather than crash."""
-    return v.decode("utf-8", errors="replace") if isinstance(v, bytes) else str(v)
 
 
 def strip_initializer_inputs(proto: Any) -> Any:

@@ -21,6 +21,7 @@ RELU_KEY = "bondflow.param_relu"
 
 
 def _text(v: Any) -> str:
+    """Protobuf string fields of a corrupt file can arrive as bytes: decode them rather than crash (onnx.py uses it too)."""
     return v.decode("utf-8", errors="replace") if isinstance(v, bytes) else str(v)
 
 
