@@ -55,9 +55,9 @@ def _ratios(rows: list[dict[str, Any]]) -> None:
 
 
 ECP5 = ("import json, sys\nfrom bondflow.synth.flow import synthesize\n"
-        "p = synthesize(sys.argv[1], 'ecp5-85k', bitstream=True, out=sys.argv[2])\n"
+        "p = synthesize(sys.argv[1], 'ecp5-85k', bitstream=True, out=sys.argv[2], timeout=float(sys.argv[3]))\n"
         "print(json.dumps({'fmax_mhz': p.fmax_mhz, 'lut': p.lut, 'dsp': p.dsp, 'wall_seconds': p.wall_seconds, "
-        "'cached': bool(getattr(p, 'cached', False))}))\n")
+        "'cached': bool(getattr(p, 'cached', False)), 'tools': p.tool_versions}))\n")
 
 
 def ecp5_fmax(path: Path, out: Path, timeout: float) -> dict[str, Any]:
@@ -67,7 +67,7 @@ def ecp5_fmax(path: Path, out: Path, timeout: float) -> dict[str, Any]:
     and recorded as timed out instead of blocking the run for hours.
     """
     t0 = time.perf_counter()
-    p = subprocess.Popen([sys.executable, "-c", ECP5, str(path), str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    p = subprocess.Popen([sys.executable, "-c", ECP5, str(path), str(out), str(timeout)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                          text=True, start_new_session=True)
     try:
         stdout, err = p.communicate(timeout=timeout)
@@ -80,7 +80,17 @@ def ecp5_fmax(path: Path, out: Path, timeout: float) -> dict[str, Any]:
         return {"ecp5_error": (err.strip().splitlines() or ["exit %d" % p.returncode])[-1][:300]}
     r = json.loads(stdout.strip().splitlines()[-1])
     return {"fmax_ecp5_mhz": r["fmax_mhz"], "ecp5_lut4": r["lut"], "ecp5_dsp": r["dsp"],
-            "ecp5_seconds": round(r["wall_seconds"], 1), **({"ecp5_cached": True} if r["cached"] else {})}
+            "ecp5_seconds": round(r["wall_seconds"], 1), "ecp5_tools": r["tools"], **({"ecp5_cached": True} if r["cached"] else {})}
+
+
+def _earlier_xilinx(example: str, design: str, digest: str) -> dict[str, Any] | None:
+    """The xc7z020 figures arith.json already holds for this exact design (same digest), for --ecp5-only."""
+    prev = RESULTS / "arith.json"
+    for r in (json.loads(prev.read_text()).get("rows", []) if prev.exists() else []):
+        if (r["example"], r["design"], r["digest"]) == (example, design, digest) and r.get("lut") is not None:
+            return {k: r[k] for k in ("lut", "ff", "dsp", "bram", "synth_seconds") if k in r} | {
+                "synth_measured_utc": r.get("measured_utc")}
+    return None
 
 
 def _merge(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -99,6 +109,8 @@ def main() -> None:
     ap.add_argument("--ecp5", default="iris", help="examples also placed and routed on ecp5-85k for fmax ('' for none)")
     ap.add_argument("--ecp5-designs", default="da4ml,dataflow lut", help="designs placed and routed on ecp5-85k")
     ap.add_argument("--ecp5-timeout", type=float, default=1800, help="seconds for one ECP5 synthesis + place and route")
+    ap.add_argument("--ecp5-only", action="store_true",
+                    help="keep the xc7z020 figures arith.json holds for the same digest; run only the ECP5 flow")
     ap.add_argument("--workdir", help="keep designs and synthesis here (results are cached by design digest and tool "
                                       "versions, so a rerun of an unchanged design reuses them); default a temp dir")
     a = ap.parse_args()
@@ -126,13 +138,17 @@ def main() -> None:
                     tag = f"{ex}-{name.replace(' ', '-')}"
                     path = d.write(Path(tmp) / tag, force=True)
                     cache = Path(tmp) / "synth" / tag  # outside the design directory, which a rerun replaces
-                    try:
-                        r = synthesize(path, "xc7z020", out=cache)
-                        row.update(lut=r.lut, ff=r.ff, dsp=r.dsp, bram=r.bram, synth_seconds=round(r.wall_seconds, 1))
-                        if getattr(r, "cached", False):
-                            row["synth_cached"] = True  # same digest and tool versions as an earlier run in --workdir
-                    except BondflowError as e:
-                        row["error"] = str(e)
+                    earlier = _earlier_xilinx(ex, name, row["digest"]) if a.ecp5_only else None
+                    if earlier:
+                        row.update(earlier)
+                    else:
+                        try:
+                            r = synthesize(path, "xc7z020", out=cache)
+                            row.update(lut=r.lut, ff=r.ff, dsp=r.dsp, bram=r.bram, synth_seconds=round(r.wall_seconds, 1))
+                            if getattr(r, "cached", False):
+                                row["synth_cached"] = True  # same digest and tool versions as an earlier run in --workdir
+                        except BondflowError as e:
+                            row["error"] = str(e)
                     if ex in ecp5 and name in ecp5_designs:
                         row.update(ecp5_fmax(path, cache, a.ecp5_timeout))
                 row["measured_utc"] = time.strftime("%Y-%m-%dT%H:%MZ", time.gmtime())

@@ -7,6 +7,7 @@ default precision `fixed<16,6>` (the one-line error without it is recorded too).
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import time
@@ -16,7 +17,7 @@ from typing import Any
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from _util import write  # noqa: E402
+from _util import RESULTS, write  # noqa: E402
 
 #: hls4ml's default precision, for models with float weights or activations.
 DEFAULT = "fixed<16,6>"
@@ -62,7 +63,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--zoo", default=os.environ.get("BONDFLOW_ZOO"), help="example-models checkout")
     ap.add_argument("--samples", type=int, default=1000)
-    ap.add_argument("--only", default="", help="comma-separated substrings of file names")
+    ap.add_argument("--only", default="", help="comma-separated substrings of file names (their rows replace those in zoo.json)")
     args = ap.parse_args()
     if not args.zoo or not Path(args.zoo, "keras").is_dir():
         print("bench_zoo: skipped: no example-models checkout (pass --zoo DIR or set BONDFLOW_ZOO)")
@@ -76,6 +77,11 @@ def main() -> int:
         rows.append(r)
         what = r.get("fidelity") or r.get("error")
         print(f"{r['model']:55s} {r['status']:8s} {r.get('import_s', '-')!s:>7s} s  {what}", flush=True)
+    if args.only:  # a partial run replaces its models' rows in the full table, keeping the others
+        prev = RESULTS / "zoo.json"
+        old = json.loads(prev.read_text())["rows"] if prev.exists() else []
+        mine = {r["model"]: r for r in rows}
+        rows = [mine.pop(r["model"], r) for r in old] + list(mine.values())
     ok = sum(r["status"] == "ok" for r in rows)
     out = write("zoo", {"zoo": str(Path(args.zoo).resolve()), "default_precision": DEFAULT, "imported": ok,
                         "models": len(rows), "rows": rows})

@@ -20,6 +20,7 @@ from ..ir.ops import Activation, Dense, Flatten, Op, ParamRelu, Sigmoid, Softmax
 from ..ir.types import FixedType
 from ..render_names import unique_name
 from .onnx_relu import RELU_ONNX_OPS, _text, onnx_relu_params
+from .onnx_tables import table_kwargs
 from .onnx_export import ELEMENT_KEY, ELEMENT_PART_KEY, NAME_KEY, TYPE_KEY, export_order, is_copy
 from .quant import DEFAULT_INPUT_PRECISION, accum_type_for, exact_raw, quantize_checked
 
@@ -420,6 +421,7 @@ def _load_onnx(path: Path, default_precision: str | None, input_precision: str |
             readers[i] = readers.get(i, 0) + 1
     settled: dict[str, tuple[str, FixedType, int]] = {}
     relu_params: dict[str, dict[str, Any]] = {}  # ParamRelu settings of pending Clip/LeakyRelu activations, by op name
+    table_params: dict[str, dict[str, Any]] = {}  # table sizes and types bondflow's export recorded, by op name
     last = in_name
 
     def need_default(what: str, node: str) -> FixedType:
@@ -504,7 +506,8 @@ def _load_onnx(path: Path, default_precision: str | None, input_precision: str |
         cls_args = dict(name=name, input=state["cur"], result_type=rt)
         op: Op = (ParamRelu(**relu_params[name], **cls_args) if kind == "param_relu"
                   else Activation(function=kind, **cls_args) if kind in ("relu", "linear")
-                  else Softmax(**cls_args) if kind == "softmax" else Tanh(**cls_args) if kind == "tanh" else Sigmoid(**cls_args))
+                  else Softmax(**cls_args, **table_params.get(name, {})) if kind == "softmax"
+                  else Tanh(**cls_args, **table_params.get(name, {})) if kind == "tanh" else Sigmoid(**cls_args, **table_params.get(name, {})))
         ops.append(op)
         state.update(cur=op.name, type=rt, act=None)
 
@@ -702,6 +705,8 @@ def _load_onnx(path: Path, default_precision: str | None, input_precision: str |
             state["act"] = (kind, _node_name(node, names))
             if kind == "param_relu":  # Clip(0, m) / LeakyRelu: a bounded or leaky ReLU, exact like Relu
                 relu_params[state["act"][1]] = onnx_relu_params(node, consts)
+            elif kind in ("softmax", "sigmoid", "tanh"):
+                table_params[state["act"][1]] = table_kwargs(node)
         elif t in ("Flatten", "Reshape"):
             finish_dense(None)
             if state["act"]:

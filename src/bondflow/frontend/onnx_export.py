@@ -133,6 +133,7 @@ def graph_to_onnx(graph: Graph):
             kind = {"relu": "Relu", "linear": "Identity"}.get(getattr(op, "function", ""), "Tanh" if isinstance(op, Tanh) else "Sigmoid")
             nodes.append(helper.make_node(kind, [op.input], [f"{op.name}_pre"], name=f"{op.name}_{kind.lower()}"))
             nodes[-1].metadata_props.add(key=NAME_KEY, value=op.name)
+            _add_table_settings(nodes[-1], op)
             quant(f"{op.name}_pre", op.name, op.result_type)
             nchw.add(op.name)
         elif isinstance(op, ParamRelu):  # Clip(0, m) or LeakyRelu, then the cast (NCHW or flat alike: element-wise)
@@ -157,6 +158,7 @@ def graph_to_onnx(graph: Graph):
                 {Softmax: "Softmax", Sigmoid: "Sigmoid", Tanh: "Tanh", Flatten: "Flatten"}.get(type(op), "Identity")
             nodes.append(helper.make_node(kind, [op.input], [f"{op.name}_pre"], name=f"{op.name}_{kind.lower()}"))
             nodes[-1].metadata_props.add(key=NAME_KEY, value=op.name)
+            _add_table_settings(nodes[-1], op)
             quant(f"{op.name}_pre", op.name, op.result_type)
         elif isinstance(op, Merge):
             if op.function == "add" and len(op.inputs) != 2:
@@ -209,6 +211,14 @@ def graph_to_onnx(graph: Graph):
             model.metadata_props.add(key=f"bondflow.meta.{k}", value=v)
     onnx.checker.check_model(model)
     return model
+
+
+def _add_table_settings(node: Any, op: Any) -> None:
+    """Record a Softmax/Sigmoid/Tanh op's table size and types on its node (onnx_tables.py reads them back)."""
+    from .onnx_tables import TABLE_KEY, table_settings
+    settings = table_settings(op)
+    if settings is not None:
+        node.metadata_props.add(key=TABLE_KEY, value=settings)
 
 
 def _element_quant(op: ElementQuant, nodes: list, const, helper, shape: tuple[int, ...] = (), nchw: bool = False) -> None:

@@ -405,18 +405,20 @@ def plan_stages(graph: Graph, hdr: str, parallelism: "int | dict[str, int] | Non
             g = geom_for(op, shape, out_shape, win, strides, op.pads)
             comp = handshake_layer(pool_layer(f"{base}_pool", op, xt, g.kh * g.kw, c_in, hdr), hdr)
             fill, reuse = (xt.min_raw if op.function == "max" else 0), 1
-        elif isinstance(op, (Activation, ElementQuant)):
+        elif isinstance(op, (Activation, ElementQuant, ParamRelu, Sigmoid, Tanh)):
             out_shape, out_t = shape, op.result_type
             pixels = int(math.prod(shape[:-1]))
             g = WindowGeom(1, pixels, 1, 1, 1, 1, 0, 0, 1, pixels)
             if isinstance(op, Activation):
                 comp = handshake_layer(activation_layer(base, op, xt, c_in, hdr), hdr)
+            elif not isinstance(op, ElementQuant):  # the same per-channel element-wise layer on every pixel
+                comp = handshake_layer(TAIL_EXTRA[type(op)](base, op, xt, c_in, hdr), hdr)
             else:  # HGQ's per-element precision: each pixel position has its own casts
                 comp = handshake_layer(positional_quant_layer(f"{base}_quant", op, xt, shape, hdr), hdr, positions=pixels)
             fill, reuse = 0, 1
         else:
             raise UnsupportedOpError(op.kind, op.name, ["conv (+ relu/linear)", "max/average pool", "activation",
-                                                        "element_quant", "flatten",
+                                                        "param_relu", "sigmoid", "tanh", "element_quant", "flatten",
                                                         "add", "concatenate along channels", "upsample"],
                                      "the dataflow streaming generator (on images)")
         wmod = f"{base}_window"

@@ -337,6 +337,11 @@ def build_project(graph: Graph, out_dir: Path, reuse_factor: "int | dict[str, in
     if board is not None and board not in BOARDS:
         raise ConfigError(f"board must be one of {', '.join(BOARDS)}, not {board!r}")
     check_reuse_factor(graph, reuse_factor)
+    io_type = io_type_for(graph)
+    bounded = [o for o in graph.ops if isinstance(o, ParamRelu) and _relu_max_bound(o)]
+    if io_type == "io_stream" and bounded:
+        raise UnsupportedOpError(f"param_relu {bounded[0].function}", bounded[0].name, ["relu", "leaky_relu(alpha)"],
+                                 "the hls4ml generator on a CNN (io_stream: hls4ml's streamed activations have no relu_max)")
     if find_tool("g++") is None:
         raise ToolNotFoundError("g++", "apt-get install g++")
     alias_keras_to_tf_keras()
@@ -345,7 +350,7 @@ def build_project(graph: Graph, out_dir: Path, reuse_factor: "int | dict[str, in
     except ImportError:
         raise MissingDependencyError("hls4ml", "the hls4ml architecture") from None
     # bit_exact off: hls4ml would otherwise re-derive every precision itself once a FixedPointQuantizer is present
-    kw: dict[str, Any] = dict(output_dir=str(out_dir), project_name="myproject", io_type=io_type_for(graph),
+    kw: dict[str, Any] = dict(output_dir=str(out_dir), project_name="myproject", io_type=io_type,
                               clock_period=clock_period, bit_exact=False)
     if board:
         kw.update(backend="VivadoAccelerator", board=board)
