@@ -29,28 +29,19 @@ from typing import Any
 import numpy as np
 
 from ..errors import ModelLoadError, QuantizationError, UnsupportedOpError, unsupported_layers
-from ..ir.element_quant import ElementQuant, element_types, widest_type
 from ..ir.graph import Graph, TensorSpec
 from ..ir.merge import Merge, merge_result_type
-from ..ir.ops import Activation, Dense, Flatten, Op
-from ..ir.tensor_ops import Conv, Pool, same_pads
-from ..ir.types import MAX_WIDTH, FixedType, Overflow, Rounding
+from ..ir.ops import Dense, Flatten, Op
+from ..ir.tensor_ops import Conv
+from ..ir.types import FixedType
 from ..render_names import unique_name
+from .hgq_common import (POOLS, SUPPORTED_HGQ_LAYERS, Quantizer, add_relu, conv_geometry, elem_ranges, exact_accum, hgq_quantize,
+                         input_type, ints, load_or_one_line, pool_op, safe_name)
 
 __all__ = ["is_hgq_config", "load_hgq", "SUPPORTED_HGQ_LAYERS", "hgq_quantize"]
 
-SUPPORTED_HGQ_LAYERS = ("InputLayer", "QDense", "QBatchNormDense", "QConv1D", "QConv2D", "QMaxPooling1D/2D", "QAveragePooling1D/2D",
-                        "QGlobalMaxPooling1D/2D", "QGlobalAveragePooling1D/2D", "MaxPooling1D/2D", "QBatchNormalization",
-                        "QEinsumDense (a dense over the last axis)", "QSum (over every position)", "Quantizer", "ReLU",
-                        "Activation (relu, linear)", "Dropout", "Flatten", "Add", "QAdd", "Concatenate")
 _CONVS = ("QConv1D", "QConv2D")
 _MERGES = {"Add": "add", "QAdd": "add", "Concatenate": "concatenate"}
-_POOLS = {"QMaxPooling1D": "max", "QMaxPooling2D": "max", "QAveragePooling1D": "average", "QAveragePooling2D": "average",
-          "MaxPooling1D": "max", "MaxPooling2D": "max", "QGlobalMaxPooling1D": "max", "QGlobalMaxPooling2D": "max",
-          "QGlobalAveragePooling1D": "average", "QGlobalAveragePooling2D": "average"}
-_ROUND = {"TRN": Rounding.TRN, "RND": Rounding.RND, "RND_CONV": Rounding.RND_CONV,
-          "S_RND": Rounding.RND, "S_RND_CONV": Rounding.RND_CONV}  # stochastic rounding is training-only
-_OVERFLOW = {"WRAP": Overflow.WRAP, "SAT": Overflow.SAT, "SAT_SYM": Overflow.SAT_SYM}
 _ACTIVATIONS = (None, "linear", "relu")
 
 
@@ -64,146 +55,6 @@ def is_hgq_config(cfg: Any) -> bool:
     from .keras_files import config_layers
     return any(str(l.get("module", "")).startswith("hgq") or str(l.get("registered_name") or "").startswith("hgq>")
                for l in config_layers(cfg))
-
-
-class _Quantizer:
-    """One HGQ fixed-point quantizer: per-element (k, i, f) and its modes, read from config + weights."""
-
-    def __init__(self, conf: Any, vars_: list[np.ndarray], where: str, layer_trainable: bool = True) -> None:
-        if not isinstance(conf, dict) or conf.get("class_name") != "QuantizerConfig":
-            cls = conf.get("class_name") if isinstance(conf, dict) else type(conf).__name__
-            raise QuantizationError(f"{where} must be an HGQ QuantizerConfig, not {cls}")
-        c = conf.get("config", {})
-        q_type = c.get("q_type")
-        if q_type not in ("kif", "kbi"):
-            raise QuantizationError(f"{where} must be a fixed-point quantizer (q_type kif or kbi), not q_type {q_type!r}")
-        for key in ("scaler", "affine"):
-            if c.get(key) is not None:
-                raise QuantizationError(f"{where} must have no {key} (a plain fixed-point grid), not {key}={c[key]!r}")
-        bw = c.get("bw_mapper")
-        if bw is not None and (not isinstance(bw, dict) or bw.get("class_name") != "DefaultBitwidthMapper"):
-            raise QuantizationError(f"{where} must use HGQ's default bit-width mapper, not "
-                                    f"{bw.get('class_name') if isinstance(bw, dict) else bw!r}")
-        rnd, ovf = str(c.get("round_mode", "")).upper(), str(c.get("overflow_mode", "")).upper()
-        if rnd not in _ROUND or ovf not in _OVERFLOW:
-            raise QuantizationError(f"{where} must round with one of {sorted(_ROUND)} and overflow with one of "
-                                    f"{sorted(_OVERFLOW)}, not {rnd}/{ovf}")
-        self.rounding, self.overflow = _ROUND[rnd], _OVERFLOW[ovf]
-        self.hgq_round, self.where, self.q_type = rnd.removeprefix("S_"), where, q_type
-        self.trainable = bool(c.get("trainable", True)) and layer_trainable  # a frozen layer freezes its quantizers
-        self.is_weight = bool(c.get("is_weight", False))
-        # Keras 3 saves a layer's trainable variables, then its non-trainable ones, each in creation order:
-        # KIF creates k, i, f; KBI k, b, i; both then i_decay_speed under WRAP. k never trains; i trains unless WRAP.
-        names = ["k", "i", "f"] if q_type == "kif" else ["k", "b", "i"]
-        trains = {"k": False, "i": ovf != "WRAP", "f": True, "b": True}
-        order = [n for n in names if trains[n]] + [n for n in names if not trains[n]]
-        if len(vars_) < 3:
-            raise ModelLoadError(f"{where} must have its k/i/{'f' if q_type == 'kif' else 'b'} variables in "
-                                 f"model.weights.h5, not {len(vars_)} variables")
-        v = dict(zip(order, vars_))
-        k = np.asarray(v["k"]).astype(np.int64)
-        i = np.round(np.asarray(v["i"], dtype=np.float32)).astype(np.int64)  # HGQ's round_conv: half to even
-        if q_type == "kif":
-            f = np.round(np.asarray(v["f"], dtype=np.float32)).astype(np.int64)
-        else:
-            f = np.round(np.asarray(v["b"], dtype=np.float32)).astype(np.int64) - i
-        if not (k.shape == i.shape == f.shape):
-            raise ModelLoadError(f"{where} k, i, f variables must have one shape, not {k.shape}, {i.shape}, {f.shape}")
-        self.k, self.i, self.f = k, i, f
-
-    def broadcast(self, shape: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(k, i, f) per element of a tensor of ``shape`` (HGQ's bw_to_x: a broadcast)."""
-        try:
-            return tuple(np.broadcast_to(a, shape).copy() for a in (self.k, self.i, self.f))  # type: ignore[return-value]
-        except ValueError:
-            raise ModelLoadError(f"{self.where} bit widths of shape {self.k.shape} must broadcast to the tensor's "
-                                 f"{shape}, not differ") from None
-
-    def per_element(self, shape: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(k, i, f) for each value of a sample of ``shape``, flattened channels last (the batch axis dropped)."""
-        full = (1,) + shape if self.k.ndim == len(shape) + 1 else shape
-        return tuple(a.reshape(-1) for a in self.broadcast(full))  # type: ignore[return-value]
-
-    def datalane(self, shape: tuple[int, ...], name: str, inp: str, in_type: FixedType | None) -> ElementQuant:
-        """The element_quant op of this quantizer on a sample of ``shape`` (its batch axis dropped)."""
-        if self.is_weight and self.overflow is Overflow.WRAP and self.trainable:
-            raise QuantizationError(f"{self.where} is a data-lane quantizer with is_weight=True and WRAP, which HGQ "
-                                    "applies without its overflow (unbounded values); it must be is_weight=False, not True")
-        k, i, f = self.per_element(shape)
-        types = element_types(k, i, f, self.rounding, self.overflow)
-        return ElementQuant(name=name, input=inp, result_type=widest_type(types), k=k, i=i, f=f,
-                            rounding=self.rounding, overflow=self.overflow)
-
-    def constants(self, w: np.ndarray) -> tuple[np.ndarray, FixedType]:
-        """HGQ's quantized constant ``w`` as raw integers of the layer's widest element type (exact)."""
-        k, i, f = self.broadcast(w.shape)
-        round_only = self.is_weight and self.overflow is Overflow.WRAP and self.trainable and \
-            (self.q_type == "kif" or self.hgq_round == "RND")
-        q = hgq_quantize(w, k, i, f, self.hgq_round, self.overflow.value, round_only)
-        live = (k + i + f > 0) & (q != 0)
-        frac = int(f[live].max()) if live.any() else 0
-        raw = np.ldexp(q.astype(np.float64), frac)
-        if not np.all(raw == np.round(raw)):
-            raise QuantizationError(f"{self.where} quantized values must lie on a 2^-{frac} grid, not off it")
-        raw = raw.astype(np.int64)
-        return raw, _fit_type(int(raw.min(initial=0)), int(raw.max(initial=0)), frac, f"{self.where} constants")
-
-
-def hgq_quantize(x: np.ndarray, k: np.ndarray, i: np.ndarray, f: np.ndarray, round_mode: str, overflow: str,
-                 round_only: bool = False) -> np.ndarray:
-    """HGQ2's fixed-point quantizer at inference, in float32 as HGQ computes it (quantizers' FixedPointQuantizer)."""
-    f32 = np.float32
-    x = np.asarray(x, dtype=f32)
-    k, i, f = (np.asarray(a, dtype=f32) for a in (k, i, f))
-    with np.errstate(over="ignore", invalid="ignore"):
-        i_eff = np.maximum(i, -f)
-        scale = np.exp2(f).astype(f32)
-
-        def rnd(v: np.ndarray) -> np.ndarray:
-            y = (v * scale).astype(f32)
-            if round_mode == "TRN":
-                y = np.floor(y)
-            elif round_mode == "RND":
-                y = np.floor((y + f32(0.5)).astype(f32))
-            else:  # RND_CONV: ops.round, half to even
-                y = np.round(y)
-            return (y / scale).astype(f32)
-
-        if round_only:  # HGQ's trainable weight quantizers under WRAP only round (KIF always, KBI when RND)
-            return rnd(x)
-        if overflow != "WRAP":
-            hi = (np.exp2(i_eff) - np.exp2(-f)).astype(f32)
-            lo = (-hi * k if overflow == "SAT_SYM" else -k * np.exp2(i_eff)).astype(f32)
-            x = np.where(x > hi, hi, np.where(x < lo, lo, x)).astype(f32)
-        x = rnd(x)
-        if overflow == "WRAP":
-            bk = i_eff + k
-            bias = (k * np.exp2(bk - 1)).astype(f32)
-            x = (np.mod((x + bias).astype(f32), np.exp2(bk).astype(f32)) - bias).astype(f32)
-        return np.where(k + i + f > 0, x, f32(0)).astype(f32)
-
-
-def _fit_type(lo: int, hi: int, frac: int, what: str) -> FixedType:
-    """The narrowest type on the 2^-frac grid holding raw values lo..hi (signed only when lo < 0)."""
-    signed = lo < 0
-    width = max(hi.bit_length() + int(signed), (-lo - 1).bit_length() + 1 if signed else 0, 1)
-    if width > MAX_WIDTH:
-        raise QuantizationError(f"{what} must fit {MAX_WIDTH} bits exactly, not need {width}")
-    return FixedType(width, width - frac, signed=signed)
-
-
-def _elem_ranges(op: Op, xt: FixedType, n: int) -> tuple[np.ndarray, np.ndarray]:
-    """Raw min and max per element of a tensor of type xt (per element when an element_quant made it)."""
-    if isinstance(op, ElementQuant):
-        lo, hi = np.zeros(n, dtype=object), np.zeros(n, dtype=object)
-        for j, t in enumerate(op.types()):
-            if t is not None:
-                sh = xt.frac_bits - t.frac_bits
-                lo[j], hi[j] = t.min_raw << sh, t.max_raw << sh
-                if t.overflow is Overflow.SAT_SYM and t.signed and t.width > 1:
-                    lo[j] = -(t.max_raw << sh)
-        return lo, hi
-    return np.full(n, xt.min_raw, dtype=object), np.full(n, xt.max_raw, dtype=object)
 
 
 def _layer_vars(h5: Any, key: str, sub: str | None) -> list[np.ndarray]:
@@ -253,14 +104,7 @@ def _output_layer(cfg: dict[str, Any]) -> str | None:
 
 def load_hgq(path: Path | str, **_: Any) -> Graph:
     """A Graph equal to HGQ2's inference of the ``.keras`` model in ``path`` (supported layers, chained or branched)."""
-    from ..errors import BondflowError
-    try:
-        return _load_hgq(Path(path))
-    except BondflowError:
-        raise
-    except Exception as e:  # a damaged config or weights file can break reading anywhere: one line, never a traceback
-        msg = " ".join(str(e).split())[:160]
-        raise ModelLoadError(f"{path} must be a well-formed HGQ2 .keras model, not fail with {type(e).__name__}: {msg}") from None
+    return load_or_one_line(_load_hgq, path, "a well-formed HGQ2 .keras model")
 
 
 def _load_hgq(path: Path) -> Graph:
@@ -281,7 +125,7 @@ def _load_hgq(path: Path) -> Graph:
         cls, lc = l.get("class_name", "?"), l.get("config", {})
         name = str(lc.get("name", "?"))
         ok = cls in ("InputLayer", "QDense", "QBatchNormDense", "QEinsumDense", "QSum", "QBatchNormalization", "Quantizer", "ReLU", "Dropout",
-                     "Flatten", *_CONVS, *_POOLS, *_MERGES) or \
+                     "Flatten", *_CONVS, *POOLS, *_MERGES) or \
             (cls == "Activation" and lc.get("activation") in ("relu", "linear"))
         if cls in ("QDense", "QBatchNormDense", "QEinsumDense", *_CONVS) and lc.get("activation") not in _ACTIVATIONS:
             bad.append((f"{cls} activation {lc.get('activation')}", name))
@@ -337,13 +181,13 @@ def _load_hgq(path: Path) -> Graph:
                                              "bondflow's HGQ reader")
                 shape = tuple(int(d) for d in in_shape)
 
-            def quant(conf: Any, sub: str | None, what: str) -> _Quantizer:
-                return _Quantizer(conf, _layer_vars(h5, key, sub), f"layer '{lname}' {what}", bool(lc.get("trainable", True)))
+            def quant(conf: Any, sub: str | None, what: str) -> Quantizer:
+                return Quantizer(conf, _layer_vars(h5, key, sub), f"layer '{lname}' {what}", bool(lc.get("trainable", True)))
 
-            def add_datalane(q: _Quantizer, suffix: str) -> None:
+            def add_datalane(q: Quantizer, suffix: str) -> None:
                 nonlocal cur, cur_type, inp
                 if inp is None:
-                    inp = TensorSpec(unique_name("input", names), int(np.prod(shape)), _input_type(q, shape), shape)
+                    inp = TensorSpec(unique_name("input", names), int(np.prod(shape)), input_type(q, shape), shape)
                     cur, cur_type = inp.name, inp.type
                 op = q.datalane(shape, unique_name(lname + suffix, names), cur, cur_type)
                 ops.append(op)
@@ -365,7 +209,7 @@ def _load_hgq(path: Path) -> Graph:
                 cur, cur_type = op.name, op.result_type
 
             if cls == "Quantizer":
-                add_datalane(_Quantizer(lc.get("config"), _standalone_vars(h5, key), f"layer '{lname}' quantizer",
+                add_datalane(Quantizer(lc.get("config"), _standalone_vars(h5, key), f"layer '{lname}' quantizer",
                                         bool(lc.get("trainable", True))), "")
                 continue
             if cls == "Dropout":
@@ -384,7 +228,7 @@ def _load_hgq(path: Path) -> Graph:
                     cur, cur_type, shape = state[src]  # type: ignore[misc]
                     if cls == "QAdd" and lc.get("enable_iq", True):  # one data-lane quantizer per input
                         sub = "iq/quantizers/quantizer" + (f"_{j}" if j else "")
-                        add_datalane(_Quantizer(confs[j], _layer_vars(h5, key, sub), f"layer '{lname}' input {j} quantizer",
+                        add_datalane(Quantizer(confs[j], _layer_vars(h5, key, sub), f"layer '{lname}' input {j} quantizer",
                                                 bool(lc.get("trainable", True))), f"_iq{j}")
                     parts.append((cur, cur_type, shape))
                 fn = _MERGES[cls]
@@ -406,7 +250,7 @@ def _load_hgq(path: Path) -> Graph:
             if cls in ("ReLU", "Activation"):
                 need_quantized(cls)
                 if cls == "ReLU" or lc.get("activation") == "relu":
-                    _add_relu(ops, names, lname, cur, cur_type)
+                    add_relu(ops, names, lname, cur, cur_type)
                     cur, cur_type = ops[-1].name, ops[-1].result_type
                 continue
             if cls == "QBatchNormalization":
@@ -426,11 +270,11 @@ def _load_hgq(path: Path) -> Graph:
                 for op in _qsum(lname, lc, producer(), shape, cur, cur_type, names):
                     emit(op)
                 continue
-            if cls in _POOLS:
+            if cls in POOLS:
                 if cls.startswith("Q") and lc.get("enable_iq", True):
                     add_datalane(quant(lc.get("iq_conf"), "iq", "input quantizer (iq)"), "_iq")
                 need_quantized(cls)
-                emit(_pool(lname, cls, lc, shape, cur, cur_type, unique_name(lname, names)))
+                emit(pool_op(lname, cls, lc, shape, cur, cur_type, unique_name(lname, names)))
                 if cls.startswith("Q") and lc.get("enable_oq", False):
                     add_datalane(quant(lc.get("oq_conf"), "oq", "output quantizer (oq)"), "_oq")
                 continue
@@ -468,7 +312,7 @@ def _load_hgq(path: Path) -> Graph:
                     raise UnsupportedOpError(f"{cls} on a tensor of shape {shape}", lname, list(SUPPORTED_HGQ_LAYERS),
                                              f"bondflow's HGQ reader (it needs a {nd}-D input with channels)")
                 units = int(lc.get("filters", kernel.shape[-1]))
-                want = tuple(int(k) for k in _ints(lc.get("kernel_size"), nd)) + (shape[-1], units)
+                want = tuple(int(k) for k in ints(lc.get("kernel_size"), nd)) + (shape[-1], units)
             else:
                 if len(shape) != 1:
                     raise UnsupportedOpError(f"QDense on a {len(shape)}-D tensor {shape}", lname, list(SUPPORTED_HGQ_LAYERS),
@@ -482,15 +326,15 @@ def _load_hgq(path: Path) -> Graph:
                 b_raw, b_t = quant(lc.get("bq_conf"), "bq", "bias quantizer (bq)").constants(dense_vars[1])
             else:
                 b_raw, b_t = np.zeros(units, dtype=np.int64), FixedType(1, 1)
-            lo, hi = _elem_ranges(producer(), cur_type, int(np.prod(shape)))
+            lo, hi = elem_ranges(producer(), cur_type, int(np.prod(shape)))
             if is_conv or pointwise:  # every position of a channel meets every tap: the channel's widest range bounds it
                 lo = lo.reshape(-1, shape[-1]).min(axis=0)
                 hi = hi.reshape(-1, shape[-1]).max(axis=0)
                 lo, hi = np.tile(lo, int(np.prod(w_raw.shape[:-2]))), np.tile(hi, int(np.prod(w_raw.shape[:-2])))
-            acc = _exact_accum(lo, hi, cur_type, w_raw.reshape(-1, units), w_t, b_raw, b_t, lname)
+            acc = exact_accum(lo, hi, cur_type, w_raw.reshape(-1, units), w_t, b_raw, b_t, lname)
             dname = unique_name(lname, names)
             if is_conv or pointwise:
-                strides, pads = (_conv_geometry(lname, cls, lc, shape, w_raw.shape[:-2]) if is_conv
+                strides, pads = (conv_geometry(lname, cls, lc, shape, w_raw.shape[:-2]) if is_conv
                                  else ((1,) * (len(shape) - 1), ((0, 0),) * (len(shape) - 1)))
                 emit(Conv(name=dname, input=cur, result_type=acc, weight=w_raw, weight_type=w_t, bias=b_raw,
                           bias_type=b_t, accum_type=acc, strides=strides, pads=pads))
@@ -498,7 +342,7 @@ def _load_hgq(path: Path) -> Graph:
                 emit(Dense(name=dname, input=cur, result_type=acc, weight=w_raw, weight_type=w_t, bias=b_raw,
                            bias_type=b_t, accum_type=acc))
             if lc.get("activation") == "relu":
-                _add_relu(ops, names, lname + "_relu", cur, cur_type)
+                add_relu(ops, names, lname + "_relu", cur, cur_type)
                 cur, cur_type = ops[-1].name, ops[-1].result_type
             if lc.get("enable_oq", False):
                 add_datalane(quant(lc.get("oq_conf"), "oq", "output quantizer (oq)"), "_oq")
@@ -512,7 +356,7 @@ def _load_hgq(path: Path) -> Graph:
                                  ["the last layer as the output"], "bondflow's HGQ reader")
     assert inp is not None
     meta = {"source": str(path), "source_sha256": hashlib.sha256(path.read_bytes()).hexdigest(), "source_format": "hgq2"}
-    return Graph(name=_safe(cfg.get("config", {}).get("name", "hgq_model")), input=inp, ops=tuple(ops), meta=meta)
+    return Graph(name=safe_name(cfg.get("config", {}).get("name", "hgq_model")), input=inp, ops=tuple(ops), meta=meta)
 
 
 def _standalone_vars(h5: Any, key: str) -> list[np.ndarray]:
@@ -521,81 +365,7 @@ def _standalone_vars(h5: Any, key: str) -> list[np.ndarray]:
     return [] if grp is None else [np.asarray(grp[str(j)]) for j in range(len(grp))]
 
 
-def _safe(name: str) -> str:
-    import re
-    return re.sub(r"[^A-Za-z0-9_]", "_", str(name)) or "hgq_model"
-
-
-def _add_relu(ops: list[Op], names: set[str], lname: str, cur: str, t: FixedType) -> None:
-    """ReLU of an exact value: the unsigned type of its non-negative half (exact)."""
-    rt = FixedType(max(t.width - 1, 1), t.int_bits - 1, signed=False) if t.signed else t
-    ops.append(Activation(name=unique_name(lname, names), input=cur, result_type=rt, function="relu"))
-
-
-def _input_type(q: _Quantizer, shape: tuple[int, ...]) -> FixedType:
-    """The graph input: rounded once onto a grid from which each element's own cast is exact.
-
-    One fraction width for all elements: the widest element type with the quantizer's rounding. Several: TRN is
-    exact from the finest grid, RND (floor(x + 1/2)) from one bit finer, truncated; RND_CONV cannot be (ties).
-    """
-    k, i, f = q.per_element(shape)
-    types = element_types(k, i, f, q.rounding, q.overflow)
-    live = [t for t in types if t is not None]
-    wide = widest_type(types)
-    fracs = sorted({t.frac_bits for t in live})
-    ovf = Overflow.WRAP if q.overflow is Overflow.WRAP else Overflow.SAT
-    if len(fracs) <= 1 or q.rounding is Rounding.TRN:
-        return wide.with_modes(q.rounding, ovf)
-    if q.rounding is Rounding.RND:
-        return FixedType(wide.width + 1, wide.int_bits, signed=wide.signed, rounding=Rounding.TRN, overflow=ovf)
-    raise QuantizationError(f"{q.where} with RND_CONV must give every input element one fraction width (the input "
-                            f"is rounded once), not {fracs[0]}..{fracs[-1]} fraction bits")
-
-
-def _exact_accum(lo: np.ndarray, hi: np.ndarray, xt: FixedType, w: np.ndarray, wt: FixedType, b: np.ndarray,
-                 bt: FixedType, lname: str) -> FixedType:
-    """The exact accumulator of x @ W + b for raw input ranges lo..hi per row of W (nothing rounds, nothing wraps)."""
-    pf = xt.frac_bits + wt.frac_bits
-    frac = max(pf, bt.frac_bits)
-    wo = w.astype(object)
-    p1, p2 = lo[:, None] * wo, hi[:, None] * wo
-    sh = frac - pf
-    mins = [int(v) << sh for v in np.minimum(p1, p2).sum(axis=0)]
-    maxs = [int(v) << sh for v in np.maximum(p1, p2).sum(axis=0)]
-    bs = [int(v) << (frac - bt.frac_bits) for v in b]
-    lo_all = min([m + c for m, c in zip(mins, bs)] + [0])
-    hi_all = max([m + c for m, c in zip(maxs, bs)] + [0])
-    return _fit_type(lo_all, hi_all, frac, f"layer '{lname}' accumulator")
-
-
-def _ints(v: Any, nd: int) -> tuple[int, ...]:
-    """A Keras size argument (an int or a list) as nd ints."""
-    t = tuple(int(x) for x in (v if isinstance(v, (list, tuple)) else [v] * nd))
-    return t if len(t) == nd else t[:1] * nd
-
-
-def _conv_geometry(lname: str, cls: str, lc: dict[str, Any], shape: tuple[int, ...],
-                   kernel: tuple[int, ...]) -> tuple[tuple[int, ...], tuple[tuple[int, int], ...]]:
-    """Strides and explicit pads of an HGQ convolution (channels last, no dilation or groups); else one line."""
-    nd = len(kernel)
-    if lc.get("data_format", "channels_last") != "channels_last":
-        raise UnsupportedOpError(f"{cls} data_format={lc['data_format']}", lname, list(SUPPORTED_HGQ_LAYERS),
-                                 "bondflow's HGQ reader (channels_last only)")
-    for k in ("dilation_rate", "groups"):
-        if any(d != 1 for d in _ints(lc.get(k, 1), nd)):
-            raise UnsupportedOpError(f"{cls} {k}={lc[k]}", lname, list(SUPPORTED_HGQ_LAYERS),
-                                     f"bondflow's HGQ reader ({k} must be 1)")
-    strides = _ints(lc.get("strides", 1), nd)
-    padding = str(lc.get("padding", "valid"))
-    if padding not in ("valid", "same"):
-        raise UnsupportedOpError(f"{cls} padding={padding}", lname, list(SUPPORTED_HGQ_LAYERS),
-                                 "bondflow's HGQ reader (valid or same padding only)")
-    pads = tuple(same_pads(n, k, st) for n, k, st in zip(shape[:-1], kernel, strides)) if padding == "same" \
-        else ((0, 0),) * nd
-    return strides, pads
-
-
-def _batchnorm(lname: str, lc: dict[str, Any], vars_: list[np.ndarray], kq: _Quantizer, bq: _Quantizer, prev: Op,
+def _batchnorm(lname: str, lc: dict[str, Any], vars_: list[np.ndarray], kq: Quantizer, bq: Quantizer, prev: Op,
                shape: tuple[int, ...], cur: str, xt: FixedType, name: str) -> Op:
     """HGQ's QBatchNormalization at inference, ``x * kq(s) + bq(o)`` per channel with s = gamma / sqrt(var + eps) and
     o = beta - mean * s in float32 as HGQ computes them (gamma 1 without scale; beta 1 without center, as HGQ 0.2 has
@@ -621,10 +391,10 @@ def _batchnorm(lname: str, lc: dict[str, Any], vars_: list[np.ndarray], kq: _Qua
     o = (beta - (mean * s).astype(f32)).astype(f32) * np.ones(c, f32)
     s_raw, s_t = kq.constants(s)
     o_raw, o_t = bq.constants(o)
-    lo, hi = _elem_ranges(prev, xt, int(np.prod(shape)))
+    lo, hi = elem_ranges(prev, xt, int(np.prod(shape)))
     lo, hi = lo.reshape(-1, c).min(axis=0), hi.reshape(-1, c).max(axis=0)
     diag = np.diag(s_raw)
-    acc = _exact_accum(lo, hi, xt, diag, s_t, o_raw, o_t, lname)
+    acc = exact_accum(lo, hi, xt, diag, s_t, o_raw, o_t, lname)
     common = dict(name=name, input=cur, result_type=acc, weight_type=s_t, bias=o_raw, bias_type=o_t, accum_type=acc)
     if len(shape) == 1:
         return Dense(weight=diag, **common)
@@ -687,47 +457,18 @@ def _qsum(lname: str, lc: dict[str, Any], prev: Op, shape: tuple[int, ...], cur:
     wt = FixedType(1, 1 + k, signed=False)  # raw 1 is the value 2^k
     c = shape[-1] if len(shape) > 1 else 1
     n_pos = int(np.prod(shape[:-1])) if len(shape) > 1 else int(shape[0])
-    lo, hi = _elem_ranges(prev, xt, int(np.prod(shape)))
+    lo, hi = elem_ranges(prev, xt, int(np.prod(shape)))
     if len(shape) == 1:
         w = np.ones((n_pos, 1), dtype=np.int64)
-        acc = _exact_accum(lo, hi, xt, w, wt, np.zeros(1, np.int64), FixedType(1, 1), lname)
+        acc = exact_accum(lo, hi, xt, w, wt, np.zeros(1, np.int64), FixedType(1, 1), lname)
         return [Dense(name=unique_name(lname, names), input=cur, result_type=acc, weight=w, weight_type=wt,
                       bias=np.zeros(1, np.int64), bias_type=FixedType(1, 1), accum_type=acc)]
     eye = np.eye(c, dtype=np.int64)
     w = np.broadcast_to(eye, shape[:-1] + (c, c)).copy()  # (*spatial, c_in, c_out): channel c sums only itself
-    acc = _exact_accum(lo, hi, xt, w.reshape(-1, c), wt, np.zeros(c, np.int64), FixedType(1, 1), lname)
+    acc = exact_accum(lo, hi, xt, w.reshape(-1, c), wt, np.zeros(c, np.int64), FixedType(1, 1), lname)
     conv = Conv(name=unique_name(lname, names), input=cur, result_type=acc, weight=w, weight_type=wt,
                 bias=np.zeros(c, np.int64), bias_type=FixedType(1, 1), accum_type=acc, strides=(1,) * (len(shape) - 1),
                 pads=((0, 0),) * (len(shape) - 1), groups=c)
     return [conv, Flatten(name=unique_name(lname + "_flat", names), input=conv.name, result_type=acc)]
 
 
-def _pool(lname: str, cls: str, lc: dict[str, Any], shape: tuple[int, ...], cur: str, xt: FixedType, name: str) -> Pool:
-    """Max pooling (exact, the input's type) or average pooling (an exact mean: log2(window) more fraction bits);
-    global pooling averages or maxes each channel over the whole image (a vector of channels)."""
-    nd = 1 if cls.endswith("1D") else 2
-    if len(shape) != nd + 1 or lc.get("data_format", "channels_last") not in (None, "channels_last"):
-        raise UnsupportedOpError(f"{cls} on a tensor of shape {shape}", lname, list(SUPPORTED_HGQ_LAYERS),
-                                 f"bondflow's HGQ reader (it needs a {nd}-D channels-last input)")
-    if "Global" in cls:
-        if lc.get("keepdims", False):
-            raise UnsupportedOpError(f"{cls} keepdims=True", lname, list(SUPPORTED_HGQ_LAYERS),
-                                     "bondflow's HGQ reader (keepdims=False: a vector of channels)")
-        n = int(np.prod(shape[:-1]))
-        rt = xt if _POOLS[cls] == "max" else FixedType(xt.width + n.bit_length() - 1, xt.int_bits, signed=xt.signed)
-        return Pool(name=name, input=cur, result_type=rt, function=_POOLS[cls], pool=(0,) * nd, strides=(1,) * nd,
-                    pads=((0, 0),) * nd)
-    pool = _ints(lc.get("pool_size", 2), nd)
-    strides = _ints(lc.get("strides") or pool, nd)
-    padding = str(lc.get("padding", "valid"))
-    function = _POOLS[cls]
-    if padding not in ("valid", "same") or (padding == "same" and function == "average"):
-        raise UnsupportedOpError(f"{cls} padding={padding}", lname, list(SUPPORTED_HGQ_LAYERS),
-                                 "bondflow's HGQ reader (valid padding; same for max pooling)")
-    pads = tuple(same_pads(n, k, st) for n, k, st in zip(shape[:-1], pool, strides)) if padding == "same" \
-        else ((0, 0),) * nd
-    rt = xt
-    if function == "average":
-        extra = int(np.prod(pool)).bit_length() - 1
-        rt = FixedType(xt.width + extra, xt.int_bits, signed=xt.signed)
-    return Pool(name=name, input=cur, result_type=rt, function=function, pool=pool, strides=strides, pads=pads)

@@ -26,8 +26,8 @@ from ..ir.ops import Activation, Dense, Flatten, Op
 from ..ir.tensor_ops import Conv
 from ..ir.types import MAX_WIDTH, FixedType, Overflow, Rounding
 from ..render_names import unique_name
-from .hgq import (_POOLS, _Quantizer, _add_relu, _conv_geometry, _elem_ranges, _exact_accum, _fit_type, _input_type,
-                  _ints, _pool, _safe)
+from .hgq_common import (POOLS, Quantizer, add_relu, conv_geometry, elem_ranges, exact_accum, fit_type, input_type, ints,
+                         load_or_one_line, pool_op, safe_name)
 
 __all__ = ["PROXY_CLASSES", "SUPPORTED_PROXY_LAYERS", "is_proxy_config", "is_proxy_file", "proxy_config", "load_hgq_proxy"]
 
@@ -86,7 +86,7 @@ def proxy_config(path: Path) -> dict[str, Any]:
     return cfg
 
 
-class _ProxyQuantizer(_Quantizer):
+class _ProxyQuantizer(Quantizer):
     """One FixedPointQuantizer as HGQ2's quantizer object (same per-element broadcast and element_quant op)."""
 
     def __init__(self, lc: dict[str, Any], w: dict[str, np.ndarray], where: str) -> None:  # not super(): that parses HGQ2 configs
@@ -170,7 +170,7 @@ def _on_grid(v: np.ndarray, declared: Any, what: str) -> tuple[np.ndarray, Fixed
         if frac is None:
             raise ModelLoadError(f"{what} must lie on a fixed-point grid of at most 2^-{MAX_WIDTH}, not be float values")
         raw = np.ldexp(v, frac).astype(np.int64)
-    return raw, _fit_type(int(raw.min(initial=0)), int(raw.max(initial=0)), frac, what)
+    return raw, fit_type(int(raw.min(initial=0)), int(raw.max(initial=0)), frac, what)
 
 
 def _overrides(cfg_layers: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
@@ -186,13 +186,7 @@ def _overrides(cfg_layers: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
 
 def load_hgq_proxy(path: Path | str, **_: Any) -> Graph:
     """A Graph equal to the HGQ v1 proxy model in ``path`` (a chain of supported layers and FixedPointQuantizers)."""
-    try:
-        return _load(Path(path))
-    except BondflowError:
-        raise
-    except Exception as e:  # a damaged config or weights file can break reading anywhere: one line, never a traceback
-        msg = " ".join(str(e).split())[:160]
-        raise ModelLoadError(f"{path} must be a well-formed HGQ proxy .h5 model, not fail with {type(e).__name__}: {msg}") from None
+    return load_or_one_line(_load, path, "a well-formed HGQ proxy .h5 model")
 
 
 def _load(path: Path) -> Graph:
@@ -231,7 +225,7 @@ def _load(path: Path) -> Graph:
             if cls in PROXY_CLASSES:
                 q = _ProxyQuantizer(lc, _h5_weights(h5, lname), f"layer '{lname}' ({cls})")
                 if inp is None:
-                    inp = TensorSpec(unique_name("input", names), int(np.prod(shape)), _input_type(q, shape), shape)
+                    inp = TensorSpec(unique_name("input", names), int(np.prod(shape)), input_type(q, shape), shape)
                     cur, cur_type = inp.name, inp.type
                 op = q.datalane(shape, unique_name(lname, names), cur, cur_type)
                 ops.append(op)
@@ -258,22 +252,22 @@ def _load(path: Path) -> Graph:
                     emit(Flatten(name=unique_name(lname, names), input=cur, result_type=cur_type))
                 continue
             if cls in ("ReLU", "Activation"):
-                _add_relu(ops, names, lname, cur, cur_type)
+                add_relu(ops, names, lname, cur, cur_type)
                 cur, cur_type = ops[-1].name, ops[-1].result_type
                 continue
             if cls in _POOL_LAYERS:
-                emit(_pool(lname, cls if cls in _POOLS else "Q" + cls, lc, shape, cur, cur_type, unique_name(lname, names)))
+                emit(pool_op(lname, cls if cls in POOLS else "Q" + cls, lc, shape, cur, cur_type, unique_name(lname, names)))
                 continue
             _weighted(cls, lname, lc, _h5_weights(h5, lname), declared.get(lname, {}), ops, names, shape, cur, cur_type, emit)
             cur, cur_type = ops[-1].name, ops[-1].result_type
             if lc.get("activation") == "relu":
-                _add_relu(ops, names, lname + "_relu", cur, cur_type)
+                add_relu(ops, names, lname + "_relu", cur, cur_type)
                 cur, cur_type = ops[-1].name, ops[-1].result_type
     if inp is None or not ops:
         raise ModelLoadError(f"{path} must hold at least one FixedPointQuantizer on its input, not none")
     meta = {"source": str(path), "source_sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
             "source_format": "hgq_proxy"}
-    return Graph(name=_safe((cfg.get("config") or {}).get("name", "hgq_proxy")), input=inp, ops=tuple(ops), meta=meta)
+    return Graph(name=safe_name((cfg.get("config") or {}).get("name", "hgq_proxy")), input=inp, ops=tuple(ops), meta=meta)
 
 
 def _reshape_target(lname: str, lc: dict[str, Any], shape: tuple[int, ...]) -> tuple[int, ...]:
@@ -302,7 +296,7 @@ def _weighted(cls: str, lname: str, lc: dict[str, Any], w: dict[str, np.ndarray]
             raise UnsupportedOpError(f"{cls} on a tensor of shape {shape}", lname, SUPPORTED_PROXY_LAYERS,
                                      f"{_WHERE} (it needs a {nd}-D input with channels)")
         units = int(lc.get("filters", kernel.shape[-1]))
-        want = tuple(_ints(lc.get("kernel_size"), nd)) + (shape[-1], units)
+        want = tuple(ints(lc.get("kernel_size"), nd)) + (shape[-1], units)
     else:
         if len(shape) != 1:
             raise UnsupportedOpError(f"Dense on a {len(shape)}-D tensor {shape}", lname, SUPPORTED_PROXY_LAYERS,
@@ -319,15 +313,15 @@ def _weighted(cls: str, lname: str, lc: dict[str, Any], w: dict[str, np.ndarray]
     else:
         b_raw, b_t = np.zeros(units, dtype=np.int64), FixedType(1, 1)
     prod = next((o for o in reversed(ops) if o.name == cur), None)  # per-element ranges when an element_quant made x
-    lo, hi = _elem_ranges(prod, cur_type, int(np.prod(shape)))  # type: ignore[arg-type]
+    lo, hi = elem_ranges(prod, cur_type, int(np.prod(shape)))  # type: ignore[arg-type]
     if is_conv:  # every position of a channel meets every tap: the channel's widest range bounds it
         lo = np.tile(lo.reshape(-1, shape[-1]).min(axis=0), int(np.prod(w_raw.shape[:-2])))
         hi = np.tile(hi.reshape(-1, shape[-1]).max(axis=0), int(np.prod(w_raw.shape[:-2])))
-    acc = _exact_accum(lo, hi, cur_type, w_raw.reshape(-1, units), w_t, b_raw, b_t, lname)
+    acc = exact_accum(lo, hi, cur_type, w_raw.reshape(-1, units), w_t, b_raw, b_t, lname)
     common = dict(name=unique_name(lname, names), input=cur, result_type=acc, weight=w_raw, weight_type=w_t, bias=b_raw,
                   bias_type=b_t, accum_type=acc)
     if is_conv:
-        strides, pads = _conv_geometry(lname, cls, lc, shape, w_raw.shape[:-2])
+        strides, pads = conv_geometry(lname, cls, lc, shape, w_raw.shape[:-2])
         emit(Conv(strides=strides, pads=pads, **common))
     else:
         emit(Dense(**common))
