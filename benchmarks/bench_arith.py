@@ -55,19 +55,19 @@ def _ratios(rows: list[dict[str, Any]]) -> None:
 
 
 ECP5 = ("import json, sys\nfrom bondflow.synth.flow import synthesize\n"
-        "p = synthesize(sys.argv[1], 'ecp5-85k', bitstream=True, out=sys.argv[2], timeout=float(sys.argv[3]))\n"
+        "p = synthesize(sys.argv[1], 'ecp5-85k', bitstream=True, out=sys.argv[2], timeout=float(sys.argv[3]), router=sys.argv[4] or None)\n"
         "print(json.dumps({'fmax_mhz': p.fmax_mhz, 'lut': p.lut, 'dsp': p.dsp, 'wall_seconds': p.wall_seconds, "
         "'cached': bool(getattr(p, 'cached', False)), 'tools': p.tool_versions}))\n")
 
 
-def ecp5_fmax(path: Path, out: Path, timeout: float) -> dict[str, Any]:
+def ecp5_fmax(path: Path, out: Path, timeout: float, router: str = "") -> dict[str, Any]:
     """ECP5-85k synthesis, place and route in a child process group, ended after ``timeout`` seconds.
 
     A child, so that a jet-sized place and route that runs past the bench's budget can be stopped (with its nextpnr)
     and recorded as timed out instead of blocking the run for hours.
     """
     t0 = time.perf_counter()
-    p = subprocess.Popen([sys.executable, "-c", ECP5, str(path), str(out), str(timeout)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    p = subprocess.Popen([sys.executable, "-c", ECP5, str(path), str(out), str(timeout), router], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                          text=True, start_new_session=True)
     try:
         stdout, err = p.communicate(timeout=timeout)
@@ -80,7 +80,7 @@ def ecp5_fmax(path: Path, out: Path, timeout: float) -> dict[str, Any]:
         return {"ecp5_error": (err.strip().splitlines() or ["exit %d" % p.returncode])[-1][:300]}
     r = json.loads(stdout.strip().splitlines()[-1])
     return {"fmax_ecp5_mhz": r["fmax_mhz"], "ecp5_lut4": r["lut"], "ecp5_dsp": r["dsp"],
-            "ecp5_seconds": round(r["wall_seconds"], 1), "ecp5_tools": r["tools"], **({"ecp5_cached": True} if r["cached"] else {})}
+            "ecp5_seconds": round(r["wall_seconds"], 1), "ecp5_tools": r["tools"], **({"ecp5_router": router} if router else {}), **({"ecp5_cached": True} if r["cached"] else {})}
 
 
 def _earlier_xilinx(example: str, design: str, digest: str) -> dict[str, Any] | None:
@@ -109,6 +109,7 @@ def main() -> None:
     ap.add_argument("--ecp5", default="iris", help="examples also placed and routed on ecp5-85k for fmax ('' for none)")
     ap.add_argument("--ecp5-designs", default="da4ml,dataflow lut", help="designs placed and routed on ecp5-85k")
     ap.add_argument("--ecp5-timeout", type=float, default=1800, help="seconds for one ECP5 synthesis + place and route")
+    ap.add_argument("--ecp5-router", default="", help="nextpnr router (router2 for jet-sized designs; default nextpnr's)")
     ap.add_argument("--ecp5-only", action="store_true",
                     help="keep the xc7z020 figures arith.json holds for the same digest; run only the ECP5 flow")
     ap.add_argument("--workdir", help="keep designs and synthesis here (results are cached by design digest and tool "
@@ -150,7 +151,7 @@ def main() -> None:
                         except BondflowError as e:
                             row["error"] = str(e)
                     if ex in ecp5 and name in ecp5_designs:
-                        row.update(ecp5_fmax(path, cache, a.ecp5_timeout))
+                        row.update(ecp5_fmax(path, cache, a.ecp5_timeout, a.ecp5_router))
                 row["measured_utc"] = time.strftime("%Y-%m-%dT%H:%MZ", time.gmtime())
                 row["command"] = "benchmarks/bench_arith.py " + " ".join(sys.argv[1:])  # rows of several runs are merged
                 rows.append(row)

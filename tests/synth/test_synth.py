@@ -51,6 +51,17 @@ def test_lattice_bitstream(ref_dir, target, family, need_tool) -> None:
     assert r.placed and r.fmax_mhz and r.fmax_mhz > 0 and r.timing_met == (r.fmax_mhz >= r.clock_mhz)
 
 
+def test_router2_is_used_and_cached_apart(ref_dir, need_tool) -> None:
+    need_tool("yosys")
+    need_tool("nextpnr-ecp5")
+    default = synthesize(ref_dir, "ecp5-25k", bitstream=True)
+    r = synthesize(ref_dir, "ecp5-25k", bitstream=True, router="router2")
+    assert r.placed and BITSTREAM_MAGIC["ecp5"] in Path(r.bitstream).read_bytes()[:256]
+    assert Path(r.bitstream).parent != Path(default.bitstream).parent  # its own cache entry
+    log = (Path(r.bitstream).parent / "nextpnr.live.log").read_text()
+    assert "router2" in log.lower(), log[-500:]
+
+
 def test_cache_hit_is_instant(ref_dir, need_tool) -> None:
     need_tool("yosys")
     synthesize(ref_dir, "xc7z020")

@@ -17,6 +17,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--force", action="store_true", help="ignore the cache")
     p.add_argument("--timeout", type=float, default=None, metavar="SECONDS",
                    help="stop yosys (and nextpnr) past this many seconds each (exit 9; default: an hour, two for nextpnr)")
+    p.add_argument("--router", choices=("router1", "router2"), default=None,
+                   help="nextpnr's router with --bitstream (default nextpnr's, router1 on ECP5; router2 for big designs)")
     p.add_argument("--list-targets", action="store_true")
     p.set_defaults(func=run)
 
@@ -33,7 +35,7 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"--clock-mhz must be in (0, 2000], not {args.clock_mhz}")
     from ..synth.flow import synthesize
     r = synthesize(args.design, args.target, args.clock_mhz, args.bitstream, vivado=args.vivado, force=args.force,
-                   timeout=args.timeout)
+                   timeout=args.timeout, router=args.router)
     print(r.summary())
     print(f"  report: {args.design}/synth_report.json")
     return 0

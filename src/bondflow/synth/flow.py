@@ -111,10 +111,11 @@ def _known_lut6(root: Path, digest: str) -> tuple[int, str] | None:
 
 def synthesize(design: Design | str | Path, target: str, clock_mhz: float | None = None, bitstream: bool = False,
                out: str | Path | None = None, vivado: bool = False, force: bool = False,
-               timeout: float | None = None) -> SynthReport:
+               timeout: float | None = None, router: str | None = None) -> SynthReport:
     """Synthesize ``design`` for ``target``; results are cached under ``<out>/<key>/`` (default: the design dir's synth/).
 
     ``timeout`` bounds each yosys run and nextpnr (ToolTimeoutError past it; default an hour for yosys, two for nextpnr).
+    ``router``: nextpnr's router for Lattice targets (None: nextpnr's default; "router2" for big designs).
     """
     t: Target = get_target(target)
     design_dir = None
@@ -127,7 +128,8 @@ def synthesize(design: Design | str | Path, target: str, clock_mhz: float | None
     clock = float(clock_mhz or t.clock_mhz)
     tools = ["yosys"] + ([f"nextpnr-{t.flow}", "ecppack" if t.flow == "ecp5" else "icepack"] if bitstream and t.flow != "xilinx" else [])
     versions = {n: tool_version(n) or "missing" for n in tools}
-    key = hashlib.sha256(json.dumps([design.digest(), t.name, clock, bitstream, versions], sort_keys=True).encode()).hexdigest()[:16]
+    key_parts: list[Any] = [design.digest(), t.name, clock, bitstream, versions] + ([router] if router else [])
+    key = hashlib.sha256(json.dumps(key_parts, sort_keys=True).encode()).hexdigest()[:16]
     root = Path(out) if out else (design_dir / "synth" if design_dir else Path("synth_build"))
     work = root / f"{t.name}-{key}"
     cached = work / "synth_report.json"
@@ -149,7 +151,7 @@ def synthesize(design: Design | str | Path, target: str, clock_mhz: float | None
     work.mkdir(parents=True)
     with get_reporter().task(f"synthesize {design.arch} for {t.name}", 4 if place_route(t, bitstream) else 1,
                              "phases") as bar:
-        return _run(design, design_dir, t, clock, bitstream, vivado, versions, work, cached, bar, timeout)
+        return _run(design, design_dir, t, clock, bitstream, vivado, versions, work, cached, bar, timeout, router)
 
 
 def place_route(t: Target, bitstream: bool) -> bool:
@@ -158,7 +160,8 @@ def place_route(t: Target, bitstream: bool) -> bool:
 
 
 def _run(design: Design, design_dir: Path | None, t: Target, clock: float, bitstream: bool, vivado: bool,
-         versions: dict[str, str], work: Path, cached: Path, bar: Task, timeout: float | None = None) -> SynthReport:
+         versions: dict[str, str], work: Path, cached: Path, bar: Task, timeout: float | None = None,
+         router: str | None = None) -> SynthReport:
     """The uncached synthesis into ``work``; ``bar`` hears each phase (yosys, place, route, bitstream)."""
     t0 = time.monotonic()
     src_dir = work / "rtl"
@@ -202,7 +205,7 @@ def _run(design: Design, design_dir: Path | None, t: Target, clock: float, bitst
         raise DoesNotFitError(f"design must fit {t.name}, not need {res[k]} {k.upper()} of {getattr(t, k + 's')} ({v - 100:.0f}% over)")
     if place:
         pnr = place_and_route(work / "yosys" / "netlist.json", t, clock, work / "yosys", on_phase=bar.start_phase,
-                              timeout=timeout)
+                              timeout=timeout, router=router)
         report.update(fmax_mhz=pnr["fmax_mhz"], timing_met=(pnr["fmax_mhz"] or 0) >= clock, placed=True,
                       bitstream=pnr["bitstream"], bitstream_bytes=pnr["bitstream_bytes"])
         report["logs"]["nextpnr"] = pnr["log"]

@@ -16,8 +16,12 @@ BITSTREAM_MAGIC = {"ecp5": b"\xff\xff\xbd\xb3", "ice40": b"\x7e\xaa\x99\x7e"}
 
 
 def place_and_route(netlist: Path, target: Target, clock_mhz: float, work: Path, seed: int = 1,
-                    on_phase: Callable[[str], None] = lambda _: None, timeout: float | None = None) -> dict[str, Any]:
+                    on_phase: Callable[[str], None] = lambda _: None, timeout: float | None = None,
+                    router: str | None = None) -> dict[str, Any]:
     """P&R the yosys JSON netlist (relative paths: YoWASP sees only ``work``); return fmax, utilisation, bitstream.
+
+    ``router`` picks nextpnr's router (None: its default, router1 for ECP5; router2 routes big congested designs
+    far faster: a jet-tagger-sized ECP5 design did not converge in router1).
 
     ``on_phase`` hears "place" (packing included), "route" and "bitstream" as nextpnr and the packer reach them.
     """
@@ -25,7 +29,7 @@ def place_and_route(netlist: Path, target: Target, clock_mhz: float, work: Path,
     # A missed clock target is a result to report (fmax, timing_met), not a failure: keep the bitstream.
     # nextpnr writes its --log as it goes (run_tool's log comes at the end): following it tells placement from routing.
     common = ["--json", netlist.name, "--report", report, "--freq", f"{clock_mhz:g}", "--seed", str(seed),
-              "--timing-allow-fail", "--log", "nextpnr.live.log"]
+              "--timing-allow-fail", "--log", "nextpnr.live.log"] + (["--router", router] if router else [])
     (work / "nextpnr.live.log").unlink(missing_ok=True)
     seen: set[str] = set()
 
