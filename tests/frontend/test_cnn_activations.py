@@ -120,6 +120,15 @@ def test_dataflow_rtl_bit_exact(keras_cnn, tmp_path, need_tool) -> None:
     assert r.passed and r.vectors == 200, r.summary()
 
 
+@pytest.mark.sim
+def test_moldable_rtl_bit_exact(keras_cnn, tmp_path, need_tool) -> None:
+    need_tool("iverilog")
+    from bondflow.sim.runner import simulate
+    d = bondflow.generate(_graph(keras_cnn), "moldable")
+    r = simulate(d.write(tmp_path / "mo"), 60, simulator="icarus", check=True)
+    assert r.passed and r.vectors == 60, r.summary()
+
+
 @pytest.mark.hls4ml
 def test_hls4ml_csim_equals_golden(keras_cnn, tmp_path, need_tool) -> None:
     """hls4ml's streamed leaky_relu, tanh and sigmoid on images == golden; its streamed relu has no relu_max: one line."""

@@ -13,6 +13,13 @@ __all__ = ["float_predict", "source_predict", "QONNX_MAX_SAMPLES"]
 
 #: qonnx's executor runs node by node in Python; beyond this many samples it takes minutes.
 QONNX_MAX_SAMPLES = 500
+#: Input values handed to Keras or ONNX Runtime in one call: big images go in small batches (ONNX Runtime held a
+#: whole batch of 100 images of 512x512 with every intermediate tensor, and the process was killed for memory).
+BATCH_VALUES = 1 << 20
+
+
+def _batch_rows(x: np.ndarray) -> int:
+    return max(1, min(1024, BATCH_VALUES // max(1, int(np.prod(x.shape[1:])))))
 
 
 def float_predict(path: str | Path, x: np.ndarray, trust_model: bool = False,
@@ -63,7 +70,7 @@ def _keras_predict(path: Path, x: np.ndarray, trust_model: bool, weights: str | 
     except BondflowError as e:
         return None, f"the Keras model could not be loaded ({e})"
     xin = x.reshape((len(x),) + tuple(d for d in model.input_shape[1:]))
-    y = np.asarray(model.predict(xin, verbose=0, batch_size=1024), dtype=np.float64)
+    y = np.asarray(model.predict(xin, verbose=0, batch_size=_batch_rows(x)), dtype=np.float64)
     from .bnn_layers import BNN_SOURCE, uses_bnn  # early BNN code runs through bondflow's stand-ins: say so
     bnn = uses_bnn([[type(l).__name__, getattr(getattr(l, "activation", None), "__name__", "")] for l in model.layers])
     return y.reshape(len(x), -1), BNN_SOURCE if bnn else "Keras predict (QKeras quantizers in floating point)"
@@ -88,7 +95,9 @@ def _onnx_predict(path: Path, x: np.ndarray) -> tuple[np.ndarray | None, str]:
         sess = ort.InferenceSession(proto.SerializeToString(), opts, providers=["CPUExecutionProvider"])
         inp = sess.get_inputs()[0]
         xin = x.reshape((len(x),) + tuple(int(d) for d in inp.shape[1:])) if all(isinstance(d, int) for d in inp.shape[1:]) else x
-        y = np.asarray(sess.run(None, {inp.name: xin})[0], dtype=np.float64)
+        rows = _batch_rows(x)
+        y = np.concatenate([np.asarray(sess.run(None, {inp.name: xin[i:i + rows]})[0], dtype=np.float64).reshape(len(xin[i:i + rows]), -1)
+                            for i in range(0, len(xin), rows)])
         return y.reshape(len(x), -1), what
     except ImportError:
         ort_error = "onnxruntime is not installed"
