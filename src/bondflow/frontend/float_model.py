@@ -96,8 +96,8 @@ def _onnx_predict(path: Path, x: np.ndarray) -> tuple[np.ndarray | None, str]:
         inp = sess.get_inputs()[0]
         xin = x.reshape((len(x),) + tuple(int(d) for d in inp.shape[1:])) if all(isinstance(d, int) for d in inp.shape[1:]) else x
         rows = _batch_rows(x)
-        y = np.concatenate([np.asarray(sess.run(None, {inp.name: xin[i:i + rows]})[0], dtype=np.float64).reshape(len(xin[i:i + rows]), -1)
-                            for i in range(0, len(xin), rows)])
+        y = np.concatenate([np.asarray(sess.run(None, {inp.name: xin[i:i + rows]})[0], dtype=np.float64)
+                            for i in range(0, len(xin), rows)])  # batch first: the chunks join along it
         return y.reshape(len(x), -1), what
     except ImportError:
         ort_error = "onnxruntime is not installed"

@@ -504,10 +504,10 @@ def _load_onnx(path: Path, default_precision: str | None, input_precision: str |
         kind, name = state["act"]
         rt = result or need_default("activation output", node)
         cls_args = dict(name=name, input=state["cur"], result_type=rt)
+        tables = {"softmax": Softmax, "tanh": Tanh, "sigmoid": Sigmoid}
         op: Op = (ParamRelu(**relu_params[name], **cls_args) if kind == "param_relu"
                   else Activation(function=kind, **cls_args) if kind in ("relu", "linear")
-                  else Softmax(**cls_args, **table_params.get(name, {})) if kind == "softmax"
-                  else Tanh(**cls_args, **table_params.get(name, {})) if kind == "tanh" else Sigmoid(**cls_args, **table_params.get(name, {})))
+                  else tables[kind](**cls_args, **table_params.get(name, {})))
         ops.append(op)
         state.update(cur=op.name, type=rt, act=None)
 
