@@ -38,6 +38,23 @@ def test_softmax_golden_equals_hls4ml(impl, res, logits, n_out, table_size, tmp_
     assert len(np.unique(y)) > 50  # the inputs really sweep the tables
 
 
+@pytest.mark.hls4ml
+@pytest.mark.parametrize("impl", ["stable", "latency"])
+def test_softmax_table_types_reach_hls4ml(impl, tmp_path, need_tool) -> None:
+    """Non-default exp/inverse table types (9 and 8 fraction bits) are hls4ml's exp_table_t/inv_table_t: with its
+    defaults in their place (ap_fixed<18,8>) nearly every output would differ from the golden model."""
+    need_tool("g++")
+    from dataclasses import replace
+    g = softmax_graph(impl, "fixed<16,6>", "fixed<12,5>", 5, 1024)
+    sm = replace(g.ops[-1], exp_table_type=FixedType(10, 1, rounding="RND", overflow="SAT"),
+                 inv_table_type=FixedType(12, 4, rounding="RND", overflow="SAT"))
+    g2 = Graph(g.name, g.input, g.ops[:-1] + (sm,))
+    tv = make_vectors(g2, 2000, 1)
+    y = build_project(g2, tmp_path / "hls").predict_raw(tv.inputs)
+    assert np.array_equal(y, tv.expected)
+    assert np.mean(np.any(bondflow.reference.run_raw(g, tv.inputs) != tv.expected, axis=1)) > 0.5  # the types matter
+
+
 def test_softmax_rows_sum_near_one() -> None:
     """Row sums exceed 1 by up to ~25 %: hls4ml addresses its inverse table with the sum's top 10 of 18 bits
     (steps of 0.25, truncated), so 1/sum is overestimated; the golden model keeps that on purpose."""

@@ -221,6 +221,25 @@ def test_hls4ml_csim_equals_golden(tmp_path, need_tool) -> None:
     assert len(np.unique(y)) > 100  # the inputs really sweep the table
 
 
+@pytest.mark.hls4ml
+def test_hls4ml_uses_the_table_type(tmp_path, need_tool) -> None:
+    """A coarse rounding table (fixed<9,2,RND>, 7 fraction bits) reaches hls4ml's table_t: with its default
+    ap_fixed<18,8> in its place, outputs with 10 fraction bits would differ from the golden model."""
+    need_tool("g++")
+    from dataclasses import replace
+    from bondflow.codegen.hls4ml.generator import build_project
+    from bondflow.sim.vectors import make_vectors
+    g = _dense_tanh(result="fixed<12,2>")
+    coarse = FixedType(9, 2, rounding="RND")
+    g = Graph(g.name, g.input, g.ops[:-1] + (replace(g.ops[-1], table_type=coarse),))
+    tv = make_vectors(g, 2000, 1)
+    prj = build_project(g, tmp_path / "hls")
+    assert "ap_fixed<9,2,AP_RND" in (tmp_path / "hls" / "firmware" / "defines.h").read_text()
+    assert np.array_equal(prj.predict_raw(tv.inputs), tv.expected)
+    fine = Graph(g.name, g.input, g.ops[:-1] + (replace(g.ops[-1], table_type=FixedType(18, 8)),))
+    assert not np.array_equal(reference.run_raw(fine, tv.inputs), tv.expected)  # the check can tell the two apart
+
+
 _MAKE_K3 = """
 import sys, numpy as np, keras
 keras.utils.set_random_seed(0)

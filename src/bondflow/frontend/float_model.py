@@ -89,15 +89,17 @@ def _onnx_predict(path: Path, x: np.ndarray) -> tuple[np.ndarray | None, str]:
             proto = version_converter.convert_version(proto, 13)
             what = f"ONNX Runtime (opset {opset} converted to 13 by onnx's version converter)"
         _free_batch(proto)
-        ort.set_default_logger_severity(3)  # a failed batched run falls back to qonnx below: its log is noise
+        ort.set_default_logger_severity(4)  # a failed batched run falls back to single rows, then qonnx: its log is noise
         opts = ort.SessionOptions()
-        opts.log_severity_level = 3  # its warnings (unused initializers, ...) are not the user's business
+        opts.log_severity_level = 4  # its warnings, and errors of a batched run that falls back, are not the user's business
         sess = ort.InferenceSession(proto.SerializeToString(), opts, providers=["CPUExecutionProvider"])
         inp = sess.get_inputs()[0]
         xin = x.reshape((len(x),) + tuple(int(d) for d in inp.shape[1:])) if all(isinstance(d, int) for d in inp.shape[1:]) else x
-        rows = _batch_rows(x)
-        y = np.concatenate([np.asarray(sess.run(None, {inp.name: xin[i:i + rows]})[0], dtype=np.float64)
-                            for i in range(0, len(xin), rows)])  # batch first: the chunks join along it
+        try:
+            y = _ort_rows(sess, inp.name, xin, _batch_rows(x))
+        except Exception:  # an exporter that flattened its batch-1 graph from axis 0 runs one row at a time only
+            y = _ort_rows(sess, inp.name, xin, 1)
+            what += ", one sample per run"
         return y.reshape(len(x), -1), what
     except ImportError:
         ort_error = "onnxruntime is not installed"
@@ -110,6 +112,12 @@ def _onnx_predict(path: Path, x: np.ndarray) -> tuple[np.ndarray | None, str]:
     except Exception as e:
         msg = str(e).splitlines()[0][:120] if str(e) else type(e).__name__
         return None, f"{ort_error} and qonnx's execute_onnx failed ({type(e).__name__}: {msg})"
+
+
+def _ort_rows(sess: Any, name: str, xin: np.ndarray, rows: int) -> np.ndarray:
+    """ONNX Runtime's outputs for ``xin`` in runs of ``rows`` samples, joined along the batch axis."""
+    return np.concatenate([np.asarray(sess.run(None, {name: xin[i:i + rows]})[0], dtype=np.float64)
+                           for i in range(0, len(xin), rows)])
 
 
 def _free_batch(proto: Any, batch: int | str = "batch") -> Any:

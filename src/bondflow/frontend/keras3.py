@@ -25,6 +25,7 @@ _KEYS = {
     "ReLU": ("max_value", "negative_slope", "threshold"),
     "LeakyReLU": ("negative_slope",),  # tf_keras calls it alpha (_layer_kwargs renames it)
     "Softmax": ("axis",),
+    "ELU": ("alpha",),
     "Dropout": ("rate",),
     "Flatten": (),
     "Add": (),

@@ -15,12 +15,12 @@ import numpy as np
 from ..errors import QuantizationError, UnsupportedOpError
 from ..ir.graph import Graph, TensorSpec
 from ..ir.merge import Merge, merge_result_type
-from ..ir.ops import Activation, Dense, Flatten, Op, ParamRelu, Sigmoid, Softmax, Tanh
+from ..ir.ops import Activation, Dense, Elu, Flatten, Op, ParamRelu, Selu, Sigmoid, Softmax, Tanh
 from ..ir.tensor_ops import Conv, Pool, Upsample, pool_result_type
 from ..ir.types import FixedType
 from ..render_names import unique_name
 from .onnx_relu import RELU_ONNX_OPS, onnx_relu_params
-from .onnx_tables import table_kwargs
+from .onnx_tables import ACTIVATION_KINDS, exp_linear_kwargs, table_kwargs
 from .onnx_export import ELEMENT_KEY, ELEMENT_PART_KEY, export_order, is_copy
 from .quant import DEFAULT_INPUT_PRECISION, accum_type_for, exact_raw, quantize_checked, scale_shift_op
 
@@ -33,7 +33,7 @@ CHANNELS_LAST_OPS = ("Conv", "MaxPool", "BatchNormalization")
 SPATIAL = ("Conv", "MaxPool", "AveragePool", "GlobalAveragePool", "GlobalMaxPool")
 UPSAMPLE = ("Resize", "Upsample")  # nearest neighbour by whole factors: a pixel repeat
 CNN_ONNX_OPS = SPATIAL + UPSAMPLE + ("BatchNormalization", "Quant", "Relu", "Transpose", "Reshape", "Flatten", "Squeeze", "Unsqueeze", "MatMul", "Gemm", "Add", "Softmax",
-                          "Sigmoid", "Tanh", "Identity", "Concat", "Clip(min=0)", "LeakyRelu")
+                          "Sigmoid", "Tanh", "Identity", "Concat", "Clip(min=0)", "LeakyRelu", "Elu", "Selu")
 
 
 def _name(node: Any, names: set[str]) -> str:
@@ -162,8 +162,8 @@ def load_onnx_cnn(model: Any, proto: Any, path: Any, consts: dict[str, np.ndarra
 
     def act(kind: str, node: Any, rt: FixedType) -> None:
         name = _name(node, names)
-        cls = {"relu": Activation, "linear": Activation, "softmax": Softmax, "sigmoid": Sigmoid, "tanh": Tanh}[kind]
-        extra = {"function": kind} if cls is Activation else table_kwargs(node)
+        cls = {"relu": Activation, "linear": Activation, "softmax": Softmax, "sigmoid": Sigmoid, "tanh": Tanh, "elu": Elu, "selu": Selu}[kind]
+        extra = {"function": kind} if cls is Activation else exp_linear_kwargs(node) if kind in ("elu", "selu") else table_kwargs(node)
         emit(cls(name=name, input=st["cur"], result_type=rt, **extra))
 
     def own_quant(i: int) -> int | None:
@@ -293,11 +293,11 @@ def load_onnx_cnn(model: Any, proto: Any, path: Any, consts: dict[str, np.ndarra
             from .onnx_export import TYPE_KEY  # bondflow's own export records a Dense's declared accumulator here
             declared = next((FixedType.parse(q.value) for q in node.metadata_props if q.key == TYPE_KEY), None)
             st["pending"] = p[:4] + (np.asarray(b).reshape(-1), bt, {**p[6], "acc": declared} if declared else p[6])
-        elif t in ("Relu", "Softmax", "Sigmoid", "Tanh", "Identity") + RELU_ONNX_OPS:
-            # Relu, Clip(0, m) and LeakyRelu round an exact sum once; a table activation indexes its table with the
-            # top bits of its input, so its input takes the default precision (as hls4ml)
-            close(None, t in ("Relu",) + RELU_ONNX_OPS)
-            kind = {"Relu": "relu", "Softmax": "softmax", "Sigmoid": "sigmoid", "Tanh": "tanh", "Identity": "linear"}.get(t, "param_relu")
+        elif t in ("Relu", "Softmax", "Sigmoid", "Tanh", "Identity", "Elu", "Selu") + RELU_ONNX_OPS:
+            # Relu, Clip(0, m), LeakyRelu, Elu and Selu round an exact sum once; a table activation indexes its table
+            # with the top bits of its input, so its input takes the default precision (as hls4ml)
+            close(None, t in ("Relu", "Elu", "Selu") + RELU_ONNX_OPS)
+            kind = ACTIVATION_KINDS.get(t, "param_relu")
             if t == "Softmax" and len(st["shape"]) > 1:
                 raise UnsupportedOpError(f"{t} over an image", node.name, CNN_ONNX_OPS)
             qi = own_quant(i)

@@ -10,7 +10,7 @@ from ..errors import MissingDependencyError, UnsupportedOpError
 from ..ir.graph import Graph
 from ..ir.element_quant import ElementQuant
 from ..ir.merge import Merge
-from ..ir.ops import Activation, Dense, Flatten, ParamRelu, Sigmoid, Softmax, Tanh, Threshold
+from ..ir.ops import Activation, Dense, Elu, ExpLinear, Flatten, ParamRelu, Selu, Sigmoid, Softmax, Tanh, Threshold
 from ..ir.tensor_ops import Conv, Pool, Upsample
 from ..ir.types import FixedType, Overflow, Rounding
 
@@ -129,9 +129,10 @@ def graph_to_onnx(graph: Graph):
             nodes.append(helper.make_node("Flatten", [f"{op.name}_nhwc"], [f"{op.name}_pre"], name=f"{op.name}_flatten"))
             nodes[-1].metadata_props.add(key=NAME_KEY, value=op.name)
             quant(f"{op.name}_pre", op.name, op.result_type)
-        elif isinstance(op, (Activation, Sigmoid, Tanh)) and op.input in nchw:
-            kind = {"relu": "Relu", "linear": "Identity"}.get(getattr(op, "function", ""), "Tanh" if isinstance(op, Tanh) else "Sigmoid")
-            nodes.append(helper.make_node(kind, [op.input], [f"{op.name}_pre"], name=f"{op.name}_{kind.lower()}"))
+        elif isinstance(op, (Activation, Sigmoid, Tanh, ExpLinear)) and op.input in nchw:
+            kind = _onnx_activation(op)
+            nodes.append(helper.make_node(kind, [op.input], [f"{op.name}_pre"], name=f"{op.name}_{kind.lower()}",
+                                          **_activation_attrs(op)))
             nodes[-1].metadata_props.add(key=NAME_KEY, value=op.name)
             _add_table_settings(nodes[-1], op)
             quant(f"{op.name}_pre", op.name, op.result_type)
@@ -153,10 +154,10 @@ def graph_to_onnx(graph: Graph):
             nodes[-1].metadata_props.add(key=TYPE_KEY, value=str(op.accum_type))
             nodes[-2].metadata_props.add(key=NAME_KEY, value=op.name)
             quant(f"{op.name}_acc", op.name, op.result_type)
-        elif isinstance(op, (Activation, Softmax, Sigmoid, Tanh, Flatten)):
-            kind = {"relu": "Relu", "linear": "Identity"}.get(getattr(op, "function", ""), None) or \
-                {Softmax: "Softmax", Sigmoid: "Sigmoid", Tanh: "Tanh", Flatten: "Flatten"}.get(type(op), "Identity")
-            nodes.append(helper.make_node(kind, [op.input], [f"{op.name}_pre"], name=f"{op.name}_{kind.lower()}"))
+        elif isinstance(op, (Activation, Softmax, Sigmoid, Tanh, ExpLinear, Flatten)):
+            kind = _onnx_activation(op)
+            nodes.append(helper.make_node(kind, [op.input], [f"{op.name}_pre"], name=f"{op.name}_{kind.lower()}",
+                                          **_activation_attrs(op)))
             nodes[-1].metadata_props.add(key=NAME_KEY, value=op.name)
             _add_table_settings(nodes[-1], op)
             quant(f"{op.name}_pre", op.name, op.result_type)
@@ -211,6 +212,18 @@ def graph_to_onnx(graph: Graph):
             model.metadata_props.add(key=f"bondflow.meta.{k}", value=v)
     onnx.checker.check_model(model)
     return model
+
+
+def _onnx_activation(op: Any) -> str:
+    """The ONNX op_type computing an element-wise or table op in float (its Quant follows)."""
+    if isinstance(op, Activation):
+        return {"relu": "Relu", "linear": "Identity"}[op.function]
+    return {Softmax: "Softmax", Sigmoid: "Sigmoid", Tanh: "Tanh", Elu: "Elu", Selu: "Selu", Flatten: "Flatten"}[type(op)]
+
+
+def _activation_attrs(op: Any) -> dict[str, float]:
+    """ONNX attributes of the node: Elu's alpha; Selu's are ONNX's defaults, Keras's constants."""
+    return {"alpha": op.alpha} if isinstance(op, Elu) else {}
 
 
 def _add_table_settings(node: Any, op: Any) -> None:

@@ -11,7 +11,7 @@ import numpy as np
 from ..errors import QuantizationError, UnsupportedOpError
 from ..ir.graph import Graph, TensorSpec
 from ..ir.merge import Merge, merge_result_type
-from ..ir.ops import Activation, Dense, Flatten, Op, ParamRelu, Sigmoid, Softmax, Tanh
+from ..ir.ops import Activation, Dense, Elu, Flatten, Op, ParamRelu, Selu, Sigmoid, Softmax, Tanh
 from ..ir.tensor_ops import Conv, Pool, Upsample, pool_result_type, same_pads
 from ..ir.types import FixedType
 from ..render_names import unique_name
@@ -95,8 +95,14 @@ def load_keras(path: Path, default_precision: str | None = None, input_precision
             ops.append(Sigmoid(name=name, input=cur, result_type=rtype))
         elif fn == "tanh":
             ops.append(Tanh(name=name, input=cur, result_type=rtype))
+        elif fn == "elu":  # tf_keras's elu activation and ELU layer: alpha 1 unless the layer sets it
+            alpha, at = slope_type(float(np.asarray((cfg or {}).get("alpha", 1.0))), lname)
+            ops.append(Elu(name=name, input=cur, result_type=rtype, alpha=alpha, alpha_type=at))
+        elif fn == "selu":
+            ops.append(Selu(name=name, input=cur, result_type=rtype))
         else:
-            raise UnsupportedOpError(f"activation {fn}", lname, [*RELU_MAX, "leaky_relu", "relu", "linear", "softmax", "sigmoid", "tanh"])
+            raise UnsupportedOpError(f"activation {fn}", lname, [*RELU_MAX, "leaky_relu", "relu", "linear", "softmax", "sigmoid", "tanh",
+                                                                  "elu", "selu"])
         cur, cur_type = name, rtype
 
     def add_threshold(fn: str, cfg: dict[str, Any], lname: str) -> None:
@@ -279,6 +285,8 @@ def load_keras(path: Path, default_precision: str | None = None, input_precision
             add_activation("relu" if plain else "leaky_relu", lname, default("activation", lname), c)
         elif cls == "Softmax":
             add_activation("softmax", lname, default("activation", lname))
+        elif cls == "ELU":
+            add_activation("elu", lname, default("activation", lname), {"alpha": layer.get_config().get("alpha", 1.0)})
         elif cls == "Flatten" or (cls == "Reshape" and len(_reshape_target(layer, cur_shape or (inp.size,))) == 1):
             if len(cur_shape) > 1:  # a vector already is flat: nothing to do
                 name = unique_name(lname, names)
@@ -382,7 +390,7 @@ def _next_activation(layer: Any, next_layer: Any) -> str | None:
         return _activation_fn((getattr(layer.activation, "__name__", ""), {}))
     if cls == "QActivation":
         return _activation_fn(_activation_from_quantizer(layer))
-    return {"ReLU": "relu", "LeakyReLU": "leaky_relu", "Softmax": "softmax"}.get(cls)
+    return {"ReLU": "relu", "LeakyReLU": "leaky_relu", "Softmax": "softmax", "ELU": "elu"}.get(cls)
 
 
 def _on_value_grid(q: tuple[str, dict[str, Any]]) -> bool:
@@ -403,7 +411,7 @@ def _apply_activation(act: tuple[str, dict[str, Any]], lname: str, add, default,
             add("leaky_relu", lname, t, {"max_value": bound})
     elif fn in RELU_MAX or fn == "leaky_relu":  # tf_keras's leaky_relu activation: slope 0.2
         add(fn, lname, default("activation", lname), {"negative_slope": 0.2} if fn == "leaky_relu" else None)
-    elif fn in ("relu", "softmax", "sigmoid", "tanh"):
+    elif fn in ("relu", "softmax", "sigmoid", "tanh", "elu", "selu"):
         add(fn, lname, default("activation", lname))
     elif fn == "quantized_tanh":  # QKeras computes tanh in float, then quantizes: hls4ml's table is another function
         raise UnsupportedOpError("activation quantized_tanh", lname, ["tanh (float, with --default-precision)"],
@@ -411,7 +419,7 @@ def _apply_activation(act: tuple[str, dict[str, Any]], lname: str, add, default,
     elif fn == "linear":
         return
     else:
-        raise UnsupportedOpError(f"activation {fn}", lname, ["relu", "linear", "softmax", "sigmoid", "tanh", "quantized_relu", "quantized_bits",
+        raise UnsupportedOpError(f"activation {fn}", lname, ["relu", "linear", "softmax", "sigmoid", "tanh", "elu", "selu", "quantized_relu", "quantized_bits",
                                                               "binary", "ternary", *BNN_ACTIVATIONS])
 
 

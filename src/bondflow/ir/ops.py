@@ -10,8 +10,8 @@ import numpy as np
 from ..errors import GraphValidationError, QuantizationError
 from .types import FixedType
 
-__all__ = ["Op", "Dense", "Activation", "ParamRelu", "Softmax", "TableActivation", "Sigmoid", "Tanh", "Flatten", "Threshold",
-           "OP_KINDS", "frozen_array"]
+__all__ = ["Op", "Dense", "Activation", "ParamRelu", "Softmax", "TableActivation", "Sigmoid", "Tanh", "ExpLinear", "Elu", "Selu",
+           "Flatten", "Threshold", "OP_KINDS", "frozen_array"]
 
 
 def frozen_array(a: Any) -> np.ndarray:
@@ -270,6 +270,69 @@ class Tanh(TableActivation):
 
 
 @dataclass(frozen=True, eq=False)
+class ExpLinear(Op):
+    """hls4ml's exponential linear units (nnet::elu, nnet::selu): x >= 0 takes a linear branch; x < 0 indexes a
+    ``table_size`` table of ``table_type`` values at v = -8 i / N with index min(floor(-x * N / 8), N - 1)."""
+
+    table_size: int = 1024
+    table_type: FixedType = FixedType(18, 8)
+    elementwise: ClassVar[bool] = True
+    #: hls4ml's fixed table range: [-8, 0).
+    RANGE: ClassVar[int] = 8
+
+    def __post_init__(self) -> None:
+        if self.table_size < 2:
+            raise GraphValidationError(f"{self.kind} '{self.name}' table size must be at least 2, not {self.table_size}")
+
+    def to_dict(self) -> dict[str, Any]:
+        d = super().to_dict()
+        d.update(table_size=self.table_size, table_type=str(self.table_type))
+        return d
+
+
+@dataclass(frozen=True, eq=False)
+class Elu(ExpLinear):
+    """ELU: y = cast(x) for x >= 0, else cast(alpha * table[i]) with table = e^v - 1 (exact product of the table entry
+    and ``alpha``, a value of ``alpha_type``: hls4ml's param_t)."""
+
+    alpha: float = 1.0
+    alpha_type: FixedType = FixedType(2, 2)
+    kind: ClassVar[str] = "elu"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        object.__setattr__(self, "alpha", float(self.alpha))
+        t = self.alpha_type
+        if t.frac_bits < 0 or not t.representable(self.alpha):
+            raise QuantizationError(f"elu '{self.name}' alpha must be a value of its alpha_type, not {self.alpha!r} in {t}")
+
+    @property
+    def alpha_raw(self) -> int:
+        return int(self.alpha_type.quantize(self.alpha))
+
+    def to_dict(self) -> dict[str, Any]:
+        d = super().to_dict()
+        d.update(alpha=self.alpha, alpha_type=str(self.alpha_type))
+        return d
+
+
+@dataclass(frozen=True, eq=False)
+class Selu(ExpLinear):
+    """SELU with Keras's constants: y = cast(lambda * x) for x >= 0 (lambda in hls4ml's ap_ufixed<16,1>), else
+    cast(table[i]) with table = lambda * alpha * (e^v - 1)."""
+
+    kind: ClassVar[str] = "selu"
+    #: hls4ml's selu_const_t and the double it is assigned (truncated: ap_ufixed's default rounding).
+    LAMBDA_TYPE: ClassVar[FixedType] = FixedType(16, 1, signed=False)
+    LAMBDA: ClassVar[float] = 1.0507009873554805
+    ALPHA: ClassVar[float] = 1.6732632423543772
+
+    @property
+    def lambda_raw(self) -> int:
+        return int(self.LAMBDA_TYPE.quantize(self.LAMBDA))
+
+
+@dataclass(frozen=True, eq=False)
 class Flatten(Op):
     """Reshape to one dimension; values and type unchanged (samples travel flat, channels last, already)."""
 
@@ -318,7 +381,8 @@ class Threshold(Op):
         return d
 
 
-OP_KINDS: dict[str, type[Op]] = {c.kind: c for c in (Dense, Activation, ParamRelu, Softmax, Sigmoid, Tanh, Flatten, Threshold)}
+OP_KINDS: dict[str, type[Op]] = {c.kind: c for c in (Dense, Activation, ParamRelu, Softmax, Sigmoid, Tanh, Elu, Selu, Flatten,
+                                                      Threshold)}
 _TYPE_FIELDS = ("result_type", "weight_type", "bias_type", "accum_type", "exp_table_type", "inv_table_type", "table_type", "alpha_type")
 
 

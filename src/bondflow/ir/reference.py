@@ -10,7 +10,7 @@ import numpy as np
 
 from ..errors import QuantizationError, UnsupportedOpError
 from .graph import Graph
-from .ops import Activation, Dense, Flatten, Op, ParamRelu, Sigmoid, Softmax, TableActivation, Tanh, Threshold
+from .ops import Activation, Dense, Elu, ExpLinear, Flatten, Op, ParamRelu, Selu, Sigmoid, Softmax, TableActivation, Tanh, Threshold
 from .merge import Merge
 from .element_quant import ElementQuant, element_quant_kernel
 from .tensor_kernels import conv_kernel, pool_kernel, upsample_kernel
@@ -163,22 +163,69 @@ def sigmoid_table(op: Sigmoid) -> np.ndarray:
     return op.table_type.quantize(y.astype(np.float64))
 
 
+def _libm_float(name: str, x: np.ndarray, fallback: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
+    """The C library's float function ``name`` (tanhf, expf) at float32 points, as hls4ml's C++ calls it; without a
+    loadable libm, ``fallback`` in float64 rounded to float32."""
+    try:
+        libm = ctypes.CDLL(ctypes.util.find_library("m") or "libm.so.6")
+        f = getattr(libm, name)
+        f.restype, f.argtypes = ctypes.c_float, [ctypes.c_float]
+        return np.array([f(float(v)) for v in x], dtype=np.float32)
+    except (OSError, AttributeError):
+        return fallback(x.astype(np.float64)).astype(np.float32)
+
+
 @lru_cache(maxsize=8)
 def _libm_tanhf_table(n: int) -> np.ndarray:
     """The C library's tanhf at hls4ml's table points (float32 in, float32 out), as hls4ml's C++ computes them.
 
     glibc before 2.41 does not round tanhf correctly: a float64 tanh rounded to float32 differs from it in ~15 % of
-    entries, which a table type with 13 or more fraction bits can see. Without a loadable libm, that rounding."""
+    entries, which a table type with 13 or more fraction bits can see."""
     x = (2 * 4.0 * (np.arange(n, dtype=np.float64) - n / 2.0) / n).astype(np.float32)
-    try:
-        libm = ctypes.CDLL(ctypes.util.find_library("m") or "libm.so.6")
-        f = libm.tanhf
-        f.restype, f.argtypes = ctypes.c_float, [ctypes.c_float]
-        y = np.array([f(float(v)) for v in x], dtype=np.float32)
-    except (OSError, AttributeError):
-        y = np.tanh(x.astype(np.float64)).astype(np.float32)
+    y = _libm_float("tanhf", x, np.tanh)
     y.setflags(write=False)
     return y
+
+
+@lru_cache(maxsize=8)
+def _libm_expm1_points(n: int) -> np.ndarray:
+    """expf(v) - 1. in double at hls4ml's ELU/SELU table points v = (float)(-8.0 * i / N), float64 (exact)."""
+    x = (-8.0 * np.arange(n, dtype=np.float64) / n).astype(np.float32)
+    y = _libm_float("expf", x, np.exp).astype(np.float64) - 1.0
+    y.setflags(write=False)
+    return y
+
+
+def exp_linear_table(op: ExpLinear) -> np.ndarray:
+    """hls4ml's init_elu_table / init_selu_table, raw in ``op.table_type``: the float the C++ function returns, then
+    the cast. SELU scales in double (lambda * (alpha * (e^v - 1))) before that float."""
+    y = _libm_expm1_points(op.table_size)
+    if isinstance(op, Selu):
+        y = Selu.LAMBDA * (Selu.ALPHA * y)
+    return op.table_type.quantize(y.astype(np.float32).astype(np.float64))
+
+
+def exp_linear_index(op: ExpLinear, x: np.ndarray, xt: FixedType) -> np.ndarray:
+    """min(floor(-x * N / 8), N - 1) for x < 0 (hls4ml's int index = x * N / -8, truncated: positive), else 0."""
+    neg = -np.minimum(x, 0) * np.int64(op.table_size)  # raw, xt.frac_bits fraction bits; >= 0
+    k = (op.RANGE.bit_length() - 1) + xt.frac_bits  # divide by 8 * 2^frac
+    q = neg >> k if k >= 0 else neg << (-k)
+    return np.minimum(q, op.table_size - 1)
+
+
+def exp_linear_kernel(op: ExpLinear, x: np.ndarray, xt: FixedType) -> np.ndarray:
+    """ELU: cast(x) | cast(alpha * table[i]); SELU: cast(lambda * x) | cast(table[i]); exact products, one cast each."""
+    t = exp_linear_table(op)[exp_linear_index(op, x, xt)]
+    yt = op.result_type
+    if isinstance(op, Elu):
+        neg = yt.requantize(t * np.int64(op.alpha_raw), op.table_type.frac_bits + op.alpha_type.frac_bits)
+        pos = yt.requantize(x, xt.frac_bits)
+    else:
+        if xt.width + Selu.LAMBDA_TYPE.width > 62:
+            raise QuantizationError(f"selu '{op.name}' exact products must fit 62 bits, not {xt.width} + {Selu.LAMBDA_TYPE.width}")
+        neg = yt.requantize(t, op.table_type.frac_bits)
+        pos = yt.requantize(x * np.int64(op.lambda_raw), xt.frac_bits + Selu.LAMBDA_TYPE.frac_bits)
+    return np.where(x >= 0, pos, neg)
 
 
 def tanh_table(op: Tanh) -> np.ndarray:
@@ -296,5 +343,6 @@ def _threshold(op: Threshold, x: np.ndarray, xt: FixedType) -> np.ndarray:
 
 
 _KERNELS: dict[type, Kernel] = {Dense: _dense, Activation: _activation, ParamRelu: param_relu_kernel, Flatten: _flatten,
-                                Softmax: _softmax, Sigmoid: _table_activation, Tanh: _table_activation, Threshold: _threshold,
+                                Softmax: _softmax, Sigmoid: _table_activation, Tanh: _table_activation, Elu: exp_linear_kernel,
+                                Selu: exp_linear_kernel, Threshold: _threshold,
                                 ElementQuant: element_quant_kernel}

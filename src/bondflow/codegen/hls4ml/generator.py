@@ -20,7 +20,7 @@ from ...ir.element_quant import ElementQuant
 from ...ir.graph import Graph
 from ...ir.reference import SOFTMAX_ACCUM_TYPE
 from ...ir.merge import Merge, merge_result_type
-from ...ir.ops import Activation, Dense, Flatten, Op, ParamRelu, Softmax, TableActivation
+from ...ir.ops import Activation, Dense, Elu, ExpLinear, Flatten, Op, ParamRelu, Selu, Softmax, TableActivation
 from ...ir.tensor_ops import Conv, Pool, Upsample, same_pads
 from ...ir.types import FixedType
 from ...progress import get_reporter
@@ -173,6 +173,10 @@ def _keras_layers(tfk: Any, op: Op, shapes: dict[str, tuple[int, ...]]) -> list[
         layers.append(_param_relu_keras(tfk, op))
     elif isinstance(op, TableActivation):  # sigmoid, tanh: nnet::sigmoid / nnet::tanh with the op's table
         layers.append(tfk.layers.Activation(op.kind, name=op.name))
+    elif isinstance(op, Elu):  # nnet::elu with the slope as param_t (hls4ml makes every elu an ELU layer)
+        layers.append(tfk.layers.ELU(alpha=op.alpha, name=op.name))
+    elif isinstance(op, Selu):
+        layers.append(tfk.layers.Activation("selu", name=op.name))
     elif isinstance(op, Softmax):
         layers.append(tfk.layers.Activation("softmax", name=op.name))
     elif isinstance(op, Flatten):
@@ -181,8 +185,8 @@ def _keras_layers(tfk: Any, op: Op, shapes: dict[str, tuple[int, ...]]) -> list[
     elif isinstance(op, ElementQuant):  # per-element casts: io_parallel only (io_type_for picks it)
         layers.append(_fixed_point_quantizer(tfk)(RND=op.rounding.value, SAT=op.overflow.value, name=op.name))
     else:
-        raise UnsupportedOpError(op.kind, op.name, ["dense", "conv", "pool", "upsample", "activation", "sigmoid", "tanh", "softmax",
-                                                    "flatten", "merge", "element_quant"], "the hls4ml generator")
+        raise UnsupportedOpError(op.kind, op.name, ["dense", "conv", "pool", "upsample", "activation", "sigmoid", "tanh", "elu", "selu",
+                                                    "softmax", "flatten", "merge", "element_quant"], "the hls4ml generator")
     return layers
 
 
@@ -235,8 +239,8 @@ def source_model_of(graph: Graph):
 
 def _matches_graph(graph: Graph, hls_model: Any) -> bool:
     """Whether hls4ml's layers are exactly the graph's ops (plus its input and identity linears of Dense)."""
-    if any(isinstance(o, ParamRelu) for o in graph.ops):  # hls4ml reads ReLU(max_value) as relu, LeakyReLU's slope at
-        return False                                         # the default precision: the graph's own model says it exactly
+    if any(isinstance(o, (ParamRelu, Elu)) for o in graph.ops):  # hls4ml reads ReLU(max_value) as relu, a slope at the
+        return False                                               # default precision: the graph's own model says it exactly
     ops = {o.name for o in graph.ops if not isinstance(o, Flatten)}
     dense = {o.name for o in graph.dense_layers()}
     names = [l.name for l in hls_model.get_layers()][1:]
@@ -287,14 +291,20 @@ def hls_config(graph: Graph, model, reuse_factor: "int | dict[str, int]", strate
             lc["Precision"] = {"result": op.result_type.to_ap(), "accum": acc.to_ap()}
         elif isinstance(op, Upsample) or (isinstance(op, Flatten) and graph.is_shaped()):
             lc["Precision"] = {"result": op.result_type.to_ap()}
-        elif isinstance(op, TableActivation):
-            lc["Precision"] = {"result": op.result_type.to_ap(), "table": op.table_type.to_ap()}
-            lc["TableSize"] = op.table_size  # hls4ml reads the PascalCase key; 'table_size' is silently ignored
+        elif isinstance(op, (TableActivation, ExpLinear)):
+            lc["Precision"] = {"result": op.result_type.to_ap()}
+            if isinstance(op, Elu):  # the slope is a value of alpha_type: param_t holds it exactly
+                lc["Precision"]["param"] = op.alpha_type.to_ap()
+            # hls4ml takes an activation's table type from the layer's own 'table_t' key (a 'table' precision is
+            # silently ignored: its default ap_fixed<18,8> would be used) and reads the PascalCase 'TableSize'
+            lc["table_t"] = op.table_type.to_ap()
+            lc["TableSize"] = op.table_size
         elif isinstance(op, Softmax):
             # accum/inv_inp pinned to hls4ml's own defaults, which the golden model assumes (SOFTMAX_ACCUM_TYPE)
-            lc["Precision"] = {"result": op.result_type.to_ap(), "exp_table": op.exp_table_type.to_ap(),
-                               "inv_table": op.inv_table_type.to_ap(), "accum": SOFTMAX_ACCUM_TYPE.to_ap(),
-                               "inv_inp": SOFTMAX_ACCUM_TYPE.to_ap()}
+            lc["Precision"] = {"result": op.result_type.to_ap(), "accum": SOFTMAX_ACCUM_TYPE.to_ap()}
+            # the table types as the layer's own '*_t' keys: hls4ml ignores them under 'Precision' (as table_t above)
+            lc.update(exp_table_t=op.exp_table_type.to_ap(), inv_table_t=op.inv_table_type.to_ap(),
+                      inv_inp_t=SOFTMAX_ACCUM_TYPE.to_ap())
             lc["TableSize"] = op.table_size
             lc["Implementation"] = op.implementation
     return cfg
@@ -342,6 +352,11 @@ def build_project(graph: Graph, out_dir: Path, reuse_factor: "int | dict[str, in
     if io_type == "io_stream" and bounded:
         raise UnsupportedOpError(f"param_relu {bounded[0].function}", bounded[0].name, ["relu", "leaky_relu(alpha)"],
                                  "the hls4ml generator on a CNN (io_stream: hls4ml's streamed activations have no relu_max)")
+    selu = [o for o in graph.ops if isinstance(o, Selu)]
+    if io_type == "io_stream" and selu:
+        raise UnsupportedOpError("selu", selu[0].name, ["relu", "elu", "leaky_relu(alpha)", "sigmoid", "tanh"],
+                                 "the hls4ml generator on a CNN (io_stream: hls4ml's streamed selu scales by lambda in the "
+                                 "input's type, its parallel selu in ap_ufixed<16,1>, which bondflow's model follows)")
     if find_tool("g++") is None:
         raise ToolNotFoundError("g++", "apt-get install g++")
     alias_keras_to_tf_keras()
