@@ -37,6 +37,7 @@ from ..ir.types import FixedType
 from ..render_names import unique_name
 from .hgq_common import (POOLS, SUPPORTED_HGQ_LAYERS, Quantizer, add_relu, conv_geometry, elem_ranges, exact_accum, hgq_quantize,
                          input_type, ints, load_or_one_line, pool_op, safe_name)
+from .keras3 import end_layers
 
 __all__ = ["is_hgq_config", "load_hgq", "SUPPORTED_HGQ_LAYERS", "hgq_quantize"]
 
@@ -94,8 +95,7 @@ def _output_layer(cfg: dict[str, Any]) -> str | None:
     """A functional model's single output layer (None for a Sequential); several outputs are refused."""
     if cfg.get("class_name") == "Sequential":
         return None
-    refs = cfg.get("config", {}).get("output_layers") or []
-    refs = [refs] if refs and not isinstance(refs[0], list) else refs  # one tensor: [name, 0, 0]
+    refs = end_layers(cfg, "output_layers")
     if len(refs) != 1:
         raise UnsupportedOpError(f"{len(refs)} outputs", str(cfg.get("config", {}).get("name", "model")), ["one output"],
                                  "bondflow's HGQ reader")

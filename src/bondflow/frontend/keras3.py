@@ -15,7 +15,7 @@ import numpy as np
 
 from ..errors import MissingDependencyError, ModelLoadError
 
-__all__ = ["read_keras3", "keras3_predict"]
+__all__ = ["read_keras3", "keras3_predict", "end_layers"]
 
 #: Keras 3 layer classes rebuilt here, with the config keys tf_keras understands for each.
 _KEYS = {
@@ -186,12 +186,18 @@ def _functional(tfk: Any, path: Path, cfg: dict[str, Any], layers: list[tuple[di
         tensors[lname] = layer([source(a) for a in first] if isinstance(first, list) else source(first))
     ends = []
     for key in ("input_layers", "output_layers"):
-        refs = cfg["config"].get(key) or []
-        refs = [refs] if refs and not isinstance(refs[0], list) else refs  # one tensor: [name, 0, 0]
+        refs = end_layers(cfg, key)
         if len(refs) != 1 or refs[0][0] not in tensors:
             raise ModelLoadError(f"{path} must have one input and one output layer, not {key} {refs}")
         ends.append(tensors[refs[0][0]])
     return tfk.Model(ends[0], ends[1], name=name)
+
+
+def end_layers(cfg: dict[str, Any], key: str) -> list[list[Any]]:
+    """A functional Keras 3 config's ``input_layers`` or ``output_layers`` as a list of [layer, node, tensor] refs
+    (Keras writes a single tensor as one bare ref)."""
+    refs = cfg.get("config", {}).get(key) or []
+    return [refs] if refs and not isinstance(refs[0], list) else refs
 
 
 _PREDICT = """
