@@ -21,7 +21,7 @@ POOL_LAYERS = ("MaxPooling1D", "MaxPooling2D", "AveragePooling1D", "AveragePooli
                "GlobalAveragePooling2D", "GlobalMaxPooling1D", "GlobalMaxPooling2D")
 MERGE_LAYERS = ("Add", "Concatenate")
 BN_LAYERS = ("BatchNormalization", "QBatchNormalization")
-SUPPORTED_LAYERS = ("InputLayer", "Dense", "QDense", "BinaryDense", "TernaryDense", "Activation", "QActivation", "ReLU", "LeakyReLU", "ELU", "BatchNormalization", "QBatchNormalization",
+SUPPORTED_LAYERS = ("InputLayer", "Dense", "QDense", "BinaryDense", "TernaryDense", "Activation", "QActivation", "ReLU", "LeakyReLU", "ELU", "PReLU", "BatchNormalization", "QBatchNormalization",
                     "Dropout", "Flatten", "Reshape", "Softmax", "ZeroPadding1D", "ZeroPadding2D", "UpSampling1D",
                     "UpSampling2D") + CONV_LAYERS + POOL_LAYERS + MERGE_LAYERS
 UNSAFE = ("Lambda", "TFOpLambda")

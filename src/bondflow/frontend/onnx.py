@@ -19,7 +19,7 @@ from ..ir.merge import Merge, merge_result_type
 from ..ir.ops import Activation, Dense, Elu, Flatten, Op, ParamRelu, Selu, Sigmoid, Softmax, Tanh, Threshold
 from ..ir.types import FixedType
 from ..render_names import unique_name
-from .onnx_relu import RELU_ONNX_OPS, _text, onnx_relu_params
+from .onnx_relu import RELU_ONNX_OPS, _text, onnx_prelu, onnx_relu_params
 from .onnx_tables import ACTIVATION_KINDS, exp_linear_kwargs, table_kwargs
 from .onnx_export import ELEMENT_KEY, ELEMENT_PART_KEY, NAME_KEY, TYPE_KEY, export_order, is_copy
 from .quant import DEFAULT_INPUT_PRECISION, accum_type_for, exact_raw, quantize_checked
@@ -27,10 +27,10 @@ from .quant import DEFAULT_INPUT_PRECISION, accum_type_for, exact_raw, quantize_
 __all__ = ["load_onnx", "SUPPORTED_ONNX_OPS", "BIPOLAR_TYPE"]
 
 SUPPORTED_ONNX_OPS = ("Quant", "BipolarQuant", "MultiThreshold", "MatMul", "Gemm", "Add", "Add/Concat of two tensors", "Mul/Add/Sub/Div by a constant", "BatchNormalization",
-                      "Relu", "Clip(min=0)", "LeakyRelu", "Elu", "Selu", "Softmax", "Sigmoid", "Tanh", "Flatten", "Reshape", "Identity", "Transpose/Unsqueeze/Squeeze of 1-sized axes")
+                      "Relu", "Clip(min=0)", "LeakyRelu", "PRelu", "Elu", "Selu", "Softmax", "Sigmoid", "Tanh", "Flatten", "Reshape", "Identity", "Transpose/Unsqueeze/Squeeze of 1-sized axes")
 # op_types the node loop handles (some only in certain positions; it reports those itself).
-_HANDLED = {"Quant", "BipolarQuant", "MultiThreshold", "MatMul", "Gemm", "Add", "Mul", "Sub", "Div", "BatchNormalization", "Relu", "Clip", "LeakyRelu", "Elu", "Selu",
-            "Softmax", "Sigmoid", "Tanh", "Flatten", "Reshape", "Identity", "Transpose", "Unsqueeze", "Squeeze", "Concat"}
+_HANDLED = {"Quant", "BipolarQuant", "MultiThreshold", "MatMul", "Gemm", "Add", "Mul", "Sub", "Div", "BatchNormalization", "Relu", "Clip", "LeakyRelu", "PRelu", "Elu",
+            "Selu", "Softmax", "Sigmoid", "Tanh", "Flatten", "Reshape", "Identity", "Transpose", "Unsqueeze", "Squeeze", "Concat"}
 # Custom-op domains qonnx executes and renames during its cleanup: QKeras->QONNX and FINN write the old
 # 'finn.custom_op.general' (or 'finn'), Brevitas writes 'onnx.brevitas', often without an opset import.
 # qonnx's ConvertToChannelsLastAndClean (and hls4ml's *_ch_last models) write Conv/MaxPool/BatchNormalization in
@@ -421,6 +421,7 @@ def _load_onnx(path: Path, default_precision: str | None, input_precision: str |
             readers[i] = readers.get(i, 0) + 1
     settled: dict[str, tuple[str, FixedType, int]] = {}
     relu_params: dict[str, dict[str, Any]] = {}  # ParamRelu settings of pending Clip/LeakyRelu activations, by op name
+    prelu_nodes: dict[str, Any] = {}  # the PRelu node of a pending prelu activation, by op name
     table_params: dict[str, dict[str, Any]] = {}  # table sizes and types bondflow's export recorded, by op name
     last = in_name
 
@@ -505,7 +506,9 @@ def _load_onnx(path: Path, default_precision: str | None, input_precision: str |
         rt = result or need_default("activation output", node)
         cls_args = dict(name=name, input=state["cur"], result_type=rt)
         tables = {"softmax": Softmax, "tanh": Tanh, "sigmoid": Sigmoid, "elu": Elu, "selu": Selu}
+        n = state["n"]
         op: Op = (ParamRelu(**relu_params[name], **cls_args) if kind == "param_relu"
+                  else onnx_prelu(prelu_nodes[name], consts, np.arange(n), (n,), name, state["cur"], rt) if kind == "prelu"
                   else Activation(function=kind, **cls_args) if kind in ("relu", "linear")
                   else tables[kind](**cls_args, **table_params.get(name, {})))
         ops.append(op)
@@ -693,12 +696,12 @@ def _load_onnx(path: Path, default_precision: str | None, input_precision: str |
             for p in node.metadata_props:
                 if _text(p.key) == TYPE_KEY:
                     d[5] = FixedType.parse(_text(p.value))
-        elif t in ("Relu", "Softmax", "Sigmoid", "Tanh", "Identity", "Elu", "Selu") + RELU_ONNX_OPS:
+        elif t in ("Relu", "Softmax", "Sigmoid", "Tanh", "Identity", "Elu", "Selu", "PRelu") + RELU_ONNX_OPS:
             # Relu (and Elu, Selu: exact index, exact product) does the only rounding of an exact sum; a table
             # activation (Softmax, Sigmoid, Tanh) indexes its table with the top bits of its input, so its input takes
             # the default precision (as hls4ml).
             materialize_aff()
-            finish_dense(None, requantized=t in ("Relu", "Elu", "Selu") + RELU_ONNX_OPS)
+            finish_dense(None, requantized=t in ("Relu", "Elu", "Selu", "PRelu") + RELU_ONNX_OPS)
             if state["act"]:
                 finish_act(None, node.name)
             materialize_bip()
@@ -706,6 +709,8 @@ def _load_onnx(path: Path, default_precision: str | None, input_precision: str |
             state["act"] = (kind, _node_name(node, names))
             if kind == "param_relu":  # Clip(0, m) / LeakyRelu: a bounded or leaky ReLU, exact like Relu
                 relu_params[state["act"][1]] = onnx_relu_params(node, consts)
+            elif kind == "prelu":
+                prelu_nodes[state["act"][1]] = node
             elif kind in ("elu", "selu"):
                 table_params[state["act"][1]] = exp_linear_kwargs(node)
             elif kind in ("softmax", "sigmoid", "tanh"):

@@ -19,7 +19,7 @@ from ..ir.ops import Activation, Dense, Elu, Flatten, Op, ParamRelu, Selu, Sigmo
 from ..ir.tensor_ops import Conv, Pool, Upsample, pool_result_type
 from ..ir.types import FixedType
 from ..render_names import unique_name
-from .onnx_relu import RELU_ONNX_OPS, onnx_relu_params
+from .onnx_relu import RELU_ONNX_OPS, onnx_prelu, onnx_relu_params
 from .onnx_tables import ACTIVATION_KINDS, exp_linear_kwargs, table_kwargs
 from .onnx_export import ELEMENT_KEY, ELEMENT_PART_KEY, export_order, is_copy
 from .quant import DEFAULT_INPUT_PRECISION, accum_type_for, exact_raw, quantize_checked, scale_shift_op
@@ -33,7 +33,7 @@ CHANNELS_LAST_OPS = ("Conv", "MaxPool", "BatchNormalization")
 SPATIAL = ("Conv", "MaxPool", "AveragePool", "GlobalAveragePool", "GlobalMaxPool")
 UPSAMPLE = ("Resize", "Upsample")  # nearest neighbour by whole factors: a pixel repeat
 CNN_ONNX_OPS = SPATIAL + UPSAMPLE + ("BatchNormalization", "Quant", "Relu", "Transpose", "Reshape", "Flatten", "Squeeze", "Unsqueeze", "MatMul", "Gemm", "Add", "Softmax",
-                          "Sigmoid", "Tanh", "Identity", "Concat", "Clip(min=0)", "LeakyRelu", "Elu", "Selu")
+                          "Sigmoid", "Tanh", "Identity", "Concat", "Clip(min=0)", "LeakyRelu", "PRelu", "Elu", "Selu")
 
 
 def _name(node: Any, names: set[str]) -> str:
@@ -293,10 +293,10 @@ def load_onnx_cnn(model: Any, proto: Any, path: Any, consts: dict[str, np.ndarra
             from .onnx_export import TYPE_KEY  # bondflow's own export records a Dense's declared accumulator here
             declared = next((FixedType.parse(q.value) for q in node.metadata_props if q.key == TYPE_KEY), None)
             st["pending"] = p[:4] + (np.asarray(b).reshape(-1), bt, {**p[6], "acc": declared} if declared else p[6])
-        elif t in ("Relu", "Softmax", "Sigmoid", "Tanh", "Identity", "Elu", "Selu") + RELU_ONNX_OPS:
+        elif t in ("Relu", "Softmax", "Sigmoid", "Tanh", "Identity", "Elu", "Selu", "PRelu") + RELU_ONNX_OPS:
             # Relu, Clip(0, m), LeakyRelu, Elu and Selu round an exact sum once; a table activation indexes its table
             # with the top bits of its input, so its input takes the default precision (as hls4ml)
-            close(None, t in ("Relu", "Elu", "Selu") + RELU_ONNX_OPS)
+            close(None, t in ("Relu", "Elu", "Selu", "PRelu") + RELU_ONNX_OPS)
             kind = ACTIVATION_KINDS.get(t, "param_relu")
             if t == "Softmax" and len(st["shape"]) > 1:
                 raise UnsupportedOpError(f"{t} over an image", node.name, CNN_ONNX_OPS)
@@ -304,6 +304,8 @@ def load_onnx_cnn(model: Any, proto: Any, path: Any, consts: dict[str, np.ndarra
             rt = quant_type(nodes[qi], consts) if qi is not None else need_default("activation output", node.name)
             if kind == "param_relu":
                 emit(ParamRelu(name=_name(node, names), input=st["cur"], result_type=rt, **onnx_relu_params(node, consts)))
+            elif kind == "prelu":
+                emit(onnx_prelu(node, consts, np.asarray(st["view"]), tuple(st["shape"]), _name(node, names), st["cur"], rt))
             else:
                 act(kind, node, rt)
             if qi is not None:

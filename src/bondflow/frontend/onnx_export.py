@@ -10,7 +10,7 @@ from ..errors import MissingDependencyError, UnsupportedOpError
 from ..ir.graph import Graph
 from ..ir.element_quant import ElementQuant
 from ..ir.merge import Merge
-from ..ir.ops import Activation, Dense, Elu, ExpLinear, Flatten, ParamRelu, Selu, Sigmoid, Softmax, Tanh, Threshold
+from ..ir.ops import Activation, Dense, Elu, ExpLinear, Flatten, ParamRelu, PRelu, Selu, Sigmoid, Softmax, Tanh, Threshold
 from ..ir.tensor_ops import Conv, Pool, Upsample
 from ..ir.types import FixedType, Overflow, Rounding
 
@@ -140,6 +140,13 @@ def graph_to_onnx(graph: Graph):
         elif isinstance(op, ParamRelu):  # Clip(0, m) or LeakyRelu, then the cast (NCHW or flat alike: element-wise)
             from .onnx_relu import param_relu_node
             nodes.append(param_relu_node(op, f"{op.name}_pre", helper, const))
+            nodes[-1].metadata_props.add(key=NAME_KEY, value=op.name)
+            quant(f"{op.name}_pre", op.name, op.result_type)
+            if op.input in nchw:
+                nchw.add(op.name)
+        elif isinstance(op, PRelu):  # slopes as a float initializer (exact in float32), their type in metadata
+            from .onnx_relu import prelu_node
+            nodes.append(prelu_node(op, shapes[op.input], op.input in nchw, f"{op.name}_pre", helper, const))
             nodes[-1].metadata_props.add(key=NAME_KEY, value=op.name)
             quant(f"{op.name}_pre", op.name, op.result_type)
             if op.input in nchw:

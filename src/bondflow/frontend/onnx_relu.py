@@ -1,4 +1,5 @@
-"""ONNX Clip(0, m) / LeakyRelu(alpha) <-> the IR's exact ParamRelu, shared by the ONNX importers and the QONNX exporter."""
+"""ONNX Clip(0, m) / LeakyRelu(alpha) / PRelu <-> the IR's exact ParamRelu and PRelu, shared by the ONNX importers and the
+QONNX exporter."""
 from __future__ import annotations
 
 import json
@@ -7,17 +8,19 @@ from typing import Any
 import numpy as np
 
 from ..errors import UnsupportedOpError
-from ..ir.ops import ParamRelu
+from ..ir.ops import ParamRelu, PRelu
 from ..ir.types import FixedType
-from .quant import slope_type
+from .quant import prelu_op, slope_type
 
-__all__ = ["RELU_ONNX_OPS", "RELU_KEY", "onnx_relu_params", "param_relu_node"]
+__all__ = ["RELU_ONNX_OPS", "RELU_KEY", "PRELU_KEY", "onnx_relu_params", "param_relu_node", "onnx_prelu", "prelu_node"]
 
 #: ONNX op types read as a ParamRelu.
 RELU_ONNX_OPS = ("Clip", "LeakyRelu")
 #: node metadata of bondflow's export: the op's exact max_value, alpha and alpha_type as JSON (float32 attributes
 #: cannot carry every float64 bound, and the slope's type is not in ONNX at all).
 RELU_KEY = "bondflow.param_relu"
+#: node metadata of bondflow's export: a PRelu's slope type (its float32 slopes are exact values of it).
+PRELU_KEY = "bondflow.prelu"
 
 
 def _text(v: Any) -> str:
@@ -64,4 +67,37 @@ def param_relu_node(op: ParamRelu, out: str, helper: Any, const: Any) -> Any:
     if op.alpha:
         d.update(alpha=op.alpha, alpha_type=str(op.alpha_type))
     node.metadata_props.add(key=RELU_KEY, value=json.dumps(d))
+    return node
+
+
+def onnx_prelu(node: Any, consts: dict[str, np.ndarray], view: np.ndarray, shape: tuple[int, ...], name: str, cur: str,
+               rt: FixedType) -> PRelu:
+    """A PRelu node on the tensor of bondflow shape ``shape`` whose ONNX layout is ``view`` (each value's index in
+    bondflow's channels-last order): its slope broadcast over the tensor (batch axis dropped), laid out as bondflow's."""
+    if len(node.input) < 2 or node.input[1] not in consts:
+        raise UnsupportedOpError("PRelu with a computed slope", node.name, ["PRelu(x, constant slope)"])
+    slope = np.asarray(consts[node.input[1]], dtype=np.float64)
+    while slope.ndim > view.ndim and slope.shape[0] == 1:
+        slope = slope[0]
+    try:
+        full = np.broadcast_to(slope, view.shape)
+    except ValueError:
+        raise UnsupportedOpError(f"PRelu slope of shape {list(slope.shape)} on a tensor of shape {list(view.shape)}", node.name,
+                                 ["a slope broadcastable to the input (one per channel, element or all)"]) from None
+    ours = np.empty(view.size)
+    ours[view.reshape(-1)] = full.reshape(-1)
+    t = next((FixedType.parse(_text(p.value)) for p in node.metadata_props if _text(p.key) == PRELU_KEY), None)
+    return prelu_op(name, cur, rt, ours.reshape(shape), shape, node.name or node.output[0], alpha_type=t)
+
+
+def prelu_node(op: PRelu, shape: tuple[int, ...], nchw: bool, out: str, helper: Any, const: Any) -> Any:
+    """The ONNX PRelu computing ``op`` in float on a tensor of bondflow shape ``shape`` (NCHW in the file when
+    ``nchw``), with the slope type in PRELU_KEY metadata."""
+    a = op.alpha_type.to_float(op.alpha)
+    if nchw and a.size == shape[-1]:
+        a = a.reshape((-1,) + (1,) * (len(shape) - 1))  # per channel: [C, 1, 1]
+    elif nchw and a.size > 1:
+        a = a.reshape(shape).transpose((len(shape) - 1,) + tuple(range(len(shape) - 1)))
+    node = helper.make_node("PRelu", [op.input, const(f"{op.name}_slope", a)], [out], name=f"{op.name}_prelu")
+    node.metadata_props.add(key=PRELU_KEY, value=str(op.alpha_type))
     return node

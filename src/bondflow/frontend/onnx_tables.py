@@ -14,7 +14,7 @@ __all__ = ["TABLE_KEY", "ACTIVATION_KINDS", "table_settings", "table_kwargs", "e
 
 #: ONNX activation op_type -> the IR's activation kind (Clip and LeakyRelu: param_relu, onnx_relu.py).
 ACTIVATION_KINDS = {"Relu": "relu", "Softmax": "softmax", "Sigmoid": "sigmoid", "Tanh": "tanh", "Identity": "linear",
-                    "Elu": "elu", "Selu": "selu"}
+                    "Elu": "elu", "Selu": "selu", "PRelu": "prelu"}
 
 #: node metadata of bondflow's export: the table parameters of a Softmax/Sigmoid/Tanh op as JSON. ONNX's own
 #: Softmax/Sigmoid/Tanh are exact functions; the hardware's lookup tables would otherwise come back as defaults.

@@ -21,7 +21,7 @@ from .bnn import BNN_ACTIVATIONS, BNN_DENSE_LAYERS, bnn_threshold, bnn_weights, 
 from .keras_graph import MODEL_INPUT, layer_graph
 from .quant import VALUE_QUANTIZERS, grid_type, is_sign_quantizer, sign_threshold
 from .quant import (DEFAULT_INPUT_PRECISION, accum_type_for, exact_raw, qkeras_relu_bound, qkeras_type, quantize_checked,
-                    scale_shift_op, sidecar_options, slope_type)
+                    scale_shift_op, sidecar_options, slope_type, prelu_op)
 
 __all__ = ["load_keras", "SUPPORTED_LAYERS", "TABLE_ACTIVATIONS"]
 
@@ -287,6 +287,11 @@ def load_keras(path: Path, default_precision: str | None = None, input_precision
             add_activation("softmax", lname, default("activation", lname))
         elif cls == "ELU":
             add_activation("elu", lname, default("activation", lname), {"alpha": layer.get_config().get("alpha", 1.0)})
+        elif cls == "PReLU":  # learned slopes (shared_axes broadcast them): an exact product per element, as hls4ml's prelu
+            op = prelu_op(unique_name(lname, names), cur, default("activation", lname), layer.get_weights()[0],
+                          tuple(cur_shape) if cur_shape else (inp.size,), lname)
+            ops.append(op)
+            cur, cur_type = op.name, op.result_type
         elif cls == "Flatten" or (cls == "Reshape" and len(_reshape_target(layer, cur_shape or (inp.size,))) == 1):
             if len(cur_shape) > 1:  # a vector already is flat: nothing to do
                 name = unique_name(lname, names)
@@ -390,7 +395,7 @@ def _next_activation(layer: Any, next_layer: Any) -> str | None:
         return _activation_fn((getattr(layer.activation, "__name__", ""), {}))
     if cls == "QActivation":
         return _activation_fn(_activation_from_quantizer(layer))
-    return {"ReLU": "relu", "LeakyReLU": "leaky_relu", "Softmax": "softmax", "ELU": "elu"}.get(cls)
+    return {"ReLU": "relu", "LeakyReLU": "leaky_relu", "Softmax": "softmax", "ELU": "elu", "PReLU": "prelu"}.get(cls)
 
 
 def _on_value_grid(q: tuple[str, dict[str, Any]]) -> bool:

@@ -12,7 +12,7 @@ from ..ir.ops import Dense, Threshold
 from ..ir.tensor_ops import Conv
 from ..ir.types import FixedType
 
-__all__ = ["grid_type", "VALUE_QUANTIZERS", "SIGN_ACTIVATIONS", "is_sign_quantizer", "sign_threshold", "qkeras_type", "exact_raw", "quantize_checked", "accum_type_for", "sidecar_options", "scale_shift_op", "DEFAULT_INPUT_PRECISION", "slope_type", "qkeras_relu_bound"]
+__all__ = ["grid_type", "VALUE_QUANTIZERS", "SIGN_ACTIVATIONS", "is_sign_quantizer", "sign_threshold", "qkeras_type", "exact_raw", "quantize_checked", "accum_type_for", "sidecar_options", "scale_shift_op", "DEFAULT_INPUT_PRECISION", "slope_type", "slopes_type", "prelu_op", "qkeras_relu_bound"]
 
 #: hls4ml's default precision, rounded and saturated because inputs come from floats.
 DEFAULT_INPUT_PRECISION = "fixed<16,6,RND_CONV,SAT>"
@@ -41,6 +41,45 @@ def slope_type(alpha: float, layer: str) -> tuple[float, FixedType]:
     t = FixedType(SLOPE_WIDTH, int(exp) + 1)  # |a| < 2**exp: exp integer bits plus the sign
     q = float(t.to_float(t.with_modes(rounding="RND", overflow="SAT").quantize(a)))
     return q, t
+
+
+def slopes_type(alphas: np.ndarray, layer: str) -> tuple[np.ndarray, FixedType]:
+    """PReLU slopes as the IR stores them: (raw values, one type). Slopes that share a type of at most SLOPE_WIDTH bits
+    keep their exact values (the smallest such type); others round to nearest on SLOPE_WIDTH signed bits with the
+    integer bits of the largest slope."""
+    a = np.asarray(alphas, dtype=np.float64).reshape(-1)
+    if not np.all(np.isfinite(a)) or np.any(np.abs(a) >= 2.0 ** 16):
+        raise QuantizationError(f"layer '{layer}': PReLU slopes must be finite and below 2^16, not {a.min()!r}..{a.max()!r}")
+    types = [slope_type(float(v), layer)[1] for v in np.unique(a)]
+    frac = max(t.frac_bits for t in types)
+    int_bits = max(t.int_bits for t in types)
+    if frac + int_bits <= SLOPE_WIDTH and all(t.frac_bits >= 0 for t in types):
+        t = FixedType(max(frac + int_bits, 2), max(int_bits, 2 - frac))
+        if t.representable(a):
+            return t.quantize(a), t
+    top = float(np.max(np.abs(a))) or 1.0
+    t = FixedType(SLOPE_WIDTH, int(np.frexp(top)[1]) + 1)
+    return t.with_modes(rounding="RND", overflow="SAT").quantize(a), t
+
+
+def prelu_op(name: str, cur: str, rtype: FixedType, alphas: np.ndarray, shape: tuple[int, ...], layer: str,
+             alpha_type: FixedType | None = None) -> Any:
+    """A PRelu op from float slopes broadcast over the per-sample ``shape`` (channels last): per channel when every
+    pixel of an image has the same slopes, else per element (or one slope for all). ``alpha_type`` (bondflow's own
+    export) holds every slope exactly; without it slopes_type chooses."""
+    from ..ir.ops import PRelu
+    full = np.broadcast_to(np.asarray(alphas, dtype=np.float64), shape)
+    if np.all(full == full.reshape(-1)[0]):
+        a = full.reshape(-1)[:1]
+    elif len(shape) > 1 and np.all(full == full.reshape(-1, shape[-1])[:1]):
+        a = full.reshape(-1, shape[-1])[0]
+    else:
+        a = full.reshape(-1)
+    if alpha_type is not None and alpha_type.representable(a):
+        raw, t = alpha_type.quantize(a), alpha_type
+    else:
+        raw, t = slopes_type(a, layer)
+    return PRelu(name=name, input=cur, result_type=rtype, alpha=raw, alpha_type=t)
 
 
 def qkeras_relu_bound(config: dict[str, Any], t: FixedType, layer: str) -> float | None:

@@ -8,7 +8,7 @@ import numpy as np
 from ..errors import ConfigError
 from .graph import Graph
 from .merge import Merge, merge_result_type
-from .ops import Activation, Dense, Elu, Flatten, ParamRelu, Selu, Sigmoid, Softmax, Tanh
+from .ops import Activation, Dense, Elu, Flatten, ParamRelu, PRelu, Selu, Sigmoid, Softmax, Tanh
 from .tensor_kernels import patches
 from .tensor_ops import Conv, Pool, pool_result_type
 from .types import FixedType
@@ -60,6 +60,9 @@ def float_trace(graph: Graph, x: np.ndarray) -> dict[str, np.ndarray]:
             values[op.name] = 1.0 / (1.0 + np.exp(-v))
         elif isinstance(op, Tanh):
             values[op.name] = np.tanh(v)
+        elif isinstance(op, PRelu):
+            a = op.alpha_type.to_float(op.slopes(v.shape[1]))
+            values[op.name] = np.where(v >= 0, v, a[None, :] * v)
         elif isinstance(op, Elu):
             values[op.name] = np.where(v >= 0, v, op.alpha * np.expm1(np.minimum(v, 0)))
         elif isinstance(op, Selu):

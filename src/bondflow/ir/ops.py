@@ -10,7 +10,7 @@ import numpy as np
 from ..errors import GraphValidationError, QuantizationError
 from .types import FixedType
 
-__all__ = ["Op", "Dense", "Activation", "ParamRelu", "Softmax", "TableActivation", "Sigmoid", "Tanh", "ExpLinear", "Elu", "Selu",
+__all__ = ["Op", "Dense", "Activation", "ParamRelu", "PRelu", "Softmax", "TableActivation", "Sigmoid", "Tanh", "ExpLinear", "Elu", "Selu",
            "Flatten", "Threshold", "OP_KINDS", "frozen_array"]
 
 
@@ -210,6 +210,47 @@ class ParamRelu(Op):
 
 
 @dataclass(frozen=True, eq=False)
+class PRelu(Op):
+    """PReLU, a learned slope per element: ``y = cast(x >= 0 ? x : alpha[k] * x)``, the product exact (hls4ml's prelu).
+
+    ``alpha`` holds raw values of ``alpha_type`` (hls4ml's ``param_t``): one per element of the input, one per channel
+    of an image (its last axis, the same slope on every pixel), or one for all.
+    """
+
+    alpha: np.ndarray = field(default_factory=lambda: frozen_array([0]))  # raw, [n], [channels] or [1]
+    alpha_type: FixedType = FixedType(18, 1)
+    kind: ClassVar[str] = "prelu"
+    elementwise: ClassVar[bool] = True
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "alpha", frozen_array(self.alpha))
+        t = self.alpha_type
+        if self.alpha.ndim != 1 or self.alpha.size < 1:
+            raise GraphValidationError(f"prelu '{self.name}' slopes must be 1-D and not empty, not shape {self.alpha.shape}")
+        if t.frac_bits < 0 or self.alpha.min() < t.min_raw or self.alpha.max() > t.max_raw:
+            raise QuantizationError(f"prelu '{self.name}' slopes must be raw values of {t}, not {self.alpha.min()}..{self.alpha.max()}")
+
+    def out_shape(self, in_shape: tuple[int, ...]) -> tuple[int, ...]:
+        n = int(np.prod(in_shape))
+        if self.alpha.size not in (1, n, in_shape[-1]):
+            raise GraphValidationError(f"prelu '{self.name}' must have 1, {in_shape[-1]} (per channel) or {n} slopes, "
+                                       f"not {self.alpha.size}")
+        return tuple(in_shape)
+
+    def slopes(self, n: int) -> np.ndarray:
+        """The raw slope of each of ``n`` elements laid out channels last (per-channel slopes repeat every pixel)."""
+        return np.resize(self.alpha, n)
+
+    def params(self) -> int:
+        return int(self.alpha.size)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = super().to_dict()
+        d.update(alpha=self.alpha.tolist(), alpha_type=str(self.alpha_type))
+        return d
+
+
+@dataclass(frozen=True, eq=False)
 class Softmax(Op):
     """hls4ml's table-based softmax (``stable`` by default, as hls4ml 1.3; or ``latency``) with its exp and inverse tables."""
 
@@ -381,7 +422,7 @@ class Threshold(Op):
         return d
 
 
-OP_KINDS: dict[str, type[Op]] = {c.kind: c for c in (Dense, Activation, ParamRelu, Softmax, Sigmoid, Tanh, Elu, Selu, Flatten,
+OP_KINDS: dict[str, type[Op]] = {c.kind: c for c in (Dense, Activation, ParamRelu, PRelu, Softmax, Sigmoid, Tanh, Elu, Selu, Flatten,
                                                       Threshold)}
 _TYPE_FIELDS = ("result_type", "weight_type", "bias_type", "accum_type", "exp_table_type", "inv_table_type", "table_type", "alpha_type")
 

@@ -10,7 +10,7 @@ import numpy as np
 
 from ..errors import QuantizationError, UnsupportedOpError
 from .graph import Graph
-from .ops import Activation, Dense, Elu, ExpLinear, Flatten, Op, ParamRelu, Selu, Sigmoid, Softmax, TableActivation, Tanh, Threshold
+from .ops import Activation, Dense, Elu, ExpLinear, Flatten, Op, ParamRelu, PRelu, Selu, Sigmoid, Softmax, TableActivation, Tanh, Threshold
 from .merge import Merge
 from .element_quant import ElementQuant, element_quant_kernel
 from .tensor_kernels import conv_kernel, pool_kernel, upsample_kernel
@@ -161,6 +161,15 @@ def sigmoid_table(op: Sigmoid) -> np.ndarray:
     e = np.exp(-x).astype(np.float32)
     y = (1.0 / (np.float32(1) + e).astype(np.float64)).astype(np.float32)
     return op.table_type.quantize(y.astype(np.float64))
+
+
+def prelu_kernel(op: PRelu, x: np.ndarray, xt: FixedType) -> np.ndarray:
+    """Exact PReLU: x, or x times its element's slope, on the grid of x * alpha (exact), then the one cast."""
+    af = op.alpha_type.frac_bits
+    if xt.width + op.alpha_type.width > 62:
+        raise QuantizationError(f"prelu '{op.name}' exact products must fit 62 bits, not {xt.width} + {op.alpha_type.width}")
+    v = np.where(x >= 0, x << af, x * op.slopes(x.shape[1])[None, :])
+    return op.result_type.requantize(v, xt.frac_bits + af)
 
 
 def _libm_float(name: str, x: np.ndarray, fallback: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
@@ -342,7 +351,8 @@ def _threshold(op: Threshold, x: np.ndarray, xt: FixedType) -> np.ndarray:
     return op.offset + op.step * count
 
 
-_KERNELS: dict[type, Kernel] = {Dense: _dense, Activation: _activation, ParamRelu: param_relu_kernel, Flatten: _flatten,
+_KERNELS: dict[type, Kernel] = {Dense: _dense, Activation: _activation, ParamRelu: param_relu_kernel, PRelu: prelu_kernel,
+                                Flatten: _flatten,
                                 Softmax: _softmax, Sigmoid: _table_activation, Tanh: _table_activation, Elu: exp_linear_kernel,
                                 Selu: exp_linear_kernel, Threshold: _threshold,
                                 ElementQuant: element_quant_kernel}

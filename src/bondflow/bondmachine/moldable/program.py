@@ -274,7 +274,7 @@ def map_network(graph: Graph, cores_per_layer: int | list[int] | str = "auto", l
             continue
         if not isinstance(op, (Dense, Conv, Pool, Upsample)):
             raise UnsupportedOpError(op.kind, op.name, ["dense", "conv", "pool", "upsample", "flatten", "relu/linear",
-                                                        "param_relu", "sigmoid", "tanh", "elu", "selu", "softmax", "add", "concatenate", "element_quant",
+                                                        "param_relu", "prelu", "sigmoid", "tanh", "elu", "selu", "softmax", "add", "concatenate", "element_quant",
                                                         "threshold"],
                                      "the moldable generator")
         if isinstance(op, (Dense, Conv)):

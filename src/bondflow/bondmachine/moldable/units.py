@@ -8,7 +8,7 @@ import numpy as np
 
 from ...codegen.dataflow.elementwise_quant import elementwise_quant_layer
 from ...codegen.dataflow.exp_linear import exp_linear_layer
-from ...codegen.dataflow.param_relu import param_relu_layer
+from ...codegen.dataflow.param_relu import param_relu_layer, prelu_layer
 from ...codegen.dataflow.threshold import threshold_layer
 from ...codegen.layers import activation_layer
 from ...codegen.merge_layer import merge_layer
@@ -16,7 +16,7 @@ from ...codegen.render import clog2
 from ...ir.element_quant import ElementQuant
 from ...ir.graph import Graph, TensorSpec
 from ...ir.merge import Merge
-from ...ir.ops import Activation, Elu, ExpLinear, Op, ParamRelu, Selu, Threshold
+from ...ir.ops import Activation, Elu, ExpLinear, Op, ParamRelu, PRelu, Selu, Threshold
 from ...ir.reference import merge_raw, run_raw
 from ...ir.types import FixedType
 
@@ -30,7 +30,7 @@ class UnitLayer:
     quantizers) or a multi-threshold (FINN's): one element-wise stage over the whole word, no processor."""
 
     name: str
-    op: Merge | Activation | ParamRelu | ExpLinear | ElementQuant | Threshold
+    op: Merge | Activation | ParamRelu | PRelu | ExpLinear | ElementQuant | Threshold
     act: Activation | None
     x_types: tuple[FixedType, ...]
     in_shapes: tuple[tuple[int, ...], ...]
@@ -43,7 +43,7 @@ class UnitLayer:
 
     @staticmethod
     def takes(op: Op) -> bool:
-        return isinstance(op, (Merge, Activation, ParamRelu, ExpLinear, ElementQuant, Threshold))
+        return isinstance(op, (Merge, Activation, ParamRelu, PRelu, ExpLinear, ElementQuant, Threshold))
 
     @property
     def x_type(self) -> FixedType:
@@ -82,7 +82,7 @@ class UnitLayer:
         return run_op(self.act, y, self.op.result_type, self.n) if self.act else y
 
     def to_json_dict(self) -> dict[str, Any]:
-        kind = self.op.kind if isinstance(self.op, (ElementQuant, Threshold, ParamRelu, ExpLinear)) else self.op.function
+        kind = self.op.kind if isinstance(self.op, (ElementQuant, Threshold, ParamRelu, PRelu, ExpLinear)) else self.op.function
         opcode = kind.upper() + (f"+{self.act.function.upper()}" if self.act else "")
         return {"name": self.name, "kind": kind, "n_in": self.n_in, "n_out": self.n, "x_type": [str(t) for t in self.x_types],
                 "result_type": str(self.result_type), "cycles": self.cycles,
@@ -101,8 +101,8 @@ def unit_files(layer: UnitLayer, module: str, hdr: str) -> dict[str, str]:
     inner_mod = f"{module}_ew"
     if isinstance(layer.op, Merge):
         inner = merge_layer(inner_mod, layer.op, list(layer.x_types), layer.in_sizes, hdr, layer.act, registered=True)
-    elif isinstance(layer.op, (ElementQuant, Threshold, ParamRelu, ExpLinear)):
-        build = {ElementQuant: elementwise_quant_layer, Threshold: threshold_layer, ParamRelu: param_relu_layer,
+    elif isinstance(layer.op, (ElementQuant, Threshold, ParamRelu, PRelu, ExpLinear)):
+        build = {ElementQuant: elementwise_quant_layer, Threshold: threshold_layer, ParamRelu: param_relu_layer, PRelu: prelu_layer,
                  Elu: exp_linear_layer, Selu: exp_linear_layer}[type(layer.op)]
         inner = build(inner_mod, layer.op, layer.x_type, layer.n, hdr)
     else:
@@ -119,9 +119,9 @@ def unit_files(layer: UnitLayer, module: str, hdr: str) -> dict[str, str]:
     return {f"rtl/{module}.v": text, f"rtl/{inner_mod}.v": inner.text, **dict(inner.extra)}
 
 
-def kind_of(op: Activation | ParamRelu | ExpLinear | ElementQuant | Threshold) -> str:
+def kind_of(op: Activation | ParamRelu | PRelu | ExpLinear | ElementQuant | Threshold) -> str:
     return ("per-element cast" if isinstance(op, ElementQuant) else "multi-threshold" if isinstance(op, Threshold)
-            else op.kind if isinstance(op, ExpLinear) else op.function)
+            else op.kind if isinstance(op, (ExpLinear, PRelu)) else op.function)
 
 
 def latched_unit(hdr: str, module: str, inner: str, in_bits: int, out_bits: int, lat: int, what: str,

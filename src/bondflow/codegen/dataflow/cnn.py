@@ -11,7 +11,7 @@ from ...errors import ConfigError, UnsupportedOpError
 from ...ir.element_quant import ElementQuant
 from ...ir.graph import Graph
 from ...ir.merge import Merge
-from ...ir.ops import ParamRelu, Activation, Dense, Elu, Flatten, Op, Selu, Sigmoid, Softmax, Tanh, Threshold
+from ...ir.ops import ParamRelu, PRelu, Activation, Dense, Elu, Flatten, Op, Selu, Sigmoid, Softmax, Tanh, Threshold
 from ...ir.tensor_ops import Conv, Pool, Upsample
 from ...ir.types import FixedType
 from ...stream import StreamFormat, lane_bits_for
@@ -26,13 +26,13 @@ from .tables import table_layer
 from .threshold import threshold_layer
 from .cnn_timing import PartSpec, measure_net
 from .elementwise_quant import elementwise_quant_layer, positional_quant_layer
-from .param_relu import param_relu_layer
+from .param_relu import param_relu_layer, prelu_layer
 from .exp_linear import exp_linear_layer
 
 __all__ = ["WindowGeom", "cnn_design"]
 
 TAIL_EXTRA = {Sigmoid: table_layer, Tanh: table_layer, Softmax: table_layer, Threshold: threshold_layer, ElementQuant: elementwise_quant_layer,
-              ParamRelu: param_relu_layer, Elu: exp_linear_layer, Selu: exp_linear_layer}
+              ParamRelu: param_relu_layer, PRelu: prelu_layer, Elu: exp_linear_layer, Selu: exp_linear_layer}
 
 
 @dataclass(frozen=True)
@@ -406,10 +406,13 @@ def plan_stages(graph: Graph, hdr: str, parallelism: "int | dict[str, int] | Non
             g = geom_for(op, shape, out_shape, win, strides, op.pads)
             comp = handshake_layer(pool_layer(f"{base}_pool", op, xt, g.kh * g.kw, c_in, hdr), hdr)
             fill, reuse = (xt.min_raw if op.function == "max" else 0), 1
-        elif isinstance(op, (Activation, ElementQuant, ParamRelu, Sigmoid, Tanh, Elu, Selu)):
+        elif isinstance(op, (Activation, ElementQuant, ParamRelu, PRelu, Sigmoid, Tanh, Elu, Selu)):
             out_shape, out_t = shape, op.result_type
             pixels = int(math.prod(shape[:-1]))
             g = WindowGeom(1, pixels, 1, 1, 1, 1, 0, 0, 1, pixels)
+            if isinstance(op, PRelu) and op.alpha.size not in (1, c_in):
+                raise UnsupportedOpError(f"prelu with a slope per pixel ({op.alpha.size} slopes)", op.name,
+                                         ["prelu with one slope per channel or one for all"], "the dataflow CNN generator")
             if isinstance(op, Activation):
                 comp = handshake_layer(activation_layer(base, op, xt, c_in, hdr), hdr)
             elif not isinstance(op, ElementQuant):  # the same per-channel element-wise layer on every pixel

@@ -7,13 +7,13 @@ from ...design import Design
 from ...errors import ConfigError
 from ...ir.graph import Graph
 from ...ir.element_quant import ElementQuant
-from ...ir.ops import Elu, ParamRelu, Selu, Sigmoid, Softmax, Tanh, Threshold
+from ...ir.ops import Elu, ParamRelu, PRelu, Selu, Sigmoid, Softmax, Tanh, Threshold
 from ..base import refuse_branches, register_arch
 from ..hls4ml.generator import check_reuse_factor, per_layer_reuse
 from ..pipeline import pipeline_design
 from .elementwise_quant import elementwise_quant_layer
 from .exp_linear import exp_linear_layer
-from .param_relu import param_relu_layer
+from .param_relu import param_relu_layer, prelu_layer
 from .tables import table_layer
 from .threshold import threshold_layer
 
@@ -71,7 +71,7 @@ def generate_dataflow(graph: Graph, reuse_factor: "int | dict[str, int]" = 1, tl
                              description="hls4ml-style fully parallel pipeline (reuse factor 1"
                                          f"{what[arith_info['multiplier_mode']] if arith_info else ''})",
                              extra={Sigmoid: table_layer, Tanh: table_layer, Softmax: table_layer, Threshold: threshold_layer,
-                                    ElementQuant: elementwise_quant_layer, ParamRelu: param_relu_layer, Elu: exp_linear_layer,
+                                    ElementQuant: elementwise_quant_layer, ParamRelu: param_relu_layer, PRelu: prelu_layer, Elu: exp_linear_layer,
                                     Selu: exp_linear_layer},
                              dense_options=dense_opts)
     if arith_info:

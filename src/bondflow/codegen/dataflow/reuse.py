@@ -9,7 +9,7 @@ from ... import __version__
 from ...design import Design
 from ...errors import ConfigError, UnsupportedOpError
 from ...ir.graph import Graph
-from ...ir.ops import Activation, Dense, ExpLinear, Flatten, ParamRelu, Sigmoid, Softmax, Tanh
+from ...ir.ops import Activation, Dense, ExpLinear, Flatten, ParamRelu, PRelu, Sigmoid, Softmax, Tanh
 from ...ir.types import FixedType
 from ..hls4ml.generator import check_reuse_factor, per_layer_reuse
 from ..layers import LayerRTL, _term, activation_layer, product_shape, requant_params
@@ -17,7 +17,7 @@ from ..pipeline import fused_activation
 from ..render import clog2, header, render, sanitize, static_rtl, vlog_literal
 from ..shell import interface_for, render_shell, shell_latency
 from .exp_linear import exp_linear_layer
-from .param_relu import param_relu_layer
+from .param_relu import param_relu_layer, prelu_layer
 from .tables import table_layer
 
 __all__ = ["reuse_design", "reuse_layer", "live_multipliers", "chain_text"]
@@ -191,18 +191,19 @@ def reuse_design(graph: Graph, reuse_factor: "int | dict[str, int]", options: di
             i += 2 if act else 1
         elif isinstance(op, Flatten) and op.result_type == cur:
             i += 1
-        elif isinstance(op, (Activation, Sigmoid, Tanh, Softmax, ParamRelu, ExpLinear)):
+        elif isinstance(op, (Activation, Sigmoid, Tanh, Softmax, ParamRelu, PRelu, ExpLinear)):
             n = layers[-1].n_out if layers else graph.input.size
             name = f"bondflow_dataflow_{sanitize(op.name)}"
             inner = (activation_layer(name, op, cur, n, hdr) if isinstance(op, Activation)
                      else param_relu_layer(name, op, cur, n, hdr) if isinstance(op, ParamRelu)
+                     else prelu_layer(name, op, cur, n, hdr) if isinstance(op, PRelu)
                      else exp_linear_layer(name, op, cur, n, hdr) if isinstance(op, ExpLinear)
                      else table_layer(name, op, cur, n, hdr))
             layers.append(handshake_layer(inner, hdr))
             cur = op.result_type
             i += 1
         else:
-            raise UnsupportedOpError(op.kind, op.name, ["dense (+ activation)", "activation", "param_relu", "sigmoid", "tanh", "elu", "selu",
+            raise UnsupportedOpError(op.kind, op.name, ["dense (+ activation)", "activation", "param_relu", "prelu", "sigmoid", "tanh", "elu", "selu",
                                                       "softmax", "flatten"],
                                      "the dataflow generator at reuse factor > 1")
     core = "bondflow_dataflow_core"

@@ -20,7 +20,7 @@ from ...ir.element_quant import ElementQuant
 from ...ir.graph import Graph
 from ...ir.reference import SOFTMAX_ACCUM_TYPE
 from ...ir.merge import Merge, merge_result_type
-from ...ir.ops import Activation, Dense, Elu, ExpLinear, Flatten, Op, ParamRelu, Selu, Softmax, TableActivation
+from ...ir.ops import Activation, Dense, Elu, ExpLinear, Flatten, Op, ParamRelu, PRelu, Selu, Softmax, TableActivation
 from ...ir.tensor_ops import Conv, Pool, Upsample, same_pads
 from ...ir.types import FixedType
 from ...progress import get_reporter
@@ -106,6 +106,10 @@ def keras_model_of(graph: Graph):
         if isinstance(op, (Dense, Conv)):
             model.get_layer(op.name).set_weights([op.weight_type.to_float(op.weight).astype(np.float64),
                                                   op.bias_type.to_float(op.bias).astype(np.float64)])
+        elif isinstance(op, PRelu):  # one slope per element, shaped as the tensor (hls4ml's prelu has no shared axes)
+            n = int(np.prod(shapes[op.input]))
+            a = op.alpha_type.to_float(op.slopes(n)).reshape(shapes[op.input])
+            model.get_layer(op.name).set_weights([a.astype(np.float64)])
         elif isinstance(op, ElementQuant):  # hls4ml's FixedPointQuantizer: keep_negative, bits, integers per element
             kbi = (op.k, op.k + op.i + op.f, op.k + op.i)
             shape = (1, *shapes[op.input])
@@ -173,6 +177,8 @@ def _keras_layers(tfk: Any, op: Op, shapes: dict[str, tuple[int, ...]]) -> list[
         layers.append(_param_relu_keras(tfk, op))
     elif isinstance(op, TableActivation):  # sigmoid, tanh: nnet::sigmoid / nnet::tanh with the op's table
         layers.append(tfk.layers.Activation(op.kind, name=op.name))
+    elif isinstance(op, PRelu):
+        layers.append(tfk.layers.PReLU(name=op.name))
     elif isinstance(op, Elu):  # nnet::elu with the slope as param_t (hls4ml makes every elu an ELU layer)
         layers.append(tfk.layers.ELU(alpha=op.alpha, name=op.name))
     elif isinstance(op, Selu):
@@ -185,8 +191,8 @@ def _keras_layers(tfk: Any, op: Op, shapes: dict[str, tuple[int, ...]]) -> list[
     elif isinstance(op, ElementQuant):  # per-element casts: io_parallel only (io_type_for picks it)
         layers.append(_fixed_point_quantizer(tfk)(RND=op.rounding.value, SAT=op.overflow.value, name=op.name))
     else:
-        raise UnsupportedOpError(op.kind, op.name, ["dense", "conv", "pool", "upsample", "activation", "sigmoid", "tanh", "elu", "selu",
-                                                    "softmax", "flatten", "merge", "element_quant"], "the hls4ml generator")
+        raise UnsupportedOpError(op.kind, op.name, ["dense", "conv", "pool", "upsample", "activation", "prelu", "sigmoid", "tanh", "elu",
+                                                    "selu", "softmax", "flatten", "merge", "element_quant"], "the hls4ml generator")
     return layers
 
 
@@ -239,7 +245,7 @@ def source_model_of(graph: Graph):
 
 def _matches_graph(graph: Graph, hls_model: Any) -> bool:
     """Whether hls4ml's layers are exactly the graph's ops (plus its input and identity linears of Dense)."""
-    if any(isinstance(o, (ParamRelu, Elu)) for o in graph.ops):  # hls4ml reads ReLU(max_value) as relu, a slope at the
+    if any(isinstance(o, (ParamRelu, PRelu, Elu)) for o in graph.ops):  # hls4ml reads ReLU(max_value) as relu, a slope at the
         return False                                               # default precision: the graph's own model says it exactly
     ops = {o.name for o in graph.ops if not isinstance(o, Flatten)}
     dense = {o.name for o in graph.dense_layers()}
@@ -272,7 +278,7 @@ def hls_config(graph: Graph, model, reuse_factor: "int | dict[str, int]", strate
             layers.setdefault(f"{op.name}_linear", {})["Precision"] = {"result": op.result_type.to_ap()}
         elif isinstance(op, ElementQuant):  # each element cast to its own type, held exactly by the result type
             lc["Precision"] = {"result": op.result_type.to_ap()}
-        elif isinstance(op, ParamRelu):  # the slope literal is a value of alpha_type: param_t holds it exactly
+        elif isinstance(op, (ParamRelu, PRelu)):  # the slopes are values of alpha_type: param_t holds them exactly
             lc["Precision"] = {"result": op.result_type.to_ap()}
             if op.alpha_type is not None:
                 lc["Precision"]["param"] = op.alpha_type.to_ap()
