@@ -177,8 +177,8 @@ def test_non_power_of_two_scale_refused(tmp_path) -> None:
 def test_unsupported_onnx_op(tmp_path) -> None:
     b = Builder()
     b.quant("x", "xq", 8, 4)
-    b.node("Selu", ["xq"], "y")
-    with pytest.raises(UnsupportedOpError, match="'Selu'.*supported: "):
+    b.node("Softplus", ["xq"], "y")
+    with pytest.raises(UnsupportedOpError, match="'Softplus'.*supported: "):
         bondflow.load_model(b.save(tmp_path / "t.onnx", 2, "y", 2), default_precision="fixed<8,3>")
 
 
@@ -186,7 +186,7 @@ def test_cli_import_of_bad_onnx_writes_nothing(tmp_path, capsys) -> None:
     from bondflow.cli.main import main
     b = Builder()
     b.quant("x", "xq", 8, 4)
-    b.node("Selu", ["xq"], "y")
+    b.node("Softplus", ["xq"], "y")
     src = b.save(tmp_path / "t.onnx", 2, "y", 2)
     before = sorted(tmp_path.iterdir())
     rc = main(["import", str(src), "-o", str(tmp_path / "g.json"), "--onnx", str(tmp_path / "g.onnx")])

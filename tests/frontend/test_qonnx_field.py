@@ -211,8 +211,8 @@ def unsupported(path: Path) -> Path:
     n = Net(FINN)
     h = n.quant("x", 8, 4)
     for _ in range(4):
-        h = n.op("Selu", [h])
-    h = n.op("Elu", [n.op("MatMul", [h, n.quant(n.weights(3, 3), 4, 2)])])
+        h = n.op("Softplus", [h])
+    h = n.op("Softsign", [n.op("MatMul", [h, n.quant(n.weights(3, 3), 4, 2)])])
     return n.save(path, 3, n.op("HardSigmoid", [h]), 3)
 
 
@@ -221,7 +221,7 @@ def test_every_unsupported_node_in_one_message(tmp_path) -> None:
         bondflow.load_model(unsupported(tmp_path / "u.onnx"))
     msg = str(e.value)
     assert "\n" not in msg and msg.startswith("u.onnx: ONNX nodes must be of supported kinds, not ")
-    assert "'Selu' x4 (Selu_1, Selu_2, Selu_3, ...)" in msg and "'Elu' x1 (Elu_" in msg and "'HardSigmoid' x1" in msg
+    assert "'Softplus' x4 (Softplus_1, Softplus_2, Softplus_3, ...)" in msg and "'Softsign' x1 (Softsign_" in msg and "'HardSigmoid' x1" in msg
     assert "supported: Quant, BipolarQuant" in msg
 
 

@@ -1,8 +1,9 @@
-"""Fully parallel RTL for a Merge: element-wise ``add`` (exact sum, one cast) or ``concatenate`` (a cast per input), registered."""
+"""Fully parallel RTL for a Merge: element-wise add/subtract/multiply/maximum/minimum (exact, one cast) or ``concatenate``
+(a cast per input), registered."""
 from __future__ import annotations
 
 from ..errors import UnsupportedOpError
-from ..ir.merge import Merge, merge_result_type
+from ..ir.merge import ELEMENTWISE, Merge, merge_result_type
 from ..ir.ops import Activation
 from ..ir.types import FixedType
 from .layers import LayerRTL, requant_params
@@ -21,8 +22,8 @@ def merge_layer(module: str, op: Merge, in_types: list[FixedType], in_sizes: lis
     Flat tensors only: a concatenation of images along an axis other than the last interleaves pixels, which the
     streaming CNN generator would have to do instead.
     """
-    if len(set(in_sizes)) != 1 and op.function == "add":
-        raise UnsupportedOpError("add of unequal sizes", op.name, ["add of equal shapes"], "the dataflow generator")
+    if len(set(in_sizes)) != 1 and op.function in ELEMENTWISE:
+        raise UnsupportedOpError(f"{op.function} of unequal sizes", op.name, [f"{op.function} of equal shapes"], "the dataflow generator")
     yt = (act or op).result_type
     yw = yt.width
     mt = op.result_type  # the merge's own result, before the fused activation
@@ -51,20 +52,21 @@ def merge_layer(module: str, op: Merge, in_types: list[FixedType], in_sizes: lis
         regs.append(f"y_{j} <= {c};")
         assigns.append(f"assign y[{j * yw + yw - 1}:{j * yw}] = y_{j};")
 
-    if op.function == "add":
-        st = merge_result_type("add", in_types)  # the exact sum: never wraps
+    if op.function in ELEMENTWISE:
+        st = merge_result_type(op.function, in_types)  # the exact result: never wraps
         sw, sf = st.width, st.frac_bits
         n = in_sizes[0]
         for j in range(n):
             terms = []
             for k, t in enumerate(in_types):
-                shift = sf - t.frac_bits
-                ext = sw - t.width - shift  # >= 1: the exact sum has a bit of room per doubling
+                shift = 0 if op.function == "multiply" else sf - t.frac_bits  # a product keeps every fraction bit
+                ext = sw - t.width - shift  # room to the exact result's width (0 for a max/min of one widest input)
                 sign = f"x[{base[k] + j * t.width + t.width - 1}]" if t.signed else "1'b0"
                 zeros = f", {shift}'d0" if shift else ""
-                terms.append(f"{{{{{ext}{{{sign}}}}}, {element(k, j)}{zeros}}}")
+                pad = "{" + f"{ext}" + "{" + sign + "}}, " if ext else ""
+                terms.append("{" + pad + element(k, j) + zeros + "}")
             decls.append(f"wire [{sw - 1}:0] s_{j};")
-            assigns.append(f"assign s_{j} = {' + '.join(terms)};")
+            assigns.append(f"assign s_{j} = {_combine(op.function, terms, st.signed)};")
             decls.append(f"wire [{mt.width - 1}:0] c_{j};")
             insts.append(f"bondflow_requant {requant_params(st, mt, False)} u_rq_{j} (.x(s_{j}), .y(c_{j}));")
             _output(j, f"c_{j}")
@@ -84,3 +86,20 @@ def merge_layer(module: str, op: Merge, in_types: list[FixedType], in_sizes: lis
                   y_type=str(yt), acc_type=acc, act=act.function if act else None, latency=0 if comb else 1,
                   decls=decls, assigns=assigns, regs=regs, insts=insts)
     return LayerRTL(module, text, 0 if comb else 1, sum(in_sizes), max(t.width for t in in_types), n_out, yw, 0)
+
+
+def _combine(function: str, terms: list[str], signed: bool) -> str:
+    """The exact element-wise result of ``terms`` (each already extended to the result's width and fraction bits)."""
+    if function == "add":
+        return " + ".join(terms)
+    if function == "subtract":
+        return f"{terms[0]} - {terms[1]}"
+    if function == "multiply":
+        cast = (lambda e: f"$signed({e})") if signed else (lambda e: e)
+        return " * ".join(cast(t) for t in terms)
+    pick, cast = (">", "$signed") if function == "maximum" else ("<", "$signed")
+    out = terms[0]
+    for t in terms[1:]:  # a running max/min over the inputs, compared as the exact type's values
+        a, b = (f"{cast}({out})", f"{cast}({t})") if signed else (out, t)
+        out = f"(({a} {pick} {b}) ? {out} : {t})"
+    return out

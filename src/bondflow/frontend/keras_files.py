@@ -19,7 +19,7 @@ SEPARABLE_LAYERS = ("SeparableConv1D", "SeparableConv2D", "QSeparableConv1D", "Q
 CONV_LAYERS = ("Conv1D", "Conv2D", "QConv1D", "QConv2D") + DEPTHWISE_LAYERS + SEPARABLE_LAYERS
 POOL_LAYERS = ("MaxPooling1D", "MaxPooling2D", "AveragePooling1D", "AveragePooling2D", "GlobalAveragePooling1D",
                "GlobalAveragePooling2D", "GlobalMaxPooling1D", "GlobalMaxPooling2D")
-MERGE_LAYERS = ("Add", "Concatenate")
+MERGE_LAYERS = ("Add", "Subtract", "Multiply", "Maximum", "Minimum", "Concatenate")
 BN_LAYERS = ("BatchNormalization", "QBatchNormalization")
 SUPPORTED_LAYERS = ("InputLayer", "Dense", "QDense", "BinaryDense", "TernaryDense", "Activation", "QActivation", "ReLU", "LeakyReLU", "ELU", "PReLU", "BatchNormalization", "QBatchNormalization",
                     "Dropout", "Flatten", "Reshape", "Softmax", "ZeroPadding1D", "ZeroPadding2D", "UpSampling1D",

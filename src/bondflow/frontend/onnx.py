@@ -20,17 +20,17 @@ from ..ir.ops import Activation, Dense, Elu, Flatten, Op, ParamRelu, Selu, Sigmo
 from ..ir.types import FixedType
 from ..render_names import unique_name
 from .onnx_relu import RELU_ONNX_OPS, _text, onnx_prelu, onnx_relu_params
-from .onnx_tables import ACTIVATION_KINDS, exp_linear_kwargs, table_kwargs
+from .onnx_tables import ACTIVATION_KINDS, MERGE_KINDS, exp_linear_kwargs, table_kwargs
 from .onnx_export import ELEMENT_KEY, ELEMENT_PART_KEY, NAME_KEY, TYPE_KEY, export_order, is_copy
 from .quant import DEFAULT_INPUT_PRECISION, accum_type_for, exact_raw, quantize_checked
 
 __all__ = ["load_onnx", "SUPPORTED_ONNX_OPS", "BIPOLAR_TYPE"]
 
-SUPPORTED_ONNX_OPS = ("Quant", "BipolarQuant", "MultiThreshold", "MatMul", "Gemm", "Add", "Add/Concat of two tensors", "Mul/Add/Sub/Div by a constant", "BatchNormalization",
+SUPPORTED_ONNX_OPS = ("Quant", "BipolarQuant", "MultiThreshold", "MatMul", "Gemm", "Add", "Add/Sub/Mul/Max/Min/Concat of two tensors", "Mul/Add/Sub/Div by a constant", "BatchNormalization",
                       "Relu", "Clip(min=0)", "LeakyRelu", "PRelu", "Elu", "Selu", "Softmax", "Sigmoid", "Tanh", "Flatten", "Reshape", "Identity", "Transpose/Unsqueeze/Squeeze of 1-sized axes")
 # op_types the node loop handles (some only in certain positions; it reports those itself).
 _HANDLED = {"Quant", "BipolarQuant", "MultiThreshold", "MatMul", "Gemm", "Add", "Mul", "Sub", "Div", "BatchNormalization", "Relu", "Clip", "LeakyRelu", "PRelu", "Elu",
-            "Selu", "Softmax", "Sigmoid", "Tanh", "Flatten", "Reshape", "Identity", "Transpose", "Unsqueeze", "Squeeze", "Concat"}
+            "Selu", "Softmax", "Sigmoid", "Tanh", "Flatten", "Reshape", "Identity", "Transpose", "Unsqueeze", "Squeeze", "Concat", "Max", "Min"}
 # Custom-op domains qonnx executes and renames during its cleanup: QKeras->QONNX and FINN write the old
 # 'finn.custom_op.general' (or 'finn'), Brevitas writes 'onnx.brevitas', often without an opset import.
 # qonnx's ConvertToChannelsLastAndClean (and hls4ml's *_ch_last models) write Conv/MaxPool/BatchNormalization in
@@ -532,7 +532,10 @@ def _load_onnx(path: Path, default_precision: str | None, input_precision: str |
                                      SUPPORTED_ONNX_OPS, "bondflow (branch after a Quant or an activation)")
         return settled[tensor]
 
-    for node in g.node:
+    # depth first, so each branch's nodes come together (qonnx's cleanup sorts breadth first: two Dense layers reading
+    # the input would interleave their MatMuls and bias Adds)
+    from .onnx_cnn import chains_first
+    for node in chains_first(list(g.node), {i.name for i in g.input} | set(consts)):
         t = node.op_type
         if any(_text(p.key) == ELEMENT_PART_KEY for p in node.metadata_props) and inp is not None:
             # the per-element clip of bondflow's element_quant export: part of the op its Quant made (qonnx's cleanup
@@ -581,7 +584,7 @@ def _load_onnx(path: Path, default_precision: str | None, input_precision: str |
                 settle(node.name)
             settled[node.output[0]] = read(node.input[0], node)
             continue
-        merge = t in ("Add", "Concat") and len(ins) >= 2
+        merge = t in MERGE_KINDS and len(ins) >= 2
         if inp is not None and (merge or any(i != last for i in ins)):
             settle(node.name)  # a branch starts or two branches meet: the current tensor becomes a readable op
             if not merge:
@@ -589,7 +592,7 @@ def _load_onnx(path: Path, default_precision: str | None, input_precision: str |
                 state.update(cur=cur, type=ct, n=cn)
         if merge and inp is not None:
             srcs = [read(i, node) for i in ins]
-            fn, axis = ("add", 0) if t == "Add" else ("concatenate", next((a.i for a in node.attribute if a.name == "axis"), 1))
+            fn, axis = MERGE_KINDS[t], next((a.i for a in node.attribute if a.name == "axis"), 1)
             if fn == "concatenate" and axis not in (1, -1):
                 raise UnsupportedOpError(f"Concat axis={axis}", node.name, SUPPORTED_ONNX_OPS, "bondflow (flat tensors join on axis 1)")
             op = Merge(name=_node_name(node, names), inputs=tuple(x[0] for x in srcs),

@@ -20,7 +20,7 @@ from ..ir.tensor_ops import Conv, Pool, Upsample, pool_result_type
 from ..ir.types import FixedType
 from ..render_names import unique_name
 from .onnx_relu import RELU_ONNX_OPS, onnx_prelu, onnx_relu_params
-from .onnx_tables import ACTIVATION_KINDS, exp_linear_kwargs, table_kwargs
+from .onnx_tables import ACTIVATION_KINDS, MERGE_KINDS, exp_linear_kwargs, table_kwargs
 from .onnx_export import ELEMENT_KEY, ELEMENT_PART_KEY, export_order, is_copy
 from .quant import DEFAULT_INPUT_PRECISION, accum_type_for, exact_raw, quantize_checked, scale_shift_op
 
@@ -32,7 +32,7 @@ CHANNELS_LAST_DOMAIN = "qonnx.custom_op.channels_last"
 CHANNELS_LAST_OPS = ("Conv", "MaxPool", "BatchNormalization")
 SPATIAL = ("Conv", "MaxPool", "AveragePool", "GlobalAveragePool", "GlobalMaxPool")
 UPSAMPLE = ("Resize", "Upsample")  # nearest neighbour by whole factors: a pixel repeat
-CNN_ONNX_OPS = SPATIAL + UPSAMPLE + ("BatchNormalization", "Quant", "Relu", "Transpose", "Reshape", "Flatten", "Squeeze", "Unsqueeze", "MatMul", "Gemm", "Add", "Softmax",
+CNN_ONNX_OPS = SPATIAL + UPSAMPLE + ("BatchNormalization", "Quant", "Relu", "Transpose", "Reshape", "Flatten", "Squeeze", "Unsqueeze", "MatMul", "Gemm", "Add", "Sub", "Mul", "Max", "Min", "Softmax",
                           "Sigmoid", "Tanh", "Identity", "Concat", "Clip(min=0)", "LeakyRelu", "PRelu", "Elu", "Selu")
 
 
@@ -74,7 +74,7 @@ def load_onnx_cnn(model: Any, proto: Any, path: Any, consts: dict[str, np.ndarra
     inp: TensorSpec | None = None
     # Branches: ``st`` follows one ONNX tensor (``last``); a tensor read again later, or by an Add/Concat of two
     # tensors, is a settled op by then (``settled``: ONNX tensor -> the state that reads it).
-    nodes = _chains_first(list(g.node), {i.name for i in g.input} | set(consts))
+    nodes = chains_first(list(g.node), {i.name for i in g.input} | set(consts))
     reader_index = _reader_index(nodes)  # ONNX tensor -> the positions in ``nodes`` of the nodes reading it
     settled: dict[str, dict[str, Any]] = {}
     last = in_name
@@ -92,13 +92,14 @@ def load_onnx_cnn(model: Any, proto: Any, path: Any, consts: dict[str, np.ndarra
         return settled[tensor]
 
     def merge(node: Any, srcs: list[dict[str, Any]]) -> None:
-        """Add (equal layouts: element-wise in any order) or Concat (along channels or a spatial axis of NCHW or of NHWC tensors)."""
+        """Add/Sub/Mul/Max/Min (equal layouts: element-wise in any order) or Concat (along channels or a spatial axis of
+        NCHW or of NHWC tensors)."""
         nhwc = False
-        if node.op_type == "Add":
+        if node.op_type != "Concat":
             views = [np.asarray(x["view"]) for x in srcs]
             if any(v.shape != views[0].shape or not np.array_equal(v, views[0]) for v in views[1:]):
-                raise UnsupportedOpError("Add of tensors in different layouts", node.name, CNN_ONNX_OPS)
-            fn, axis = "add", 0
+                raise UnsupportedOpError(f"{node.op_type} of tensors in different layouts", node.name, CNN_ONNX_OPS)
+            fn, axis = MERGE_KINDS[node.op_type], 0
         else:
             rank = len(srcs[0]["shape"])
             nhwc = rank > 1 and all(len(x["shape"]) == rank and _is_nhwc(x) and not _is_nchw(x) for x in srcs)
@@ -117,7 +118,7 @@ def load_onnx_cnn(model: Any, proto: Any, path: Any, consts: dict[str, np.ndarra
                    result_type=merge_result_type(fn, [x["type"] for x in srcs]))
         shape = op.infer_shape([x["shape"] for x in srcs])
         ops.append(op)
-        view = np.asarray(srcs[0]["view"]) if fn == "add" else np.arange(int(np.prod(shape))).reshape(shape)
+        view = np.asarray(srcs[0]["view"]) if fn != "concatenate" else np.arange(int(np.prod(shape))).reshape(shape)
         if fn == "concatenate" and len(shape) > 1 and not nhwc:
             view = view.transpose(_chw(shape))
         st.update(cur=op.name, type=op.result_type, shape=shape, view=view)
@@ -199,7 +200,7 @@ def load_onnx_cnn(model: Any, proto: Any, path: Any, consts: dict[str, np.ndarra
                 settle()
             settled[node.output[0]] = read(node.input[0], node)
             continue
-        two = t in ("Add", "Concat") and len(ins) >= 2
+        two = t in MERGE_KINDS and len(ins) >= 2
         if inp is not None and (two or any(x != last for x in ins)):
             settle()  # a branch starts or two branches meet: the current tensor becomes a readable op
             if not two:
@@ -398,7 +399,7 @@ def _reader_index(nodes: list[Any]) -> dict[str, list[int]]:
     return readers
 
 
-def _chains_first(nodes: list[Any], available: set[str]) -> list[Any]:
+def chains_first(nodes: list[Any], available: set[str]) -> list[Any]:
     """A topological order that keeps each chain together: constant nodes first, then depth first from the input,
     so an op's only reader follows it (qonnx's cleanup sorts breadth first, interleaving a graph's branches)."""
     avail = set(available)

@@ -169,12 +169,14 @@ def graph_to_onnx(graph: Graph):
             _add_table_settings(nodes[-1], op)
             quant(f"{op.name}_pre", op.name, op.result_type)
         elif isinstance(op, Merge):
-            if op.function == "add" and len(op.inputs) != 2:
-                raise UnsupportedOpError(f"merge add of {len(op.inputs)} tensors", op.name, ["add of 2 tensors", "concatenate"], "ONNX export")
+            if op.function in ("add", "multiply") and len(op.inputs) != 2:
+                raise UnsupportedOpError(f"merge {op.function} of {len(op.inputs)} tensors", op.name,
+                                         [f"{op.function} of 2 tensors", "maximum/minimum/concatenate of any number"], "ONNX export")
             rank = len(shapes[op.name])
             # Images are NCHW in the ONNX graph: bondflow's channel axis (last) is ONNX's axis 1, spatial axis k is k + 2.
             axis = 1 if rank == 1 or op.axis == rank - 1 else op.axis + 2
-            kind, kw = ("Add", {}) if op.function == "add" else ("Concat", {"axis": axis})
+            kind = {"add": "Add", "subtract": "Sub", "multiply": "Mul", "maximum": "Max", "minimum": "Min"}.get(op.function, "Concat")
+            kw = {"axis": axis} if kind == "Concat" else {}
             ins = [src(s, op.name) for s in op.inputs]
             for j in range(1, len(ins)):
                 if ins[j] in ins[:j]:  # the same tensor again: through a copy, so qonnx's cleanup keeps both inputs
@@ -183,7 +185,7 @@ def graph_to_onnx(graph: Graph):
                     ins[j] = f"{op.name}_in{j}"
             nodes.append(helper.make_node(kind, ins, [f"{op.name}_pre"], name=f"{op.name}_{kind.lower()}", **kw))
             nodes[-1].metadata_props.add(key=NAME_KEY, value=op.name)
-            quant(f"{op.name}_pre", op.name, op.result_type)  # float32 sums of these widths are exact; the Quant is the cast
+            quant(f"{op.name}_pre", op.name, op.result_type)  # the Quant is the cast (float32 holds these sums exactly)
             if rank > 1:
                 nchw.add(op.name)
         elif isinstance(op, ElementQuant):

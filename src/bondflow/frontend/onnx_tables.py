@@ -10,11 +10,13 @@ from ..ir.types import FixedType
 from .onnx_relu import _text
 from .quant import slope_type
 
-__all__ = ["TABLE_KEY", "ACTIVATION_KINDS", "table_settings", "table_kwargs", "exp_linear_kwargs"]
+__all__ = ["TABLE_KEY", "ACTIVATION_KINDS", "MERGE_KINDS", "table_settings", "table_kwargs", "exp_linear_kwargs"]
 
 #: ONNX activation op_type -> the IR's activation kind (Clip and LeakyRelu: param_relu, onnx_relu.py).
 ACTIVATION_KINDS = {"Relu": "relu", "Softmax": "softmax", "Sigmoid": "sigmoid", "Tanh": "tanh", "Identity": "linear",
                     "Elu": "elu", "Selu": "selu", "PRelu": "prelu"}
+#: ONNX op_type of a node reading two or more computed tensors -> the IR's merge function (Concat: concatenate).
+MERGE_KINDS = {"Add": "add", "Sub": "subtract", "Mul": "multiply", "Max": "maximum", "Min": "minimum", "Concat": "concatenate"}
 
 #: node metadata of bondflow's export: the table parameters of a Softmax/Sigmoid/Tanh op as JSON. ONNX's own
 #: Softmax/Sigmoid/Tanh are exact functions; the hardware's lookup tables would otherwise come back as defaults.

@@ -364,10 +364,11 @@ def _resolved_graph(model: Any) -> tuple[list[Any], dict[str, list[str]]]:
 
 
 def _merge_op(layer: Any, cls: str, name: str, srcs: list[tuple[str, FixedType, tuple[int, ...]]]) -> Merge:
-    """Add sums exactly (one more integer bit, as hls4ml types an unquantized Add); Concatenate joins along its
-    axis in a common type holding every input exactly. Keras computes both in float32, exactly at these widths."""
-    if cls == "Add":
-        fn, axis = "add", 0
+    """Add/Subtract/Multiply/Maximum/Minimum compute exactly (a sum gets one more integer bit, as hls4ml types an
+    unquantized Add; a product every bit); Concatenate joins along its axis in a common type holding every input
+    exactly. Keras computes them in float32, exactly at these widths."""
+    if cls != "Concatenate":  # Add, Subtract, Multiply, Maximum, Minimum: element by element
+        fn, axis = cls.lower(), 0
     else:
         fn, rank = "concatenate", len(srcs[0][2])
         axis = int(layer.get_config().get("axis", -1))

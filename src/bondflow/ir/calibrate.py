@@ -42,7 +42,10 @@ def float_trace(graph: Graph, x: np.ndarray) -> dict[str, np.ndarray]:
         v = values[op.input]
         if isinstance(op, Merge):
             xs = [values[s].reshape((len(v),) + shapes[s]) for s in op.inputs]
-            out = sum(xs[1:], xs[0]) if op.function == "add" else np.concatenate(xs, axis=1 + op.axis)
+            fn = {"add": lambda a: sum(a[1:], a[0]), "subtract": lambda a: a[0] - a[1], "multiply": lambda a: np.prod(a, axis=0),
+                  "maximum": lambda a: np.max(a, axis=0), "minimum": lambda a: np.min(a, axis=0),
+                  "concatenate": lambda a: np.concatenate(a, axis=1 + op.axis)}[op.function]
+            out = fn(xs)
             values[op.name] = out.reshape(len(v), -1)
         elif isinstance(op, Dense):
             w = op.weight_type.to_float(op.weight)

@@ -1,4 +1,5 @@
-"""Ops that read several tensors (branches): element-wise ``add`` and ``concatenate`` along one axis."""
+"""Ops that read several tensors (branches): element-wise ``add``, ``subtract``, ``multiply``, ``maximum``, ``minimum``
+and ``concatenate`` along one axis."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -8,7 +9,10 @@ from ..errors import GraphValidationError, QuantizationError
 from .ops import OP_KINDS, Op
 from .types import MAX_WIDTH, FixedType
 
-__all__ = ["Merge", "merge_result_type"]
+__all__ = ["Merge", "merge_result_type", "ELEMENTWISE"]
+
+#: Merges of equal shapes, element by element (hls4ml's Add, Subtract, Multiply, Maximum, Minimum).
+ELEMENTWISE = ("add", "subtract", "multiply", "maximum", "minimum")
 
 
 def _signed_int_bits(t: FixedType, signed: bool) -> int:
@@ -19,16 +23,22 @@ def _signed_int_bits(t: FixedType, signed: bool) -> int:
 def merge_result_type(function: str, types: Sequence[FixedType]) -> FixedType:
     """The narrowest type holding the merge's result exactly (hls4ml's rule for an unquantized Add/Concatenate).
 
-    Both align the fraction bits to the finest input. ``concatenate`` needs the widest integer range of its
-    inputs (a common type holding each exactly); ``add`` of N inputs needs ceil(log2 N) more integer bits, so
-    no sum can overflow. Rounding/overflow stay TRN/WRAP: nothing is ever dropped.
+    Most align the fraction bits to the finest input. ``concatenate``, ``maximum`` and ``minimum`` need the widest
+    integer range of their inputs (a common type holding each exactly); ``add`` of N inputs needs ceil(log2 N) more
+    integer bits, so no sum can overflow; ``subtract`` one more and a sign; ``multiply`` the sum of the widths and of
+    the fraction bits (the exact product). Rounding/overflow stay TRN/WRAP: nothing is ever dropped.
     """
     if function not in Merge.FUNCTIONS:
         raise GraphValidationError(f"merge function must be one of {Merge.FUNCTIONS}, not {function!r}")
-    signed = any(t.signed for t in types)
+    signed = any(t.signed for t in types) or function == "subtract"
+    if function == "multiply":
+        frac, width = sum(t.frac_bits for t in types), sum(t.width for t in types)
+        if width > MAX_WIDTH:
+            raise QuantizationError(f"multiply of {', '.join(map(str, types))} must fit {MAX_WIDTH} bits exactly, not need {width}")
+        return FixedType(width, width - frac, signed=signed)
     frac = max(t.frac_bits for t in types)
     ints = max(_signed_int_bits(t, signed) for t in types)
-    if function == "add":
+    if function in ("add", "subtract"):
         ints += (len(types) - 1).bit_length()
     width = ints + frac
     if width > MAX_WIDTH:
@@ -40,10 +50,12 @@ def merge_result_type(function: str, types: Sequence[FixedType]) -> FixedType:
 
 @dataclass(frozen=True, eq=False, kw_only=True)
 class Merge(Op):
-    """``add`` (element-wise sum of equal shapes) or ``concatenate`` (along per-sample ``axis``) of ``inputs``.
+    """An element-wise merge of equal shapes (``add``, ``subtract`` of two, ``multiply``, ``maximum``, ``minimum``) or
+    ``concatenate`` (along per-sample ``axis``) of ``inputs``.
 
-    Each input is aligned to the finest fraction bits exactly; ``add`` sums exactly, then one cast to
-    ``result_type``; ``concatenate`` casts each input to ``result_type`` (as hls4ml's ``res[i] = data[i]``).
+    Element-wise merges compute exactly (sums and differences on the finest fraction bits, the full product, the
+    larger or smaller value), then one cast to ``result_type``; ``concatenate`` casts each input to ``result_type`` (as
+    hls4ml's ``res[i] = data[i]``).
     ``input`` is the first of ``inputs``, so code that only follows a chain still finds a node.
     """
 
@@ -52,7 +64,7 @@ class Merge(Op):
     function: str = "add"
     axis: int = 0  # per sample (no batch dimension), non-negative; concatenate only
     kind: ClassVar[str] = "merge"
-    FUNCTIONS: ClassVar[tuple[str, ...]] = ("add", "concatenate")
+    FUNCTIONS: ClassVar[tuple[str, ...]] = ELEMENTWISE + ("concatenate",)
 
     def __post_init__(self) -> None:
         inputs = tuple(str(i) for i in self.inputs)
@@ -67,13 +79,15 @@ class Merge(Op):
         object.__setattr__(self, "input", inputs[0])
         if self.axis < 0:
             raise GraphValidationError(f"merge '{self.name}' axis must be a non-negative per-sample axis, not {self.axis}")
+        if self.function == "subtract" and len(inputs) != 2:
+            raise GraphValidationError(f"subtract '{self.name}' must read 2 tensors, not {len(inputs)}")
 
     def infer_shape(self, in_shapes: Sequence[tuple[int, ...]]) -> tuple[int, ...]:
         first = tuple(in_shapes[0])
-        if self.function == "add":
+        if self.function in ELEMENTWISE:
             for name, s in zip(self.inputs[1:], in_shapes[1:]):
                 if tuple(s) != first:
-                    raise GraphValidationError(f"add '{self.name}' needs equal shapes, not {first} ('{self.inputs[0]}') "
+                    raise GraphValidationError(f"{self.function} '{self.name}' needs equal shapes, not {first} ('{self.inputs[0]}') "
                                                f"and {tuple(s)} ('{name}')")
             return first
         if self.axis >= len(first):

@@ -11,7 +11,7 @@ import numpy as np
 from ..errors import QuantizationError, UnsupportedOpError
 from .graph import Graph
 from .ops import Activation, Dense, Elu, ExpLinear, Flatten, Op, ParamRelu, PRelu, Selu, Sigmoid, Softmax, TableActivation, Tanh, Threshold
-from .merge import Merge
+from .merge import ELEMENTWISE, Merge, merge_result_type
 from .element_quant import ElementQuant, element_quant_kernel
 from .tensor_kernels import conv_kernel, pool_kernel, upsample_kernel
 from .tensor_ops import Conv, Pool, Upsample
@@ -93,14 +93,21 @@ def trace_raw(graph: Graph, x_raw: np.ndarray) -> dict[str, np.ndarray]:
 
 
 def merge_raw(op: Merge, xs: list[np.ndarray], xts: list[FixedType], in_shapes: list[tuple[int, ...]]) -> np.ndarray:
-    """Raw inputs aligned to the finest fraction bits (a left shift: exact); add sums then casts once,
-    concatenate casts each input (hls4ml's ``res[i] = data[i]``) and joins them along the axis."""
-    if op.function == "add":
-        frac = max(t.frac_bits for t in xts)
-        need = max(t.width + frac - t.frac_bits for t in xts) + (len(xs) - 1).bit_length()
-        if need > 62:
-            raise QuantizationError(f"add '{op.name}' exact sum must fit 62 bits, not need {need}; narrow the types")
-        total = sum(x << (frac - t.frac_bits) for x, t in zip(xs, xts))
+    """Element-wise merges compute exactly (inputs aligned to the finest fraction bits by a left shift; products
+    keep every bit), then cast once; concatenate casts each input (hls4ml's ``res[i] = data[i]``) and joins them."""
+    if op.function in ELEMENTWISE:
+        exact = merge_result_type(op.function, xts)
+        if exact.width > 62:
+            raise QuantizationError(f"{op.function} '{op.name}' exact result must fit 62 bits, not need {exact.width}; narrow the types")
+        if op.function == "multiply":
+            total = xs[0]
+            for x in xs[1:]:
+                total = total * x
+            return op.result_type.requantize(total, exact.frac_bits)
+        frac = exact.frac_bits
+        al = [x << (frac - t.frac_bits) for x, t in zip(xs, xts)]
+        total = ({"add": lambda a: sum(a[1:], a[0]), "subtract": lambda a: a[0] - a[1],
+                  "maximum": lambda a: np.maximum.reduce(a), "minimum": lambda a: np.minimum.reduce(a)}[op.function])(al)
         return op.result_type.requantize(total, frac)
     parts = [op.result_type.requantize(x, t.frac_bits).reshape((len(x),) + tuple(s)) for x, t, s in zip(xs, xts, in_shapes)]
     return np.concatenate(parts, axis=1 + op.axis).reshape(len(xs[0]), -1)

@@ -15,7 +15,7 @@ from ...codegen.merge_layer import merge_layer
 from ...codegen.render import clog2
 from ...ir.element_quant import ElementQuant
 from ...ir.graph import Graph, TensorSpec
-from ...ir.merge import Merge
+from ...ir.merge import ELEMENTWISE, Merge
 from ...ir.ops import Activation, Elu, ExpLinear, Op, ParamRelu, PRelu, Selu, Threshold
 from ...ir.reference import merge_raw, run_raw
 from ...ir.types import FixedType
@@ -63,12 +63,12 @@ class UnitLayer:
 
     @property
     def n(self) -> int:
-        return self.in_sizes[0] if isinstance(self.op, Merge) and self.op.function == "add" else self.n_in
+        return self.in_sizes[0] if isinstance(self.op, Merge) and self.op.function in ELEMENTWISE else self.n_in
 
     def order(self) -> np.ndarray:
         """Output element i is element ``order()[i]`` of the inputs laid side by side (input 0 first): the identity
         but for a concatenation along an axis other than the first, which interleaves its inputs."""
-        if not isinstance(self.op, Merge) or self.op.function == "add":
+        if not isinstance(self.op, Merge) or self.op.function in ELEMENTWISE:
             return np.arange(self.n)
         base = np.cumsum([0] + self.in_sizes[:-1])
         parts = [b + np.arange(n).reshape(s) for b, n, s in zip(base, self.in_sizes, self.in_shapes)]

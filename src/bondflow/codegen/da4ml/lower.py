@@ -85,6 +85,8 @@ def lower(graph: Graph) -> tuple[list[list[int]], list[dict[str, Any]]]:
 def _merge(op: Merge, graph: Graph, in_types: list[FixedType]) -> list[dict[str, Any]]:
     if len(graph.shapes()[op.name]) > 1:
         raise UnsupportedOpError(f"merge {op.function} of images", op.name, ["merges of flat tensors"], "the da4ml generator")
+    if op.function not in ("add", "concatenate"):
+        raise UnsupportedOpError(f"merge {op.function}", op.name, ["merge add", "merge concatenate"], "the da4ml generator")
     if op.function == "add":  # da4ml adds exactly; then the one cast of the golden model
         exact = merge_result_type("add", in_types)
         return [{"op": "sum", "names": list(op.inputs)}, *_cast(f"add '{op.name}' result type", exact, op.result_type)]

@@ -92,8 +92,8 @@ def keras_model_of(graph: Graph):
                 t = tensors[op.inputs[0]]
                 for k, src in enumerate(op.inputs[1:], start=1):
                     name = op.name if k == len(op.inputs) - 1 else f"{op.name}_{k}"
-                    layer = (tfk.layers.Add(name=name) if op.function == "add"
-                             else tfk.layers.Concatenate(axis=op.axis + 1, name=name))
+                    layer = (tfk.layers.Concatenate(axis=op.axis + 1, name=name) if op.function == "concatenate"
+                             else getattr(tfk.layers, op.function.capitalize())(name=name))
                     t = layer([t, tensors[src]])
                 tensors[op.name] = t
                 continue
@@ -287,8 +287,8 @@ def hls_config(graph: Graph, model, reuse_factor: "int | dict[str, int]", strate
             if isinstance(op, Merge):  # inner merges of a chain (keras_model_of): exact partial sums; a concatenation
                 types = graph.types()  # casts each input to the result type, so inner ones already use it
                 for k in range(1, len(op.inputs) - 1):
-                    t = (merge_result_type("add", [types[s] for s in op.inputs[:k + 1]]) if op.function == "add"
-                         else op.result_type)
+                    t = (op.result_type if op.function == "concatenate"
+                         else merge_result_type(op.function, [types[s] for s in op.inputs[:k + 1]]))
                     layers.setdefault(f"{op.name}_{k}", {})["Precision"] = {"result": t.to_ap()}
         elif isinstance(op, Pool):  # max is exact; the average's exact sum needs the mean's bits plus log2(N) integer bits
             xt = graph.types()[op.input]
