@@ -83,6 +83,37 @@ def ecp5_fmax(path: Path, out: Path, timeout: float, router: str = "") -> dict[s
             "ecp5_seconds": round(r["wall_seconds"], 1), "ecp5_tools": r["tools"], **({"ecp5_router": router} if router else {}), **({"ecp5_cached": True} if r["cached"] else {})}
 
 
+def ecp5_from_log(cache: Path, router: str = "") -> dict[str, Any]:
+    """What a stopped ECP5 place and route (``--ecp5-from-log``) got to, read from the newest nextpnr log under ``cache``
+    for this router: nextpnr's timing estimate after placement (before routing: not a routed fmax) and the router's
+    last iteration. Nothing is run."""
+    import re
+    logs = sorted(cache.glob("ecp5-85k-*/yosys/nextpnr.live.log"), key=lambda p: p.stat().st_mtime, reverse=True)
+    for log in logs:
+        cmd = (log.parent / "nextpnr.log").read_text(errors="replace").splitlines()[:1] if (log.parent / "nextpnr.log").exists() else []
+        text = log.read_text(errors="replace")
+        if router and f"Running {router}" not in text and not any(f"--router {router}" in c for c in cmd):
+            continue
+        est = re.search(r"Max frequency for clock '[^']*': ([0-9.]+) MHz", text)
+        iters = re.findall(r"iter=(\d+) wires=(\d+) overused=(\d+)", text)
+        out: dict[str, Any] = {"fmax_ecp5_mhz": None, "ecp5_log": str(log)}
+        lut4, dff = re.search(r"Total LUT4s:\s+(\d+)/", text), re.search(r"Total DFFs:\s+(\d+)/", text)
+        if lut4 and dff:
+            out.update(ecp5_lut4=int(lut4.group(1)), ecp5_ff=int(dff.group(1)))
+        ylog = log.parent / "yosys.log"
+        ver = re.search(r"Yosys (\d[^\s]*)", ylog.read_text(errors="replace")[:5000]) if ylog.exists() else None
+        if ver:
+            out["ecp5_yosys"] = ver.group(1)
+        if est:
+            out["ecp5_placed_estimate_mhz"] = float(est.group(1))
+        if iters:
+            (k, _, o), (_, _, o1) = iters[-1], iters[0]
+            out["ecp5_route_progress"] = f"stopped after {k} {router or 'router'} iterations: {o} wires overused ({o1} after the first)"
+        out["ecp5_error"] = "place and route stopped before routing converged; the estimate is nextpnr's after placement, not routed"
+        return out
+    return {"ecp5_error": f"no nextpnr log{' for ' + router if router else ''} under {cache}"}
+
+
 def _earlier_xilinx(example: str, design: str, digest: str) -> dict[str, Any] | None:
     """The xc7z020 figures arith.json already holds for this exact design (same digest), for --ecp5-only."""
     prev = RESULTS / "arith.json"
@@ -112,6 +143,8 @@ def main() -> None:
     ap.add_argument("--ecp5-router", default="", help="nextpnr router (router2 for jet-sized designs; default nextpnr's)")
     ap.add_argument("--ecp5-only", action="store_true",
                     help="keep the xc7z020 figures arith.json holds for the same digest; run only the ECP5 flow")
+    ap.add_argument("--ecp5-from-log", action="store_true",
+                    help="record a stopped ECP5 run from its nextpnr log in --workdir (placement estimate, routing progress)")
     ap.add_argument("--workdir", help="keep designs and synthesis here (results are cached by design digest and tool "
                                       "versions, so a rerun of an unchanged design reuses them); default a temp dir")
     a = ap.parse_args()
@@ -151,7 +184,8 @@ def main() -> None:
                         except BondflowError as e:
                             row["error"] = str(e)
                     if ex in ecp5 and name in ecp5_designs:
-                        row.update(ecp5_fmax(path, cache, a.ecp5_timeout, a.ecp5_router))
+                        row.update(ecp5_from_log(cache, a.ecp5_router) if a.ecp5_from_log
+                                   else ecp5_fmax(path, cache, a.ecp5_timeout, a.ecp5_router))
                 row["measured_utc"] = time.strftime("%Y-%m-%dT%H:%MZ", time.gmtime())
                 row["command"] = "benchmarks/bench_arith.py " + " ".join(sys.argv[1:])  # rows of several runs are merged
                 rows.append(row)
