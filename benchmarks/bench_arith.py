@@ -84,9 +84,9 @@ def ecp5_fmax(path: Path, out: Path, timeout: float, router: str = "") -> dict[s
 
 
 def ecp5_from_log(cache: Path, router: str = "") -> dict[str, Any]:
-    """What a stopped ECP5 place and route (``--ecp5-from-log``) got to, read from the newest nextpnr log under ``cache``
-    for this router: nextpnr's timing estimate after placement (before routing: not a routed fmax) and the router's
-    last iteration. Nothing is run."""
+    """What a stopped ECP5 place and route got to, read from the newest nextpnr log under ``cache`` for this router:
+    nextpnr's timing estimate after placement (before routing: not a routed fmax) and the router's last iteration.
+    Nothing is run."""
     import re
     logs = sorted(cache.glob("ecp5-85k-*/yosys/nextpnr.live.log"), key=lambda p: p.stat().st_mtime, reverse=True)
     for log in logs:
@@ -96,7 +96,7 @@ def ecp5_from_log(cache: Path, router: str = "") -> dict[str, Any]:
             continue
         est = re.search(r"Max frequency for clock '[^']*': ([0-9.]+) MHz", text)
         iters = re.findall(r"iter=(\d+) wires=(\d+) overused=(\d+)", text)
-        out: dict[str, Any] = {"fmax_ecp5_mhz": None, "ecp5_log": str(log)}
+        out: dict[str, Any] = {"ecp5_log": str(log)}
         lut4, dff = re.search(r"Total LUT4s:\s+(\d+)/", text), re.search(r"Total DFFs:\s+(\d+)/", text)
         if lut4 and dff:
             out.update(ecp5_lut4=int(lut4.group(1)), ecp5_ff=int(dff.group(1)))
@@ -112,6 +112,27 @@ def ecp5_from_log(cache: Path, router: str = "") -> dict[str, Any]:
         out["ecp5_error"] = "place and route stopped before routing converged; the estimate is nextpnr's after placement, not routed"
         return out
     return {"ecp5_error": f"no nextpnr log{' for ' + router if router else ''} under {cache}"}
+
+
+def record_stopped_ecp5(examples: list[str], designs: list[str], workdir: Path, router: str) -> None:
+    """Add a stopped ECP5 run (ecp5_from_log) to each arith.json row of these examples and designs, as its own
+    ``ecp5_stopped_run`` entry with the digest of the design it placed; the row's own figures stay as measured."""
+    prev = RESULTS / "arith.json"
+    data = json.loads(prev.read_text())
+    for ex in examples:
+        g = bondflow.load_model(next(p for p in (ROOT / "examples" / ex / n for n in ("model.h5", "model.keras")) if p.exists()))
+        for name in designs:
+            arch, opts = DESIGNS[name]
+            digest = bondflow.generate(g, arch, **opts).digest()
+            run = {"digest": digest, **ecp5_from_log(workdir / "synth" / f"{ex}-{name.replace(' ', '-')}", router),
+                   "recorded_utc": time.strftime("%Y-%m-%dT%H:%MZ", time.gmtime())}
+            row = next((r for r in data["rows"] if (r["example"], r["design"]) == (ex, name)), None)
+            if row is None:
+                print(f"{ex} {name}: no arith.json row to add the stopped run to", flush=True)
+                continue
+            row["ecp5_stopped_run"] = run
+            print(f"{ex} {name}: {run}", flush=True)
+    write("arith", data)
 
 
 def _earlier_xilinx(example: str, design: str, digest: str) -> dict[str, Any] | None:
@@ -148,6 +169,11 @@ def main() -> None:
     ap.add_argument("--workdir", help="keep designs and synthesis here (results are cached by design digest and tool "
                                       "versions, so a rerun of an unchanged design reuses them); default a temp dir")
     a = ap.parse_args()
+    if a.ecp5_from_log:
+        if not a.workdir:
+            ap.error("--ecp5-from-log reads the nextpnr logs of --workdir: give it")
+        record_stopped_ecp5(a.examples.split(","), [d for d in a.ecp5_designs.split(",") if d], Path(a.workdir), a.ecp5_router)
+        return
     rows: list[dict[str, Any]] = []
     ecp5 = set(filter(None, a.ecp5.split(",")))
     ecp5_designs = set(filter(None, a.ecp5_designs.split(",")))
@@ -184,8 +210,7 @@ def main() -> None:
                         except BondflowError as e:
                             row["error"] = str(e)
                     if ex in ecp5 and name in ecp5_designs:
-                        row.update(ecp5_from_log(cache, a.ecp5_router) if a.ecp5_from_log
-                                   else ecp5_fmax(path, cache, a.ecp5_timeout, a.ecp5_router))
+                        row.update(ecp5_fmax(path, cache, a.ecp5_timeout, a.ecp5_router))
                 row["measured_utc"] = time.strftime("%Y-%m-%dT%H:%MZ", time.gmtime())
                 row["command"] = "benchmarks/bench_arith.py " + " ".join(sys.argv[1:])  # rows of several runs are merged
                 rows.append(row)
