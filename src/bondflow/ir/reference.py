@@ -98,7 +98,8 @@ def merge_raw(op: Merge, xs: list[np.ndarray], xts: list[FixedType], in_shapes: 
     if op.function in ELEMENTWISE:
         exact = merge_result_type(op.function, xts)
         if exact.width > 62:
-            raise QuantizationError(f"{op.function} '{op.name}' exact result must fit 62 bits, not need {exact.width}; narrow the types")
+            what = {"add": "sum", "subtract": "difference", "multiply": "product"}.get(op.function, "values")
+            raise QuantizationError(f"{op.function} '{op.name}' exact {what} must fit 62 bits, not need {exact.width}; narrow the types")
         if op.function == "multiply":
             total = xs[0]
             for x in xs[1:]:
