@@ -97,9 +97,9 @@ def _combine(function: str, terms: list[str], signed: bool) -> str:
     if function == "multiply":
         cast = (lambda e: f"$signed({e})") if signed else (lambda e: e)
         return " * ".join(cast(t) for t in terms)
-    pick, cast = (">", "$signed") if function == "maximum" else ("<", "$signed")
+    pick = ">" if function == "maximum" else "<"
     out = terms[0]
     for t in terms[1:]:  # a running max/min over the inputs, compared as the exact type's values
-        a, b = (f"{cast}({out})", f"{cast}({t})") if signed else (out, t)
+        a, b = (f"$signed({out})", f"$signed({t})") if signed else (out, t)
         out = f"(({a} {pick} {b}) ? {out} : {t})"
     return out

@@ -5,7 +5,7 @@ import json
 from typing import Any
 
 from ..errors import UnsupportedOpError
-from ..ir.ops import Elu, ExpLinear, Op, Selu, Softmax, TableActivation
+from ..ir.ops import Elu, LookupOp, Op, Selu, Softmax
 from ..ir.types import FixedType
 from .onnx_relu import _text
 from .quant import slope_type
@@ -22,8 +22,7 @@ MERGE_KINDS = {"Add": "add", "Sub": "subtract", "Mul": "multiply", "Max": "maxim
 #: Softmax/Sigmoid/Tanh are exact functions; the hardware's lookup tables would otherwise come back as defaults.
 TABLE_KEY = "bondflow.table"
 _FIELDS = {Softmax: ("table_size", "exp_table_type", "inv_table_type", "implementation"),
-           TableActivation: ("table_size", "table_type"), Elu: ("table_size", "table_type", "alpha", "alpha_type"),
-           ExpLinear: ("table_size", "table_type")}
+           Elu: ("table_size", "table_type", "alpha", "alpha_type"), LookupOp: ("table_size", "table_type")}
 
 
 def table_settings(op: Op) -> str | None:

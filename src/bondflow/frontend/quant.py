@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import QuantizationError
-from ..ir.ops import Dense, Threshold
+from ..ir.ops import Dense, PRelu, Threshold
 from ..ir.tensor_ops import Conv
 from ..ir.types import FixedType
 
@@ -63,11 +63,10 @@ def slopes_type(alphas: np.ndarray, layer: str) -> tuple[np.ndarray, FixedType]:
 
 
 def prelu_op(name: str, cur: str, rtype: FixedType, alphas: np.ndarray, shape: tuple[int, ...], layer: str,
-             alpha_type: FixedType | None = None) -> Any:
+             alpha_type: FixedType | None = None) -> PRelu:
     """A PRelu op from float slopes broadcast over the per-sample ``shape`` (channels last): per channel when every
     pixel of an image has the same slopes, else per element (or one slope for all). ``alpha_type`` (bondflow's own
     export) holds every slope exactly; without it slopes_type chooses."""
-    from ..ir.ops import PRelu
     full = np.broadcast_to(np.asarray(alphas, dtype=np.float64), shape)
     if np.all(full == full.reshape(-1)[0]):
         a = full.reshape(-1)[:1]

@@ -7,7 +7,7 @@ import numpy as np
 
 from ..errors import ConfigError
 from .graph import Graph
-from .merge import Merge, merge_result_type
+from .merge import Merge, combine, merge_result_type
 from .ops import Activation, Dense, Elu, Flatten, ParamRelu, PRelu, Selu, Sigmoid, Softmax, Tanh
 from .tensor_kernels import patches
 from .tensor_ops import Conv, Pool, pool_result_type
@@ -42,10 +42,7 @@ def float_trace(graph: Graph, x: np.ndarray) -> dict[str, np.ndarray]:
         v = values[op.input]
         if isinstance(op, Merge):
             xs = [values[s].reshape((len(v),) + shapes[s]) for s in op.inputs]
-            fn = {"add": lambda a: sum(a[1:], a[0]), "subtract": lambda a: a[0] - a[1], "multiply": lambda a: np.prod(a, axis=0),
-                  "maximum": lambda a: np.max(a, axis=0), "minimum": lambda a: np.min(a, axis=0),
-                  "concatenate": lambda a: np.concatenate(a, axis=1 + op.axis)}[op.function]
-            out = fn(xs)
+            out = np.concatenate(xs, axis=1 + op.axis) if op.function == "concatenate" else combine(op.function, xs)
             values[op.name] = out.reshape(len(v), -1)
         elif isinstance(op, Dense):
             w = op.weight_type.to_float(op.weight)

@@ -5,14 +5,26 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, ClassVar, Sequence
 
+import numpy as np
+
 from ..errors import GraphValidationError, QuantizationError
 from .ops import OP_KINDS, Op
 from .types import MAX_WIDTH, FixedType
 
-__all__ = ["Merge", "merge_result_type", "ELEMENTWISE"]
+__all__ = ["Merge", "merge_result_type", "ELEMENTWISE", "combine"]
 
 #: Merges of equal shapes, element by element (hls4ml's Add, Subtract, Multiply, Maximum, Minimum).
 ELEMENTWISE = ("add", "subtract", "multiply", "maximum", "minimum")
+
+
+def combine(function: str, xs: Sequence[Any]) -> Any:
+    """The element-wise merge ``function`` of equal-shaped arrays (exact for integers on one grid, or floats)."""
+    if function == "subtract":
+        return xs[0] - xs[1]
+    out = xs[0]
+    for x in xs[1:]:
+        out = {"add": lambda a, b: a + b, "multiply": lambda a, b: a * b, "maximum": np.maximum, "minimum": np.minimum}[function](out, x)
+    return out
 
 
 def _signed_int_bits(t: FixedType, signed: bool) -> int:

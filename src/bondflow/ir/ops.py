@@ -10,7 +10,7 @@ import numpy as np
 from ..errors import GraphValidationError, QuantizationError
 from .types import FixedType
 
-__all__ = ["Op", "Dense", "Activation", "ParamRelu", "PRelu", "Softmax", "TableActivation", "Sigmoid", "Tanh", "ExpLinear", "Elu", "Selu",
+__all__ = ["Op", "Dense", "Activation", "ParamRelu", "PRelu", "Softmax", "LookupOp", "TableActivation", "Sigmoid", "Tanh", "ExpLinear", "Elu", "Selu",
            "Flatten", "Threshold", "OP_KINDS", "frozen_array"]
 
 
@@ -278,20 +278,26 @@ class Softmax(Op):
 
 
 @dataclass(frozen=True, eq=False)
-class TableActivation(Op):
-    """An hls4ml element-wise table activation: inputs in [-half_range, half_range) index a ``table_size`` table
-    of ``table_type`` values; outside it the first or last entry (nnet_activation.h's sigmoid and tanh)."""
+class LookupOp(Op):
+    """An element-wise op reading a ``table_size`` table of ``table_type`` values (the base of the two families below)."""
 
     table_size: int = 1024
     table_type: FixedType = FixedType(18, 8)
     elementwise: ClassVar[bool] = True
-    #: hls4ml's fixed table range: index = trunc(x * N / (2 * half_range)) + N / 2.
-    half_range: ClassVar[int] = 8
 
     def to_dict(self) -> dict[str, Any]:
         d = super().to_dict()
         d.update(table_size=self.table_size, table_type=str(self.table_type))
         return d
+
+
+@dataclass(frozen=True, eq=False)
+class TableActivation(LookupOp):
+    """An hls4ml element-wise table activation: inputs in [-half_range, half_range) index a ``table_size`` table
+    of ``table_type`` values; outside it the first or last entry (nnet_activation.h's sigmoid and tanh)."""
+
+    #: hls4ml's fixed table range: index = trunc(x * N / (2 * half_range)) + N / 2.
+    half_range: ClassVar[int] = 8
 
 
 @dataclass(frozen=True, eq=False)
@@ -311,24 +317,16 @@ class Tanh(TableActivation):
 
 
 @dataclass(frozen=True, eq=False)
-class ExpLinear(Op):
+class ExpLinear(LookupOp):
     """hls4ml's exponential linear units (nnet::elu, nnet::selu): x >= 0 takes a linear branch; x < 0 indexes a
     ``table_size`` table of ``table_type`` values at v = -8 i / N with index min(floor(-x * N / 8), N - 1)."""
 
-    table_size: int = 1024
-    table_type: FixedType = FixedType(18, 8)
-    elementwise: ClassVar[bool] = True
     #: hls4ml's fixed table range: [-8, 0).
     RANGE: ClassVar[int] = 8
 
     def __post_init__(self) -> None:
         if self.table_size < 2:
             raise GraphValidationError(f"{self.kind} '{self.name}' table size must be at least 2, not {self.table_size}")
-
-    def to_dict(self) -> dict[str, Any]:
-        d = super().to_dict()
-        d.update(table_size=self.table_size, table_type=str(self.table_type))
-        return d
 
 
 @dataclass(frozen=True, eq=False)

@@ -11,7 +11,7 @@ import numpy as np
 from ..errors import QuantizationError, UnsupportedOpError
 from .graph import Graph
 from .ops import Activation, Dense, Elu, ExpLinear, Flatten, Op, ParamRelu, PRelu, Selu, Sigmoid, Softmax, TableActivation, Tanh, Threshold
-from .merge import ELEMENTWISE, Merge, merge_result_type
+from .merge import ELEMENTWISE, Merge, combine, merge_result_type
 from .element_quant import ElementQuant, element_quant_kernel
 from .tensor_kernels import conv_kernel, pool_kernel, upsample_kernel
 from .tensor_ops import Conv, Pool, Upsample
@@ -100,16 +100,9 @@ def merge_raw(op: Merge, xs: list[np.ndarray], xts: list[FixedType], in_shapes: 
         if exact.width > 62:
             what = {"add": "sum", "subtract": "difference", "multiply": "product"}.get(op.function, "values")
             raise QuantizationError(f"{op.function} '{op.name}' exact {what} must fit 62 bits, not need {exact.width}; narrow the types")
-        if op.function == "multiply":
-            total = xs[0]
-            for x in xs[1:]:
-                total = total * x
-            return op.result_type.requantize(total, exact.frac_bits)
-        frac = exact.frac_bits
-        al = [x << (frac - t.frac_bits) for x, t in zip(xs, xts)]
-        total = ({"add": lambda a: sum(a[1:], a[0]), "subtract": lambda a: a[0] - a[1],
-                  "maximum": lambda a: np.maximum.reduce(a), "minimum": lambda a: np.minimum.reduce(a)}[op.function])(al)
-        return op.result_type.requantize(total, frac)
+        # a product keeps every fraction bit; the others align their inputs to the finest grid first (exact)
+        al = xs if op.function == "multiply" else [x << (exact.frac_bits - t.frac_bits) for x, t in zip(xs, xts)]
+        return op.result_type.requantize(combine(op.function, al), exact.frac_bits)
     parts = [op.result_type.requantize(x, t.frac_bits).reshape((len(x),) + tuple(s)) for x, t, s in zip(xs, xts, in_shapes)]
     return np.concatenate(parts, axis=1 + op.axis).reshape(len(xs[0]), -1)
 

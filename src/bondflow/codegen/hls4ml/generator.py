@@ -20,7 +20,7 @@ from ...ir.element_quant import ElementQuant
 from ...ir.graph import Graph
 from ...ir.reference import SOFTMAX_ACCUM_TYPE
 from ...ir.merge import Merge, merge_result_type
-from ...ir.ops import Activation, Dense, Elu, ExpLinear, Flatten, Op, ParamRelu, PRelu, Selu, Softmax, TableActivation
+from ...ir.ops import Activation, Dense, Elu, Flatten, LookupOp, Op, ParamRelu, PRelu, Selu, Softmax, TableActivation
 from ...ir.tensor_ops import Conv, Pool, Upsample, same_pads
 from ...ir.types import FixedType
 from ...progress import get_reporter
@@ -297,7 +297,7 @@ def hls_config(graph: Graph, model, reuse_factor: "int | dict[str, int]", strate
             lc["Precision"] = {"result": op.result_type.to_ap(), "accum": acc.to_ap()}
         elif isinstance(op, Upsample) or (isinstance(op, Flatten) and graph.is_shaped()):
             lc["Precision"] = {"result": op.result_type.to_ap()}
-        elif isinstance(op, (TableActivation, ExpLinear)):
+        elif isinstance(op, LookupOp):  # sigmoid, tanh, elu, selu
             lc["Precision"] = {"result": op.result_type.to_ap()}
             if isinstance(op, Elu):  # the slope is a value of alpha_type: param_t holds it exactly
                 lc["Precision"]["param"] = op.alpha_type.to_ap()
